@@ -1,0 +1,86 @@
+# gradlab - see README.md. `make` builds build/libgradlab.a and the programs; `make test` runs the tests;
+# `make SANITIZE=1 test` does both under AddressSanitizer + UndefinedBehaviorSanitizer (in build/sanitize).
+CC      ?= gcc
+PYTHON  ?= python3
+SANITIZE ?= 0
+CUDA    ?= 0
+
+ifeq ($(SANITIZE),1)
+  BUILD  := build/sanitize
+  OPT    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  LDSAN  := -fsanitize=address,undefined
+else
+  BUILD  := build
+  OPT    := -O2
+  LDSAN  :=
+endif
+
+WARN     := -Wall -Wextra -Werror
+CFLAGS   := -std=c11 $(OPT) $(WARN) -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Icore -Ikernels/cpu
+LDLIBS   := -fopenmp -lm $(LDSAN)
+
+# Per-ISA flags: only the kernel builds get SIMD flags; the run-time dispatcher picks one (kernels/cpu/dispatch.c).
+VEC_scalar := -DGL_VL=1 -fno-tree-vectorize
+VEC_avx2   := -DGL_VL=8 -O3 -mavx2 -mfma -ffp-contract=fast
+VEC_avx512 := -DGL_VL=16 -O3 -mavx512f -ffp-contract=fast
+
+CORE_SRC := $(wildcard core/*.c)
+KERN_SRC := kernels/cpu/gemm.c kernels/cpu/dispatch.c
+LIB_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(KERN_SRC:%.c=$(BUILD)/obj/%.o) \
+            $(BUILD)/obj/kernels/cpu/vec_scalar.o $(BUILD)/obj/kernels/cpu/vec_avx2.o $(BUILD)/obj/kernels/cpu/vec_avx512.o
+LIB      := $(BUILD)/libgradlab.a
+
+PROGRAMS := $(BUILD)/autograd_demo
+TEST_SRC := $(wildcard tests/test_*.c)
+TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test run bench bench-gemm clean check-cuda
+all: check-cuda $(LIB) $(PROGRAMS)
+
+check-cuda:
+ifeq ($(CUDA),1)
+	@echo "gradlab: the CUDA backend (CUDA=1) is not built yet; it has its own issue. Build without CUDA=1." >&2
+	@exit 2
+endif
+
+$(BUILD)/obj/%.o: %.c $(wildcard core/*.h kernels/cpu/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/kernels/cpu/vec_%.o: kernels/cpu/vec.c kernels/cpu/simd.h kernels/cpu/kernels.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(VEC_$*) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/autograd_demo: examples/autograd_demo.c $(LIB)
+	$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
+
+# ---- tests (Criterion) ----
+$(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< -o $@ $(LIB) -lcriterion $(LDLIBS)
+
+test: check-cuda $(TESTS)
+	@set -e; for t in $(TESTS); do echo "== $$t"; OMP_NUM_THREADS=2 $$t --jobs 1; done
+	@echo "all test binaries passed"
+
+# ---- the default job ----
+run: $(BUILD)/autograd_demo
+	./$(BUILD)/autograd_demo --data data/tinyshakespeare/input.txt
+
+# ---- benchmarks (peers are linked into benchmarks only) ----
+$(BUILD)/bench_gemm: bench/bench_gemm.c $(LIB)
+	$(CC) $(CFLAGS) -I/usr/include/x86_64-linux-gnu/openblas-pthread $< -o $@ $(LIB) -lopenblas $(LDLIBS)
+
+bench-gemm: $(BUILD)/bench_gemm
+	@mkdir -p out/bench
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_THREAD_TIMEOUT=4 OMP_WAIT_POLICY=passive \
+	  ./$(BUILD)/bench_gemm --json out/bench/gemm.json $(BENCH_ARGS)
+
+bench: bench-gemm
+
+clean:
+	rm -rf build out

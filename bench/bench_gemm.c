@@ -1,0 +1,204 @@
+/* bench-gemm: GFLOP/s of gradlab's GEMM against OpenBLAS's cblas_sgemm, side by side in one process.
+ *
+ * For each thread count, shape and transposition case, the two run alternately (ours, OpenBLAS, ours, ...);
+ * each pair gives a ratio ours/OpenBLAS and the table shows the median ratio, so a slow phase of this noisy
+ * machine hits both sides of a pair. Results also go to a JSON file (written to a temp name, then renamed).
+ * Peak fp32 = cores x 2 FMA units x 16 lanes x 2 flops x GHz, the GHz read from /proc/cpuinfo unless --ghz.
+ *
+ * Both libraries park their worker threads by spinning for a while after each call (OpenBLAS ~2^28 cycles by
+ * default, libgomp its spin count). Alternating calls on 2 cores, the spinning workers of one would steal the
+ * other's second core (we measured ours at 18 GFLOP/s instead of 300 that way). So `make bench-gemm` runs with
+ * OPENBLAS_THREAD_TIMEOUT=4 and OMP_WAIT_POLICY=passive: both sides' workers sleep as soon as a call ends, and
+ * each call pays the same small wake-up cost. The program warns when either is missing.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kernels.h"
+
+void openblas_set_num_threads(int);
+
+typedef struct {
+    int M, K, N;
+} shape;
+
+static const shape shapes[] = {{2048, 384, 1152}, {2048, 384, 1536}, {2048, 1536, 384},
+                               {256, 768, 2304},  {256, 768, 50304}, {2048, 2048, 2048}};
+static const char *const case_names[] = {"A.B", "A.B^T", "A^T.B"};
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static double cpu_ghz(void) {
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    double mhz = 0.0;
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "cpu MHz", 7) == 0) {
+            char *colon = strchr(line, ':');
+            if (colon) mhz = atof(colon + 1);
+            break;
+        }
+    if (f) fclose(f);
+    return mhz > 0 ? mhz / 1000.0 : 2.0;
+}
+
+static void usage(const char *argv0) {
+    fprintf(stderr,
+            "usage: %s [--threads 1,2] [--pairs N] [--quick] [--ghz F] [--json PATH]\n"
+            "  --threads  comma-separated thread counts (default 1,2)\n"
+            "  --pairs    alternating ours/OpenBLAS pairs per case (default 5)\n"
+            "  --quick    only the first two shapes\n"
+            "  --ghz      clock used for the peak (default: cpu MHz from /proc/cpuinfo)\n"
+            "  --json     also write the figures here\n",
+            argv0);
+    exit(2);
+}
+
+int main(int argc, char **argv) {
+    int threads[8] = {1, 2}, n_threads = 2, pairs = 5, n_shapes = (int)(sizeof shapes / sizeof *shapes);
+    double ghz = cpu_ghz();
+    const char *json_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            n_threads = 0;
+            for (char *tok = strtok(argv[++i], ","); tok && n_threads < 8; tok = strtok(NULL, ",")) {
+                threads[n_threads] = atoi(tok);
+                if (threads[n_threads] < 1) usage(argv[0]);
+                n_threads++;
+            }
+        } else if (!strcmp(argv[i], "--pairs") && i + 1 < argc) {
+            pairs = atoi(argv[++i]);
+            if (pairs < 1 || pairs > 101) usage(argv[0]);
+        } else if (!strcmp(argv[i], "--quick")) {
+            n_shapes = 2;
+        } else if (!strcmp(argv[i], "--ghz") && i + 1 < argc) {
+            ghz = atof(argv[++i]);
+            if (ghz <= 0) usage(argv[0]);
+        } else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
+            json_path = argv[++i];
+        } else {
+            usage(argv[0]);
+        }
+    }
+    int cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    const char *ob_timeout = getenv("OPENBLAS_THREAD_TIMEOUT"), *wait_policy = getenv("OMP_WAIT_POLICY");
+    if (!ob_timeout || !wait_policy || strcmp(wait_policy, "passive") != 0)
+        fprintf(stderr, "bench_gemm: warning: run with OPENBLAS_THREAD_TIMEOUT=4 OMP_WAIT_POLICY=passive (as make "
+                        "bench-gemm does), or each library's spinning workers slow the other down\n");
+    if (getenv("OPENBLAS_CORETYPE"))
+        fprintf(stderr, "bench_gemm: warning: OPENBLAS_CORETYPE=%s holds OpenBLAS to that core type; unset it to "
+                        "measure the peer at its best\n", getenv("OPENBLAS_CORETYPE"));
+    printf("gradlab GEMM benchmark: kernels %s, OpenBLAS %s\n", gl_isa_name(gl_isa_active()), OPENBLAS_VERSION);
+    printf("peak fp32 per core = 2 FMA units x 16 lanes x 2 flops x %.2f GHz = %.0f GFLOP/s (%d cores online)\n",
+           ghz, 64.0 * ghz, cores);
+    printf("each row: median of %d alternating pairs; ratio = median of pairwise ours/OpenBLAS\n\n", pairs);
+    printf("%3s %-18s %-6s %9s %9s %7s %7s %7s %9s\n", "thr", "M x K x N", "case", "ours GF", "blas GF", "ratio",
+           "ours%pk", "blas%pk", "max|diff|");
+
+    FILE *js = NULL;
+    char tmp_path[4096];
+    if (json_path) {
+        snprintf(tmp_path, sizeof tmp_path, "%s.tmp", json_path);
+        js = fopen(tmp_path, "w");
+        if (!js) {
+            fprintf(stderr, "bench_gemm: cannot write %s\n", tmp_path);
+            return 1;
+        }
+        fprintf(js, "{\n  \"benchmark\": \"gemm\",\n  \"kernels\": \"%s\",\n  \"peer\": \"OpenBLAS %s\",\n",
+                gl_isa_name(gl_isa_active()), OPENBLAS_VERSION);
+        fprintf(js, "  \"ghz\": %.3f,\n  \"peak_gflops_per_core\": %.1f,\n  \"pairs\": %d,\n  \"results\": [", ghz,
+                64.0 * ghz, pairs);
+    }
+    int first_row = 1;
+    for (int ti = 0; ti < n_threads; ti++) {
+        int nt = threads[ti];
+        omp_set_num_threads(nt);
+        openblas_set_num_threads(nt);
+        double peak = 64.0 * ghz * nt;
+        double ratios_all[64];
+        int n_ratios = 0;
+        for (int si = 0; si < n_shapes; si++) {
+            int M = shapes[si].M, K = shapes[si].K, N = shapes[si].N;
+            float *A = malloc((size_t)M * K * 4), *B = malloc((size_t)K * N * 4);
+            float *C1 = malloc((size_t)M * N * 4), *C2 = malloc((size_t)M * N * 4);
+            srand(1234);
+            for (size_t i = 0; i < (size_t)M * K; i++) A[i] = (float)rand() / RAND_MAX - 0.5f;
+            for (size_t i = 0; i < (size_t)K * N; i++) B[i] = (float)rand() / RAND_MAX - 0.5f;
+            for (int c = 0; c < 3; c++) {
+                int ta = c == 2, tb = c == 1;
+                int lda = ta ? M : K, ldb = tb ? K : N;
+                double flops = 2.0 * M * N * K, t_ours[101], t_blas[101], ratio[101];
+                for (int r = -1; r < pairs; r++) { /* r = -1 warms both up */
+                    double t0 = now();
+                    gl_gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C1, N);
+                    double t1 = now();
+                    double t2 = now();
+                    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
+                                K, 1.0f, A, lda, B, ldb, 0.0f, C2, N);
+                    double t3 = now();
+                    if (r < 0) continue;
+                    t_ours[r] = t1 - t0;
+                    t_blas[r] = t3 - t2;
+                    ratio[r] = t_blas[r] / t_ours[r];
+                }
+                double diff = 0.0;
+                for (size_t i = 0; i < (size_t)M * N; i++) diff = fmax(diff, fabs((double)C1[i] - C2[i]));
+                double gf_ours = flops / median(t_ours, pairs) / 1e9, gf_blas = flops / median(t_blas, pairs) / 1e9;
+                double rmed = median(ratio, pairs);
+                ratios_all[n_ratios++] = rmed;
+                char dims[32];
+                snprintf(dims, sizeof dims, "%dx%dx%d", M, K, N);
+                printf("%3d %-18s %-6s %9.1f %9.1f %7.2f %6.0f%% %6.0f%% %9.2e\n", nt, dims, case_names[c], gf_ours,
+                       gf_blas, rmed, 100 * gf_ours / peak, 100 * gf_blas / peak, diff);
+                fflush(stdout);
+                if (js) {
+                    fprintf(js,
+                            "%s\n    {\"threads\": %d, \"M\": %d, \"K\": %d, \"N\": %d, \"case\": \"%s\", "
+                            "\"ours_gflops\": %.2f, \"openblas_gflops\": %.2f, \"ratio\": %.4f, "
+                            "\"ours_peak_fraction\": %.4f, \"openblas_peak_fraction\": %.4f, \"max_abs_diff\": %.3e}",
+                            first_row ? "" : ",", nt, M, K, N, case_names[c], gf_ours, gf_blas, rmed, gf_ours / peak,
+                            gf_blas / peak, diff);
+                    first_row = 0;
+                }
+            }
+            free(A);
+            free(B);
+            free(C1);
+            free(C2);
+        }
+        printf("%3d threads: median ratio ours/OpenBLAS over all cases = %.3f\n\n", nt, median(ratios_all, n_ratios));
+        if (js) fprintf(js, "%s\n    {\"threads\": %d, \"summary_median_ratio\": %.4f}", first_row ? "" : ",", nt,
+                        median(ratios_all, n_ratios));
+        first_row = 0;
+    }
+    if (js) {
+        fprintf(js, "\n  ]\n}\n");
+        if (fflush(js) != 0 || fsync(fileno(js)) != 0 || fclose(js) != 0 || rename(tmp_path, json_path) != 0) {
+            fprintf(stderr, "bench_gemm: could not finish writing %s\n", json_path);
+            remove(tmp_path);
+            return 1;
+        }
+        printf("wrote %s\n", json_path);
+    }
+    return 0;
+}

@@ -1,0 +1,61 @@
+/* gradlab ops: each builds its output in the arena and, when a gradient is needed, records one tape node.
+ * Forward and backward of an op sit next to each other in one file:
+ *   ops_elementwise.c  add sub mul div (broadcasting), add_scalar mul_scalar, exp log tanh sigmoid relu gelu
+ *   ops_matmul.c       matmul (2-D and batched; transposed views go to the GEMM as flags, never copied)
+ *   ops_reduce.c       sum, mean (over an axis or all)
+ *   ops_nn.c           softmax, log_softmax, cross_entropy, layernorm, embedding, dropout
+ *   ops_shape.c        reshape, transpose, contiguous, slice, concat
+ * Inputs that are non-contiguous views are made contiguous first (a recorded copy) except by matmul.
+ * A shape error stops the program with a message naming the op and the shapes involved.
+ */
+#ifndef GRADLAB_OPS_H
+#define GRADLAB_OPS_H
+
+#include "rng.h"
+#include "tensor.h"
+
+/* ---- elementwise; binary ops broadcast as NumPy does (align trailing dims; size-1 dims stretch) ---- */
+gl_tensor *gl_add(gl_tensor *a, gl_tensor *b);
+gl_tensor *gl_sub(gl_tensor *a, gl_tensor *b);
+gl_tensor *gl_mul(gl_tensor *a, gl_tensor *b);
+gl_tensor *gl_div(gl_tensor *a, gl_tensor *b);
+gl_tensor *gl_add_scalar(gl_tensor *a, float s);
+gl_tensor *gl_mul_scalar(gl_tensor *a, float s);
+gl_tensor *gl_exp(gl_tensor *x);
+gl_tensor *gl_log(gl_tensor *x);
+gl_tensor *gl_tanh(gl_tensor *x);
+gl_tensor *gl_sigmoid(gl_tensor *x);
+gl_tensor *gl_relu(gl_tensor *x);
+gl_tensor *gl_gelu(gl_tensor *x); /* tanh approximation, as GPT-2 */
+
+/* ---- matmul: a [..., M, K] @ b [..., K, N] -> [..., M, N]; b may be 2-D (shared by every batch) ---- */
+gl_tensor *gl_matmul(gl_tensor *a, gl_tensor *b);
+
+/* ---- reductions ---- */
+gl_tensor *gl_sum(gl_tensor *x, int axis, bool keepdim);
+gl_tensor *gl_mean(gl_tensor *x, int axis, bool keepdim);
+gl_tensor *gl_sum_all(gl_tensor *x);  /* shape [] */
+gl_tensor *gl_mean_all(gl_tensor *x); /* shape [] */
+
+/* ---- neural-net ops ---- */
+gl_tensor *gl_softmax(gl_tensor *x);     /* over the last axis */
+gl_tensor *gl_log_softmax(gl_tensor *x); /* over the last axis */
+/* mean over rows of -log softmax(logits)[target]; logits [..., V], targets: one int per row (numel / V of them).
+ * Rows whose target == ignore_index are skipped (pass a negative value such as -1 to skip none you use);
+ * if every row is ignored the loss is 0. A target outside [0, V) that is not ignore_index is fatal. */
+gl_tensor *gl_cross_entropy(gl_tensor *logits, const int32_t *targets, int ignore_index);
+/* over the last axis: (x - mean) / sqrt(var + eps) * w + b; w, b of shape [C] or NULL */
+gl_tensor *gl_layernorm(gl_tensor *x, gl_tensor *w, gl_tensor *b, float eps);
+/* rows of weight [V, C] picked by ids; out shape = ids_shape + [C] */
+gl_tensor *gl_embedding(gl_tensor *weight, const int32_t *ids, int ids_ndim, const int *ids_shape);
+/* zero each element with probability p and scale the rest by 1/(1-p); identity when !training or p == 0 */
+gl_tensor *gl_dropout(gl_tensor *x, float p, gl_rng *rng, bool training);
+
+/* ---- shape ---- */
+gl_tensor *gl_reshape(gl_tensor *x, int ndim, const int *shape); /* one size may be -1 */
+gl_tensor *gl_transpose(gl_tensor *x, int dim0, int dim1);       /* a view */
+gl_tensor *gl_contiguous(gl_tensor *x);                          /* x itself if already contiguous */
+gl_tensor *gl_slice(gl_tensor *x, int axis, int start, int end); /* [start, end) along axis, copied */
+gl_tensor *gl_concat(gl_tensor *const *xs, int n, int axis);
+
+#endif

@@ -1,0 +1,129 @@
+/* matmul: forward and backward as GEMM calls. A transposed view (gl_transpose of the last two dims) is passed
+ * to the GEMM as a transpose flag with its leading dimension, so x @ W^T never copies W. */
+#include "kernels.h"
+#include "ops.h"
+
+/* How the last two dims of t sit in memory: row-major (trans 0) or its transpose (trans 1), with leading dim. */
+static bool matrix_layout(const gl_tensor *t, int *trans, int *ld) {
+    int r = t->ndim - 2, c = t->ndim - 1;
+    int64_t sr = t->shape[r] == 1 ? t->shape[c] : t->stride[r];
+    int64_t sc = t->shape[c] == 1 ? 1 : t->stride[c];
+    if (sc == 1 && sr >= t->shape[c]) {
+        *trans = 0;
+        *ld = (int)(sr > 0 ? sr : 1);
+        return true;
+    }
+    sr = t->shape[r] == 1 ? 1 : t->stride[r];
+    sc = t->shape[c] == 1 ? t->shape[r] : t->stride[c];
+    if (sr == 1 && sc >= t->shape[r]) {
+        *trans = 1;
+        *ld = (int)(sc > 0 ? sc : 1);
+        return true;
+    }
+    return false;
+}
+
+/* offset of batch index bi (row-major over the leading dims) */
+static int64_t batch_offset(const gl_tensor *t, int64_t bi) {
+    int64_t off = 0;
+    for (int d = t->ndim - 3; d >= 0; d--) {
+        off += (bi % t->shape[d]) * t->stride[d];
+        bi /= t->shape[d];
+    }
+    return off;
+}
+
+typedef struct {
+    int M, N, K;
+    int64_t batches; /* GEMM calls */
+    int ta, tb, lda, ldb;
+    bool b_shared; /* b is 2-D: the same matrix for every batch */
+} mm_plan;
+
+static mm_plan plan_matmul(gl_tensor *a, gl_tensor *b) {
+    char sa[64], sb[64];
+    if (a->ndim < 2 || b->ndim < 2)
+        gl_fatal("matmul", "both operands need at least 2 dimensions, got %s @ %s", gl_shape_str(a, sa, sizeof sa),
+                 gl_shape_str(b, sb, sizeof sb));
+    mm_plan p = {0};
+    p.M = a->shape[a->ndim - 2];
+    p.K = a->shape[a->ndim - 1];
+    p.N = b->shape[b->ndim - 1];
+    if (b->shape[b->ndim - 2] != p.K)
+        gl_fatal("matmul", "inner dimensions differ: %s @ %s (%d != %d)", gl_shape_str(a, sa, sizeof sa),
+                 gl_shape_str(b, sb, sizeof sb), p.K, b->shape[b->ndim - 2]);
+    p.b_shared = b->ndim == 2;
+    if (!p.b_shared) {
+        bool ok = a->ndim == b->ndim;
+        for (int d = 0; ok && d < a->ndim - 2; d++) ok = a->shape[d] == b->shape[d];
+        if (!ok)
+            gl_fatal("matmul", "batch dimensions differ: %s @ %s (b must be 2-D or have a's batch dims)",
+                     gl_shape_str(a, sa, sizeof sa), gl_shape_str(b, sb, sizeof sb));
+    }
+    p.batches = 1;
+    for (int d = 0; d < a->ndim - 2; d++) p.batches *= a->shape[d];
+    return p;
+}
+
+static void matmul_backward(gl_node *n) {
+    gl_tensor *a = n->in[0], *b = n->in[1], *c = n->out;
+    mm_plan p = plan_matmul(a, b);
+    p.ta = n->ival[0];
+    p.tb = n->ival[1];
+    p.lda = n->ival[2];
+    p.ldb = n->ival[3];
+    int M = p.M, N = p.N, K = p.K;
+    if (n->fval[0] != 0.0f) { /* batches folded into one GEMM of M*batches rows */
+        M *= (int)p.batches;
+        p.batches = 1;
+    }
+    for (int64_t bi = 0; bi < p.batches; bi++) {
+        const float *A = a->data + batch_offset(a, bi);
+        const float *B = b->data + (p.b_shared ? 0 : batch_offset(b, bi));
+        const float *dC = c->grad + bi * (int64_t)M * N;
+        if (a->requires_grad) {
+            float *dA = a->grad + batch_offset(a, bi);
+            if (!p.ta) /* dA (M x K) += dC op(B)^T */
+                gl_gemm(0, !p.tb, M, K, N, 1.0f, dC, N, B, p.ldb, 1.0f, dA, p.lda);
+            else /* A stored K x M: dA += op(B) dC^T */
+                gl_gemm(p.tb, 1, K, M, N, 1.0f, B, p.ldb, dC, N, 1.0f, dA, p.lda);
+        }
+        if (b->requires_grad) {
+            float *dB = b->grad + (p.b_shared ? 0 : batch_offset(b, bi));
+            if (!p.tb) /* dB (K x N) += op(A)^T dC */
+                gl_gemm(!p.ta, 0, K, N, M, 1.0f, A, p.lda, dC, N, 1.0f, dB, p.ldb);
+            else /* B stored N x K: dB += dC^T op(A) */
+                gl_gemm(1, p.ta, N, K, M, 1.0f, dC, N, A, p.lda, 1.0f, dB, p.ldb);
+        }
+    }
+}
+
+gl_tensor *gl_matmul(gl_tensor *a, gl_tensor *b) {
+    mm_plan p = plan_matmul(a, b);
+    if (!matrix_layout(a, &p.ta, &p.lda)) a = gl_contiguous(a), matrix_layout(a, &p.ta, &p.lda);
+    if (!matrix_layout(b, &p.tb, &p.ldb)) b = gl_contiguous(b), matrix_layout(b, &p.tb, &p.ldb);
+    int shape[GL_MAX_DIMS];
+    for (int d = 0; d < a->ndim - 2; d++) shape[d] = a->shape[d];
+    shape[a->ndim - 2] = p.M;
+    shape[a->ndim - 1] = p.N;
+    gl_node *node;
+    gl_tensor *c = gl_op_output("matmul", a->ndim, shape, matmul_backward, &node, GL_INPUTS(a, b));
+    /* x [B, T, C] @ W [C, D] with x contiguous is one GEMM of B*T rows: fewer, larger calls */
+    bool fold = p.b_shared && p.batches > 1 && !p.ta && gl_is_contiguous(a);
+    if (node) {
+        node->ival[0] = p.ta;
+        node->ival[1] = p.tb;
+        node->ival[2] = p.lda;
+        node->ival[3] = p.ldb;
+        node->fval[0] = fold ? 1.0f : 0.0f;
+    }
+    if (fold) {
+        gl_gemm(0, p.tb, p.M * (int)p.batches, p.N, p.K, 1.0f, a->data, p.lda, b->data, p.ldb, 0.0f, c->data, p.N);
+        return c;
+    }
+    for (int64_t bi = 0; bi < p.batches; bi++)
+        gl_gemm(p.ta, p.tb, p.M, p.N, p.K, 1.0f, a->data + batch_offset(a, bi),
+                p.lda, b->data + (p.b_shared ? 0 : batch_offset(b, bi)), p.ldb, 0.0f,
+                c->data + bi * (int64_t)p.M * p.N, p.N);
+    return c;
+}

@@ -1,0 +1,266 @@
+/* Neural-net ops, each forward beside its backward: softmax, log_softmax, fused cross-entropy, fused layernorm,
+ * embedding, dropout. Rows (all but the last axis) are independent, so row loops run under OpenMP; every
+ * reduction across rows (loss, layernorm's weight gradients, embedding gradients) runs in a fixed order. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "ops.h"
+
+static int64_t row_count(const gl_tensor *x) { return x->ndim ? x->numel / x->shape[x->ndim - 1] : 1; }
+static int last_dim(const gl_tensor *x) { return x->ndim ? x->shape[x->ndim - 1] : 1; }
+
+/* ================================================================ softmax */
+
+/* dx = y * (dy - sum(dy * y)) */
+static void softmax_backward(gl_node *nd) {
+    gl_tensor *x = nd->in[0], *y = nd->out;
+    int64_t rows = row_count(y);
+    int n = last_dim(y);
+#pragma omp parallel for schedule(static) if (y->numel > (1 << 15))
+    for (int64_t r = 0; r < rows; r++) {
+        const float *yr = y->data + r * n, *dy = y->grad + r * n;
+        float *dx = x->grad + r * n;
+        float dot = 0.0f;
+        for (int j = 0; j < n; j++) dot += dy[j] * yr[j];
+        for (int j = 0; j < n; j++) dx[j] += yr[j] * (dy[j] - dot);
+    }
+}
+
+gl_tensor *gl_softmax(gl_tensor *x) {
+    x = gl_contiguous(x);
+    gl_node *node;
+    gl_tensor *y = gl_op_output("softmax", x->ndim, x->shape, softmax_backward, &node, GL_INPUTS(x));
+    int64_t rows = row_count(x);
+    int n = last_dim(x);
+    const gl_kernels *k = gl_kern();
+#pragma omp parallel for schedule(static) if (x->numel > (1 << 15))
+    for (int64_t r = 0; r < rows; r++) k->softmax_rows(1, (size_t)n, x->data + r * n, y->data + r * n);
+    return y;
+}
+
+/* ================================================================ log_softmax */
+
+/* y = x - logsumexp(x);  dx = dy - softmax(x) * sum(dy), softmax = exp(y) */
+static void log_softmax_backward(gl_node *nd) {
+    gl_tensor *x = nd->in[0], *y = nd->out;
+    int64_t rows = row_count(y);
+    int n = last_dim(y);
+#pragma omp parallel for schedule(static) if (y->numel > (1 << 15))
+    for (int64_t r = 0; r < rows; r++) {
+        const float *yr = y->data + r * n, *dy = y->grad + r * n;
+        float *dx = x->grad + r * n;
+        float s = 0.0f;
+        for (int j = 0; j < n; j++) s += dy[j];
+        for (int j = 0; j < n; j++) dx[j] += dy[j] - expf(yr[j]) * s;
+    }
+}
+
+static float row_logsumexp(const float *x, int n) {
+    float mx = -INFINITY;
+    for (int j = 0; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+    float s = 0.0f;
+    for (int j = 0; j < n; j++) s += expf(x[j] - mx);
+    return mx + logf(s);
+}
+
+gl_tensor *gl_log_softmax(gl_tensor *x) {
+    x = gl_contiguous(x);
+    gl_node *node;
+    gl_tensor *y = gl_op_output("log_softmax", x->ndim, x->shape, log_softmax_backward, &node, GL_INPUTS(x));
+    int64_t rows = row_count(x);
+    int n = last_dim(x);
+#pragma omp parallel for schedule(static) if (x->numel > (1 << 15))
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x->data + r * n;
+        float lse = row_logsumexp(xr, n);
+        for (int j = 0; j < n; j++) y->data[r * n + j] = xr[j] - lse;
+    }
+    return y;
+}
+
+/* ================================================================ cross-entropy (fused log_softmax + NLL) */
+
+/* dlogits = dloss / n_valid * (softmax(logits) - onehot(target)); softmax recomputed from the saved lse */
+static void cross_entropy_backward(gl_node *nd) {
+    gl_tensor *x = nd->in[0];
+    const int32_t *targets = nd->saved[0];
+    const float *lse = nd->saved[1];
+    int ignore = nd->ival[0], n_valid = nd->ival[1];
+    if (n_valid == 0) return;
+    int64_t rows = row_count(x);
+    int V = last_dim(x);
+    float g = nd->out->grad[0] / (float)n_valid;
+#pragma omp parallel for schedule(static) if (x->numel > (1 << 15))
+    for (int64_t r = 0; r < rows; r++) {
+        if (targets[r] == ignore) continue;
+        const float *xr = x->data + r * V;
+        float *dx = x->grad + r * V;
+        for (int j = 0; j < V; j++) dx[j] += g * expf(xr[j] - lse[r]);
+        dx[targets[r]] -= g;
+    }
+}
+
+gl_tensor *gl_cross_entropy(gl_tensor *logits, const int32_t *targets, int ignore_index) {
+    logits = gl_contiguous(logits);
+    int64_t rows = row_count(logits);
+    int V = last_dim(logits);
+    int n_valid = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        if (targets[r] == ignore_index) continue;
+        if (targets[r] < 0 || targets[r] >= V)
+            gl_fatal("cross_entropy", "target %d of row %lld is outside [0, %d) (ignore_index is %d)", targets[r],
+                     (long long)r, V, ignore_index);
+        n_valid++;
+    }
+    gl_node *node;
+    gl_tensor *loss = gl_op_output("cross_entropy", 0, NULL, cross_entropy_backward, &node, GL_INPUTS(logits));
+    float *lse = gl_arena_alloc((size_t)rows * sizeof(float));
+    float *row_loss = gl_arena_alloc((size_t)rows * sizeof(float));
+#pragma omp parallel for schedule(static) if (logits->numel > (1 << 15))
+    for (int64_t r = 0; r < rows; r++) {
+        if (targets[r] == ignore_index) {
+            row_loss[r] = 0.0f;
+            continue;
+        }
+        const float *xr = logits->data + r * V;
+        lse[r] = row_logsumexp(xr, V);
+        row_loss[r] = lse[r] - xr[targets[r]];
+    }
+    double total = 0.0; /* summed in row order: the same bits for any thread count */
+    for (int64_t r = 0; r < rows; r++) total += row_loss[r];
+    loss->data[0] = n_valid ? (float)(total / n_valid) : 0.0f;
+    if (node) {
+        int32_t *saved_targets = gl_arena_alloc((size_t)rows * sizeof(int32_t));
+        memcpy(saved_targets, targets, (size_t)rows * sizeof(int32_t));
+        node->saved[0] = saved_targets;
+        node->saved[1] = lse;
+        node->ival[0] = ignore_index;
+        node->ival[1] = n_valid;
+    }
+    return loss;
+}
+
+/* ================================================================ layernorm (fused) */
+
+/* With n = (x - mean) * rstd and dn = dy * w:
+ *   dx = rstd * (dn - mean(dn) - n * mean(dn * n)),  dw = sum_rows dy * n,  db = sum_rows dy */
+static void layernorm_backward(gl_node *nd) {
+    gl_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *y = nd->out;
+    const float *mean = nd->saved[0], *rstd = nd->saved[1];
+    int64_t rows = row_count(x);
+    int C = last_dim(x);
+    if (x->requires_grad) {
+#pragma omp parallel for schedule(static) if (x->numel > (1 << 15))
+        for (int64_t r = 0; r < rows; r++) {
+            const float *xr = x->data + r * C, *dy = y->grad + r * C;
+            float *dx = x->grad + r * C;
+            float m = mean[r], s = rstd[r];
+            float dn_mean = 0.0f, dn_n_mean = 0.0f;
+            for (int j = 0; j < C; j++) {
+                float dn = w ? dy[j] * w->data[j] : dy[j];
+                dn_mean += dn;
+                dn_n_mean += dn * (xr[j] - m) * s;
+            }
+            dn_mean /= (float)C;
+            dn_n_mean /= (float)C;
+            for (int j = 0; j < C; j++) {
+                float dn = w ? dy[j] * w->data[j] : dy[j];
+                dx[j] += s * (dn - dn_mean - (xr[j] - m) * s * dn_n_mean);
+            }
+        }
+    }
+    bool need_w = w && w->requires_grad, need_b = b && b->requires_grad;
+    if (!need_w && !need_b) return;
+    for (int64_t r = 0; r < rows; r++) { /* rows in order: deterministic sums */
+        const float *xr = x->data + r * C, *dy = y->grad + r * C;
+        float m = mean[r], s = rstd[r];
+        if (need_w)
+            for (int j = 0; j < C; j++) w->grad[j] += dy[j] * (xr[j] - m) * s;
+        if (need_b)
+            for (int j = 0; j < C; j++) b->grad[j] += dy[j];
+    }
+}
+
+gl_tensor *gl_layernorm(gl_tensor *x, gl_tensor *w, gl_tensor *b, float eps) {
+    x = gl_contiguous(x);
+    int C = last_dim(x);
+    char s1[64], s2[64];
+    if (w && (w->ndim != 1 || w->shape[0] != C))
+        gl_fatal("layernorm", "weight of shape %s does not match the last dim of input %s",
+                 gl_shape_str(w, s1, sizeof s1), gl_shape_str(x, s2, sizeof s2));
+    if (b && (b->ndim != 1 || b->shape[0] != C))
+        gl_fatal("layernorm", "bias of shape %s does not match the last dim of input %s",
+                 gl_shape_str(b, s1, sizeof s1), gl_shape_str(x, s2, sizeof s2));
+    gl_node *node;
+    gl_tensor *y = gl_op_output("layernorm", x->ndim, x->shape, layernorm_backward, &node, GL_INPUTS(x, w, b));
+    int64_t rows = row_count(x);
+    float *mean = gl_arena_alloc((size_t)rows * sizeof(float));
+    float *rstd = gl_arena_alloc((size_t)rows * sizeof(float));
+    const gl_kernels *k = gl_kern();
+    const float *wd = w ? w->data : NULL, *bd = b ? b->data : NULL;
+#pragma omp parallel for schedule(static) if (x->numel > (1 << 15))
+    for (int64_t r = 0; r < rows; r++)
+        k->layernorm_rows(1, (size_t)C, x->data + r * C, wd, bd, eps, y->data + r * C, mean + r, rstd + r);
+    if (node) {
+        node->saved[0] = mean;
+        node->saved[1] = rstd;
+    }
+    return y;
+}
+
+/* ================================================================ embedding */
+
+static void embedding_backward(gl_node *nd) {
+    gl_tensor *w = nd->in[0], *y = nd->out;
+    const int32_t *ids = nd->saved[0];
+    int C = w->shape[1];
+    int64_t n = y->numel / C;
+    const gl_kernels *k = gl_kern();
+    for (int64_t i = 0; i < n; i++) k->axpy((size_t)C, 1.0f, y->grad + i * C, w->grad + (int64_t)ids[i] * C);
+}
+
+gl_tensor *gl_embedding(gl_tensor *weight, const int32_t *ids, int ids_ndim, const int *ids_shape) {
+    char s1[64];
+    if (weight->ndim != 2)
+        gl_fatal("embedding", "weight must be [vocab, dim], got %s", gl_shape_str(weight, s1, sizeof s1));
+    if (ids_ndim + 1 > GL_MAX_DIMS) gl_fatal("embedding", "ids have %d dims; at most %d allowed", ids_ndim, GL_MAX_DIMS - 1);
+    weight = gl_contiguous(weight);
+    int V = weight->shape[0], C = weight->shape[1];
+    int shape[GL_MAX_DIMS];
+    int64_t n = 1;
+    for (int d = 0; d < ids_ndim; d++) n *= (shape[d] = ids_shape[d]);
+    shape[ids_ndim] = C;
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            gl_fatal("embedding", "id %d at position %lld is outside the vocabulary [0, %d)", ids[i], (long long)i, V);
+    gl_node *node;
+    gl_tensor *y = gl_op_output("embedding", ids_ndim + 1, shape, embedding_backward, &node, GL_INPUTS(weight));
+    for (int64_t i = 0; i < n; i++) memcpy(y->data + i * C, weight->data + (int64_t)ids[i] * C, (size_t)C * sizeof(float));
+    if (node) {
+        int32_t *saved = gl_arena_alloc((size_t)n * sizeof(int32_t));
+        memcpy(saved, ids, (size_t)n * sizeof(int32_t));
+        node->saved[0] = saved;
+    }
+    return y;
+}
+
+/* ================================================================ dropout */
+
+static void dropout_backward(gl_node *nd) {
+    gl_kern()->mul_acc((size_t)nd->out->numel, nd->out->grad, nd->saved[0], nd->in[0]->grad);
+}
+
+gl_tensor *gl_dropout(gl_tensor *x, float p, gl_rng *rng, bool training) {
+    if (!(p >= 0.0f && p < 1.0f)) gl_fatal("dropout", "probability %g is outside [0, 1)", (double)p);
+    if (!training || p == 0.0f) return x;
+    x = gl_contiguous(x);
+    gl_node *node;
+    gl_tensor *y = gl_op_output("dropout", x->ndim, x->shape, dropout_backward, &node, GL_INPUTS(x));
+    float *mask = gl_arena_alloc((size_t)x->numel * sizeof(float));
+    float keep_scale = 1.0f / (1.0f - p);
+    for (int64_t i = 0; i < x->numel; i++) mask[i] = gl_rng_uniform(rng) >= p ? keep_scale : 0.0f; /* in order */
+    gl_kern()->mul((size_t)x->numel, x->data, mask, y->data);
+    if (node) node->saved[0] = mask;
+    return y;
+}

@@ -1,0 +1,195 @@
+/* Shape ops. reshape (of a contiguous tensor) and transpose are views: they share data and gradient with their
+ * base and record nothing. contiguous, slice and concat copy, and their backward adds the gradient back. */
+#include <stdio.h>
+#include <string.h>
+
+#include "ops.h"
+
+static gl_tensor *view_of(gl_tensor *x) {
+    gl_tensor *v = gl_arena_alloc(sizeof *v);
+    *v = *x;
+    v->is_param = false;
+    return v;
+}
+
+gl_tensor *gl_transpose(gl_tensor *x, int dim0, int dim1) {
+    dim0 = gl_axis("transpose", x, dim0);
+    dim1 = gl_axis("transpose", x, dim1);
+    gl_tensor *v = view_of(x);
+    v->shape[dim0] = x->shape[dim1];
+    v->shape[dim1] = x->shape[dim0];
+    v->stride[dim0] = x->stride[dim1];
+    v->stride[dim1] = x->stride[dim0];
+    return v;
+}
+
+/* ---- contiguous: a strided gather; backward scatters the gradient back through the same strides ---- */
+
+static void for_each_strided(const gl_tensor *t, const float *src_strided, float *dst_dense, bool gather) {
+    int shape[4] = {1, 1, 1, 1};
+    int64_t st[4] = {0, 0, 0, 0};
+    for (int d = 0; d < t->ndim; d++) {
+        shape[4 - t->ndim + d] = t->shape[d];
+        st[4 - t->ndim + d] = t->stride[d];
+    }
+    int64_t i = 0;
+    for (int a = 0; a < shape[0]; a++)
+        for (int b = 0; b < shape[1]; b++)
+            for (int c = 0; c < shape[2]; c++)
+                for (int d = 0; d < shape[3]; d++, i++) {
+                    int64_t off = a * st[0] + b * st[1] + c * st[2] + d * st[3];
+                    if (gather) dst_dense[i] = src_strided[off];
+                    else ((float *)src_strided)[off] += dst_dense[i];
+                }
+}
+
+static void contiguous_backward(gl_node *nd) { for_each_strided(nd->in[0], nd->in[0]->grad, nd->out->grad, false); }
+
+gl_tensor *gl_contiguous(gl_tensor *x) {
+    if (gl_is_contiguous(x)) return x;
+    gl_node *node;
+    gl_tensor *y = gl_op_output("contiguous", x->ndim, x->shape, contiguous_backward, &node, GL_INPUTS(x));
+    for_each_strided(x, x->data, y->data, true);
+    return y;
+}
+
+gl_tensor *gl_reshape(gl_tensor *x, int ndim, const int *shape) {
+    char s1[64];
+    if (ndim < 0 || ndim > GL_MAX_DIMS) gl_fatal("reshape", "%d dimensions requested; at most %d", ndim, GL_MAX_DIMS);
+    int resolved[GL_MAX_DIMS], infer = -1;
+    int64_t known = 1;
+    for (int d = 0; d < ndim; d++) {
+        resolved[d] = shape[d];
+        if (shape[d] == -1) {
+            if (infer >= 0) gl_fatal("reshape", "more than one -1 in the new shape");
+            infer = d;
+        } else if (shape[d] < 0) {
+            gl_fatal("reshape", "size %d in dimension %d", shape[d], d);
+        } else {
+            known *= shape[d];
+        }
+    }
+    if (infer >= 0) resolved[infer] = known ? (int)(x->numel / known) : 0;
+    int64_t total = 1;
+    for (int d = 0; d < ndim; d++) total *= resolved[d];
+    if (total != x->numel) {
+        char want[64] = "[";
+        for (int d = 0; d < ndim; d++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), d ? ", %d" : "%d", shape[d]);
+        strncat(want, "]", sizeof want - strlen(want) - 1);
+        gl_fatal("reshape", "cannot reshape %s (%lld elements) to %s", gl_shape_str(x, s1, sizeof s1),
+                 (long long)x->numel, want);
+    }
+    x = gl_contiguous(x);
+    gl_tensor *v = view_of(x);
+    v->ndim = ndim;
+    int64_t st = 1;
+    for (int d = ndim - 1; d >= 0; d--) {
+        v->shape[d] = resolved[d];
+        v->stride[d] = st;
+        st *= resolved[d];
+    }
+    return v;
+}
+
+/* ---- slice and concat: block copies around one axis, as [outer, axis, inner] ---- */
+
+static void outer_inner(const gl_tensor *x, int axis, int64_t *outer, int64_t *inner) {
+    *outer = *inner = 1;
+    for (int d = 0; d < axis; d++) *outer *= x->shape[d];
+    for (int d = axis + 1; d < x->ndim; d++) *inner *= x->shape[d];
+}
+
+static void slice_backward(gl_node *nd) {
+    gl_tensor *x = nd->in[0], *y = nd->out;
+    int axis = nd->ival[0], start = nd->ival[1], len = y->shape[axis];
+    int64_t outer, inner;
+    outer_inner(x, axis, &outer, &inner);
+    for (int64_t o = 0; o < outer; o++) {
+        float *dst = x->grad + (o * x->shape[axis] + start) * inner;
+        const float *src = y->grad + o * len * inner;
+        for (int64_t i = 0; i < len * inner; i++) dst[i] += src[i];
+    }
+}
+
+gl_tensor *gl_slice(gl_tensor *x, int axis, int start, int end) {
+    x = gl_contiguous(x);
+    axis = gl_axis("slice", x, axis);
+    if (start < 0 || end < start || end > x->shape[axis]) {
+        char s1[64];
+        gl_fatal("slice", "range [%d, %d) is not inside dimension %d of %s", start, end, axis,
+                 gl_shape_str(x, s1, sizeof s1));
+    }
+    int shape[GL_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[axis] = end - start;
+    gl_node *node;
+    gl_tensor *y = gl_op_output("slice", x->ndim, shape, slice_backward, &node, GL_INPUTS(x));
+    if (node) {
+        node->ival[0] = axis;
+        node->ival[1] = start;
+    }
+    int64_t outer, inner;
+    outer_inner(x, axis, &outer, &inner);
+    size_t block = (size_t)(end - start) * inner * sizeof(float);
+    for (int64_t o = 0; o < outer; o++)
+        memcpy(y->data + o * (end - start) * inner, x->data + (o * x->shape[axis] + start) * inner, block);
+    return y;
+}
+
+static void concat_backward(gl_node *nd) {
+    gl_tensor **xs = nd->saved[0];
+    int n = nd->ival[0], axis = nd->ival[1];
+    gl_tensor *y = nd->out;
+    int64_t outer, inner;
+    outer_inner(y, axis, &outer, &inner);
+    int offset = 0;
+    for (int k = 0; k < n; k++) {
+        int len = xs[k]->shape[axis];
+        if (xs[k]->requires_grad)
+            for (int64_t o = 0; o < outer; o++) {
+                const float *src = y->grad + (o * y->shape[axis] + offset) * inner;
+                float *dst = xs[k]->grad + o * len * inner;
+                for (int64_t i = 0; i < len * inner; i++) dst[i] += src[i];
+            }
+        offset += len;
+    }
+}
+
+gl_tensor *gl_concat(gl_tensor *const *in, int n, int axis) {
+    if (n < 1) gl_fatal("concat", "needs at least one tensor");
+    gl_tensor **xs = gl_arena_alloc((size_t)n * sizeof *xs);
+    for (int k = 0; k < n; k++) xs[k] = gl_contiguous(in[k]);
+    axis = gl_axis("concat", xs[0], axis);
+    int shape[GL_MAX_DIMS];
+    memcpy(shape, xs[0]->shape, sizeof shape);
+    shape[axis] = 0;
+    for (int k = 0; k < n; k++) {
+        bool ok = xs[k]->ndim == xs[0]->ndim;
+        for (int d = 0; ok && d < xs[0]->ndim; d++) ok = d == axis || xs[k]->shape[d] == xs[0]->shape[d];
+        if (!ok) {
+            char s1[64], s2[64];
+            gl_fatal("concat", "tensor %d has shape %s, which does not match %s outside axis %d", k,
+                     gl_shape_str(xs[k], s1, sizeof s1), gl_shape_str(xs[0], s2, sizeof s2), axis);
+        }
+        shape[axis] += xs[k]->shape[axis];
+    }
+    gl_node *node;
+    gl_tensor *y = gl_op_output("concat", xs[0]->ndim, shape, concat_backward, &node, n, xs);
+    if (node) {
+        node->saved[0] = xs;
+        node->ival[0] = n;
+        node->ival[1] = axis;
+    }
+    int64_t outer, inner;
+    outer_inner(y, axis, &outer, &inner);
+    int offset = 0;
+    for (int k = 0; k < n; k++) {
+        int len = xs[k]->shape[axis];
+        for (int64_t o = 0; o < outer; o++)
+            memcpy(y->data + (o * shape[axis] + offset) * inner, xs[k]->data + o * len * inner,
+                   (size_t)len * inner * sizeof(float));
+        offset += len;
+    }
+    return y;
+}

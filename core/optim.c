@@ -1,0 +1,121 @@
+#include "optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static gl_optim *optim_new(gl_optim_kind kind, gl_tensor *const *params, int n, int buffers) {
+    gl_optim *o = calloc(1, sizeof *o);
+    if (!o) gl_fatal("optim", "out of memory");
+    o->kind = kind;
+    o->n_params = n;
+    o->params = malloc((size_t)(n ? n : 1) * sizeof *o->params);
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        if (!params[i]->requires_grad || !params[i]->grad)
+            gl_fatal("optim", "parameter %d (%s) has no gradient", i, params[i]->name ? params[i]->name : "unnamed");
+        o->params[i] = params[i];
+        total += params[i]->numel;
+    }
+    o->state_floats = total * buffers;
+    o->state = calloc((size_t)(o->state_floats ? o->state_floats : 1), sizeof(float));
+    if (!o->params || !o->state) gl_fatal("optim", "out of memory for %lld state floats", (long long)o->state_floats);
+    return o;
+}
+
+gl_optim *gl_sgd(gl_tensor *const *params, int n, float lr, float momentum, float weight_decay) {
+    gl_optim *o = optim_new(GL_SGD, params, n, 1);
+    o->lr = lr;
+    o->momentum = momentum;
+    o->weight_decay = weight_decay;
+    return o;
+}
+
+static gl_optim *adam_like(gl_optim_kind kind, gl_tensor *const *params, int n, float lr, float beta1, float beta2,
+                           float eps, float weight_decay) {
+    gl_optim *o = optim_new(kind, params, n, 2);
+    o->lr = lr;
+    o->beta1 = beta1;
+    o->beta2 = beta2;
+    o->eps = eps;
+    o->weight_decay = weight_decay;
+    return o;
+}
+
+gl_optim *gl_adam(gl_tensor *const *params, int n, float lr, float beta1, float beta2, float eps, float weight_decay) {
+    return adam_like(GL_ADAM, params, n, lr, beta1, beta2, eps, weight_decay);
+}
+
+gl_optim *gl_adamw(gl_tensor *const *params, int n, float lr, float beta1, float beta2, float eps, float weight_decay) {
+    return adam_like(GL_ADAMW, params, n, lr, beta1, beta2, eps, weight_decay);
+}
+
+void gl_optim_step(gl_optim *o) {
+    o->step++;
+    float bc1 = 1.0f - powf(o->beta1, (float)o->step), bc2 = 1.0f - powf(o->beta2, (float)o->step);
+    float *state = o->state;
+    for (int i = 0; i < o->n_params; i++) {
+        gl_tensor *p = o->params[i];
+        int64_t n = p->numel;
+        float wd = p->no_weight_decay ? 0.0f : o->weight_decay;
+        float *w = p->data;
+        const float *g = p->grad;
+        if (o->kind == GL_SGD) {
+            float *buf = state;
+            state += n;
+            for (int64_t j = 0; j < n; j++) {
+                float gj = g[j] + wd * w[j];
+                if (o->momentum != 0.0f) {
+                    buf[j] = o->step == 1 ? gj : o->momentum * buf[j] + gj;
+                    gj = buf[j];
+                }
+                w[j] -= o->lr * gj;
+            }
+            continue;
+        }
+        float *m = state, *v = state + n;
+        state += 2 * n;
+        bool decoupled = o->kind == GL_ADAMW;
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+        for (int64_t j = 0; j < n; j++) {
+            float gj = decoupled ? g[j] : g[j] + wd * w[j];
+            if (decoupled) w[j] -= o->lr * wd * w[j];
+            m[j] = o->beta1 * m[j] + (1.0f - o->beta1) * gj;
+            v[j] = o->beta2 * v[j] + (1.0f - o->beta2) * gj * gj;
+            float mhat = m[j] / bc1, vhat = v[j] / bc2;
+            w[j] -= o->lr * mhat / (sqrtf(vhat) + o->eps);
+        }
+    }
+}
+
+void gl_optim_zero_grad(gl_optim *o) { gl_zero_grad(o->params, o->n_params); }
+
+void gl_optim_free(gl_optim *o) {
+    if (!o) return;
+    free(o->params);
+    free(o->state);
+    free(o);
+}
+
+float gl_clip_grad_norm(gl_tensor *const *params, int n, float max_norm) {
+    double ss = 0.0;
+    for (int i = 0; i < n; i++)
+        for (int64_t j = 0; j < params[i]->numel; j++) ss += (double)params[i]->grad[j] * params[i]->grad[j];
+    float norm = (float)sqrt(ss);
+    if (max_norm > 0.0f && norm > max_norm) {
+        float scale = max_norm / (norm + 1e-6f);
+        for (int i = 0; i < n; i++)
+            for (int64_t j = 0; j < params[i]->numel; j++) params[i]->grad[j] *= scale;
+    }
+    return norm;
+}
+
+/* nanoGPT's schedule: lr_max * (step+1)/warmup during warmup; then cosine from lr_max down to lr_min between
+ * warmup and decay_steps; lr_min after. */
+float gl_lr_warmup_cosine(int64_t step, int64_t warmup_steps, int64_t decay_steps, float lr_max, float lr_min) {
+    if (step < warmup_steps) return lr_max * (float)(step + 1) / (float)warmup_steps;
+    if (step >= decay_steps) return lr_min;
+    double ratio = (double)(step - warmup_steps) / (double)(decay_steps - warmup_steps);
+    double coeff = 0.5 * (1.0 + cos(3.14159265358979323846 * ratio));
+    return (float)(lr_min + coeff * (lr_max - lr_min));
+}

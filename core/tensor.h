@@ -1,0 +1,106 @@
+/* gradlab tensors, the activation arena and the autograd tape.
+ *
+ * A tensor is f32, up to 4-D, with per-dimension strides (in elements). Two kinds of storage:
+ *   parameters  - gl_param(): malloc'd, live until gl_param_free(), always carry a gradient buffer;
+ *   activations - every op's output: tensor struct, data and gradient all come from the arena, a bump
+ *                 allocator that gl_step_reset() rewinds. After the first step has grown the arena to its
+ *                 high-water mark, a training step allocates nothing (gl_arena_stats() shows it).
+ * Views (gl_reshape of a contiguous tensor, gl_transpose) share data AND gradient buffer with their base, so they
+ * need no backward: what flows into the view's gradient is already in the base's.
+ *
+ * The tape: each op that produces a tensor needing a gradient appends a node (inputs, output, a backward
+ * function, a few saved values) in execution order. gl_backward(loss) seeds d loss = 1 and calls the nodes'
+ * backward functions in reverse order, which is a valid reverse topological order because an op can only use
+ * tensors created before it. Backward functions accumulate (+=), so a tensor used twice gets both contributions.
+ * gl_no_grad_begin()/end() turns recording off (inference): outputs then need no gradient and no nodes are made.
+ */
+#ifndef GRADLAB_TENSOR_H
+#define GRADLAB_TENSOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GL_MAX_DIMS 4
+
+typedef struct gl_tensor {
+    int ndim;
+    int shape[GL_MAX_DIMS];
+    int64_t stride[GL_MAX_DIMS];
+    int64_t numel;
+    float *data;
+    float *grad; /* NULL unless requires_grad; same strides as data */
+    bool requires_grad;
+    bool is_param;
+    bool no_weight_decay; /* parameters only: optimizers skip decoupled/L2 decay for it (biases, norms) */
+    const char *name;
+} gl_tensor;
+
+/* gl_new(GL_DIMS(2, 3)) == gl_new(2, (int[]){2, 3}) */
+#define GL_DIMS(...) (int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int)), (int[]){__VA_ARGS__}
+
+/* ---- errors: a programming error (bad shape, bad axis) stops the program with a message naming the op ---- */
+_Noreturn void gl_fatal(const char *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "[2, 3, 4]" into buf; returns buf */
+const char *gl_shape_str(const gl_tensor *t, char *buf, size_t len);
+
+/* ---- creation ---- */
+gl_tensor *gl_new(int ndim, const int *shape);   /* arena activation, uninitialised, no gradient */
+gl_tensor *gl_zeros(int ndim, const int *shape); /* arena activation, zero-filled */
+gl_tensor *gl_from(int ndim, const int *shape, const float *values); /* arena copy of values */
+gl_tensor *gl_param(int ndim, const int *shape, const char *name);  /* heap parameter, zeroed, with gradient */
+void gl_param_free(gl_tensor *p);
+/* Parameter init helpers (values drawn in element order from rng) */
+struct gl_rng;
+void gl_init_normal(gl_tensor *p, struct gl_rng *rng, float std);
+void gl_init_uniform(gl_tensor *p, struct gl_rng *rng, float lo, float hi);
+void gl_fill(gl_tensor *t, float value);
+
+bool gl_is_contiguous(const gl_tensor *t);
+bool gl_same_shape(const gl_tensor *a, const gl_tensor *b);
+/* element at a flat row-major index, honouring strides */
+float gl_get(const gl_tensor *t, int64_t flat_index);
+/* normalise a possibly negative axis; fatal if out of range */
+int gl_axis(const char *op, const gl_tensor *t, int axis);
+
+/* ---- arena ---- */
+void *gl_arena_alloc(size_t bytes); /* 64-byte aligned, lives until the next gl_step_reset() */
+void gl_step_reset(void);           /* drop all activations and the tape */
+typedef struct gl_arena_stats {
+    size_t used, high_water, capacity;
+    size_t chunk_mallocs; /* how many times the arena had to grow, ever */
+} gl_arena_stats;
+gl_arena_stats gl_arena_stats_get(void);
+void gl_arena_release(void); /* free the arena's memory (end of program) */
+
+/* ---- autograd ---- */
+typedef struct gl_node gl_node;
+typedef void (*gl_backward_fn)(gl_node *n);
+struct gl_node {
+    const char *op;
+    gl_backward_fn backward;
+    gl_tensor *out;
+    gl_tensor *in[4];
+    int n_in;
+    float fval[4];
+    int ival[4];
+    void *saved[2];
+    gl_node *prev;
+};
+
+/* Output tensor of an op on n_in inputs: arena-allocated with `shape`; it requires a gradient iff recording is
+ * on and some input does. If so, *node_out receives a fresh tape node (first 4 inputs and the output filled in)
+ * for the op to complete with what its backward needs; else *node_out is NULL and nothing is recorded. */
+gl_tensor *gl_op_output(const char *op, int ndim, const int *shape, gl_backward_fn backward, gl_node **node_out,
+                        int n_in, gl_tensor *const *in);
+#define GL_INPUTS(...) (int)(sizeof((gl_tensor *[]){__VA_ARGS__}) / sizeof(gl_tensor *)), (gl_tensor *[]){__VA_ARGS__}
+
+void gl_backward(gl_tensor *loss);
+void gl_zero_grad(gl_tensor *const *params, int n);
+void gl_no_grad_begin(void);
+void gl_no_grad_end(void);
+bool gl_grad_enabled(void);
+/* nodes on the tape now (tests) */
+size_t gl_tape_length(void);
+
+#endif

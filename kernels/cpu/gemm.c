@@ -1,0 +1,182 @@
+/* GEMM driver: packing, cache blocking and threads around the SIMD micro-kernel of vec.c.
+ *
+ * Loop nest (Goto/BLIS order), C is M x N:
+ *   for jc in N by NC:              B panel  KC x NC  -> packed once, shared by all threads (fits L3)
+ *     for pc in K by KC:
+ *       pack B[pc.., jc..] into NR-wide column panels
+ *       parallel for ic in M by MC: A block  MC x KC  -> packed per thread into MR-tall row panels (fits L2)
+ *         for jr in NC by NR:       one packed B micro-panel (KC x NR) stays in L1 across the ir loop
+ *           for ir in MC by MR:     micro-kernel: MR x NR tile += A micro-panel * B micro-panel
+ * Packing reads A and B through their strides, so A*B, A*B^T, A^T*B and A^T*B^T cost the same and no transpose
+ * is ever materialised. Each C element is summed over k in a fixed order (KC blocks in order, k in order inside),
+ * independent of how row blocks are shared among threads: results are bitwise identical for any thread count.
+ */
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "kernels.h"
+
+enum { GEMM_KC = 256, GEMM_MC_MAX = 264, GEMM_NC = 3072, GEMM_MAX_TILE = 16 * 64 };
+
+/* element (i, p) of op(A), M x K */
+static inline float a_at(int trans, const float *A, int lda, int i, int p) {
+    return trans ? A[(size_t)p * lda + i] : A[(size_t)i * lda + p];
+}
+/* element (p, j) of op(B), K x N */
+static inline float b_at(int trans, const float *B, int ldb, int p, int j) {
+    return trans ? B[(size_t)j * ldb + p] : B[(size_t)p * ldb + j];
+}
+
+void gl_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float sum = 0.0f;
+            for (int p = 0; p < K; p++) sum += a_at(trans_a, A, lda, i, p) * b_at(trans_b, B, ldb, p, j);
+            float *c = &C[(size_t)i * ldc + j];
+            *c = beta == 0.0f ? alpha * sum : alpha * sum + beta * *c;
+        }
+}
+
+/* op(A)[i0 : i0+mc, p0 : p0+kc] -> panels of MR rows; each panel stores column p as MR consecutive floats,
+ * zero-padded past the last row so the micro-kernel never branches. */
+static void pack_a(int mr, int trans, const float *A, int lda, int i0, int mc, int p0, int kc, float *dst) {
+    for (int ir = 0; ir < mc; ir += mr) {
+        int rows = mc - ir < mr ? mc - ir : mr;
+        for (int p = 0; p < kc; p++) {
+            for (int i = 0; i < rows; i++) dst[i] = a_at(trans, A, lda, i0 + ir + i, p0 + p);
+            for (int i = rows; i < mr; i++) dst[i] = 0.0f;
+            dst += mr;
+        }
+    }
+}
+
+/* op(B)[p0 : p0+kc, j0 : j0+nc] -> panels of NR columns; each panel stores row p as NR consecutive floats. */
+static void pack_b_panel(int nr, int trans, const float *B, int ldb, int p0, int kc, int j0, int cols, float *dst) {
+    if (!trans && cols == nr) {
+        for (int p = 0; p < kc; p++, dst += nr) memcpy(dst, B + (size_t)(p0 + p) * ldb + j0, (size_t)nr * 4);
+        return;
+    }
+    for (int p = 0; p < kc; p++, dst += nr) {
+        for (int j = 0; j < cols; j++) dst[j] = b_at(trans, B, ldb, p0 + p, j0 + j);
+        for (int j = cols; j < nr; j++) dst[j] = 0.0f;
+    }
+}
+
+/* C tile (rows x cols of an MR x NR result) = alpha * tile + beta * C; beta == 0 never reads C */
+static void store_tile(const float *tile, int nr, int rows, int cols, float alpha, float beta, float *C, int ldc) {
+    for (int i = 0; i < rows; i++) {
+        float *c = C + (size_t)i * ldc;
+        const float *t = tile + i * nr;
+        if (beta == 0.0f)
+            for (int j = 0; j < cols; j++) c[j] = alpha * t[j];
+        else if (beta == 1.0f)
+            for (int j = 0; j < cols; j++) c[j] += alpha * t[j];
+        else
+            for (int j = 0; j < cols; j++) c[j] = alpha * t[j] + beta * c[j];
+    }
+}
+
+/* Packing buffers grow once to the largest size seen and are then reused, so a training step's GEMMs do not
+ * allocate. Callers run one GEMM at a time (threads live inside it). */
+static float *scratch(int which, size_t floats) {
+    static float *buf[2];
+    static size_t cap[2];
+    if (floats > cap[which]) {
+        free(buf[which]);
+        buf[which] = aligned_alloc(64, (floats * 4 + 63) / 64 * 64);
+        if (!buf[which]) abort();
+        cap[which] = floats;
+    }
+    return buf[which];
+}
+
+static int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+void gl_gemm_with(const gl_kernels *k, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) { /* nothing to multiply: C = beta * C */
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
+        return;
+    }
+    const int mr = k->gemm_mr, nr = k->gemm_nr;
+    int nthreads = 1;
+#ifdef _OPENMP
+    nthreads = omp_get_max_threads();
+    if ((double)M * N * K < 64.0 * 64 * 64) nthreads = 1; /* thread start-up costs more than the work */
+#endif
+    /* MC: as large as L2 allows, with M split evenly so the last row block is not a sliver */
+    int mc_max = GEMM_MC_MAX / mr * mr;
+    int n_ablocks = (M + mc_max - 1) / mc_max;
+    if (n_ablocks > 1 && M >= nthreads * mr * 4) n_ablocks = round_up(n_ablocks, nthreads); /* same work per thread */
+    int mc = round_up((M + n_ablocks - 1) / n_ablocks, mr);
+    n_ablocks = (M + mc - 1) / mc;
+    /* Work items are (column range, row block). With few row blocks (small M) the B panel's columns are split
+     * among threads too, so each thread reuses its B micro-panels over a whole A block instead of half of one. */
+    int jsplit = n_ablocks >= 2 * nthreads ? 1 : nthreads;
+    int nc_max = N < GEMM_NC ? round_up(N, nr) : GEMM_NC;
+    int k_blocks = (K + GEMM_KC - 1) / GEMM_KC;
+    int kc_max = (K + k_blocks - 1) / k_blocks; /* equal K blocks: K = 384 is 192 + 192, not 256 + 128 */
+
+    size_t a_floats = (size_t)round_up(mc * kc_max, 16);
+    float *b_packed = scratch(0, (size_t)nc_max * kc_max);
+    float *a_packed = scratch(1, a_floats * (size_t)nthreads);
+
+    for (int jc = 0; jc < N; jc += GEMM_NC) {
+        int nc = N - jc < GEMM_NC ? N - jc : GEMM_NC;
+        for (int pc = 0; pc < K; pc += kc_max) {
+            int kc = K - pc < kc_max ? K - pc : kc_max;
+            float beta_here = pc == 0 ? beta : 1.0f;
+            int n_bpanels = (nc + nr - 1) / nr;
+#pragma omp parallel num_threads(nthreads)
+            {
+#pragma omp for schedule(static)
+                for (int jp = 0; jp < n_bpanels; jp++) {
+                    int cols = nc - jp * nr < nr ? nc - jp * nr : nr;
+                    pack_b_panel(nr, trans_b, B, ldb, pc, kc, jc + jp * nr, cols, b_packed + (size_t)jp * nr * kc);
+                }
+                int tid = 0;
+#ifdef _OPENMP
+                tid = omp_get_thread_num();
+#endif
+                float *a_mine = a_packed + a_floats * (size_t)tid;
+                float tile[GEMM_MAX_TILE] __attribute__((aligned(64)));
+#pragma omp for schedule(static)
+                for (int item = 0; item < jsplit * n_ablocks; item++) {
+                    int js = item / n_ablocks, ib = item % n_ablocks;
+                    int panels_per_split = (n_bpanels + jsplit - 1) / jsplit;
+                    int jr_begin = js * panels_per_split * nr, jr_end = (js + 1) * panels_per_split * nr;
+                    if (jr_end > nc) jr_end = nc;
+                    if (jr_begin >= jr_end) continue;
+                    int ic = ib * mc;
+                    int mcur = M - ic < mc ? M - ic : mc;
+                    pack_a(mr, trans_a, A, lda, ic, mcur, pc, kc, a_mine);
+                    for (int jr = jr_begin; jr < jr_end; jr += nr) {
+                        int cols = nc - jr < nr ? nc - jr : nr;
+                        const float *bp = b_packed + (size_t)(jr / nr) * nr * kc;
+                        for (int ir = 0; ir < mcur; ir += mr) {
+                            int rows = mcur - ir < mr ? mcur - ir : mr;
+                            float *c = C + (size_t)(ic + ir) * ldc + jc + jr;
+                            if (rows == mr && cols == nr) {
+                                k->gemm_micro(kc, a_mine + (size_t)ir * kc, bp, c, (size_t)ldc, alpha, beta_here);
+                            } else { /* edge tile: compute in full, store the part inside C */
+                                k->gemm_micro(kc, a_mine + (size_t)ir * kc, bp, tile, (size_t)nr, 1.0f, 0.0f);
+                                store_tile(tile, nr, rows, cols, alpha, beta_here, c, ldc);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+void gl_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+             int ldb, float beta, float *C, int ldc) {
+    gl_gemm_with(gl_kern(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}

@@ -1,0 +1,81 @@
+/* gradlab CPU kernels: plain functions on float pointers.
+ *
+ * Kernels know floats, strides and SIMD; they never allocate in hot loops and know nothing of tensors or
+ * autograd. Every kernel exists in three builds of the same source file (vec.c, gemm_micro.c):
+ *   scalar  - the reference, compiled without SIMD flags; the obviously-correct path tests compare against
+ *   avx2    - compiled with -mavx2 -mfma
+ *   avx512  - compiled with -mavx512f
+ * and the active build is chosen once at run time from what the CPU supports (AVX-512 -> AVX2+FMA -> scalar).
+ * GRADLAB_KERNELS=scalar|avx2|avx512 in the environment forces a level (never above what the CPU has).
+ *
+ * Backward kernels ACCUMULATE (+=) into their gradient outputs, so a tensor used twice collects both
+ * contributions; forward kernels overwrite their outputs.
+ */
+#ifndef GRADLAB_KERNELS_H
+#define GRADLAB_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { GL_ISA_SCALAR = 0, GL_ISA_AVX2 = 1, GL_ISA_AVX512 = 2, GL_ISA_COUNT = 3 } gl_isa;
+
+/* One set of kernels for one instruction-set level. n counts floats; rows x cols are row-major. */
+typedef struct gl_kernels {
+    const char *name;
+    /* elementwise, equal shapes: out[i] = a[i] (op) b[i] */
+    void (*add)(size_t n, const float *a, const float *b, float *out);
+    void (*sub)(size_t n, const float *a, const float *b, float *out);
+    void (*mul)(size_t n, const float *a, const float *b, float *out);
+    void (*div)(size_t n, const float *a, const float *b, float *out);
+    /* y[i] += alpha * x[i] */
+    void (*axpy)(size_t n, float alpha, const float *x, float *y);
+    /* y[i] += a[i] * b[i] */
+    void (*mul_acc)(size_t n, const float *a, const float *b, float *y);
+    /* unary forward y = f(x) and backward dx += dy * f'(x) (given x and y = f(x)) */
+    void (*exp_fwd)(size_t n, const float *x, float *y);
+    void (*tanh_fwd)(size_t n, const float *x, float *y);
+    void (*tanh_bwd)(size_t n, const float *y, const float *dy, float *dx);
+    void (*gelu_fwd)(size_t n, const float *x, float *y);
+    void (*gelu_bwd)(size_t n, const float *x, const float *dy, float *dx);
+    /* per row: y = softmax(x) (y may alias x) */
+    void (*softmax_rows)(size_t rows, size_t cols, const float *x, float *y);
+    /* per row: y = (x - mean) * rstd * w + b; w and/or b may be NULL; mean/rstd (rows) may be NULL */
+    void (*layernorm_rows)(size_t rows, size_t cols, const float *x, const float *w, const float *b, float eps,
+                           float *y, float *mean, float *rstd);
+    /* GEMM micro-kernel: C[MR x NR] (row stride ldc) = alpha * packed A panel (kc x MR) times packed
+     * B panel (kc x NR) + beta * C; beta == 0 does not read C */
+    void (*gemm_micro)(int kc, const float *a_panel, const float *b_panel, float *c, size_t ldc, float alpha,
+                       float beta);
+    int gemm_mr, gemm_nr;
+} gl_kernels;
+
+extern const gl_kernels gl_kernels_scalar;
+extern const gl_kernels gl_kernels_avx2;
+extern const gl_kernels gl_kernels_avx512;
+
+/* The level the CPU supports (ignores GRADLAB_KERNELS). */
+gl_isa gl_isa_supported(void);
+/* The level in use: the supported one, or the GRADLAB_KERNELS override (clamped to what is supported). */
+gl_isa gl_isa_active(void);
+/* Force a level for the rest of the process (tests and benchmarks); returns the level actually set. */
+gl_isa gl_isa_set(gl_isa isa);
+const char *gl_isa_name(gl_isa isa);
+/* The kernels of the active level, or of a given level (NULL if the CPU lacks it). */
+const gl_kernels *gl_kern(void);
+const gl_kernels *gl_kern_for(gl_isa isa);
+
+/* C = alpha * op(A) * op(B) + beta * C, row-major. op(A) is M x K, op(B) is K x N, C is M x N.
+ * trans_a: A is stored K x M (lda >= M) and op(A) = A^T; likewise trans_b: B stored N x K.
+ * beta == 0 never reads C (NaN there is overwritten). Packed, cache-blocked, OpenMP over row blocks, with the
+ * active SIMD micro-kernel; each C element is summed in a fixed order whatever the thread count, so results
+ * are bitwise identical for any OMP_NUM_THREADS. */
+void gl_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+             int ldb, float beta, float *C, int ldc);
+/* The reference: a plain triple loop, summing over k in order. */
+void gl_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc);
+/* gl_gemm with an explicit kernel set (for tests that compare levels). */
+void gl_gemm_with(const gl_kernels *k, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+#endif

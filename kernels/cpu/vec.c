@@ -1,0 +1,262 @@
+/* Elementwise, softmax, layernorm and GEMM micro-kernels. This one file is compiled three times (see simd.h):
+ * GL_VL == 1 is the scalar reference; 8 and 16 are the AVX2+FMA and AVX-512 builds. Each kernel that needs
+ * hand-written SIMD shows its reference (#if GL_VL == 1) right above its vector body; plain loops are written
+ * once and the compiler vectorises them in the SIMD builds (-O3 with the ISA flags).
+ */
+#include "simd.h"
+#include "kernels.h"
+
+#if GL_VL == 1
+#define GL_KERNELS_NAME gl_kernels_scalar
+#define GL_ISA_LABEL "scalar"
+#define GEMM_MR 4
+#define GEMM_NR 8
+#elif GL_VL == 8
+#define GL_KERNELS_NAME gl_kernels_avx2
+#define GL_ISA_LABEL "avx2"
+#define GEMM_MR 6
+#define GEMM_NR 16
+#else
+#define GL_KERNELS_NAME gl_kernels_avx512
+#define GL_ISA_LABEL "avx512"
+#define GEMM_MR 14
+#define GEMM_NR 32
+#endif
+
+#define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
+#define GELU_CUBIC 0.044715f
+
+/* ---- plain loops: one text, vectorised by the compiler in the SIMD builds ---- */
+static void k_add(size_t n, const float *a, const float *b, float *out) {
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+static void k_sub(size_t n, const float *a, const float *b, float *out) {
+    for (size_t i = 0; i < n; i++) out[i] = a[i] - b[i];
+}
+static void k_mul(size_t n, const float *a, const float *b, float *out) {
+    for (size_t i = 0; i < n; i++) out[i] = a[i] * b[i];
+}
+static void k_div(size_t n, const float *a, const float *b, float *out) {
+    for (size_t i = 0; i < n; i++) out[i] = a[i] / b[i];
+}
+static void k_axpy(size_t n, float alpha, const float *x, float *y) {
+    for (size_t i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+static void k_mul_acc(size_t n, const float *a, const float *b, float *y) {
+    for (size_t i = 0; i < n; i++) y[i] += a[i] * b[i];
+}
+static void k_tanh_bwd(size_t n, const float *y, const float *dy, float *dx) {
+    for (size_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]);
+}
+
+/* ---- exp ---- */
+static void k_exp_fwd(size_t n, const float *x, float *y) {
+#if GL_VL == 1
+    for (size_t i = 0; i < n; i++) y[i] = expf(x[i]);
+#else
+    size_t i = 0;
+    for (; i + GL_VL <= n; i += GL_VL) v_store(y + i, v_exp(v_load(x + i)));
+    if (i < n) v_store_part(y + i, v_exp(v_load_part(x + i, n - i, 0.0f)), n - i);
+#endif
+}
+
+/* ---- tanh ---- */
+static void k_tanh_fwd(size_t n, const float *x, float *y) {
+#if GL_VL == 1
+    for (size_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
+#else
+    size_t i = 0;
+    for (; i + GL_VL <= n; i += GL_VL) v_store(y + i, v_tanh(v_load(x + i)));
+    if (i < n) v_store_part(y + i, v_tanh(v_load_part(x + i, n - i, 0.0f)), n - i);
+#endif
+}
+
+/* ---- GELU, tanh form: y = x/2 (1 + tanh(s (x + c x^3))) ---- */
+static void k_gelu_fwd(size_t n, const float *x, float *y) {
+#if GL_VL == 1
+    for (size_t i = 0; i < n; i++) {
+        float u = GELU_SCALE * (x[i] + GELU_CUBIC * x[i] * x[i] * x[i]);
+        y[i] = 0.5f * x[i] * (1.0f + tanhf(u));
+    }
+#else
+    size_t i = 0;
+    for (; i < n; i += GL_VL) {
+        size_t m = n - i < GL_VL ? n - i : GL_VL;
+        vf v = m == GL_VL ? v_load(x + i) : v_load_part(x + i, m, 0.0f);
+        vf t = v_tanh(GELU_SCALE * (v + GELU_CUBIC * v * v * v));
+        vf out = 0.5f * v * (1.0f + t);
+        if (m == GL_VL) v_store(y + i, out);
+        else v_store_part(y + i, out, m);
+    }
+#endif
+}
+
+/* d/dx: (1 + t)/2 + x/2 (1 - t^2) s (1 + 3c x^2), t = tanh(s (x + c x^3)) */
+static void k_gelu_bwd(size_t n, const float *x, const float *dy, float *dx) {
+#if GL_VL == 1
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        float t = tanhf(GELU_SCALE * (v + GELU_CUBIC * v * v * v));
+        float d = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_SCALE * (1.0f + 3.0f * GELU_CUBIC * v * v);
+        dx[i] += dy[i] * d;
+    }
+#else
+    size_t i = 0;
+    for (; i < n; i += GL_VL) {
+        size_t m = n - i < GL_VL ? n - i : GL_VL;
+        int full = m == GL_VL;
+        vf v = full ? v_load(x + i) : v_load_part(x + i, m, 0.0f);
+        vf g = full ? v_load(dy + i) : v_load_part(dy + i, m, 0.0f);
+        vf acc = full ? v_load(dx + i) : v_load_part(dx + i, m, 0.0f);
+        vf t = v_tanh(GELU_SCALE * (v + GELU_CUBIC * v * v * v));
+        vf d = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_SCALE * (1.0f + 3.0f * GELU_CUBIC * v * v);
+        acc = acc + g * d;
+        if (full) v_store(dx + i, acc);
+        else v_store_part(dx + i, acc, m);
+    }
+#endif
+}
+
+/* ---- softmax over each row, max-subtracted for stability ---- */
+static void k_softmax_rows(size_t rows, size_t cols, const float *x, float *y) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        float *yr = y + r * cols;
+#if GL_VL == 1
+        float mx = -INFINITY;
+        for (size_t j = 0; j < cols; j++) mx = xr[j] > mx ? xr[j] : mx;
+        float sum = 0.0f;
+        for (size_t j = 0; j < cols; j++) {
+            yr[j] = expf(xr[j] - mx);
+            sum += yr[j];
+        }
+        float inv = 1.0f / sum;
+        for (size_t j = 0; j < cols; j++) yr[j] *= inv;
+#else
+        size_t full = cols - cols % GL_VL, tail = cols - full;
+        vf vmax = v_set(-INFINITY);
+        for (size_t j = 0; j < full; j += GL_VL) vmax = v_max(vmax, v_load(xr + j));
+        if (tail) vmax = v_max(vmax, v_load_part(xr + full, tail, -INFINITY));
+        float mx = v_hmax(vmax);
+        vf vsum = v_set(0.0f);
+        for (size_t j = 0; j < full; j += GL_VL) {
+            vf e = v_exp(v_load(xr + j) - mx);
+            v_store(yr + j, e);
+            vsum += e;
+        }
+        if (tail) { /* padding lanes hold -inf: exp gives 0 there */
+            vf e = v_exp(v_load_part(xr + full, tail, -INFINITY) - mx);
+            v_store_part(yr + full, e, tail);
+            vsum += e;
+        }
+        float inv = 1.0f / v_hsum(vsum);
+        for (size_t j = 0; j < full; j += GL_VL) v_store(yr + j, v_load(yr + j) * inv);
+        if (tail) v_store_part(yr + full, v_load_part(yr + full, tail, 0.0f) * inv, tail);
+#endif
+    }
+}
+
+/* ---- layernorm over each row ---- */
+static void k_layernorm_rows(size_t rows, size_t cols, const float *x, const float *w, const float *b, float eps,
+                             float *y, float *mean_out, float *rstd_out) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        float *yr = y + r * cols;
+        float mean, var;
+#if GL_VL == 1
+        float s = 0.0f;
+        for (size_t j = 0; j < cols; j++) s += xr[j];
+        mean = s / (float)cols;
+        float ss = 0.0f;
+        for (size_t j = 0; j < cols; j++) ss += (xr[j] - mean) * (xr[j] - mean);
+        var = ss / (float)cols;
+#else
+        size_t full = cols - cols % GL_VL, tail = cols - full;
+        vf vs = v_set(0.0f);
+        for (size_t j = 0; j < full; j += GL_VL) vs += v_load(xr + j);
+        float s = v_hsum(vs);
+        for (size_t j = full; j < cols; j++) s += xr[j];
+        mean = s / (float)cols;
+        vf vss = v_set(0.0f);
+        for (size_t j = 0; j < full; j += GL_VL) {
+            vf d = v_load(xr + j) - mean;
+            vss += d * d;
+        }
+        float ss = v_hsum(vss);
+        for (size_t j = full; j < cols; j++) ss += (xr[j] - mean) * (xr[j] - mean);
+        var = ss / (float)cols;
+        (void)tail;
+#endif
+        float rstd = 1.0f / sqrtf(var + eps);
+        for (size_t j = 0; j < cols; j++) {
+            float v = (xr[j] - mean) * rstd;
+            if (w) v *= w[j];
+            if (b) v += b[j];
+            yr[j] = v;
+        }
+        if (mean_out) mean_out[r] = mean;
+        if (rstd_out) rstd_out[r] = rstd;
+    }
+}
+
+/* ---- GEMM micro-kernel: an MR x NR tile of C from kc steps of packed panels ----
+ * a_panel holds, for each k, MR consecutive values of a column of A; b_panel, NR values of a row of B.
+ * Accumulators stay in registers (MR x NR/GL_VL vectors); each step is one row of B times MR broadcasts.
+ * The tile is then written as C = alpha * AB + beta * C (beta == 0: C is not read). */
+static void k_gemm_micro(int kc, const float *a, const float *b, float *c, size_t ldc, float alpha, float beta) {
+#if GL_VL == 1
+    float acc[GEMM_MR][GEMM_NR] = {{0}};
+    for (int p = 0; p < kc; p++, a += GEMM_MR, b += GEMM_NR)
+        for (int i = 0; i < GEMM_MR; i++)
+            for (int j = 0; j < GEMM_NR; j++) acc[i][j] += a[i] * b[j];
+    for (int i = 0; i < GEMM_MR; i++)
+        for (int j = 0; j < GEMM_NR; j++)
+            c[i * ldc + j] = beta == 0.0f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * c[i * ldc + j];
+#else
+    vf acc0[GEMM_MR], acc1[GEMM_MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < GEMM_MR; i++) acc0[i] = acc1[i] = v_set(0.0f);
+    for (int p = 0; p < kc; p++, a += GEMM_MR, b += GEMM_NR) {
+        vf b0 = v_load(b), b1 = v_load(b + GL_VL);
+#pragma GCC unroll 16
+        for (int i = 0; i < GEMM_MR; i++) {
+            vf ai = v_set(a[i]);
+            acc0[i] += ai * b0;
+            acc1[i] += ai * b1;
+        }
+    }
+    if (beta == 0.0f) {
+#pragma GCC unroll 16
+        for (int i = 0; i < GEMM_MR; i++) {
+            v_store(c + i * ldc, alpha * acc0[i]);
+            v_store(c + i * ldc + GL_VL, alpha * acc1[i]);
+        }
+    } else {
+#pragma GCC unroll 16
+        for (int i = 0; i < GEMM_MR; i++) {
+            v_store(c + i * ldc, alpha * acc0[i] + beta * v_load(c + i * ldc));
+            v_store(c + i * ldc + GL_VL, alpha * acc1[i] + beta * v_load(c + i * ldc + GL_VL));
+        }
+    }
+#endif
+}
+
+const gl_kernels GL_KERNELS_NAME = {
+    .name = GL_ISA_LABEL,
+    .add = k_add,
+    .sub = k_sub,
+    .mul = k_mul,
+    .div = k_div,
+    .axpy = k_axpy,
+    .mul_acc = k_mul_acc,
+    .exp_fwd = k_exp_fwd,
+    .tanh_fwd = k_tanh_fwd,
+    .tanh_bwd = k_tanh_bwd,
+    .gelu_fwd = k_gelu_fwd,
+    .gelu_bwd = k_gelu_bwd,
+    .softmax_rows = k_softmax_rows,
+    .layernorm_rows = k_layernorm_rows,
+    .gemm_micro = k_gemm_micro,
+    .gemm_mr = GEMM_MR,
+    .gemm_nr = GEMM_NR,
+};
