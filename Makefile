@@ -16,7 +16,7 @@ else
 endif
 
 WARN     := -Wall -Wextra -Werror
-CFLAGS   := -std=c11 $(OPT) $(WARN) -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Icore -Ikernels/cpu
+CFLAGS   := -std=c11 $(OPT) $(WARN) -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Icore -Ikernels/cpu -Imodels
 LDLIBS   := -fopenmp -lm $(LDSAN)
 
 # Per-ISA flags: only the kernel builds get SIMD flags; the run-time dispatcher picks one (kernels/cpu/dispatch.c).
@@ -24,7 +24,7 @@ VEC_scalar := -DGL_VL=1 -fno-tree-vectorize
 VEC_avx2   := -DGL_VL=8 -O3 -mavx2 -mfma -ffp-contract=fast
 VEC_avx512 := -DGL_VL=16 -O3 -mavx512f -ffp-contract=fast
 
-CORE_SRC := $(wildcard core/*.c)
+CORE_SRC := $(wildcard core/*.c) $(wildcard models/*.c)
 KERN_SRC := kernels/cpu/gemm.c kernels/cpu/dispatch.c
 LIB_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(KERN_SRC:%.c=$(BUILD)/obj/%.o) \
             $(BUILD)/obj/kernels/cpu/vec_scalar.o $(BUILD)/obj/kernels/cpu/vec_avx2.o $(BUILD)/obj/kernels/cpu/vec_avx512.o
@@ -43,7 +43,7 @@ ifeq ($(CUDA),1)
 	@exit 2
 endif
 
-$(BUILD)/obj/%.o: %.c $(wildcard core/*.h kernels/cpu/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard core/*.h kernels/cpu/*.h models/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -63,8 +63,12 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< -o $@ $(LIB) -lcriterion $(LDLIBS)
 
+# Every test at the best kernel level; the op, model and determinism tests again on the AVX2 and scalar paths.
 test: check-cuda $(TESTS)
 	@set -e; for t in $(TESTS); do echo "== $$t"; OMP_NUM_THREADS=2 $$t --jobs 1; done
+	@set -e; for isa in avx2 scalar; do for t in test_grad test_tensor test_determinism; do \
+	  echo "== $(BUILD)/tests/$$t (GRADLAB_KERNELS=$$isa)"; \
+	  GRADLAB_KERNELS=$$isa OMP_NUM_THREADS=2 $(BUILD)/tests/$$t --jobs 1; done; done
 	@echo "all test binaries passed"
 
 # ---- the default job ----

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "rng.h"
 
 /* ------------------------------------------------------------------ errors */
@@ -26,6 +27,8 @@ const char *gl_shape_str(const gl_tensor *t, char *buf, size_t len) {
     if (k < len) snprintf(buf + k, len - k, "]");
     return buf;
 }
+
+const char *gl_kernels_in_use(void) { return gl_kern()->name; }
 
 /* ------------------------------------------------------------------ arena */
 

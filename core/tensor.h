@@ -63,6 +63,9 @@ float gl_get(const gl_tensor *t, int64_t flat_index);
 /* normalise a possibly negative axis; fatal if out of range */
 int gl_axis(const char *op, const gl_tensor *t, int axis);
 
+/* name of the CPU kernel level in use: "avx512", "avx2" or "scalar" (see kernels/cpu/kernels.h) */
+const char *gl_kernels_in_use(void);
+
 /* ---- arena ---- */
 void *gl_arena_alloc(size_t bytes); /* 64-byte aligned, lives until the next gl_step_reset() */
 void gl_step_reset(void);           /* drop all activations and the tape */
