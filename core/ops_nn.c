@@ -10,51 +10,7 @@
 static int64_t row_count(const gl_tensor *x) { return x->ndim ? x->numel / x->shape[x->ndim - 1] : 1; }
 static int last_dim(const gl_tensor *x) { return x->ndim ? x->shape[x->ndim - 1] : 1; }
 
-/* ================================================================ softmax */
-
-/* dx = y * (dy - sum(dy * y)) */
-static void softmax_backward(gl_node *nd) {
-    gl_tensor *x = nd->in[0], *y = nd->out;
-    int64_t rows = row_count(y);
-    int n = last_dim(y);
-#pragma omp parallel for schedule(static) if (y->numel > (1 << 15))
-    for (int64_t r = 0; r < rows; r++) {
-        const float *yr = y->data + r * n, *dy = y->grad + r * n;
-        float *dx = x->grad + r * n;
-        float dot = 0.0f;
-        for (int j = 0; j < n; j++) dot += dy[j] * yr[j];
-        for (int j = 0; j < n; j++) dx[j] += yr[j] * (dy[j] - dot);
-    }
-}
-
-gl_tensor *gl_softmax(gl_tensor *x) {
-    x = gl_contiguous(x);
-    gl_node *node;
-    gl_tensor *y = gl_op_output("softmax", x->ndim, x->shape, softmax_backward, &node, GL_INPUTS(x));
-    int64_t rows = row_count(x);
-    int n = last_dim(x);
-    const gl_kernels *k = gl_kern();
-#pragma omp parallel for schedule(static) if (x->numel > (1 << 15))
-    for (int64_t r = 0; r < rows; r++) k->softmax_rows(1, (size_t)n, x->data + r * n, y->data + r * n);
-    return y;
-}
-
-/* ================================================================ log_softmax */
-
-/* y = x - logsumexp(x);  dx = dy - softmax(x) * sum(dy), softmax = exp(y) */
-static void log_softmax_backward(gl_node *nd) {
-    gl_tensor *x = nd->in[0], *y = nd->out;
-    int64_t rows = row_count(y);
-    int n = last_dim(y);
-#pragma omp parallel for schedule(static) if (y->numel > (1 << 15))
-    for (int64_t r = 0; r < rows; r++) {
-        const float *yr = y->data + r * n, *dy = y->grad + r * n;
-        float *dx = x->grad + r * n;
-        float s = 0.0f;
-        for (int j = 0; j < n; j++) s += dy[j];
-        for (int j = 0; j < n; j++) dx[j] += dy[j] - expf(yr[j]) * s;
-    }
-}
+/* ================================================================ softmax and log_softmax */
 
 static float row_logsumexp(const float *x, int n) {
     float mx = -INFINITY;
@@ -64,20 +20,48 @@ static float row_logsumexp(const float *x, int n) {
     return mx + logf(s);
 }
 
-gl_tensor *gl_log_softmax(gl_tensor *x) {
+/* softmax:      dx = y * (dy - sum(dy * y))
+ * log_softmax:  y = x - logsumexp(x),  dx = dy - exp(y) * sum(dy) */
+static void softmax_family_backward(gl_node *nd) {
+    bool log_form = nd->ival[0];
+    gl_tensor *x = nd->in[0], *y = nd->out;
+    int64_t rows = row_count(y);
+    int n = last_dim(y);
+#pragma omp parallel for schedule(static) if (y->numel > (1 << 15))
+    for (int64_t r = 0; r < rows; r++) {
+        const float *yr = y->data + r * n, *dy = y->grad + r * n;
+        float *dx = x->grad + r * n;
+        float s = 0.0f;
+        for (int j = 0; j < n; j++) s += log_form ? dy[j] : dy[j] * yr[j];
+        for (int j = 0; j < n; j++) dx[j] += log_form ? dy[j] - expf(yr[j]) * s : yr[j] * (dy[j] - s);
+    }
+}
+
+static gl_tensor *softmax_family(gl_tensor *x, bool log_form) {
     x = gl_contiguous(x);
     gl_node *node;
-    gl_tensor *y = gl_op_output("log_softmax", x->ndim, x->shape, log_softmax_backward, &node, GL_INPUTS(x));
+    gl_tensor *y = gl_op_output(log_form ? "log_softmax" : "softmax", x->ndim, x->shape, softmax_family_backward,
+                                &node, GL_INPUTS(x));
+    if (node) node->ival[0] = log_form;
     int64_t rows = row_count(x);
     int n = last_dim(x);
+    const gl_kernels *k = gl_kern();
 #pragma omp parallel for schedule(static) if (x->numel > (1 << 15))
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x->data + r * n;
+        float *yr = y->data + r * n;
+        if (!log_form) {
+            k->softmax_rows(1, (size_t)n, xr, yr);
+            continue;
+        }
         float lse = row_logsumexp(xr, n);
-        for (int j = 0; j < n; j++) y->data[r * n + j] = xr[j] - lse;
+        for (int j = 0; j < n; j++) yr[j] = xr[j] - lse;
     }
     return y;
 }
+
+gl_tensor *gl_softmax(gl_tensor *x) { return softmax_family(x, false); }
+gl_tensor *gl_log_softmax(gl_tensor *x) { return softmax_family(x, true); }
 
 /* ================================================================ cross-entropy (fused log_softmax + NLL) */
 

@@ -6,7 +6,17 @@
 
 static const float grads[3] = {0.5f, -1.0f, 0.25f};
 
-static void run_steps(gl_optim *o, gl_tensor *w, const double *expect) {
+/* one weight w0 = 1 */
+static gl_tensor *unit_weight(bool no_weight_decay) {
+    gl_tensor *w = gl_param(GL_DIMS(1), "w");
+    w->data[0] = 1.0f;
+    w->no_weight_decay = no_weight_decay;
+    return w;
+}
+
+/* three steps of o on its single parameter, compared with expect[]; frees both */
+static void check_steps(gl_optim *o, const double *expect) {
+    gl_tensor *w = o->params[0];
     for (int t = 0; t < 3; t++) {
         w->grad[0] = grads[t];
         gl_optim_step(o);
@@ -14,47 +24,28 @@ static void run_steps(gl_optim *o, gl_tensor *w, const double *expect) {
                   expect[t]);
     }
     cr_assert(o->step == 3);
+    gl_optim_free(o);
+    gl_param_free(w);
 }
 
 Test(optim, sgd_momentum_weight_decay) {
-    gl_tensor *w = gl_param(GL_DIMS(1), "w");
-    w->data[0] = 1.0f;
-    gl_optim *o = gl_sgd(&w, 1, 0.1f, 0.9f, 0.01f);
-    const double expect[3] = {0.949, 1.002151, 1.023984749};
-    run_steps(o, w, expect);
-    gl_optim_free(o);
-    gl_param_free(w);
+    check_steps(gl_sgd((gl_tensor *[]){unit_weight(false)}, 1, 0.1f, 0.9f, 0.01f),
+                (const double[]){0.949, 1.002151, 1.023984749});
 }
 
 Test(optim, adam_with_l2_decay) {
-    gl_tensor *w = gl_param(GL_DIMS(1), "w");
-    w->data[0] = 1.0f;
-    gl_optim *o = gl_adam(&w, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.1f);
-    const double expect[3] = {0.9000000016666666, 0.9252635194456061, 0.9247305742687093};
-    run_steps(o, w, expect);
-    gl_optim_free(o);
-    gl_param_free(w);
+    check_steps(gl_adam((gl_tensor *[]){unit_weight(false)}, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.1f),
+                (const double[]){0.9000000016666666, 0.9252635194456061, 0.9247305742687093});
 }
 
 Test(optim, adamw_decoupled_decay) {
-    gl_tensor *w = gl_param(GL_DIMS(1), "w");
-    w->data[0] = 1.0f;
-    gl_optim *o = gl_adamw(&w, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.1f);
-    const double expect[3] = {0.890000002, 0.9177103542205653, 0.9222023167767704};
-    run_steps(o, w, expect);
-    gl_optim_free(o);
-    gl_param_free(w);
+    check_steps(gl_adamw((gl_tensor *[]){unit_weight(false)}, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.1f),
+                (const double[]){0.890000002, 0.9177103542205653, 0.9222023167767704});
 }
 
-Test(optim, no_weight_decay_flag_is_honoured) {
-    gl_tensor *w = gl_param(GL_DIMS(1), "bias");
-    w->data[0] = 1.0f;
-    w->no_weight_decay = true;
-    gl_optim *o = gl_adamw(&w, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.1f);
-    const double expect[3] = {0.900000002, 0.9366103542405654, 0.9502794203389762}; /* plain Adam, no decay */
-    run_steps(o, w, expect);
-    gl_optim_free(o);
-    gl_param_free(w);
+Test(optim, no_weight_decay_flag_is_honoured) { /* AdamW with the decay skipped is plain Adam */
+    check_steps(gl_adamw((gl_tensor *[]){unit_weight(true)}, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.1f),
+                (const double[]){0.900000002, 0.9366103542405654, 0.9502794203389762});
 }
 
 Test(optim, clip_grad_norm) {

@@ -19,8 +19,10 @@
 #else
 #define GL_KERNELS_NAME gl_kernels_avx512
 #define GL_ISA_LABEL "avx512"
+#ifndef GEMM_MR
 #define GEMM_MR 14
 #define GEMM_NR 32
+#endif
 #endif
 
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
@@ -49,27 +51,24 @@ static void k_tanh_bwd(size_t n, const float *y, const float *dy, float *dx) {
     for (size_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]);
 }
 
-/* ---- exp ---- */
+/* ---- exp and tanh ---- */
+#if GL_VL == 1
 static void k_exp_fwd(size_t n, const float *x, float *y) {
-#if GL_VL == 1
     for (size_t i = 0; i < n; i++) y[i] = expf(x[i]);
-#else
-    size_t i = 0;
-    for (; i + GL_VL <= n; i += GL_VL) v_store(y + i, v_exp(v_load(x + i)));
-    if (i < n) v_store_part(y + i, v_exp(v_load_part(x + i, n - i, 0.0f)), n - i);
-#endif
 }
-
-/* ---- tanh ---- */
 static void k_tanh_fwd(size_t n, const float *x, float *y) {
-#if GL_VL == 1
     for (size_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
-#else
-    size_t i = 0;
-    for (; i + GL_VL <= n; i += GL_VL) v_store(y + i, v_tanh(v_load(x + i)));
-    if (i < n) v_store_part(y + i, v_tanh(v_load_part(x + i, n - i, 0.0f)), n - i);
-#endif
 }
+#else
+/* y = f(x) a vector at a time, the ragged end through a zero-padded vector */
+static inline void map_vectors(size_t n, const float *x, float *y, vf (*f)(vf)) {
+    size_t i = 0;
+    for (; i + GL_VL <= n; i += GL_VL) v_store(y + i, f(v_load(x + i)));
+    if (i < n) v_store_part(y + i, f(v_load_part(x + i, n - i, 0.0f)), n - i);
+}
+static void k_exp_fwd(size_t n, const float *x, float *y) { map_vectors(n, x, y, v_exp); }
+static void k_tanh_fwd(size_t n, const float *x, float *y) { map_vectors(n, x, y, v_tanh); }
+#endif
 
 /* ---- GELU, tanh form: y = x/2 (1 + tanh(s (x + c x^3))) ---- */
 static void k_gelu_fwd(size_t n, const float *x, float *y) {
@@ -213,31 +212,30 @@ static void k_gemm_micro(int kc, const float *a, const float *b, float *c, size_
         for (int j = 0; j < GEMM_NR; j++)
             c[i * ldc + j] = beta == 0.0f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * c[i * ldc + j];
 #else
-    vf acc0[GEMM_MR], acc1[GEMM_MR];
+    enum { NV = GEMM_NR / GL_VL };
+    vf acc[GEMM_MR][NV];
 #pragma GCC unroll 16
-    for (int i = 0; i < GEMM_MR; i++) acc0[i] = acc1[i] = v_set(0.0f);
+    for (int i = 0; i < GEMM_MR; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) acc[i][v] = v_set(0.0f);
     for (int p = 0; p < kc; p++, a += GEMM_MR, b += GEMM_NR) {
-        vf b0 = v_load(b), b1 = v_load(b + GL_VL);
+        vf bv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) bv[v] = v_load(b + v * GL_VL);
 #pragma GCC unroll 16
         for (int i = 0; i < GEMM_MR; i++) {
             vf ai = v_set(a[i]);
-            acc0[i] += ai * b0;
-            acc1[i] += ai * b1;
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) acc[i][v] += ai * bv[v];
         }
     }
-    if (beta == 0.0f) {
 #pragma GCC unroll 16
-        for (int i = 0; i < GEMM_MR; i++) {
-            v_store(c + i * ldc, alpha * acc0[i]);
-            v_store(c + i * ldc + GL_VL, alpha * acc1[i]);
+    for (int i = 0; i < GEMM_MR; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+            float *cv = c + i * ldc + v * GL_VL;
+            v_store(cv, beta == 0.0f ? alpha * acc[i][v] : alpha * acc[i][v] + beta * v_load(cv));
         }
-    } else {
-#pragma GCC unroll 16
-        for (int i = 0; i < GEMM_MR; i++) {
-            v_store(c + i * ldc, alpha * acc0[i] + beta * v_load(c + i * ldc));
-            v_store(c + i * ldc + GL_VL, alpha * acc1[i] + beta * v_load(c + i * ldc + GL_VL));
-        }
-    }
 #endif
 }
 
