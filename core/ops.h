@@ -30,6 +30,16 @@ gl_tensor *gl_gelu(gl_tensor *x); /* tanh approximation, as GPT-2 */
 
 /* ---- matmul: a [..., M, K] @ b [..., K, N] -> [..., M, N]; b may be 2-D (shared by every batch) ---- */
 gl_tensor *gl_matmul(gl_tensor *a, gl_tensor *b);
+/* fused linear layer: x [..., K] @ w [K, N] + bias [N] (bias may be NULL) -> [..., N] */
+gl_tensor *gl_linear(gl_tensor *x, gl_tensor *w, gl_tensor *bias);
+
+/* ---- attention (ops_attention.c) ----
+ * Causal multi-head self-attention, fused: qkv [B, T, 3C] holds q, k, v side by side (head h of q in columns
+ * h*hs .. h*hs+hs-1, k after C, v after 2C); out [B, T, C] = softmax(q k^T / sqrt(hs), causal) v per head. */
+gl_tensor *gl_attention(gl_tensor *qkv, int n_head);
+/* One decoding step with a KV cache (inference only): appends the k, v of qkv [1, 3C] at row pos of the caches
+ * ([block_size, C] each) and returns the attention of its q over rows 0..pos, [1, C]. */
+gl_tensor *gl_attention_step(gl_tensor *qkv, float *k_cache, float *v_cache, int pos, int n_head);
 
 /* ---- reductions ---- */
 gl_tensor *gl_sum(gl_tensor *x, int axis, bool keepdim);
@@ -55,7 +65,8 @@ gl_tensor *gl_dropout(gl_tensor *x, float p, gl_rng *rng, bool training);
 gl_tensor *gl_reshape(gl_tensor *x, int ndim, const int *shape); /* one size may be -1 */
 gl_tensor *gl_transpose(gl_tensor *x, int dim0, int dim1);       /* a view */
 gl_tensor *gl_contiguous(gl_tensor *x);                          /* x itself if already contiguous */
-gl_tensor *gl_slice(gl_tensor *x, int axis, int start, int end); /* [start, end) along axis, copied */
+gl_tensor *gl_slice(gl_tensor *x, int axis, int start, int end); /* [start, end) along axis; a view when
+                                                                    that range is one contiguous block */
 gl_tensor *gl_concat(gl_tensor *const *xs, int n, int axis);
 
 #endif

@@ -1,5 +1,7 @@
 /* matmul: forward and backward as GEMM calls. A transposed view (gl_transpose of the last two dims) is passed
  * to the GEMM as a transpose flag with its leading dimension, so x @ W^T never copies W. */
+#include <string.h>
+
 #include "kernels.h"
 #include "ops.h"
 
@@ -126,4 +128,55 @@ gl_tensor *gl_matmul(gl_tensor *a, gl_tensor *b) {
                 p.lda, b->data + (p.b_shared ? 0 : batch_offset(b, bi)), p.ldb, 0.0f,
                 c->data + bi * (int64_t)p.M * p.N, p.N);
     return c;
+}
+
+/* ---- linear: y = x w + bias, with the bias folded into the GEMM's C (beta = 1) ---- */
+
+static void linear_backward(gl_node *n) {
+    gl_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
+    int tw = n->ival[0], ldw = n->ival[1];
+    int K = x->shape[x->ndim - 1], N = y->shape[y->ndim - 1];
+    int rows = (int)(x->numel / (K ? K : 1));
+    const float *dY = y->grad;
+    if (x->requires_grad) /* dX (rows x K) += dY op(W)^T */
+        gl_gemm(0, !tw, rows, K, N, 1.0f, dY, N, w->data, ldw, 1.0f, x->grad, K);
+    if (w->requires_grad) {
+        if (!tw) /* dW (K x N) += X^T dY */
+            gl_gemm(1, 0, K, N, rows, 1.0f, x->data, K, dY, N, 1.0f, w->grad, ldw);
+        else /* W stored N x K: dW += dY^T X */
+            gl_gemm(1, 0, N, K, rows, 1.0f, dY, N, x->data, K, 1.0f, w->grad, ldw);
+    }
+    if (b && b->requires_grad) {
+        const gl_kernels *k = gl_kern();
+        for (int r = 0; r < rows; r++) k->axpy((size_t)N, 1.0f, dY + (size_t)r * N, b->grad); /* rows in order */
+    }
+}
+
+gl_tensor *gl_linear(gl_tensor *x, gl_tensor *w, gl_tensor *bias) {
+    char s1[64], s2[64];
+    x = gl_contiguous(x);
+    int tw, ldw;
+    if (w->ndim != 2) gl_fatal("linear", "weight must be 2-D [in, out], got %s", gl_shape_str(w, s1, sizeof s1));
+    if (!matrix_layout(w, &tw, &ldw)) w = gl_contiguous(w), matrix_layout(w, &tw, &ldw);
+    int K = w->shape[0], N = w->shape[1];
+    if (x->ndim < 1 || x->shape[x->ndim - 1] != K)
+        gl_fatal("linear", "input %s does not end in the weight's input size: weight is %s",
+                 gl_shape_str(x, s1, sizeof s1), gl_shape_str(w, s2, sizeof s2));
+    if (bias && (bias->ndim != 1 || bias->shape[0] != N))
+        gl_fatal("linear", "bias %s does not match the weight's output size: weight is %s",
+                 gl_shape_str(bias, s1, sizeof s1), gl_shape_str(w, s2, sizeof s2));
+    int shape[GL_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++) shape[d] = x->shape[d];
+    shape[x->ndim - 1] = N;
+    gl_node *node;
+    gl_tensor *y = gl_op_output("linear", x->ndim, shape, linear_backward, &node, GL_INPUTS(x, w, bias));
+    if (node) {
+        node->ival[0] = tw;
+        node->ival[1] = ldw;
+    }
+    int rows = (int)(x->numel / (K ? K : 1));
+    if (bias)
+        for (int r = 0; r < rows; r++) memcpy(y->data + (size_t)r * N, bias->data, (size_t)N * sizeof(float));
+    gl_gemm(0, tw, rows, N, K, 1.0f, x->data, K, w->data, ldw, bias ? 1.0f : 0.0f, y->data, N);
+    return y;
 }

@@ -1,5 +1,6 @@
-/* Shape ops. reshape (of a contiguous tensor) and transpose are views: they share data and gradient with their
- * base and record nothing. contiguous, slice and concat copy, and their backward adds the gradient back. */
+/* Shape ops. reshape (of a contiguous tensor), transpose and a slice that is one contiguous block are views: they
+ * share data and gradient with their base and record nothing. contiguous, other slices and concat copy, and their
+ * backward adds the gradient back. */
 #include <stdio.h>
 #include <string.h>
 
@@ -120,6 +121,16 @@ gl_tensor *gl_slice(gl_tensor *x, int axis, int start, int end) {
         gl_fatal("slice", "range [%d, %d) is not inside dimension %d of %s", start, end, axis,
                  gl_shape_str(x, s1, sizeof s1));
     }
+    int64_t outer, inner;
+    outer_inner(x, axis, &outer, &inner);
+    if (outer == 1) { /* a contiguous block (e.g. the first V rows of a [Vp, C] matrix): a view, no copy */
+        gl_tensor *v = view_of(x);
+        v->shape[axis] = end - start;
+        v->numel = (int64_t)(end - start) * inner;
+        v->data = x->data + (int64_t)start * inner;
+        if (x->grad) v->grad = x->grad + (int64_t)start * inner;
+        return v;
+    }
     int shape[GL_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[axis] = end - start;
@@ -129,8 +140,6 @@ gl_tensor *gl_slice(gl_tensor *x, int axis, int start, int end) {
         node->ival[0] = axis;
         node->ival[1] = start;
     }
-    int64_t outer, inner;
-    outer_inner(x, axis, &outer, &inner);
     size_t block = (size_t)(end - start) * inner * sizeof(float);
     for (int64_t o = 0; o < outer; o++)
         memcpy(y->data + o * (end - start) * inner, x->data + (o * x->shape[axis] + start) * inner, block);

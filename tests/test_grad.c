@@ -261,8 +261,8 @@ static gl_tensor *loss_reshape_transpose(gl_tensor **in, void *ctx) {
 
 static gl_tensor *loss_slice(gl_tensor **in, void *ctx) {
     (void)ctx;
-    gl_tensor *a = gl_slice(in[0], 1, 2, 6), *b = gl_slice(in[0], -1, 0, 1);
-    return gl_add(weighted_sum(gl_exp(a)), weighted_sum(b));
+    gl_tensor *a = gl_slice(in[0], 1, 2, 6), *b = gl_slice(in[0], -1, 0, 1), *c = gl_slice(in[0], 0, 1, 3); /* view */
+    return gl_add(gl_add(weighted_sum(gl_exp(a)), weighted_sum(b)), weighted_sum(gl_tanh(c)));
 }
 
 static gl_tensor *loss_concat(gl_tensor **in, void *ctx) {
@@ -283,5 +283,35 @@ Test(grad, reshape_transpose_slice_concat) {
         check_grads("concat", loss_concat, in, 2, &axis);
         gl_param_free(in[0]);
         gl_param_free(in[1]);
+    }
+}
+
+/* ---------------------------------------------------------------- linear, attention */
+
+static gl_tensor *loss_linear(gl_tensor **in, void *ctx) {
+    bool transposed = ctx != NULL;
+    gl_tensor *w = transposed ? gl_transpose(in[1], 0, 1) : in[1];
+    return weighted_sum(gl_linear(in[0], w, in[2]));
+}
+
+Test(grad, linear_with_bias_and_transposed_weight) {
+    gl_tensor *in[3] = {rand_param(GL_DIMS(2, 3, 7), 90, -1, 1, 0), rand_param(GL_DIMS(7, 17), 91, -1, 1, 0),
+                        rand_param(GL_DIMS(17), 92, -1, 1, 0)};
+    check_grads("linear", loss_linear, in, 3, NULL);
+    gl_tensor *wt = rand_param(GL_DIMS(17, 7), 93, -1, 1, 0);
+    gl_tensor *in2[3] = {in[0], wt, in[2]};
+    check_grads("linear, W^T view", loss_linear, in2, 3, (void *)1);
+    for (int k = 0; k < 3; k++) gl_param_free(in[k]);
+    gl_param_free(wt);
+}
+
+static gl_tensor *loss_attention(gl_tensor **in, void *ctx) { return weighted_sum(gl_attention(in[0], *(int *)ctx)); }
+
+Test(grad, causal_attention) {
+    const int cases[][4] = {{1, 1, 4, 1}, {2, 5, 8, 2}, {1, 7, 6, 3}, {2, 17, 8, 1}}; /* B, T, C, heads */
+    for (int i = 0; i < 4; i++) {
+        gl_tensor *qkv = rand_param(GL_DIMS(cases[i][0], cases[i][1], 3 * cases[i][2]), 95 + i, -1.5f, 1.5f, 0);
+        check_grads("attention", loss_attention, &qkv, 1, (void *)&cases[i][3]);
+        gl_param_free(qkv);
     }
 }

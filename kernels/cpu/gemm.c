@@ -97,10 +97,10 @@ static void store_tile(const float *tile, int nr, int rows, int cols, float alph
 }
 
 /* Packing buffers grow once to the largest size seen and are then reused, so a training step's GEMMs do not
- * allocate. Callers run one GEMM at a time (threads live inside it). */
+ * allocate. They are per calling thread: ops may run small GEMMs from inside their own parallel loops. */
 static float *scratch(int which, size_t floats) {
-    static float *buf[2];
-    static size_t cap[2];
+    static _Thread_local float *buf[2];
+    static _Thread_local size_t cap[2];
     if (floats > cap[which]) {
         free(buf[which]);
         buf[which] = aligned_alloc(64, (floats * 4 + 63) / 64 * 64);
@@ -125,6 +125,7 @@ void gl_gemm_with(const gl_kernels *k, int trans_a, int trans_b, int M, int N, i
 #ifdef _OPENMP
     nthreads = omp_get_max_threads();
     if ((double)M * N * K < 64.0 * 64 * 64) nthreads = 1; /* thread start-up costs more than the work */
+    if (omp_in_parallel()) nthreads = 1;                   /* called from a caller's parallel loop */
 #endif
     int k_blocks = (K + GEMM_KC - 1) / GEMM_KC;
     int kc_max = (K + k_blocks - 1) / k_blocks; /* equal K blocks: K = 1536 is 768 + 768, K = 1000 is 500 + 500 */
