@@ -16,7 +16,7 @@ else
 endif
 
 WARN     := -Wall -Wextra -Werror
-CFLAGS   := -std=c11 $(OPT) $(WARN) -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Icore -Ikernels/cpu -Imodels
+CFLAGS   := -std=c11 $(OPT) $(WARN) -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Icore -Ikernels/cpu -Imodels -Itokenizer
 LDLIBS   := -fopenmp -lm $(LDSAN)
 
 # Per-ISA flags: only the kernel builds get SIMD flags; the run-time dispatcher picks one (kernels/cpu/dispatch.c).
@@ -24,13 +24,13 @@ VEC_scalar := -DGL_VL=1 -fno-tree-vectorize
 VEC_avx2   := -DGL_VL=8 -O3 -mavx2 -mfma -ffp-contract=fast
 VEC_avx512 := -DGL_VL=16 -O3 -mavx512f -ffp-contract=fast
 
-CORE_SRC := $(wildcard core/*.c) $(wildcard models/*.c)
+CORE_SRC := $(wildcard core/*.c) $(wildcard models/*.c) $(wildcard tokenizer/*.c)
 KERN_SRC := kernels/cpu/gemm.c kernels/cpu/dispatch.c
 LIB_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(KERN_SRC:%.c=$(BUILD)/obj/%.o) \
             $(BUILD)/obj/kernels/cpu/vec_scalar.o $(BUILD)/obj/kernels/cpu/vec_avx2.o $(BUILD)/obj/kernels/cpu/vec_avx512.o
 LIB      := $(BUILD)/libgradlab.a
 
-PROGRAMS := $(BUILD)/autograd_demo
+PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
@@ -43,20 +43,31 @@ ifeq ($(CUDA),1)
 	@exit 2
 endif
 
-$(BUILD)/obj/%.o: %.c $(wildcard core/*.h kernels/cpu/*.h models/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard core/*.h kernels/cpu/*.h models/*.h tokenizer/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC  $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/obj/kernels/cpu/vec_%.o: kernels/cpu/vec.c kernels/cpu/simd.h kernels/cpu/kernels.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(VEC_$*) -c $< -o $@
+	@echo "  CC  $< ($*)"
+	@$(CC) $(CFLAGS) $(VEC_$*) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/autograd_demo: examples/autograd_demo.c $(LIB)
-	$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
+
+$(BUILD)/train: train/train.c $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
+
+$(BUILD)/infer: infer/infer.c $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
 
 # ---- tests (Criterion) ----
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB)

@@ -1,0 +1,30 @@
+/* Small file helpers shared by the readers of checkpoints, safetensors and data files. */
+#include "io.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool gl_read_whole_file(const char *path, unsigned char **data, size_t *len, char *err, size_t err_len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return snprintf(err, err_len, "cannot open '%s': %s", path, strerror(errno)), false;
+    if (fseek(f, 0, SEEK_END) != 0) {
+        fclose(f);
+        return snprintf(err, err_len, "cannot seek in '%s'", path), false;
+    }
+    long size = ftell(f);
+    rewind(f);
+    unsigned char *buf = size >= 0 ? malloc((size_t)size + 1) : NULL;
+    if (!buf || fread(buf, 1, (size_t)size, f) != (size_t)size) {
+        free(buf);
+        fclose(f);
+        return snprintf(err, err_len, "cannot read '%s'", path), false;
+    }
+    fclose(f);
+    buf[size] = 0;
+    *data = buf;
+    *len = (size_t)size;
+    return true;
+}
+

@@ -1,0 +1,242 @@
+#include "json.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *s;
+    size_t len, pos;
+    int depth;
+    char *err;
+    size_t err_len;
+    bool failed;
+} parser;
+
+static bool fail(parser *p, const char *what) {
+    if (!p->failed) snprintf(p->err, p->err_len, "%s at byte %zu", what, p->pos);
+    p->failed = true;
+    return false;
+}
+
+static void skip_ws(parser *p) {
+    while (p->pos < p->len && (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' || p->s[p->pos] == '\n' || p->s[p->pos] == '\r'))
+        p->pos++;
+}
+
+static bool parse_value(parser *p, gl_json *out);
+
+static int hex4(parser *p) {
+    if (p->len - p->pos < 4) return -1;
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p->s[p->pos + i];
+        v = v * 16 + (c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1000);
+    }
+    if (v < 0) return -1;
+    p->pos += 4;
+    return v;
+}
+
+static size_t put_utf8(char *b, uint32_t cp) {
+    if (cp < 0x80) return b[0] = (char)cp, 1;
+    if (cp < 0x800) return b[0] = (char)(0xC0 | cp >> 6), b[1] = (char)(0x80 | (cp & 0x3F)), 2;
+    if (cp < 0x10000)
+        return b[0] = (char)(0xE0 | cp >> 12), b[1] = (char)(0x80 | ((cp >> 6) & 0x3F)), b[2] = (char)(0x80 | (cp & 0x3F)), 3;
+    b[0] = (char)(0xF0 | cp >> 18), b[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    b[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), b[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* p->pos at the opening quote */
+static bool parse_string(parser *p, char **out, size_t *out_len) {
+    p->pos++;
+    size_t cap = 16, n = 0;
+    char *b = malloc(cap);
+    while (1) {
+        if (p->pos >= p->len) return free(b), fail(p, "unterminated string");
+        unsigned char c = (unsigned char)p->s[p->pos++];
+        if (n + 8 > cap) b = realloc(b, cap *= 2);
+        if (c == '"') break;
+        if (c < 0x20) return free(b), p->pos--, fail(p, "control character inside a string");
+        if (c != '\\') {
+            b[n++] = (char)c;
+            continue;
+        }
+        if (p->pos >= p->len) return free(b), fail(p, "unterminated escape");
+        char e = p->s[p->pos++];
+        switch (e) {
+        case '"': b[n++] = '"'; break;
+        case '\\': b[n++] = '\\'; break;
+        case '/': b[n++] = '/'; break;
+        case 'b': b[n++] = '\b'; break;
+        case 'f': b[n++] = '\f'; break;
+        case 'n': b[n++] = '\n'; break;
+        case 'r': b[n++] = '\r'; break;
+        case 't': b[n++] = '\t'; break;
+        case 'u': {
+            int u = hex4(p);
+            if (u < 0) return free(b), fail(p, "bad \\u escape");
+            uint32_t cp = (uint32_t)u;
+            if (u >= 0xD800 && u <= 0xDBFF) { /* a surrogate pair */
+                int lo = -1;
+                if (p->len - p->pos >= 6 && p->s[p->pos] == '\\' && p->s[p->pos + 1] == 'u') {
+                    p->pos += 2;
+                    lo = hex4(p);
+                }
+                if (lo < 0xDC00 || lo > 0xDFFF) return free(b), fail(p, "unpaired surrogate in \\u escape");
+                cp = 0x10000 + (((uint32_t)u - 0xD800) << 10) + ((uint32_t)lo - 0xDC00);
+            } else if (u >= 0xDC00 && u <= 0xDFFF) {
+                return free(b), fail(p, "unpaired surrogate in \\u escape");
+            }
+            n += put_utf8(b + n, cp);
+            break;
+        }
+        default: return free(b), p->pos--, fail(p, "unknown escape");
+        }
+    }
+    b[n] = 0;
+    *out = b;
+    *out_len = n;
+    return true;
+}
+
+static bool parse_number(parser *p, gl_json *out) {
+    size_t start = p->pos;
+    if (p->pos < p->len && p->s[p->pos] == '-') p->pos++;
+    size_t digits = p->pos;
+    while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9') p->pos++;
+    if (p->pos == digits) return fail(p, "expected a digit");
+    if (p->pos < p->len && p->s[p->pos] == '.') {
+        p->pos++;
+        size_t f = p->pos;
+        while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9') p->pos++;
+        if (p->pos == f) return fail(p, "expected a digit after '.'");
+    }
+    if (p->pos < p->len && (p->s[p->pos] == 'e' || p->s[p->pos] == 'E')) {
+        p->pos++;
+        if (p->pos < p->len && (p->s[p->pos] == '+' || p->s[p->pos] == '-')) p->pos++;
+        size_t e = p->pos;
+        while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9') p->pos++;
+        if (p->pos == e) return fail(p, "expected a digit in the exponent");
+    }
+    char buf[64];
+    size_t n = p->pos - start;
+    if (n >= sizeof buf) return fail(p, "number too long");
+    memcpy(buf, p->s + start, n);
+    buf[n] = 0;
+    out->type = GL_JSON_NUMBER;
+    out->number = strtod(buf, NULL);
+    return true;
+}
+
+static bool literal(parser *p, const char *word) {
+    size_t n = strlen(word);
+    if (p->len - p->pos < n || memcmp(p->s + p->pos, word, n) != 0) return fail(p, "unexpected character");
+    p->pos += n;
+    return true;
+}
+
+static bool parse_container(parser *p, gl_json *out, bool object) {
+    if (++p->depth > 256) return fail(p, "nesting deeper than 256");
+    p->pos++;
+    out->type = object ? GL_JSON_OBJECT : GL_JSON_ARRAY;
+    size_t cap = 0;
+    skip_ws(p);
+    if (p->pos < p->len && p->s[p->pos] == (object ? '}' : ']')) {
+        p->pos++;
+        p->depth--;
+        return true;
+    }
+    while (1) {
+        if (out->count == cap) {
+            cap = cap ? cap * 2 : 8;
+            out->items = realloc(out->items, cap * sizeof *out->items);
+            if (object) out->keys = realloc(out->keys, cap * sizeof *out->keys);
+        }
+        gl_json *item = &out->items[out->count];
+        memset(item, 0, sizeof *item);
+        skip_ws(p);
+        if (object) {
+            size_t klen;
+            if (p->pos >= p->len || p->s[p->pos] != '"') return fail(p, "expected a string key");
+            if (!parse_string(p, &out->keys[out->count], &klen)) return false;
+            skip_ws(p);
+            if (p->pos >= p->len || p->s[p->pos] != ':') {
+                free(out->keys[out->count]);
+                return fail(p, "expected ':'");
+            }
+            p->pos++;
+        }
+        out->count++;
+        if (!parse_value(p, item)) return false;
+        skip_ws(p);
+        if (p->pos < p->len && p->s[p->pos] == ',') {
+            p->pos++;
+            continue;
+        }
+        if (p->pos < p->len && p->s[p->pos] == (object ? '}' : ']')) {
+            p->pos++;
+            p->depth--;
+            return true;
+        }
+        return fail(p, object ? "expected ',' or '}'" : "expected ',' or ']'");
+    }
+}
+
+static bool parse_value(parser *p, gl_json *out) {
+    skip_ws(p);
+    if (p->pos >= p->len) return fail(p, "unexpected end of input");
+    char c = p->s[p->pos];
+    if (c == '{' || c == '[') return parse_container(p, out, c == '{');
+    if (c == '"') {
+        out->type = GL_JSON_STRING;
+        return parse_string(p, &out->string, &out->string_len);
+    }
+    if (c == 't') return out->type = GL_JSON_BOOL, out->boolean = true, literal(p, "true");
+    if (c == 'f') return out->type = GL_JSON_BOOL, out->boolean = false, literal(p, "false");
+    if (c == 'n') return out->type = GL_JSON_NULL, literal(p, "null");
+    if (c == '-' || (c >= '0' && c <= '9')) return parse_number(p, out);
+    return fail(p, "unexpected character");
+}
+
+static void free_inner(gl_json *v) {
+    free(v->string);
+    for (size_t i = 0; i < v->count; i++) {
+        free_inner(&v->items[i]);
+        if (v->keys) free(v->keys[i]);
+    }
+    free(v->items);
+    free(v->keys);
+}
+
+gl_json *gl_json_parse(const char *text, size_t len, char *err, size_t err_len) {
+    parser p = {text, len, 0, 0, err, err_len, false};
+    gl_json *root = calloc(1, sizeof *root);
+    bool ok = parse_value(&p, root);
+    if (ok) {
+        skip_ws(&p);
+        if (p.pos != p.len) ok = fail(&p, "trailing characters after the JSON value");
+    }
+    if (!ok) {
+        free_inner(root);
+        free(root);
+        return NULL;
+    }
+    return root;
+}
+
+void gl_json_free(gl_json *v) {
+    if (!v) return;
+    free_inner(v);
+    free(v);
+}
+
+const gl_json *gl_json_get(const gl_json *obj, const char *key) {
+    if (!obj || obj->type != GL_JSON_OBJECT) return NULL;
+    for (size_t i = 0; i < obj->count; i++)
+        if (!strcmp(obj->keys[i], key)) return &obj->items[i];
+    return NULL;
+}

@@ -1,0 +1,182 @@
+#include "plot.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STB_IMAGE_WRITE_STATIC
+#include <stb/stb_image_write.h>
+#include <stb/stb_easy_font.h>
+#pragma GCC diagnostic pop
+
+static void write_to_file(void *f, void *data, int size) { fwrite(data, 1, (size_t)size, f); }
+
+typedef struct {
+    int w, h;
+    uint8_t *px;
+} canvas;
+
+static const uint8_t palette[][3] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40},
+                                     {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {127, 127, 127}};
+
+static void put(canvas *c, int x, int y, const uint8_t rgb[3]) {
+    if (x < 0 || y < 0 || x >= c->w || y >= c->h) return;
+    memcpy(c->px + ((size_t)y * c->w + x) * 3, rgb, 3);
+}
+
+static void fill_rect(canvas *c, int x0, int y0, int x1, int y1, const uint8_t rgb[3]) {
+    for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++) put(c, x, y, rgb);
+}
+
+/* Bresenham, `thick` pixels wide */
+static void line(canvas *c, int x0, int y0, int x1, int y1, const uint8_t rgb[3], int thick) {
+    int dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1, e = dx + dy;
+    for (;;) {
+        for (int a = 0; a < thick; a++)
+            for (int b = 0; b < thick; b++) put(c, x0 + a - thick / 2, y0 + b - thick / 2, rgb);
+        if (x0 == x1 && y0 == y1) break;
+        int e2 = 2 * e;
+        if (e2 >= dy) e += dy, x0 += sx;
+        if (e2 <= dx) e += dx, y0 += sy;
+    }
+}
+
+/* stb_easy_font text at (x, y) top-left, scaled; returns its width in pixels. vertical: rotated 90 degrees. */
+static int text(canvas *c, int x, int y, const char *s, int scale, bool vertical, const uint8_t rgb[3]) {
+    static char buf[60000];
+    int quads = stb_easy_font_print(0, 0, (char *)s, NULL, buf, sizeof buf);
+    float *v = (float *)buf; /* 4 vertices per quad: x, y, z, color (16 bytes each) */
+    for (int q = 0; q < quads; q++) {
+        float qx0 = v[q * 16 + 0], qy0 = v[q * 16 + 1], qx1 = v[q * 16 + 8], qy1 = v[q * 16 + 9];
+        for (int yy = (int)(qy0 * scale); yy < (int)(qy1 * scale); yy++)
+            for (int xx = (int)(qx0 * scale); xx < (int)(qx1 * scale); xx++)
+                vertical ? put(c, x + yy, y - xx, rgb) : put(c, x + xx, y + yy, rgb);
+    }
+    return stb_easy_font_width((char *)s) * scale;
+}
+
+/* "nice" tick step: 1, 2 or 5 times a power of ten, giving about `target` ticks */
+static double tick_step(double range, int target) {
+    double raw = range / target, p = pow(10.0, floor(log10(raw))), f = raw / p;
+    return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
+}
+
+static void format_tick(char *buf, size_t n, double v) {
+    if (v != 0 && (fabs(v) >= 1e5 || fabs(v) < 1e-3)) snprintf(buf, n, "%.0e", v);
+    else snprintf(buf, n, "%g", fabs(v) < 1e-12 ? 0.0 : v);
+}
+
+bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series, int n_series, char *err,
+                   int err_len) {
+    canvas c = {ch->width > 0 ? ch->width : 900, ch->height > 0 ? ch->height : 560, NULL};
+    c.px = malloc((size_t)c.w * c.h * 3);
+    if (!c.px) return snprintf(err, (size_t)err_len, "out of memory"), false;
+    memset(c.px, 255, (size_t)c.w * c.h * 3);
+    const uint8_t black[3] = {0, 0, 0}, grey[3] = {225, 225, 225}, dark[3] = {90, 90, 90};
+    int left = 80, right = 20, top = 50, bottom = 60;
+    int pw = c.w - left - right, ph = c.h - top - bottom;
+
+    /* data range */
+    double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
+    for (int s = 0; s < n_series; s++)
+        for (int i = 0; i < series[s].n; i++) {
+            double x = series[s].x ? series[s].x[i] : i, y = series[s].y[i];
+            if (!isfinite(x) || !isfinite(y) || (ch->log_y && y <= 0)) continue;
+            if (ch->log_y) y = log10(y);
+            xmin = fmin(xmin, x), xmax = fmax(xmax, x), ymin = fmin(ymin, y), ymax = fmax(ymax, y);
+        }
+    if (!(xmin <= xmax)) xmin = 0, xmax = 1, ymin = 0, ymax = 1;
+    if (xmax == xmin) xmax = xmin + 1;
+    if (ymax == ymin) ymax = ymin + 1;
+    double ypad = 0.05 * (ymax - ymin);
+    ymin -= ypad, ymax += ypad;
+#define PX(x) (left + (int)lround(((x) - xmin) / (xmax - xmin) * pw))
+#define PY(y) (top + ph - (int)lround(((y) - ymin) / (ymax - ymin) * ph))
+
+    /* grid, ticks and numbers */
+    char lab[32];
+    double xs = tick_step(xmax - xmin, 8);
+    for (double t = ceil(xmin / xs) * xs; t <= xmax + 1e-9 * xs; t += xs) {
+        int x = PX(t);
+        line(&c, x, top, x, top + ph, grey, 1);
+        line(&c, x, top + ph, x, top + ph + 5, black, 1);
+        format_tick(lab, sizeof lab, t);
+        text(&c, x - stb_easy_font_width(lab), top + ph + 9, lab, 2, false, black);
+    }
+    double ys = ch->log_y ? fmax(1.0, floor(tick_step(ymax - ymin, 6))) : tick_step(ymax - ymin, 6);
+    for (double t = ceil(ymin / ys) * ys; t <= ymax + 1e-9 * ys; t += ys) {
+        int y = PY(t);
+        line(&c, left, y, left + pw, y, grey, 1);
+        line(&c, left - 5, y, left, y, black, 1);
+        format_tick(lab, sizeof lab, ch->log_y ? pow(10.0, t) : t);
+        text(&c, left - 9 - 2 * stb_easy_font_width(lab), y - 6, lab, 2, false, black);
+    }
+    line(&c, left, top, left, top + ph, black, 2);
+    line(&c, left, top + ph, left + pw, top + ph, black, 2);
+
+    /* series */
+    for (int s = 0; s < n_series; s++) {
+        const uint8_t *col = palette[s % 8];
+        int px = 0, py = 0, have = 0;
+        for (int i = 0; i < series[s].n; i++) {
+            double x = series[s].x ? series[s].x[i] : i, y = series[s].y[i];
+            if (!isfinite(x) || !isfinite(y) || (ch->log_y && y <= 0)) {
+                have = 0;
+                continue;
+            }
+            int qx = PX(x), qy = PY(ch->log_y ? log10(y) : y);
+            if (have) line(&c, px, py, qx, qy, col, 2);
+            else if (series[s].n == 1) fill_rect(&c, qx - 3, qy - 3, qx + 4, qy + 4, col);
+            px = qx, py = qy, have = 1;
+        }
+    }
+#undef PX
+#undef PY
+
+    /* labels, title, legend */
+    if (ch->title) text(&c, left + pw / 2 - stb_easy_font_width((char *)ch->title) * 3 / 2, 12, ch->title, 3, false, black);
+    if (ch->xlabel) text(&c, left + pw / 2 - stb_easy_font_width((char *)ch->xlabel), c.h - 24, ch->xlabel, 2, false, dark);
+    if (ch->ylabel) text(&c, 10, top + ph / 2 + stb_easy_font_width((char *)ch->ylabel), ch->ylabel, 2, true, dark);
+    int ly = top + 10;
+    for (int s = 0; s < n_series; s++) {
+        if (!series[s].name) continue;
+        int w = 2 * stb_easy_font_width((char *)series[s].name);
+        int lx = left + pw - w - 40;
+        fill_rect(&c, lx - 6, ly - 4, left + pw - 4, ly + 18, (const uint8_t[3]){255, 255, 255});
+        line(&c, lx, ly + 7, lx + 24, ly + 7, palette[s % 8], 3);
+        text(&c, lx + 30, ly, series[s].name, 2, false, black);
+        ly += 24;
+    }
+
+    /* write to a temp name, flush to disk, rename */
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        free(c.px);
+        return snprintf(err, (size_t)err_len, "cannot create %s", tmp), false;
+    }
+    int ok = stbi_write_png_to_func(write_to_file, f, c.w, c.h, 3, c.px, c.w * 3);
+    free(c.px);
+    ok = ok && !ferror(f) && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok) {
+        remove(tmp);
+        return snprintf(err, (size_t)err_len, "cannot write %s", tmp), false;
+    }
+    if (rename(tmp, path) != 0) {
+        remove(tmp);
+        return snprintf(err, (size_t)err_len, "cannot rename %s to %s", tmp, path), false;
+    }
+    return true;
+}

@@ -1,0 +1,25 @@
+/* PNG line charts: several series, axes with ticks and numbers, axis labels, a title, a legend and an optional
+ * log-scale y axis. Drawn into an RGB buffer and written with stb_image_write (to a temp name, then renamed);
+ * text comes from stb_easy_font, so no font file is needed. */
+#ifndef GRADLAB_PLOT_H
+#define GRADLAB_PLOT_H
+
+#include <stdbool.h>
+
+typedef struct {
+    const char *name;
+    const float *x, *y; /* x may be NULL: 0, 1, 2, ... */
+    int n;
+} gl_series;
+
+typedef struct {
+    const char *title, *xlabel, *ylabel;
+    bool log_y;
+    int width, height; /* 0: 900 x 560 */
+} gl_chart;
+
+/* Returns false (and writes a reason into err) if the file cannot be written. Non-finite points are skipped. */
+bool gl_plot_lines(const char *path, const gl_chart *chart, const gl_series *series, int n_series, char *err,
+                   int err_len);
+
+#endif

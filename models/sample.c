@@ -1,0 +1,97 @@
+#include "sample.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* scratch holds (prob, id) pairs; sorted by descending probability, ties by ascending id (deterministic) */
+typedef struct {
+    float p;
+    int32_t id;
+} pair;
+
+static int by_prob_desc(const void *a, const void *b) {
+    const pair *x = a, *y = b;
+    if (x->p != y->p) return x->p < y->p ? 1 : -1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+int gl_sample_token(const float *logits, int V, const gl_sampling *s, gl_rng *rng, float *scratch) {
+    int best = 0;
+    for (int i = 1; i < V; i++) best = logits[i] > logits[best] ? i : best;
+    if (s->temperature <= 0.0f || s->top_k == 1) return best;
+    pair *pr = (pair *)scratch;
+    double sum = 0.0;
+    for (int i = 0; i < V; i++) {
+        pr[i].p = expf((logits[i] - logits[best]) / s->temperature);
+        pr[i].id = i;
+        sum += pr[i].p;
+    }
+    int keep = V;
+    if (s->top_k > 0 || s->top_p < 1.0f) {
+        qsort(pr, (size_t)V, sizeof *pr, by_prob_desc);
+        if (s->top_k > 0 && s->top_k < keep) keep = s->top_k;
+        if (s->top_p < 1.0f) { /* the smallest prefix whose probability reaches top_p */
+            double acc = 0.0;
+            for (int i = 0; i < keep; i++) {
+                acc += pr[i].p / sum;
+                if (acc >= s->top_p) {
+                    keep = i + 1;
+                    break;
+                }
+            }
+        }
+        sum = 0.0;
+        for (int i = 0; i < keep; i++) sum += pr[i].p;
+    }
+    double u = (double)gl_rng_uniform(rng) * sum, acc = 0.0;
+    for (int i = 0; i < keep; i++) {
+        acc += pr[i].p;
+        if (u < acc) return pr[i].id;
+    }
+    return pr[keep - 1].id;
+}
+
+int gl_generate(gpt *m, const int32_t *prompt, int n_prompt, int max_new, const gl_sampling *s, gl_rng *rng,
+                bool use_cache, gl_emit_fn emit, void *ctx) {
+    int V = m->cfg.vocab_size, bs = m->cfg.block_size;
+    int cap = n_prompt + max_new;
+    int32_t *seq = malloc((size_t)(cap ? cap : 1) * sizeof(int32_t));
+    float *logits = malloc((size_t)V * sizeof(float)), *scratch = malloc((size_t)V * 2 * sizeof(float));
+    memcpy(seq, prompt, (size_t)n_prompt * sizeof(int32_t));
+    int len = n_prompt, made = 0;
+    gpt_kv_cache cache;
+    if (use_cache) gpt_kv_cache_init(&cache, m);
+    bool refill = true; /* the cache must be rebuilt from the sequence's tail */
+    while (made < max_new) {
+        if (use_cache && refill) {
+            cache.len = 0;
+            int start = len > bs ? len - bs / 2 : 0;
+            for (int i = start; i < len; i++) gpt_forward_cached(m, &cache, seq[i], logits);
+            refill = false;
+        } else if (use_cache) {
+            if (cache.len == bs) { /* full: slide the window */
+                refill = true;
+                continue;
+            }
+            gpt_forward_cached(m, &cache, seq[len - 1], logits);
+        } else {
+            int start = len > bs ? len - bs : 0;
+            gl_step_reset();
+            gl_no_grad_begin();
+            gl_tensor *lg = gpt_forward(m, seq + start, 1, len - start, NULL, false);
+            gl_no_grad_end();
+            memcpy(logits, lg->data + (size_t)(len - start - 1) * V, (size_t)V * sizeof(float));
+        }
+        int32_t tok = gl_sample_token(logits, V, s, rng, scratch);
+        seq[len++] = tok;
+        made++;
+        if (emit && !emit(tok, ctx)) break;
+    }
+    if (use_cache) gpt_kv_cache_free(&cache);
+    free(seq);
+    free(logits);
+    free(scratch);
+    return made;
+}

@@ -1,0 +1,372 @@
+/* train: a GPT on any UTF-8 text file, character-level, with AdamW, warmup + cosine, clipping, periodic val
+ * loss, a loss-curve PNG, atomic checkpoints and bit-exact resume. `train --help` lists every flag.
+ * Defaults are nanoGPT's CPU recipe for tiny shakespeare (4 layers, 4 heads, 128 dims, block 64, batch 12,
+ * 2000 steps, lr 1e-3 with 100 warmup steps and cosine to 1e-4, betas 0.9/0.99, weight decay 0.1, clip 1). */
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "charvocab.h"
+#include "gpt.h"
+#include "gpt_io.h"
+#include "io.h"
+#include "plot.h"
+#include "sample.h"
+
+typedef struct {
+    const char *data, *out, *resume, *plot, *loss_log, *tokenizer;
+    gpt_config cfg;
+    int batch, threads, eval_interval, eval_batches, final_eval_batches, ckpt_interval, sample_len;
+    int64_t steps, warmup, decay_steps;
+    float lr, min_lr, beta1, beta2, eps, wd, clip, val_fraction, temperature;
+    uint64_t seed;
+    bool quiet;
+} options;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: train --data FILE [flags]          (or --resume CKPT to continue a run)\n"
+            "model:    --n-layer 4  --n-head 4  --n-embd 128  --block-size 64  --dropout 0  --bias 0|1 (0)\n"
+            "data:     --data FILE (UTF-8 text)  --val-fraction 0.1  --tokenizer char (BPE arrives with the tokenizer)\n"
+            "training: --batch 12  --steps 2000  --lr 1e-3  --min-lr 1e-4  --warmup 100  --decay-steps STEPS\n"
+            "          --beta1 0.9  --beta2 0.99  --eps 1e-8  --weight-decay 0.1 (matrices only)  --clip 1.0\n"
+            "          --seed 1337  --threads N (default: OMP_NUM_THREADS or all cores)\n"
+            "eval:     --eval-interval 250  --eval-batches 50  --final-eval-batches 200\n"
+            "output:   --out checkpoints/gpt.ckpt  --ckpt-interval 500  --plot PNG (default: OUT.loss.png)\n"
+            "          --loss-log FILE (step and exact loss per line)  --sample 300  --temperature 0.8  --quiet\n"
+            "resume:   --resume CKPT continues that run to --steps, bit for bit as if it had not stopped\n"
+            "Same seed and same thread count give bitwise identical runs.\n");
+}
+
+static void die(const char *fmt, const char *a, const char *b) {
+    fprintf(stderr, "train: ");
+    fprintf(stderr, fmt, a, b);
+    fputc('\n', stderr);
+    exit(2);
+}
+
+static double num(const char *flag, const char *s, double lo, double hi) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || end == s || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "train: %s expects a number in [%g, %g], got '%s'\n", flag, lo, hi, s);
+        exit(2);
+    }
+    return v;
+}
+
+static int integer(const char *flag, const char *s, double lo, double hi) {
+    double v = num(flag, s, lo, hi);
+    if (v != floor(v)) die("%s expects a whole number, got '%s'", flag, s);
+    return (int)v;
+}
+
+static options parse(int argc, char **argv) {
+    options o = {.out = "checkpoints/gpt.ckpt", .tokenizer = "char",
+                 .cfg = {.n_layer = 4, .n_head = 4, .n_embd = 128, .block_size = 64, .dropout = 0.0f, .bias = false,
+                         .ln_eps = 1e-5f},
+                 .batch = 12, .eval_interval = 250, .eval_batches = 50, .final_eval_batches = 200,
+                 .ckpt_interval = 500, .sample_len = 300, .steps = 2000, .warmup = 100, .decay_steps = -1,
+                 .lr = 1e-3f, .min_lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .wd = 0.1f, .clip = 1.0f,
+                 .val_fraction = 0.1f, .temperature = 0.8f, .seed = 1337};
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i];
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) usage(stdout), exit(0);
+        if (!strcmp(f, "--quiet")) {
+            o.quiet = true;
+            continue;
+        }
+        if (strncmp(f, "--", 2) != 0) die("unexpected argument '%s'%s (flags start with --)", f, "");
+        if (i + 1 >= argc) die("flag %s needs a value%s", f, "");
+        const char *v = argv[++i];
+        if (!strcmp(f, "--data")) o.data = v;
+        else if (!strcmp(f, "--out")) o.out = v;
+        else if (!strcmp(f, "--resume")) o.resume = v;
+        else if (!strcmp(f, "--plot")) o.plot = v;
+        else if (!strcmp(f, "--loss-log")) o.loss_log = v;
+        else if (!strcmp(f, "--tokenizer")) o.tokenizer = v;
+        else if (!strcmp(f, "--n-layer")) o.cfg.n_layer = integer(f, v, 1, 256);
+        else if (!strcmp(f, "--n-head")) o.cfg.n_head = integer(f, v, 1, 1024);
+        else if (!strcmp(f, "--n-embd")) o.cfg.n_embd = integer(f, v, 1, 65536);
+        else if (!strcmp(f, "--block-size")) o.cfg.block_size = integer(f, v, 1, 1 << 20);
+        else if (!strcmp(f, "--dropout")) o.cfg.dropout = (float)num(f, v, 0, 0.95);
+        else if (!strcmp(f, "--bias")) o.cfg.bias = integer(f, v, 0, 1);
+        else if (!strcmp(f, "--batch")) o.batch = integer(f, v, 1, 1 << 20);
+        else if (!strcmp(f, "--steps")) o.steps = integer(f, v, 0, 2e9);
+        else if (!strcmp(f, "--lr")) o.lr = (float)num(f, v, 0, 10);
+        else if (!strcmp(f, "--min-lr")) o.min_lr = (float)num(f, v, 0, 10);
+        else if (!strcmp(f, "--warmup")) o.warmup = integer(f, v, 1, 2e9);
+        else if (!strcmp(f, "--decay-steps")) o.decay_steps = integer(f, v, 1, 2e9);
+        else if (!strcmp(f, "--beta1")) o.beta1 = (float)num(f, v, 0, 0.999999);
+        else if (!strcmp(f, "--beta2")) o.beta2 = (float)num(f, v, 0, 0.999999);
+        else if (!strcmp(f, "--eps")) o.eps = (float)num(f, v, 0, 1);
+        else if (!strcmp(f, "--weight-decay")) o.wd = (float)num(f, v, 0, 10);
+        else if (!strcmp(f, "--clip")) o.clip = (float)num(f, v, 0, 1e9);
+        else if (!strcmp(f, "--val-fraction")) o.val_fraction = (float)num(f, v, 0.001, 0.5);
+        else if (!strcmp(f, "--seed")) o.seed = (uint64_t)num(f, v, 0, 9007199254740992.0);
+        else if (!strcmp(f, "--threads")) o.threads = integer(f, v, 1, 1024);
+        else if (!strcmp(f, "--eval-interval")) o.eval_interval = integer(f, v, 1, 2e9);
+        else if (!strcmp(f, "--eval-batches")) o.eval_batches = integer(f, v, 1, 1e6);
+        else if (!strcmp(f, "--final-eval-batches")) o.final_eval_batches = integer(f, v, 0, 1e6);
+        else if (!strcmp(f, "--ckpt-interval")) o.ckpt_interval = integer(f, v, 1, 2e9);
+        else if (!strcmp(f, "--sample")) o.sample_len = integer(f, v, 0, 1e6);
+        else if (!strcmp(f, "--temperature")) o.temperature = (float)num(f, v, 0, 100);
+        else {
+            fprintf(stderr, "train: unknown flag '%s'\n", f);
+            usage(stderr);
+            exit(2);
+        }
+    }
+    if (!o.data) die("--data FILE is required%s%s (the text to train on; --help lists all flags)", "", "");
+    if (strcmp(o.tokenizer, "char") != 0)
+        die("--tokenizer %s is not available yet: only 'char' (the BPE tokenizer lands with its own issue)%s",
+            o.tokenizer, "");
+    if (o.decay_steps < 0) o.decay_steps = o.steps;
+    return o;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct {
+    const int32_t *tokens;
+    size_t n_train, n_val;
+} dataset;
+
+/* B windows of T+1 tokens from [lo, lo+n): inputs x, next-token targets y */
+static void get_batch(const int32_t *tokens, size_t lo, size_t n, int B, int T, gl_rng *rng, int32_t *x, int32_t *y) {
+    for (int b = 0; b < B; b++) {
+        size_t start = lo + gl_rng_below(rng, n - (size_t)T);
+        memcpy(x + (size_t)b * T, tokens + start, (size_t)T * sizeof(int32_t));
+        memcpy(y + (size_t)b * T, tokens + start + 1, (size_t)T * sizeof(int32_t));
+    }
+}
+
+/* mean val loss over n_batches batches drawn with a fixed seed: the same batches at every evaluation, and the
+ * training RNG is left untouched (so evaluating does not change the run) */
+static float val_loss(gpt *m, const dataset *d, int B, int T, int n_batches, int32_t *x, int32_t *y) {
+    gl_rng rng;
+    gl_rng_seed(&rng, 0x5eed);
+    double sum = 0;
+    gl_no_grad_begin();
+    for (int i = 0; i < n_batches; i++) {
+        gl_step_reset();
+        get_batch(d->tokens, d->n_train, d->n_val, B, T, &rng, x, y);
+        sum += gpt_loss(m, x, y, B, T, NULL, false)->data[0];
+    }
+    gl_no_grad_end();
+    return (float)(sum / n_batches);
+}
+
+static bool emit_char(int32_t tok, void *ctx) {
+    const gl_charvocab *v = ctx;
+    char utf8[5];
+    fwrite(utf8, 1, (size_t)gl_utf8_encode(v->codepoints[tok], utf8), stdout);
+    fflush(stdout);
+    return true;
+}
+
+int main(int argc, char **argv) {
+    options o = parse(argc, argv);
+    if (o.threads) omp_set_num_threads(o.threads);
+    char err[512];
+
+    /* ---- data ---- */
+    unsigned char *text;
+    size_t text_len;
+    if (!gl_read_whole_file(o.data, &text, &text_len, err, sizeof err)) die("%s%s", err, "");
+    uint32_t *cps;
+    size_t n_cps;
+    if (!gl_utf8_decode(text, text_len, &cps, &n_cps, err, sizeof err)) {
+        fprintf(stderr, "train: '%s' is %s\n", o.data, err);
+        return 1;
+    }
+    uint64_t data_hash = gl_fnv1a(GL_FNV_OFFSET, text, text_len);
+
+    /* ---- model, optimizer and run state: fresh or from a checkpoint ---- */
+    gpt m;
+    gpt_run_state rs;
+    gl_charvocab vocab;
+    float *opt_state = NULL;
+    int64_t opt_floats = 0, opt_step = 0;
+    if (o.resume) {
+        if (!gpt_load_checkpoint(o.resume, &m, &rs, &opt_state, &opt_floats, &opt_step, err, sizeof err)) {
+            fprintf(stderr, "train: cannot resume: %s\n", err);
+            return 1;
+        }
+        if (rs.data_hash != data_hash) {
+            fprintf(stderr, "train: '%s' is not the text that checkpoint '%s' was trained on (content hash differs)\n",
+                    o.data, o.resume);
+            return 1;
+        }
+        vocab.size = rs.n_symbols;
+        vocab.codepoints = rs.symbols;
+        o.cfg = m.cfg;
+        o.batch = rs.batch;
+        o.lr = rs.lr, o.min_lr = rs.min_lr, o.beta1 = rs.beta1, o.beta2 = rs.beta2, o.eps = rs.eps;
+        o.wd = rs.weight_decay, o.clip = rs.grad_clip, o.val_fraction = rs.val_fraction;
+        o.warmup = rs.warmup_steps, o.decay_steps = rs.decay_steps, o.seed = rs.seed;
+    } else {
+        gl_charvocab_build(&vocab, cps, n_cps);
+        o.cfg.vocab_size = vocab.size;
+        o.cfg.padded_vocab_size = gpt_padded_vocab(vocab.size);
+        if (!gpt_config_check(&o.cfg, err, sizeof err)) die("bad model flags: %s%s", err, "");
+        gpt_build(&m, o.cfg);
+        gpt_init(&m, o.seed);
+        memset(&rs, 0, sizeof rs);
+        rs.seed = o.seed;
+        gl_rng_seed(&rs.rng, o.seed ^ 0xda7a5eedull);
+        rs.lr = o.lr, rs.min_lr = o.min_lr, rs.beta1 = o.beta1, rs.beta2 = o.beta2, rs.eps = o.eps;
+        rs.weight_decay = o.wd, rs.grad_clip = o.clip, rs.val_fraction = o.val_fraction;
+        rs.warmup_steps = o.warmup, rs.decay_steps = o.decay_steps, rs.batch = o.batch;
+        rs.data_hash = data_hash;
+        rs.n_symbols = vocab.size;
+        rs.symbols = vocab.codepoints;
+    }
+    int B = o.batch, T = o.cfg.block_size;
+    int32_t *tokens = malloc((n_cps ? n_cps : 1) * sizeof(int32_t));
+    if (!gl_charvocab_encode(&vocab, cps, n_cps, tokens, err, sizeof err)) {
+        fprintf(stderr, "train: '%s': %s\n", o.data, err);
+        return 1;
+    }
+    dataset d = {tokens, 0, 0};
+    d.n_val = (size_t)((double)n_cps * o.val_fraction);
+    d.n_train = n_cps - d.n_val;
+    if (d.n_val <= (size_t)T + 1 || d.n_train <= (size_t)T + 1) {
+        fprintf(stderr,
+                "train: '%s' has %zu characters: too few for block size %d with a %.0f%% validation split "
+                "(each split needs more than %d)\n",
+                o.data, n_cps, T, 100.0 * o.val_fraction, T + 1);
+        return 1;
+    }
+    gl_optim *opt = gl_adamw(m.params, m.n_params, o.lr, o.beta1, o.beta2, o.eps, o.wd);
+    if (opt_state) {
+        memcpy(opt->state, opt_state, (size_t)opt_floats * sizeof(float));
+        opt->step = opt_step;
+        free(opt_state);
+    }
+
+    printf("train: %s, %zu characters (vocabulary %d), train %zu / val %zu\n", o.data, n_cps, vocab.size, d.n_train,
+           d.n_val);
+    printf("model: %d layers, %d heads, %d dims, block %d, bias %s, dropout %.2f: %.2fM parameters\n", o.cfg.n_layer,
+           o.cfg.n_head, o.cfg.n_embd, T, o.cfg.bias ? "on" : "off", (double)o.cfg.dropout, m.n_weights / 1e6);
+    printf("AdamW lr %.1e (warmup %lld, cosine to %.1e at %lld), betas %.2f/%.3f, wd %.2f, clip %.1f; batch %d x %d "
+           "tokens; %d threads, kernels %s\n",
+           (double)o.lr, (long long)o.warmup, (double)o.min_lr, (long long)o.decay_steps, (double)o.beta1,
+           (double)o.beta2, (double)o.wd, (double)o.clip, B, T, omp_get_max_threads(), gl_kernels_in_use());
+    if (o.resume) printf("resuming from %s at step %lld\n", o.resume, (long long)rs.step);
+
+    /* ---- the loop ---- */
+    FILE *loss_log = NULL;
+    if (o.loss_log && !(loss_log = fopen(o.loss_log, o.resume ? "a" : "w"))) die("cannot write '%s'%s", o.loss_log, "");
+    int64_t n_steps = o.steps;
+    float *train_curve = calloc((size_t)(n_steps + 1), sizeof(float)), *val_x = calloc(1024, 4), *val_y = calloc(1024, 4);
+    for (int64_t i = 0; i <= n_steps; i++) train_curve[i] = NAN;
+    int n_val_points = 0;
+    int32_t *x = malloc((size_t)B * T * sizeof(int32_t)), *y = malloc((size_t)B * T * sizeof(int32_t));
+    bool tty = isatty(fileno(stdout)) && !o.quiet;
+    double t0 = now(), last = 0;
+    int64_t first_step = rs.step;
+    float ema = NAN;
+    for (int64_t step = rs.step; step < n_steps; step++) {
+        opt->lr = gl_lr_warmup_cosine(step, o.warmup, o.decay_steps, o.lr, o.min_lr);
+        get_batch(tokens, 0, d.n_train, B, T, &rs.rng, x, y);
+        gl_step_reset();
+        gl_tensor *loss = gpt_loss(&m, x, y, B, T, &rs.rng, o.cfg.dropout > 0.0f);
+        float lv = loss->data[0];
+        if (!isfinite(lv)) {
+            fprintf(stderr, "\ntrain: the loss became %f at step %lld; stopping (lower --lr or raise --warmup)\n",
+                    (double)lv, (long long)step);
+            return 1;
+        }
+        gl_backward(loss);
+        gl_clip_grad_norm(m.params, m.n_params, o.clip);
+        gl_optim_step(opt);
+        gl_optim_zero_grad(opt);
+        rs.step = step + 1;
+        train_curve[step] = lv;
+        ema = isnan(ema) ? lv : 0.9f * ema + 0.1f * lv;
+        if (loss_log) fprintf(loss_log, "%lld %a %.6f\n", (long long)step, (double)lv, (double)lv);
+
+        double t = now();
+        bool eval = rs.step % o.eval_interval == 0 || rs.step == n_steps;
+        if (!o.quiet && (eval || (tty && t - last > 0.25) || (!tty && rs.step % 100 == 0))) {
+            double rate = (double)(rs.step - first_step) / (t - t0);
+            int w = 30, filled = (int)((double)rs.step / n_steps * w);
+            char bar[64];
+            for (int i = 0; i < w; i++) bar[i] = i < filled ? '#' : '.';
+            bar[w] = 0;
+            printf("%s[%s] step %lld/%lld  loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs   %s", tty ? "\r" : "", bar,
+                   (long long)rs.step, (long long)n_steps, (double)ema, (double)opt->lr, rate * B * T,
+                   (n_steps - rs.step) / rate, tty ? "" : "\n");
+            fflush(stdout);
+            last = t;
+        }
+        if (eval) {
+            float vl = val_loss(&m, &d, B, T, o.eval_batches, x, y);
+            if (n_val_points < 1024) val_x[n_val_points] = (float)rs.step, val_y[n_val_points++] = vl;
+            if (!o.quiet) printf("%sstep %lld: val loss %.4f (%d batches)\n", tty ? "\n" : "", (long long)rs.step,
+                                 (double)vl, o.eval_batches);
+        }
+        if (rs.step % o.ckpt_interval == 0 || rs.step == n_steps) {
+            if (!gpt_save_checkpoint(o.out, &m, opt, &rs, err, sizeof err)) {
+                fprintf(stderr, "\ntrain: %s\n", err);
+                return 1;
+            }
+        }
+    }
+    double elapsed = now() - t0;
+    if (loss_log) fclose(loss_log);
+    if (rs.step == first_step && !gpt_save_checkpoint(o.out, &m, opt, &rs, err, sizeof err)) {
+        fprintf(stderr, "train: %s\n", err);
+        return 1;
+    }
+    printf("trained %lld steps in %.1f s (%.0f tokens/s); checkpoint %s\n", (long long)(rs.step - first_step), elapsed,
+           (double)(rs.step - first_step) * B * T / (elapsed > 0 ? elapsed : 1), o.out);
+    if (o.final_eval_batches > 0)
+        printf("final val loss %.4f over %d batches (%d tokens)\n",
+               (double)val_loss(&m, &d, B, T, o.final_eval_batches, x, y), o.final_eval_batches,
+               o.final_eval_batches * B * T);
+
+    /* ---- loss curve ---- */
+    char plot_path[4096];
+    snprintf(plot_path, sizeof plot_path, "%s", o.plot ? o.plot : o.out);
+    if (!o.plot) strncat(plot_path, ".loss.png", sizeof plot_path - strlen(plot_path) - 1);
+    gl_series series[2] = {{"train loss", NULL, train_curve, (int)n_steps}, {"val loss", val_x, val_y, n_val_points}};
+    gl_chart chart = {.title = "GPT training loss", .xlabel = "step", .ylabel = "cross-entropy (nats)"};
+    if (!gl_plot_lines(plot_path, &chart, series, 2, err, (int)sizeof err)) fprintf(stderr, "train: plot: %s\n", err);
+    else printf("loss curve: %s\n", plot_path);
+
+    if (o.sample_len > 0) {
+        printf("\n--- sample (temperature %.2f) ---\n", (double)o.temperature);
+        int plen = T < 8 ? T : 8; /* the first characters of the validation text as the prompt */
+        for (int i = 0; i < plen; i++) emit_char(tokens[d.n_train + i], &vocab);
+        gl_sampling s = {.temperature = o.temperature, .top_k = 0, .top_p = 1.0f};
+        gl_rng sample_rng;
+        gl_rng_seed(&sample_rng, o.seed);
+        gl_generate(&m, tokens + d.n_train, plen, o.sample_len, &s, &sample_rng, true, emit_char, &vocab);
+        printf("\n---\n");
+    }
+    gl_optim_free(opt);
+    gpt_free(&m);
+    gl_charvocab_free(&vocab);
+    free(tokens);
+    free(cps);
+    free(text);
+    free(x);
+    free(y);
+    free(train_curve);
+    free(val_x);
+    free(val_y);
+    gl_arena_release();
+    return 0;
+}
