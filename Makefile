@@ -72,10 +72,11 @@ $(BUILD)/infer: infer/infer.c $(LIB)
 # ---- tests (Criterion) ----
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $< -o $@ $(LIB) -lcriterion $(LDLIBS)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -Itests -DGL_BUILD_DIR='"$(BUILD)"' $< -o $@ $(LIB) -lcriterion $(LDLIBS)
 
 # Every test at the best kernel level; the op, model and determinism tests again on the AVX2 and scalar paths.
-test: check-cuda $(TESTS)
+test: check-cuda $(TESTS) $(PROGRAMS)
 	@set -e; for t in $(TESTS); do echo "== $$t"; OMP_NUM_THREADS=2 $$t --jobs 1; done
 	@set -e; for isa in avx2 scalar; do for t in test_grad test_tensor test_determinism; do \
 	  echo "== $(BUILD)/tests/$$t (GRADLAB_KERNELS=$$isa)"; \

@@ -57,6 +57,7 @@ bool gpt_save_checkpoint(const char *path, const gpt *m, const gl_optim *opt, co
     put(&w, hyper, sizeof hyper);
     PUT(&w, s->warmup_steps);
     PUT(&w, s->decay_steps);
+    PUT(&w, s->total_steps);
     PUT(&w, s->batch);
     PUT(&w, s->n_symbols);
     PUT(&w, s->data_hash);
@@ -128,7 +129,7 @@ bool gpt_load_checkpoint(const char *path, gpt *m, gpt_run_state *s, float **opt
     }
     if (!take(&r, cfg, sizeof cfg) || !TAKE(&r, dropout) || !TAKE(&r, ln_eps) || !TAKE(&r, s->step) ||
         !TAKE(&r, s->seed) || !take(&r, s->rng.s, sizeof s->rng.s) || !take(&r, hyper, sizeof hyper) ||
-        !TAKE(&r, s->warmup_steps) || !TAKE(&r, s->decay_steps) || !TAKE(&r, s->batch) || !TAKE(&r, s->n_symbols) ||
+        !TAKE(&r, s->warmup_steps) || !TAKE(&r, s->decay_steps) || !TAKE(&r, s->total_steps) || !TAKE(&r, s->batch) || !TAKE(&r, s->n_symbols) ||
         !TAKE(&r, s->data_hash) || !TAKE(&r, n_weights) || !TAKE(&r, n_opt) || !TAKE(&r, step_opt)) {
         snprintf(err, err_len, "'%s' ends inside its header", path);
         goto done;
@@ -190,7 +191,7 @@ static bool config_int(const gl_json *cfg, const char *key, const char *alt, int
 /* names that GPT-2 files carry besides the parameters: attention-mask buffers and the tied output head */
 static bool ignorable(const char *name) {
     size_t n = strlen(name);
-    return (n > 9 && !strcmp(name + n - 9, "attn.bias")) || (n > 16 && !strcmp(name + n - 16, "attn.masked_bias")) ||
+    return (n > 10 && !strcmp(name + n - 10, ".attn.bias")) || (n > 17 && !strcmp(name + n - 17, ".attn.masked_bias")) ||
            !strcmp(name, "lm_head.weight");
 }
 

@@ -11,7 +11,7 @@ typedef struct {
     uint64_t seed;
     gl_rng rng;        /* data sampling and dropout, as it stands after `step` steps */
     float lr, min_lr, beta1, beta2, eps, weight_decay, grad_clip, val_fraction;
-    int64_t warmup_steps, decay_steps;
+    int64_t warmup_steps, decay_steps, total_steps; /* total_steps: the planned length of the run */
     int32_t batch;
     uint64_t data_hash; /* FNV-1a of the training file's bytes */
     int32_t n_symbols;  /* character vocabulary: the code point of each token id */

@@ -63,26 +63,27 @@ int gl_generate(gpt *m, const int32_t *prompt, int n_prompt, int max_new, const 
     int len = n_prompt, made = 0;
     gpt_kv_cache cache;
     if (use_cache) gpt_kv_cache_init(&cache, m);
-    bool refill = true; /* the cache must be rebuilt from the sequence's tail */
+    /* The context is seq[win, len). When it would exceed block_size, win jumps so that the last block_size/2
+     * tokens remain; both paths follow the same rule, so they see the same context at every step. */
+    int win = len > bs ? len - bs / 2 : 0;
+    bool refill = true;
     while (made < max_new) {
+        if (len - win > bs) {
+            win = len - bs / 2;
+            refill = true;
+        }
         if (use_cache && refill) {
             cache.len = 0;
-            int start = len > bs ? len - bs / 2 : 0;
-            for (int i = start; i < len; i++) gpt_forward_cached(m, &cache, seq[i], logits);
+            for (int i = win; i < len; i++) gpt_forward_cached(m, &cache, seq[i], logits);
             refill = false;
         } else if (use_cache) {
-            if (cache.len == bs) { /* full: slide the window */
-                refill = true;
-                continue;
-            }
             gpt_forward_cached(m, &cache, seq[len - 1], logits);
         } else {
-            int start = len > bs ? len - bs : 0;
             gl_step_reset();
             gl_no_grad_begin();
-            gl_tensor *lg = gpt_forward(m, seq + start, 1, len - start, NULL, false);
+            gl_tensor *lg = gpt_forward(m, seq + win, 1, len - win, NULL, false);
             gl_no_grad_end();
-            memcpy(logits, lg->data + (size_t)(len - start - 1) * V, (size_t)V * sizeof(float));
+            memcpy(logits, lg->data + (size_t)(len - win - 1) * V, (size_t)V * sizeof(float));
         }
         int32_t tok = gl_sample_token(logits, V, s, rng, scratch);
         seq[len++] = tok;

@@ -23,7 +23,7 @@ typedef bool (*gl_emit_fn)(int32_t token, void *ctx);
 
 /* Feeds the prompt (n_prompt >= 1 ids), then samples up to max_new tokens, calling emit for each. With
  * use_cache the KV cache makes each step one token's work; without it every step re-runs the whole window
- * (the reference the cache is tested against). When the context reaches block_size, the window slides: the
- * cache is refilled with the last block_size/2 tokens. Returns the number of tokens generated. */
+ * (the reference the cache is tested against). When the context would pass block_size, the window slides to the
+ * last block_size/2 tokens (the cache is refilled from them). Returns the number of tokens generated. */
 int gl_generate(gpt *m, const int32_t *prompt, int n_prompt, int max_new, const gl_sampling *s, gl_rng *rng,
                 bool use_cache, gl_emit_fn emit, void *ctx);

@@ -156,3 +156,85 @@ Test(gpt, kv_cache_generation_equals_full_forward) {
     gpt_kv_cache_free(&cache);
     gpt_free(&m);
 }
+
+/* ---------------------------------------------------------------- Hugging Face safetensors */
+
+#include "gpt_io.h"
+
+Test(gpt, safetensors_logits_match_pytorch) {
+    gpt m;
+    char err[512];
+    cr_assert(gpt_load_safetensors("tests/ref/gpt2_tiny.safetensors", "tests/ref/gpt2_tiny.config.json", &m, err,
+                                   sizeof err),
+              "%s", err);
+    FILE *f = fopen("tests/ref/gpt2_tiny.logits.bin", "rb");
+    cr_assert(f);
+    int hdr[2];
+    cr_assert(fread(hdr, 4, 2, f) == 2);
+    int T = hdr[0], V = hdr[1];
+    cr_assert(V == m.cfg.vocab_size && m.cfg.padded_vocab_size == 64);
+    int32_t ids[64];
+    float *ref = malloc((size_t)T * V * 4);
+    cr_assert(fread(ids, 4, (size_t)T, f) == (size_t)T && fread(ref, 4, (size_t)T * V, f) == (size_t)T * V);
+    fclose(f);
+    gl_tensor *logits = gpt_forward(&m, ids, 1, T, NULL, false);
+    double e = rel_err(logits->data, ref, (size_t)T * V);
+    cr_assert(e < 1e-4, "logits from the safetensors model differ from PyTorch by %.3g", e);
+    free(ref);
+    gpt_free(&m);
+}
+
+/* writes a damaged copy of the tiny safetensors file; mutate edits the bytes */
+static const char *damaged(const char *name, void (*mutate)(unsigned char *buf, size_t *len)) {
+    static char path[256];
+    FILE *f = fopen("tests/ref/gpt2_tiny.safetensors", "rb");
+    unsigned char *buf = malloc(1 << 20);
+    size_t len = fread(buf, 1, 1 << 20, f);
+    fclose(f);
+    mutate(buf, &len);
+    snprintf(path, sizeof path, "/tmp/gradlab_test_%d_%s.safetensors", (int)getpid(), name);
+    f = fopen(path, "wb");
+    fwrite(buf, 1, len, f);
+    fclose(f);
+    free(buf);
+    return path;
+}
+static void truncate_data(unsigned char *b, size_t *len) { (void)b, *len -= 100; }
+static void huge_header(unsigned char *b, size_t *len) { (void)len, b[5] = 0x7f; }
+static void cut_header(unsigned char *b, size_t *len) { (void)b, *len = 40; }
+static void bad_dtype(unsigned char *b, size_t *len) {
+    char *p = strstr((char *)b + 8, "\"F32\"");
+    memcpy(p, "\"F16\"", 5);
+    (void)len;
+}
+static void renamed_tensor(unsigned char *b, size_t *len) {
+    char *p = strstr((char *)b + 8, "ln_f.weight");
+    memcpy(p, "ln_g", 4);
+    (void)len;
+}
+
+static void expect_load_error(const char *path, const char *config, const char *needle) {
+    gpt m;
+    char err[512] = "";
+    cr_assert(!gpt_load_safetensors(path, config, &m, err, sizeof err), "loading %s should fail", path);
+    cr_assert(strstr(err, needle), "error \"%s\" lacks \"%s\"", err, needle);
+}
+
+Test(gpt, safetensors_rejects_bad_files_clearly) {
+    const char *cfg = "tests/ref/gpt2_tiny.config.json";
+    expect_load_error(damaged("trunc", truncate_data), cfg, "outside the");
+    expect_load_error(damaged("hlen", huge_header), cfg, "header length");
+    expect_load_error(damaged("cut", cut_header), cfg, "header");
+    expect_load_error(damaged("dtype", bad_dtype), cfg, "only F32");
+    expect_load_error(damaged("name", renamed_tensor), cfg, "not part of a GPT-2");
+    expect_load_error("tests/ref/no_such_file.safetensors", cfg, "cannot open");
+    FILE *f = fopen("/tmp/gradlab_test_cfg.json", "w");
+    fputs("{\"n_layer\": 2, \"n_head\": 2, \"n_embd\": 32, \"n_positions\": 12, \"vocab_size\": 50}", f);
+    fclose(f);
+    expect_load_error("tests/ref/gpt2_tiny.safetensors", "/tmp/gradlab_test_cfg.json", "wrong shape");
+    f = fopen("/tmp/gradlab_test_cfg.json", "w");
+    fputs("{\"n_layer\": 2, \"n_head\": 2,", f);
+    fclose(f);
+    expect_load_error("tests/ref/gpt2_tiny.safetensors", "/tmp/gradlab_test_cfg.json", "not a JSON object");
+    remove("/tmp/gradlab_test_cfg.json");
+}

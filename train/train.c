@@ -22,7 +22,8 @@ typedef struct {
     const char *data, *out, *resume, *plot, *loss_log, *tokenizer;
     gpt_config cfg;
     int batch, threads, eval_interval, eval_batches, final_eval_batches, ckpt_interval, sample_len;
-    int64_t steps, warmup, decay_steps;
+    int64_t steps, warmup, decay_steps, stop_after;
+    bool steps_given;
     float lr, min_lr, beta1, beta2, eps, wd, clip, val_fraction, temperature;
     uint64_t seed;
     bool quiet;
@@ -36,10 +37,12 @@ static void usage(FILE *f) {
             "training: --batch 12  --steps 2000  --lr 1e-3  --min-lr 1e-4  --warmup 100  --decay-steps STEPS\n"
             "          --beta1 0.9  --beta2 0.99  --eps 1e-8  --weight-decay 0.1 (matrices only)  --clip 1.0\n"
             "          --seed 1337  --threads N (default: OMP_NUM_THREADS or all cores)\n"
+            "          --stop-after N: stop (with a checkpoint) after N steps of a --steps-long run\n"
             "eval:     --eval-interval 250  --eval-batches 50  --final-eval-batches 200\n"
             "output:   --out checkpoints/gpt.ckpt  --ckpt-interval 500  --plot PNG (default: OUT.loss.png)\n"
             "          --loss-log FILE (step and exact loss per line)  --sample 300  --temperature 0.8  --quiet\n"
-            "resume:   --resume CKPT continues that run to --steps, bit for bit as if it had not stopped\n"
+            "resume:   --resume CKPT continues that run to its planned --steps (or a new --steps), bit for bit as if\n"
+            "          it had not stopped\n"
             "Same seed and same thread count give bitwise identical runs.\n");
 }
 
@@ -98,7 +101,8 @@ static options parse(int argc, char **argv) {
         else if (!strcmp(f, "--dropout")) o.cfg.dropout = (float)num(f, v, 0, 0.95);
         else if (!strcmp(f, "--bias")) o.cfg.bias = integer(f, v, 0, 1);
         else if (!strcmp(f, "--batch")) o.batch = integer(f, v, 1, 1 << 20);
-        else if (!strcmp(f, "--steps")) o.steps = integer(f, v, 0, 2e9);
+        else if (!strcmp(f, "--steps")) o.steps = integer(f, v, 0, 2e9), o.steps_given = true;
+        else if (!strcmp(f, "--stop-after")) o.stop_after = integer(f, v, 1, 2e9);
         else if (!strcmp(f, "--lr")) o.lr = (float)num(f, v, 0, 10);
         else if (!strcmp(f, "--min-lr")) o.min_lr = (float)num(f, v, 0, 10);
         else if (!strcmp(f, "--warmup")) o.warmup = integer(f, v, 1, 2e9);
@@ -215,7 +219,14 @@ int main(int argc, char **argv) {
         o.lr = rs.lr, o.min_lr = rs.min_lr, o.beta1 = rs.beta1, o.beta2 = rs.beta2, o.eps = rs.eps;
         o.wd = rs.weight_decay, o.clip = rs.grad_clip, o.val_fraction = rs.val_fraction;
         o.warmup = rs.warmup_steps, o.decay_steps = rs.decay_steps, o.seed = rs.seed;
+        if (!o.steps_given) o.steps = rs.total_steps;
     } else {
+        size_t need = (size_t)(o.cfg.block_size + 2) * 2;
+        if (n_cps < need || n_cps * o.val_fraction < o.cfg.block_size + 2) {
+            fprintf(stderr, "train: '%s' has %zu characters: too few for block size %d with a %.0f%% validation split\n",
+                    o.data, n_cps, o.cfg.block_size, 100.0 * o.val_fraction);
+            return 1;
+        }
         gl_charvocab_build(&vocab, cps, n_cps);
         o.cfg.vocab_size = vocab.size;
         o.cfg.padded_vocab_size = gpt_padded_vocab(vocab.size);
@@ -228,6 +239,7 @@ int main(int argc, char **argv) {
         rs.lr = o.lr, rs.min_lr = o.min_lr, rs.beta1 = o.beta1, rs.beta2 = o.beta2, rs.eps = o.eps;
         rs.weight_decay = o.wd, rs.grad_clip = o.clip, rs.val_fraction = o.val_fraction;
         rs.warmup_steps = o.warmup, rs.decay_steps = o.decay_steps, rs.batch = o.batch;
+        rs.total_steps = o.steps;
         rs.data_hash = data_hash;
         rs.n_symbols = vocab.size;
         rs.symbols = vocab.codepoints;
@@ -269,6 +281,7 @@ int main(int argc, char **argv) {
     FILE *loss_log = NULL;
     if (o.loss_log && !(loss_log = fopen(o.loss_log, o.resume ? "a" : "w"))) die("cannot write '%s'%s", o.loss_log, "");
     int64_t n_steps = o.steps;
+    int64_t stop_at = o.stop_after && rs.step + o.stop_after < n_steps ? rs.step + o.stop_after : n_steps;
     float *train_curve = calloc((size_t)(n_steps + 1), sizeof(float)), *val_x = calloc(1024, 4), *val_y = calloc(1024, 4);
     for (int64_t i = 0; i <= n_steps; i++) train_curve[i] = NAN;
     int n_val_points = 0;
@@ -277,7 +290,7 @@ int main(int argc, char **argv) {
     double t0 = now(), last = 0;
     int64_t first_step = rs.step;
     float ema = NAN;
-    for (int64_t step = rs.step; step < n_steps; step++) {
+    for (int64_t step = rs.step; step < stop_at; step++) {
         opt->lr = gl_lr_warmup_cosine(step, o.warmup, o.decay_steps, o.lr, o.min_lr);
         get_batch(tokens, 0, d.n_train, B, T, &rs.rng, x, y);
         gl_step_reset();
@@ -317,7 +330,7 @@ int main(int argc, char **argv) {
             if (!o.quiet) printf("%sstep %lld: val loss %.4f (%d batches)\n", tty ? "\n" : "", (long long)rs.step,
                                  (double)vl, o.eval_batches);
         }
-        if (rs.step % o.ckpt_interval == 0 || rs.step == n_steps) {
+        if (rs.step % o.ckpt_interval == 0 || rs.step == stop_at) {
             if (!gpt_save_checkpoint(o.out, &m, opt, &rs, err, sizeof err)) {
                 fprintf(stderr, "\ntrain: %s\n", err);
                 return 1;

@@ -136,6 +136,52 @@ def main():
         os.fsync(f.fileno())
     os.replace(tmp, out)
     print(f"wrote {out}: torch {torch.__version__}, loss {loss.item():.6f}, AdamW losses {losses}")
+    write_safetensors_case(os.path.dirname(out))
+
+
+def write_safetensors_case(folder):
+    """A small random GPT-2 in Hugging Face's file formats (model.safetensors with GPT2Model's tensor names,
+    Conv1D weights stored [in, out], plus the attention-mask buffers real files carry; config.json), and
+    PyTorch's logits for a fixed prompt: tests/test_gpt.c loads the pair through gpt_load_safetensors."""
+    import json
+    torch.manual_seed(99)
+    cfg = dict(n_layer=2, n_head=2, n_embd=16, block_size=12, vocab=50, bias=1)
+    params = {}
+    for name, shape in canonical_params(cfg):
+        if name == "wte.weight":
+            shape = (cfg["vocab"], shape[1])  # HF stores vocab_size rows, unpadded
+        t = torch.randn(shape) * (0.3 if len(shape) == 2 else 0.1)
+        if len(shape) == 1 and name.endswith("weight"):
+            t = t + 1.0
+        params[name] = t
+    ids = torch.tensor([[5, 17, 3, 42, 0, 49, 8, 8, 21]])
+    with torch.no_grad():
+        logits = forward(params, ids, cfg)
+    tensors = {}
+    for name, t in params.items():
+        tensors["transformer." + name if name.startswith("h.0") else name] = t  # both name styles occur
+    for l in range(cfg["n_layer"]):
+        n = cfg["block_size"]
+        tensors[f"h.{l}.attn.bias"] = torch.tril(torch.ones(n, n)).view(1, 1, n, n)
+    header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
+    for name, t in tensors.items():
+        b = t.contiguous().numpy().astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(b)]}
+        blobs.append(b)
+        offset += len(b)
+    hjson = json.dumps(header).encode()
+    hjson += b" " * ((8 - len(hjson) % 8) % 8)
+    with open(os.path.join(folder, "gpt2_tiny.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(hjson)) + hjson + b"".join(blobs))
+    config = {"model_type": "gpt2", "n_layer": cfg["n_layer"], "n_head": cfg["n_head"], "n_embd": cfg["n_embd"],
+              "n_positions": cfg["block_size"], "vocab_size": cfg["vocab"], "layer_norm_epsilon": 1e-5}
+    with open(os.path.join(folder, "gpt2_tiny.config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    with open(os.path.join(folder, "gpt2_tiny.logits.bin"), "wb") as f:
+        f.write(struct.pack("<2i", ids.shape[1], cfg["vocab"]))
+        f.write(ids.numpy().astype("<i4").tobytes())
+        f.write(logits.numpy().astype("<f4").tobytes())
+    print(f"wrote {folder}/gpt2_tiny.safetensors, .config.json, .logits.bin")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,178 @@
+/* The train and infer programs end to end: bit-exact resume, KV cache vs full recompute through the CLI, and
+ * bad input answered with a clear message and a non-zero exit. Runs the binaries from GL_BUILD_DIR. */
+#include <stdarg.h>
+#include <sys/stat.h>
+
+#include "testutil.h"
+
+#ifndef GL_BUILD_DIR
+#define GL_BUILD_DIR "build"
+#endif
+
+static char tmpdir[128];
+
+static void make_tmpdir(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/gradlab_train_test_%d", (int)getpid());
+    mkdir(tmpdir, 0755);
+}
+
+/* runs a shell command, returns its exit status; its stdout+stderr go to *out (malloc'd) */
+static int run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int run(char **out, const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    if (!strstr(cmd, "2>")) strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p, "cannot run %s", cmd);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += got;
+        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    int status = pclose(p);
+    *out = buf;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static char *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "cannot open %s", path);
+    char *buf = malloc(1 << 24);
+    *len = fread(buf, 1, 1 << 24, f);
+    buf[*len] = 0;
+    fclose(f);
+    return buf;
+}
+
+#define SMALL "--data data/tinyshakespeare/input.txt --n-layer 2 --n-head 2 --n-embd 32 --block-size 32 --batch 4 " \
+              "--dropout 0.1 --eval-interval 10 --eval-batches 2 --final-eval-batches 0 --sample 0 --quiet --seed 5"
+
+Test(train, resume_continues_bit_for_bit) {
+    make_tmpdir();
+    char *out;
+    int rc = run(&out, GL_BUILD_DIR "/train " SMALL " --steps 40 --ckpt-interval 1000 --out %s/a.ckpt --loss-log %s/a.log",
+                 tmpdir, tmpdir);
+    cr_assert(rc == 0, "train failed: %s", out);
+    free(out);
+    rc = run(&out, GL_BUILD_DIR "/train " SMALL " --steps 40 --stop-after 20 --out %s/b.ckpt --loss-log %s/b.log", tmpdir,
+             tmpdir);
+    cr_assert(rc == 0, "train (first half) failed: %s", out);
+    free(out);
+    rc = run(&out, GL_BUILD_DIR "/train --data data/tinyshakespeare/input.txt --resume %s/b.ckpt --out %s/b.ckpt "
+                   "--loss-log %s/b.log --eval-interval 10 --eval-batches 2 --final-eval-batches 0 --sample 0 --quiet",
+             tmpdir, tmpdir, tmpdir);
+    cr_assert(rc == 0, "resumed train failed: %s", out);
+    free(out);
+    char pa[256], pb[256];
+    size_t la, lb;
+    snprintf(pa, sizeof pa, "%s/a.log", tmpdir);
+    snprintf(pb, sizeof pb, "%s/b.log", tmpdir);
+    char *a = slurp(pa, &la), *b = slurp(pb, &lb);
+    cr_assert(la > 0 && la == lb && memcmp(a, b, la) == 0, "loss logs differ:\n--- one run:\n%s\n--- 20 + resume + 20:\n%s", a, b);
+    int lines = 0;
+    for (size_t i = 0; i < la; i++) lines += a[i] == '\n';
+    cr_assert(lines == 40);
+    free(a);
+    free(b);
+    snprintf(pa, sizeof pa, "%s/a.ckpt", tmpdir);
+    snprintf(pb, sizeof pb, "%s/b.ckpt", tmpdir);
+    a = slurp(pa, &la), b = slurp(pb, &lb);
+    cr_assert(la == lb && memcmp(a, b, la) == 0, "final checkpoints differ");
+    free(a);
+    free(b);
+}
+
+Test(train, infer_kv_cache_equals_recompute_and_streams_ids) {
+    make_tmpdir();
+    char *out, *with, *without;
+    int rc = run(&out, GL_BUILD_DIR "/train " SMALL " --steps 150 --out %s/c.ckpt", tmpdir);
+    cr_assert(rc == 0, "%s", out);
+    free(out);
+    rc = run(&with, GL_BUILD_DIR "/infer --checkpoint %s/c.ckpt --prompt 'ROMEO:' --temperature 1 --seed 3 --max-new-tokens 60 "
+                    "--print-ids 2>/dev/null", tmpdir);
+    cr_assert(rc == 0, "%s", with);
+    rc = run(&without, GL_BUILD_DIR "/infer --checkpoint %s/c.ckpt --prompt 'ROMEO:' --temperature 1 --seed 3 --max-new-tokens 60 "
+                       "--print-ids --no-kv-cache 2>/dev/null", tmpdir);
+    cr_assert(rc == 0, "%s", without);
+    cr_assert(strlen(with) > 60, "expected 60 ids, got: %s", with);
+    cr_assert_str_eq(with, without, "sampled ids (same seed) with the KV cache differ from recomputing the window");
+    int distinct = 0, first = atoi(with);
+    for (char *p = with; *p; p++)
+        if (*p == ' ' && atoi(p + 1) != first) distinct++;
+    cr_assert(distinct > 5, "degenerate generation (one repeated id): %s", with);
+    free(with);
+    free(without);
+    rc = run(&out, GL_BUILD_DIR "/infer --checkpoint %s/c.ckpt --prompt-ids 1,2,3 --max-new-tokens 5 --top-k 5 --top-p 0.9",
+             tmpdir);
+    cr_assert(rc == 0 && strstr(out, "tokens/s"), "%s", out);
+    free(out);
+}
+
+static void expect_failure(const char *needle, const char *fmt, const char *arg) {
+    char *out;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, fmt, arg, arg, arg);
+    int rc = run(&out, "%s", cmd);
+    cr_assert(rc != 0 && rc != 139 && rc != 134, "`%s` should fail cleanly, exit %d: %s", cmd, rc, out);
+    cr_assert(strstr(out, needle), "`%s`: output lacks \"%s\":\n%s", cmd, needle, out);
+    free(out);
+}
+
+Test(train, bad_input_gets_clear_messages) {
+    make_tmpdir();
+    char *out, path[256];
+    int rc = run(&out, GL_BUILD_DIR "/train " SMALL " --steps 2 --out %s/d.ckpt", tmpdir);
+    cr_assert(rc == 0, "%s", out);
+    free(out);
+    FILE *f;
+    snprintf(path, sizeof path, "%s/empty.txt", tmpdir);
+    fclose(fopen(path, "w"));
+    expect_failure("too few", GL_BUILD_DIR "/train --data %s --quiet", path);
+    snprintf(path, sizeof path, "%s/bad.txt", tmpdir);
+    f = fopen(path, "w");
+    fputs("hello \xff\xfe world", f);
+    fclose(f);
+    expect_failure("not valid UTF-8 at byte 6", GL_BUILD_DIR "/train --data %s --quiet", path);
+    expect_failure("cannot open", GL_BUILD_DIR "/train --data %s/missing.txt", tmpdir);
+    expect_failure("unknown flag '--layers'", GL_BUILD_DIR "/train --data x --layers 3%s", "");
+    expect_failure("multiple of n_head", GL_BUILD_DIR "/train --data data/tinyshakespeare/input.txt --n-head 3 --n-embd 32%s", "");
+    /* a truncated checkpoint, a flipped byte, a checkpoint of other data */
+    char ck[256], cut[256];
+    snprintf(ck, sizeof ck, "%s/d.ckpt", tmpdir);
+    size_t len;
+    char *bytes = slurp(ck, &len);
+    snprintf(cut, sizeof cut, "%s/cut.ckpt", tmpdir);
+    f = fopen(cut, "wb");
+    fwrite(bytes, 1, len / 2, f);
+    fclose(f);
+    expect_failure("corrupt or truncated", GL_BUILD_DIR "/infer --checkpoint %s", cut);
+    expect_failure("corrupt or truncated", GL_BUILD_DIR "/train --data data/tinyshakespeare/input.txt --resume %s", cut);
+    bytes[len / 3] ^= 0x40;
+    f = fopen(cut, "wb");
+    fwrite(bytes, 1, len, f);
+    fclose(f);
+    expect_failure("checksum", GL_BUILD_DIR "/infer --checkpoint %s", cut);
+    free(bytes);
+    expect_failure("not a gradlab checkpoint", GL_BUILD_DIR "/infer --checkpoint %s", "data/tinyshakespeare/input.txt");
+    snprintf(path, sizeof path, "%s/other.txt", tmpdir);
+    f = fopen(path, "w");
+    for (int i = 0; i < 200; i++) fputs("some other text for training\n", f);
+    fclose(f);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, GL_BUILD_DIR "/train --data %s --resume %s/d.ckpt", path, tmpdir);
+    expect_failure("is not the text", "%s", cmd);
+    /* infer: prompt problems */
+    snprintf(cmd, sizeof cmd, GL_BUILD_DIR "/infer --checkpoint %s/d.ckpt --prompt '%%s'", tmpdir);
+    expect_failure("not in the model's vocabulary", cmd, "caf\xc3\xa9");
+    expect_failure("block size is 32", cmd, "This prompt is certainly longer than thirty-two characters.");
+    snprintf(cmd, sizeof cmd, GL_BUILD_DIR "/infer --checkpoint %s/d.ckpt --prompt-ids %%s", tmpdir);
+    expect_failure("outside the vocabulary", cmd, "1,2,9999");
+    expect_failure("comma-separated", cmd, "1,x");
+    expect_failure("cannot open", GL_BUILD_DIR "/infer --checkpoint %s", "no/such.ckpt");
+}
