@@ -59,6 +59,11 @@ Test(kernels, elementwise_match_scalar) {
             ref->mul_acc(n, a, b, o2);
             assert_close("mul_acc", k->name, n, o1, o2, 1e-6f, 2.4e-7f);
 
+            /* dot: SIMD lanes sum in another order; bound by n u sum|a b| */
+            double absdot = 0;
+            for (size_t i = 0; i < n; i++) absdot += fabs((double)a[i] * b[i]);
+            cr_assert(fabs((double)k->dot(n, a, b) - ref->dot(n, a, b)) <= 2.0 * n * 5.96e-8 * absdot + 1e-30,
+                      "dot (%s, n=%zu)", k->name, n);
             fill(a, n, 4, -80, 80);
             k->exp_fwd(n, a, o1);
             ref->exp_fwd(n, a, o2);

@@ -110,6 +110,42 @@ static float *scratch(int which, size_t floats) {
     return buf[which];
 }
 
+/* C[0, :] = alpha * op(A)[0, :] op(B) + beta * C: one row. Packing would copy B for a single use, so B is
+ * streamed in place: with B stored N x K (trans_b) each output is a dot product along a row of B; with B stored
+ * K x N each thread owns a range of columns and adds a[p] * B[p, range] for p in order. Either way every output
+ * is summed in a fixed order, whatever the thread count. */
+static void gemv(const gl_kernels *k, int trans_a, int trans_b, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C) {
+    float a_local[4096];
+    const float *a = A;
+    float *a_buf = NULL;
+    if (trans_a) { /* op(A) is 1 x K with A stored K x 1: gather the strided column */
+        a_buf = K <= 4096 ? a_local : malloc((size_t)K * sizeof(float));
+        for (int p = 0; p < K; p++) a_buf[p] = A[(size_t)p * lda];
+        a = a_buf;
+    }
+    int big = (double)N * K > 1 << 16;
+    if (trans_b) {
+#pragma omp parallel for schedule(static) if (big && !omp_in_parallel())
+        for (int j = 0; j < N; j++) {
+            float s = alpha * k->dot((size_t)K, a, B + (size_t)j * ldb);
+            C[j] = beta == 0.0f ? s : s + beta * C[j];
+        }
+    } else {
+        enum { CHUNK = 256 };
+        int chunks = (N + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static) if (big && !omp_in_parallel())
+        for (int c = 0; c < chunks; c++) {
+            int j0 = c * CHUNK, n = N - j0 < CHUNK ? N - j0 : CHUNK;
+            float acc[CHUNK];
+            memset(acc, 0, sizeof acc);
+            for (int p = 0; p < K; p++) k->axpy((size_t)n, a[p], B + (size_t)p * ldb + j0, acc);
+            for (int j = 0; j < n; j++) C[j0 + j] = beta == 0.0f ? alpha * acc[j] : alpha * acc[j] + beta * C[j0 + j];
+        }
+    }
+    if (a_buf && a_buf != a_local) free(a_buf);
+}
+
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
 void gl_gemm_with(const gl_kernels *k, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
@@ -118,6 +154,10 @@ void gl_gemm_with(const gl_kernels *k, int trans_a, int trans_b, int M, int N, i
     if (K <= 0 || alpha == 0.0f) { /* nothing to multiply: C = beta * C */
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
+        return;
+    }
+    if (M == 1) {
+        gemv(k, trans_a, trans_b, N, K, alpha, A, lda, B, ldb, beta, C);
         return;
     }
     const int mr = k->gemm_mr, nr = k->gemm_nr;

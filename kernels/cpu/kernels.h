@@ -31,6 +31,8 @@ typedef struct gl_kernels {
     void (*axpy)(size_t n, float alpha, const float *x, float *y);
     /* y[i] += a[i] * b[i] */
     void (*mul_acc)(size_t n, const float *a, const float *b, float *y);
+    /* sum of a[i] * b[i] */
+    float (*dot)(size_t n, const float *a, const float *b);
     /* unary forward y = f(x) and backward dx += dy * f'(x) (given x and y = f(x)) */
     void (*exp_fwd)(size_t n, const float *x, float *y);
     void (*tanh_fwd)(size_t n, const float *x, float *y);
@@ -68,7 +70,8 @@ const gl_kernels *gl_kern_for(gl_isa isa);
  * trans_a: A is stored K x M (lda >= M) and op(A) = A^T; likewise trans_b: B stored N x K.
  * beta == 0 never reads C (NaN there is overwritten). Packed, cache-blocked, OpenMP over row blocks, with the
  * active SIMD micro-kernel; each C element is summed in a fixed order whatever the thread count, so results
- * are bitwise identical for any OMP_NUM_THREADS. */
+ * are bitwise identical for any OMP_NUM_THREADS. M == 1 (a matrix-vector product, as in decoding one token)
+ * skips packing and streams B once: dot products along B's rows or axpy over them, split by columns. */
 void gl_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
              int ldb, float beta, float *C, int ldc);
 /* The reference: a plain triple loop, summing over k in order. */

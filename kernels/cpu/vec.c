@@ -47,6 +47,25 @@ static void k_axpy(size_t n, float alpha, const float *x, float *y) {
 static void k_mul_acc(size_t n, const float *a, const float *b, float *y) {
     for (size_t i = 0; i < n; i++) y[i] += a[i] * b[i];
 }
+/* sum of a[i] * b[i]: the reference sums in order; the SIMD builds keep GL_VL partial sums (another order) */
+static float k_dot(size_t n, const float *a, const float *b) {
+#if GL_VL == 1
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+#else
+    vf acc0 = v_set(0.0f), acc1 = v_set(0.0f);
+    size_t i = 0;
+    for (; i + 2 * GL_VL <= n; i += 2 * GL_VL) {
+        acc0 += v_load(a + i) * v_load(b + i);
+        acc1 += v_load(a + i + GL_VL) * v_load(b + i + GL_VL);
+    }
+    float s = v_hsum(acc0 + acc1);
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+#endif
+}
+
 static void k_tanh_bwd(size_t n, const float *y, const float *dy, float *dx) {
     for (size_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]);
 }
@@ -247,6 +266,7 @@ const gl_kernels GL_KERNELS_NAME = {
     .div = k_div,
     .axpy = k_axpy,
     .mul_acc = k_mul_acc,
+    .dot = k_dot,
     .exp_fwd = k_exp_fwd,
     .tanh_fwd = k_tanh_fwd,
     .tanh_bwd = k_tanh_bwd,
