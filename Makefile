@@ -34,7 +34,7 @@ PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test run bench bench-gemm clean check-cuda
+.PHONY: all test run bench bench-gemm bench-train clean check-cuda
 all: check-cuda $(LIB) $(PROGRAMS)
 
 check-cuda:
@@ -96,7 +96,21 @@ bench-gemm: $(BUILD)/bench_gemm
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_THREAD_TIMEOUT=4 OMP_WAIT_POLICY=passive \
 	  ./$(BUILD)/bench_gemm --json out/bench/gemm.json $(BENCH_ARGS)
 
-bench: bench-gemm
+$(BUILD)/bench_train: bench/bench_train.c $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
+
+# The PyTorch peer: Debian's python3-torch with Debian's OpenMP OpenBLAS (the pthread build oversubscribes 2 cores).
+TORCH_PYTHON ?= /usr/bin/python3
+TORCH_BLAS   ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
+bench-train: $(BUILD)/bench_train
+	@mkdir -p out/bench
+	@$(TORCH_PYTHON) -c "import torch" 2>/dev/null || echo "bench-train: no PyTorch for $(TORCH_PYTHON): sudo apt-get install python3-torch libopenblas0-openmp (ours is still measured)"
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=passive OMP_NUM_THREADS=2 \
+	  LD_LIBRARY_PATH=$(TORCH_BLAS):$$LD_LIBRARY_PATH ./$(BUILD)/bench_train --python $(TORCH_PYTHON) \
+	  --json out/bench/train.json $(BENCH_ARGS)
+
+bench: bench-gemm bench-train
 
 clean:
 	rm -rf build out

@@ -1,0 +1,280 @@
+/* bench-train: our GPT training step (forward + backward + AdamW) against PyTorch's (bench/torch_gpt.py,
+ * nanoGPT's model in fp32 at 2 threads), and batch-1 generation with a KV cache against PyTorch's and against
+ * the memory-bandwidth bound. Ours and the peer run alternately (ours, peer, ours, ...) and the table reports
+ * medians and the median of the pairwise ratios; figures also go to out/bench/train.json.
+ *
+ * The peer is a separate Python process that answers one command per line on a pipe. Run through
+ * `make bench-train`, which sets OMP_WAIT_POLICY=passive for both sides (so neither side's idle OpenMP workers
+ * spin on the core the other needs) and points PyTorch at Debian's OpenMP build of OpenBLAS.
+ */
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gpt.h"
+#include "sample.h"
+
+typedef struct {
+    const char *name;
+    int vocab, n_layer, n_head, n_embd, block, batch;
+} bench_config;
+
+static const bench_config configs[] = {
+    {"S", 65, 6, 6, 384, 256, 8},
+    {"G", 50257, 12, 12, 768, 64, 4},
+};
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    double *c = malloc((size_t)n * sizeof *c);
+    memcpy(c, v, (size_t)n * sizeof *c);
+    qsort(c, (size_t)n, sizeof *c, cmp_double);
+    double m = n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
+    free(c);
+    return m;
+}
+
+/* ---- the PyTorch peer process ---- */
+
+typedef struct {
+    pid_t pid;
+    FILE *to, *from;
+    char banner[256];
+} peer;
+
+static bool peer_start(peer *p, const char *python, const bench_config *c) {
+    int in[2], out[2];
+    if (pipe(in) || pipe(out)) return false;
+    p->pid = fork();
+    if (p->pid < 0) return false;
+    if (p->pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        char a[6][16];
+        int v[6] = {c->vocab, c->n_layer, c->n_head, c->n_embd, c->block, c->batch};
+        for (int i = 0; i < 6; i++) snprintf(a[i], sizeof a[i], "%d", v[i]);
+        execlp(python, python, "bench/torch_gpt.py", "serve", a[0], a[1], a[2], a[3], a[4], a[5], (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    p->to = fdopen(in[1], "w");
+    p->from = fdopen(out[0], "r");
+    if (!fgets(p->banner, sizeof p->banner, p->from) || strncmp(p->banner, "ready", 5) != 0) {
+        fclose(p->to);
+        fclose(p->from);
+        waitpid(p->pid, NULL, 0);
+        return false;
+    }
+    p->banner[strcspn(p->banner, "\n")] = 0;
+    return true;
+}
+
+static double peer_ms(peer *p, const char *cmd) {
+    char line[128];
+    fprintf(p->to, "%s\n", cmd);
+    fflush(p->to);
+    if (!fgets(line, sizeof line, p->from)) return NAN;
+    return atof(line);
+}
+
+static void peer_stop(peer *p) {
+    fprintf(p->to, "quit\n");
+    fclose(p->to);
+    fclose(p->from);
+    waitpid(p->pid, NULL, 0);
+}
+
+/* ---- ours ---- */
+
+static double our_step_ms(gpt *m, gl_optim *opt, const int32_t *x, const int32_t *y, int B, int T) {
+    double t0 = now();
+    gl_step_reset();
+    gl_tensor *loss = gpt_loss(m, x, y, B, T, NULL, false);
+    gl_backward(loss);
+    gl_optim_step(opt);
+    gl_optim_zero_grad(opt);
+    return (now() - t0) * 1e3;
+}
+
+static double our_gen_ms(gpt *m, int n) {
+    gl_sampling greedy = {0.0f, 0, 1.0f};
+    gl_rng rng;
+    gl_rng_seed(&rng, 1);
+    int32_t prompt = 0;
+    double t0 = now();
+    gl_generate(m, &prompt, 1, n, &greedy, &rng, true, NULL, NULL);
+    return (now() - t0) * 1e3;
+}
+
+/* copy bandwidth at the current thread count: bytes read + written per second over a 1 GiB copy, best of 3 */
+static double copy_bandwidth(void) {
+    size_t n = (size_t)1 << 27; /* floats: 512 MiB each way */
+    float *a = malloc(n * 4), *b = malloc(n * 4);
+    if (!a || !b) return NAN;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) a[i] = (float)i, b[i] = 0;
+    double best = 0;
+    for (int r = 0; r < 3; r++) {
+        double t0 = now();
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) b[i] = a[i];
+        double bw = 2.0 * n * 4 / (now() - t0);
+        if (bw > best) best = bw;
+    }
+    free(a);
+    free(b);
+    return best;
+}
+
+int main(int argc, char **argv) {
+    int pairs = 5, gen_tokens = 48;
+    const char *json_path = NULL, *python = "python3", *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--pairs") && i + 1 < argc) pairs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
+        else if (!strcmp(argv[i], "--python") && i + 1 < argc) python = argv[++i];
+        else if (!strcmp(argv[i], "--config") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--gen-tokens") && i + 1 < argc) gen_tokens = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: bench_train [--pairs 5] [--config S|G] [--gen-tokens 48] [--python python3] "
+                            "[--json PATH]\n");
+            return 2;
+        }
+    }
+    if (pairs < 1 || pairs > 100 || gen_tokens < 1) {
+        fprintf(stderr, "bench_train: --pairs must be in [1, 100] and --gen-tokens positive\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    printf("gradlab training benchmark: %d threads, kernels %s; peer: PyTorch (bench/torch_gpt.py via %s)\n",
+           omp_get_max_threads(), gl_kernels_in_use(), python);
+    printf("each figure: median of %d alternating pairs after warm-up; ratio = median of pairwise ours/peer speed\n\n",
+           pairs);
+    double bw = copy_bandwidth();
+    printf("copy bandwidth (read + write, %d threads): %.1f GB/s\n\n", omp_get_max_threads(), bw / 1e9);
+
+    FILE *js = NULL;
+    char tmp[4096];
+    if (json_path) {
+        snprintf(tmp, sizeof tmp, "%s.tmp", json_path);
+        if (!(js = fopen(tmp, "w"))) {
+            fprintf(stderr, "bench_train: cannot write %s\n", tmp);
+            return 1;
+        }
+        fprintf(js, "{\n  \"benchmark\": \"train\",\n  \"threads\": %d,\n  \"kernels\": \"%s\",\n  \"pairs\": %d,\n"
+                    "  \"copy_bandwidth_gbs\": %.2f,\n  \"results\": [",
+                omp_get_max_threads(), gl_kernels_in_use(), pairs, bw / 1e9);
+    }
+    printf("%-6s %-28s %10s %10s %10s %10s %7s\n", "config", "what", "ours ms", "peer ms", "ours tok/s", "peer tok/s",
+           "ratio");
+    int first = 1;
+    for (size_t ci = 0; ci < sizeof configs / sizeof *configs; ci++) {
+        const bench_config *c = &configs[ci];
+        if (only && strcmp(only, c->name) != 0) continue;
+        gpt m;
+        gpt_build(&m, (gpt_config){.n_layer = c->n_layer, .n_head = c->n_head, .n_embd = c->n_embd,
+                                   .block_size = c->block, .vocab_size = c->vocab,
+                                   .padded_vocab_size = gpt_padded_vocab(c->vocab), .bias = true, .ln_eps = 1e-5f});
+        gpt_init(&m, 0);
+        gl_optim *opt = gl_adamw(m.params, m.n_params, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f);
+        int B = c->batch, T = c->block;
+        int32_t *x = malloc((size_t)B * T * 4), *y = malloc((size_t)B * T * 4);
+        gl_rng r;
+        gl_rng_seed(&r, 7);
+        for (int i = 0; i < B * T; i++) x[i] = (int32_t)gl_rng_below(&r, (uint64_t)c->vocab), y[i] = (int32_t)gl_rng_below(&r, (uint64_t)c->vocab);
+        peer p;
+        bool have_peer = peer_start(&p, python, c);
+        if (!have_peer) printf("(config %s: PyTorch peer unavailable; reporting ours only)\n", c->name);
+        double ours[100], theirs[100], ratio[100];
+        /* training step */
+        for (int i = -2; i < pairs; i++) {
+            double a = our_step_ms(&m, opt, x, y, B, T);
+            double b = have_peer ? peer_ms(&p, "step") : NAN;
+            if (i < 0) continue;
+            ours[i] = a, theirs[i] = b, ratio[i] = b / a;
+        }
+        double mo = median(ours, pairs), mp = median(theirs, pairs), mr = median(ratio, pairs);
+        char what[64];
+        snprintf(what, sizeof what, "train step B=%d T=%d (%.0fM)", B, T, m.n_weights / 1e6);
+        printf("%-6s %-28s %10.1f %10.1f %10.0f %10.0f %7.2f\n", c->name, what, mo, mp, B * T / mo * 1e3,
+               B * T / mp * 1e3, mr);
+        if (js) {
+            fprintf(js, "%s\n    {\"config\": \"%s\", \"what\": \"train_step\", \"batch\": %d, \"block\": %d, "
+                        "\"params\": %lld, \"ours_ms\": %.3f, \"peer_ms\": %.3f, \"ours_tokens_per_s\": %.1f, "
+                        "\"peer_tokens_per_s\": %.1f, \"ratio\": %.4f}",
+                    first ? "" : ",", c->name, B, T, (long long)m.n_weights, mo, mp, B * T / mo * 1e3,
+                    B * T / mp * 1e3, mr);
+            first = 0;
+        }
+        fflush(stdout);
+        /* generation with a KV cache, G only (the model the bandwidth question is about) */
+        if (!strcmp(c->name, "G")) {
+            gl_optim_free(opt);
+            opt = NULL;
+            int n = gen_tokens < c->block ? gen_tokens : c->block - 1;
+            char cmd[32];
+            snprintf(cmd, sizeof cmd, "gen %d", n);
+            for (int i = -1; i < pairs; i++) {
+                double a = our_gen_ms(&m, n);
+                double b = have_peer ? peer_ms(&p, cmd) : NAN;
+                if (i < 0) continue;
+                ours[i] = a, theirs[i] = b, ratio[i] = b / a;
+            }
+            mo = median(ours, pairs), mp = median(theirs, pairs), mr = median(ratio, pairs);
+            /* bytes per token: every weight once, except that only one row of wpe and the used rows of wte count */
+            double bytes = (double)(m.n_weights - (int64_t)c->block * c->n_embd -
+                                    (int64_t)(m.cfg.padded_vocab_size - c->vocab) * c->n_embd) * 4.0;
+            double bound = bw / bytes, ours_tps = n / mo * 1e3;
+            snprintf(what, sizeof what, "generate %d tokens, KV cache", n);
+            printf("%-6s %-28s %10.1f %10.1f %10.1f %10.1f %7.2f\n", c->name, what, mo, mp, ours_tps, n / mp * 1e3, mr);
+            printf("%-6s bandwidth bound: %.0f MB of weights per token / %.1f GB/s = %.1f tokens/s; ours reaches %.0f%%\n",
+                   c->name, bytes / 1e6, bw / 1e9, bound, 100 * ours_tps / bound);
+            if (js)
+                fprintf(js, ",\n    {\"config\": \"G\", \"what\": \"generate_kv_cache\", \"tokens\": %d, \"ours_ms\": %.3f, "
+                            "\"peer_ms\": %.3f, \"ours_tokens_per_s\": %.2f, \"peer_tokens_per_s\": %.2f, \"ratio\": %.4f, "
+                            "\"bytes_per_token\": %.0f, \"bound_tokens_per_s\": %.2f, \"fraction_of_bound\": %.4f}",
+                        n, mo, mp, ours_tps, n / mp * 1e3, mr, bytes, bound, ours_tps / bound);
+        }
+        if (have_peer) {
+            printf("%-6s peer: %s\n", c->name, p.banner);
+            if (js) fprintf(js, ",\n    {\"config\": \"%s\", \"peer\": \"%s\"}", c->name, p.banner);
+            peer_stop(&p);
+        }
+        if (opt) gl_optim_free(opt);
+        gpt_free(&m);
+        gl_arena_release();
+        free(x);
+        free(y);
+    }
+    if (js) {
+        fprintf(js, "\n  ]\n}\n");
+        bool ok = fflush(js) == 0 && fsync(fileno(js)) == 0;
+        ok = fclose(js) == 0 && ok;
+        if (!ok || rename(tmp, json_path) != 0) {
+            fprintf(stderr, "bench_train: could not write %s\n", json_path);
+            return 1;
+        }
+        printf("\nwrote %s\n", json_path);
+    }
+    return 0;
+}
