@@ -34,7 +34,7 @@ PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test run bench bench-gemm bench-train clean check-cuda
+.PHONY: all test run run-demo bench bench-gemm bench-train clean check-cuda
 all: check-cuda $(LIB) $(PROGRAMS)
 
 check-cuda:
@@ -83,8 +83,13 @@ test: check-cuda $(TESTS) $(PROGRAMS)
 	  GRADLAB_KERNELS=$$isa OMP_NUM_THREADS=2 $(BUILD)/tests/$$t --jobs 1; done; done
 	@echo "all test binaries passed"
 
-# ---- the default job ----
-run: $(BUILD)/autograd_demo
+# ---- the default job: nanoGPT's CPU recipe on tiny shakespeare, then a sample ----
+run: $(BUILD)/train $(BUILD)/infer
+	./$(BUILD)/train --data data/tinyshakespeare/input.txt --out checkpoints/shakespeare_char.ckpt
+	./$(BUILD)/infer --checkpoint checkpoints/shakespeare_char.ckpt --prompt "ROMEO:" --max-new-tokens 300
+
+# the engine's first demo (a character MLP), kept as the smallest end-to-end example of the core
+run-demo: $(BUILD)/autograd_demo
 	./$(BUILD)/autograd_demo --data data/tinyshakespeare/input.txt
 
 # ---- benchmarks (peers are linked into benchmarks only) ----
@@ -106,7 +111,7 @@ TORCH_BLAS   ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 bench-train: $(BUILD)/bench_train
 	@mkdir -p out/bench
 	@$(TORCH_PYTHON) -c "import torch" 2>/dev/null || echo "bench-train: no PyTorch for $(TORCH_PYTHON): sudo apt-get install python3-torch libopenblas0-openmp (ours is still measured)"
-	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=passive OMP_NUM_THREADS=2 \
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=2 \
 	  LD_LIBRARY_PATH=$(TORCH_BLAS):$$LD_LIBRARY_PATH ./$(BUILD)/bench_train --python $(TORCH_PYTHON) \
 	  --json out/bench/train.json $(BENCH_ARGS)
 

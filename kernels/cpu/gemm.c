@@ -99,8 +99,8 @@ static void store_tile(const float *tile, int nr, int rows, int cols, float alph
 /* Packing buffers grow once to the largest size seen and are then reused, so a training step's GEMMs do not
  * allocate. They are per calling thread: ops may run small GEMMs from inside their own parallel loops. */
 static float *scratch(int which, size_t floats) {
-    static _Thread_local float *buf[2];
-    static _Thread_local size_t cap[2];
+    static _Thread_local float *buf[3];
+    static _Thread_local size_t cap[3];
     if (floats > cap[which]) {
         free(buf[which]);
         buf[which] = aligned_alloc(64, (floats * 4 + 63) / 64 * 64);
@@ -132,15 +132,18 @@ static void gemv(const gl_kernels *k, int trans_a, int trans_b, int N, int K, fl
             C[j] = beta == 0.0f ? s : s + beta * C[j];
         }
     } else {
-        enum { CHUNK = 256 };
-        int chunks = (N + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static) if (big && !omp_in_parallel())
-        for (int c = 0; c < chunks; c++) {
-            int j0 = c * CHUNK, n = N - j0 < CHUNK ? N - j0 : CHUNK;
-            float acc[CHUNK];
-            memset(acc, 0, sizeof acc);
-            for (int p = 0; p < K; p++) k->axpy((size_t)n, a[p], B + (size_t)p * ldb + j0, acc);
-            for (int j = 0; j < n; j++) C[j0 + j] = beta == 0.0f ? alpha * acc[j] : alpha * acc[j] + beta * C[j0 + j];
+        /* each thread owns one contiguous range of columns and walks B row by row over it, so every row
+         * segment it reads is long and contiguous; the sum for each column still runs over p in order */
+#pragma omp parallel if (big && !omp_in_parallel())
+        {
+            int nt = omp_get_num_threads(), t = omp_get_thread_num();
+            int per = (N + nt - 1) / nt, j0 = t * per, j1 = j0 + per < N ? j0 + per : N;
+            if (j0 < j1) {
+                float *acc = scratch(2, (size_t)(j1 - j0));
+                memset(acc, 0, (size_t)(j1 - j0) * sizeof(float));
+                for (int p = 0; p < K; p++) k->axpy((size_t)(j1 - j0), a[p], B + (size_t)p * ldb + j0, acc);
+                for (int j = j0; j < j1; j++) C[j] = beta == 0.0f ? alpha * acc[j - j0] : alpha * acc[j - j0] + beta * C[j];
+            }
         }
     }
     if (a_buf && a_buf != a_local) free(a_buf);
