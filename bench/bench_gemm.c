@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "kernels.h"
 
 void openblas_set_num_threads(int);
@@ -35,22 +36,6 @@ static const shape shapes[] = {{2048, 384, 1152}, {2048, 384, 1536}, {2048, 1536
                                {256, 768, 2304},  {256, 768, 50304}, {2048, 2048, 2048}};
 static const char *const case_names[] = {"A.B", "A.B^T", "A^T.B"};
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* The clock the cores actually run at (boost included): time a chain of dependent 1-cycle integer adds.
  * Four adds per loop iteration on one register take four cycles; the loop counter runs alongside. Best of 5. */
 static double measured_ghz(void) {
@@ -58,10 +43,10 @@ static double measured_ghz(void) {
     double best = 0.0;
     for (int rep = 0; rep < 5; rep++) {
         uint64_t x = 0, n = 100000000;
-        double t0 = now();
+        double t0 = bench_now();
         __asm__ volatile("1:\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tsub $4, %1\n\tjnz 1b"
                          : "+r"(x), "+r"(n));
-        double ghz = 100000000.0 / (now() - t0) / 1e9;
+        double ghz = 100000000.0 / (bench_now() - t0) / 1e9;
         if (ghz > best) best = ghz;
     }
     return best;
@@ -181,13 +166,13 @@ int main(int argc, char **argv) {
                 int lda = ta ? M : K, ldb = tb ? K : N;
                 double flops = 2.0 * M * N * K, t_ours[101], t_blas[101], ratio[101];
                 for (int r = -1; r < pairs; r++) { /* r = -1 warms both up */
-                    double t0 = now();
+                    double t0 = bench_now();
                     gl_gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C1, N);
-                    double t1 = now();
-                    double t2 = now();
+                    double t1 = bench_now();
+                    double t2 = bench_now();
                     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
                                 K, 1.0f, A, lda, B, ldb, 0.0f, C2, N);
-                    double t3 = now();
+                    double t3 = bench_now();
                     if (r < 0) continue;
                     t_ours[r] = t1 - t0;
                     t_blas[r] = t3 - t2;
@@ -195,8 +180,8 @@ int main(int argc, char **argv) {
                 }
                 double diff = 0.0;
                 for (size_t i = 0; i < (size_t)M * N; i++) diff = fmax(diff, fabs((double)C1[i] - C2[i]));
-                double gf_ours = flops / median(t_ours, pairs) / 1e9, gf_blas = flops / median(t_blas, pairs) / 1e9;
-                double rmed = median(ratio, pairs);
+                double gf_ours = flops / bench_median(t_ours, pairs) / 1e9, gf_blas = flops / bench_median(t_blas, pairs) / 1e9;
+                double rmed = bench_median(ratio, pairs);
                 ratios_all[n_ratios++] = rmed;
                 char dims[32];
                 snprintf(dims, sizeof dims, "%dx%dx%d", M, K, N);
@@ -218,9 +203,9 @@ int main(int argc, char **argv) {
             free(C1);
             free(C2);
         }
-        printf("%3d threads: median ratio ours/OpenBLAS over all cases = %.3f\n\n", nt, median(ratios_all, n_ratios));
+        printf("%3d threads: median ratio ours/OpenBLAS over all cases = %.3f\n\n", nt, bench_median(ratios_all, n_ratios));
         if (js) fprintf(js, "%s\n    {\"threads\": %d, \"summary_median_ratio\": %.4f}", first_row ? "" : ",", nt,
-                        median(ratios_all, n_ratios));
+                        bench_median(ratios_all, n_ratios));
         first_row = 0;
     }
     if (js) {

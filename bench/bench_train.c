@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "gpt.h"
 #include "sample.h"
 
@@ -32,26 +33,6 @@ static const bench_config configs[] = {
     {"S", 65, 6, 6, 384, 256, 8},
     {"G", 50257, 12, 12, 768, 64, 4},
 };
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    double *c = malloc((size_t)n * sizeof *c);
-    memcpy(c, v, (size_t)n * sizeof *c);
-    qsort(c, (size_t)n, sizeof *c, cmp_double);
-    double m = n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
-    free(c);
-    return m;
-}
 
 /* ---- the PyTorch peer process ---- */
 
@@ -109,13 +90,13 @@ static void peer_stop(peer *p) {
 /* ---- ours ---- */
 
 static double our_step_ms(gpt *m, gl_optim *opt, const int32_t *x, const int32_t *y, int B, int T) {
-    double t0 = now();
+    double t0 = bench_now();
     gl_step_reset();
     gl_tensor *loss = gpt_loss(m, x, y, B, T, NULL, false);
     gl_backward(loss);
     gl_optim_step(opt);
     gl_optim_zero_grad(opt);
-    return (now() - t0) * 1e3;
+    return (bench_now() - t0) * 1e3;
 }
 
 static double our_gen_ms(gpt *m, int n) {
@@ -123,9 +104,9 @@ static double our_gen_ms(gpt *m, int n) {
     gl_rng rng;
     gl_rng_seed(&rng, 1);
     int32_t prompt = 0;
-    double t0 = now();
+    double t0 = bench_now();
     gl_generate(m, &prompt, 1, n, &greedy, &rng, true, NULL, NULL);
-    return (now() - t0) * 1e3;
+    return (bench_now() - t0) * 1e3;
 }
 
 /* copy bandwidth at the current thread count: bytes read + written per second copying 256 MiB, best of 3 */
@@ -137,10 +118,10 @@ static double copy_bandwidth(void) {
     for (size_t i = 0; i < n; i++) a[i] = (float)i, b[i] = 0;
     double best = 0;
     for (int r = 0; r < 3; r++) {
-        double t0 = now();
+        double t0 = bench_now();
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i++) b[i] = a[i];
-        double bw = 2.0 * n * 4 / (now() - t0);
+        double bw = 2.0 * n * 4 / (bench_now() - t0);
         if (bw > best) best = bw;
     }
     free(a);
@@ -215,7 +196,7 @@ int main(int argc, char **argv) {
             if (i < 0) continue;
             ours[i] = a, theirs[i] = b, ratio[i] = b / a;
         }
-        double mo = median(ours, pairs), mp = median(theirs, pairs), mr = median(ratio, pairs);
+        double mo = bench_median(ours, pairs), mp = bench_median(theirs, pairs), mr = bench_median(ratio, pairs);
         char what[64];
         snprintf(what, sizeof what, "train step B=%d T=%d (%.0fM)", B, T, m.n_weights / 1e6);
         printf("%-6s %-28s %10.1f %10.1f %10.0f %10.0f %7.2f\n", c->name, what, mo, mp, B * T / mo * 1e3,
@@ -249,9 +230,9 @@ int main(int argc, char **argv) {
                 bws[i] = bwi;
                 fraction[i] = (n / a * 1e3) / (bwi / bytes);
             }
-            mo = median(ours, pairs), mp = median(theirs, pairs), mr = median(ratio, pairs);
-            bw = median(bws, pairs);
-            double bound = bw / bytes, ours_tps = n / mo * 1e3, mf = median(fraction, pairs);
+            mo = bench_median(ours, pairs), mp = bench_median(theirs, pairs), mr = bench_median(ratio, pairs);
+            bw = bench_median(bws, pairs);
+            double bound = bw / bytes, ours_tps = n / mo * 1e3, mf = bench_median(fraction, pairs);
             snprintf(what, sizeof what, "generate %d tokens, KV cache", n);
             printf("%-6s %-28s %10.1f %10.1f %10.1f %10.1f %7.2f\n", c->name, what, mo, mp, ours_tps, n / mp * 1e3, mr);
             printf("%-6s bandwidth bound: %.0f MB of weights per token / %.1f GB/s = %.1f tokens/s; ours reaches %.0f%% "

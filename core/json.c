@@ -1,5 +1,7 @@
 #include "json.h"
 
+#include "utf8.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,16 +40,6 @@ static int hex4(parser *p) {
     if (v < 0) return -1;
     p->pos += 4;
     return v;
-}
-
-static size_t put_utf8(char *b, uint32_t cp) {
-    if (cp < 0x80) return b[0] = (char)cp, 1;
-    if (cp < 0x800) return b[0] = (char)(0xC0 | cp >> 6), b[1] = (char)(0x80 | (cp & 0x3F)), 2;
-    if (cp < 0x10000)
-        return b[0] = (char)(0xE0 | cp >> 12), b[1] = (char)(0x80 | ((cp >> 6) & 0x3F)), b[2] = (char)(0x80 | (cp & 0x3F)), 3;
-    b[0] = (char)(0xF0 | cp >> 18), b[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    b[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), b[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 /* p->pos at the opening quote */
@@ -91,7 +83,7 @@ static bool parse_string(parser *p, char **out, size_t *out_len) {
             } else if (u >= 0xDC00 && u <= 0xDFFF) {
                 return free(b), fail(p, "unpaired surrogate in \\u escape");
             }
-            n += put_utf8(b + n, cp);
+            n += (size_t)gl_utf8_encode(cp, b + n);
             break;
         }
         default: return free(b), p->pos--, fail(p, "unknown escape");

@@ -176,3 +176,31 @@ Test(train, bad_input_gets_clear_messages) {
     expect_failure("comma-separated", cmd, "1,x");
     expect_failure("cannot open", GL_BUILD_DIR "/infer --checkpoint %s", "no/such.ckpt");
 }
+
+#include "gpt_io.h"
+
+/* A checkpoint whose weights hold a NaN (written with a valid checksum): resuming must stop at once, naming the
+ * step, instead of training on garbage. */
+Test(train, nan_loss_stops_with_the_step_named) {
+    make_tmpdir();
+    char *out, ck[256];
+    int rc = run(&out, GL_BUILD_DIR "/train " SMALL " --steps 10 --stop-after 3 --out %s/n.ckpt", tmpdir);
+    cr_assert(rc == 0, "%s", out);
+    free(out);
+    snprintf(ck, sizeof ck, "%s/n.ckpt", tmpdir);
+    size_t len;
+    char *bytes = slurp(ck, &len);
+    int32_t n_symbols;
+    memcpy(&n_symbols, bytes + 164, 4);
+    float nan_value = NAN;
+    memcpy(bytes + 200 + 4 * (size_t)n_symbols, &nan_value, 4); /* the first weight of wte */
+    uint64_t sum = gl_fnv1a(GL_FNV_OFFSET, bytes, len - 8);
+    memcpy(bytes + len - 8, &sum, 8);
+    FILE *f = fopen(ck, "wb");
+    fwrite(bytes, 1, len, f);
+    fclose(f);
+    free(bytes);
+    rc = run(&out, GL_BUILD_DIR "/train --data data/tinyshakespeare/input.txt --resume %s --quiet", ck);
+    cr_assert(rc == 1 && strstr(out, "loss became nan at step 3"), "exit %d: %s", rc, out);
+    free(out);
+}

@@ -7,16 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "utf8.h"
+
 typedef struct {
     int size;
     uint32_t *codepoints; /* codepoints[id] */
 } gl_charvocab;
-
-/* Decode UTF-8; false with a message (byte offset of the first invalid sequence) if it is not valid UTF-8.
- * *out receives malloc'd code points. */
-bool gl_utf8_decode(const unsigned char *text, size_t len, uint32_t **out, size_t *n_out, char *err, size_t err_len);
-/* Appends the UTF-8 encoding of cp to buf (at least 4 bytes); returns the byte count. */
-int gl_utf8_encode(uint32_t cp, char *buf);
 
 /* Vocabulary of the distinct code points in cps. */
 void gl_charvocab_build(gl_charvocab *v, const uint32_t *cps, size_t n);
