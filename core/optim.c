@@ -1,5 +1,7 @@
 #include "optim.h"
 
+#include "kernels.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,14 +78,13 @@ void gl_optim_step(gl_optim *o) {
         float *m = state, *v = state + n;
         state += 2 * n;
         bool decoupled = o->kind == GL_ADAMW;
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
-        for (int64_t j = 0; j < n; j++) {
-            float gj = decoupled ? g[j] : g[j] + wd * w[j];
-            if (decoupled) w[j] -= o->lr * wd * w[j];
-            m[j] = o->beta1 * m[j] + (1.0f - o->beta1) * gj;
-            v[j] = o->beta2 * v[j] + (1.0f - o->beta2) * gj * gj;
-            float mhat = m[j] / bc1, vhat = v[j] / bc2;
-            w[j] -= o->lr * mhat / (sqrtf(vhat) + o->eps);
+        const gl_kernels *k = gl_kern();
+        enum { CHUNK = 1 << 15 };
+#pragma omp parallel for schedule(static) if (n > 4 * CHUNK)
+        for (int64_t c = 0; c < n; c += CHUNK) {
+            size_t len = (size_t)(n - c < CHUNK ? n - c : CHUNK);
+            k->adam_update(len, w + c, g + c, m + c, v + c, o->lr, o->beta1, o->beta2, o->eps, decoupled ? 0.0f : wd,
+                           decoupled ? wd : 0.0f, bc1, bc2);
         }
     }
 }

@@ -308,8 +308,9 @@ Test(grad, linear_with_bias_and_transposed_weight) {
 static gl_tensor *loss_attention(gl_tensor **in, void *ctx) { return weighted_sum(gl_attention(in[0], *(int *)ctx)); }
 
 Test(grad, causal_attention) {
-    const int cases[][4] = {{1, 1, 4, 1}, {2, 5, 8, 2}, {1, 7, 6, 3}, {2, 17, 8, 1}}; /* B, T, C, heads */
-    for (int i = 0; i < 4; i++) {
+    /* B, T, C, heads; T = 70 spans two query blocks of the causal block skipping */
+    const int cases[][4] = {{1, 1, 4, 1}, {2, 5, 8, 2}, {1, 7, 6, 3}, {2, 17, 8, 1}, {1, 70, 4, 2}};
+    for (int i = 0; i < 5; i++) {
         gl_tensor *qkv = rand_param(GL_DIMS(cases[i][0], cases[i][1], 3 * cases[i][2]), 95 + i, -1.5f, 1.5f, 0);
         check_grads("attention", loss_attention, &qkv, 1, (void *)&cases[i][3]);
         gl_param_free(qkv);

@@ -33,6 +33,9 @@ typedef struct gl_kernels {
     void (*mul_acc)(size_t n, const float *a, const float *b, float *y);
     /* sum of a[i] * b[i] */
     float (*dot)(size_t n, const float *a, const float *b);
+    /* one Adam/AdamW step on n weights: g += l2 * w; w -= lr * decoupled * w; moments; bias-corrected update */
+    void (*adam_update)(size_t n, float *w, const float *g, float *m, float *v, float lr, float beta1, float beta2,
+                        float eps, float l2, float decoupled, float bc1, float bc2);
     /* unary forward y = f(x) and backward dx += dy * f'(x) (given x and y = f(x)) */
     void (*exp_fwd)(size_t n, const float *x, float *y);
     void (*tanh_fwd)(size_t n, const float *x, float *y);
