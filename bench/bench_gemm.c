@@ -32,7 +32,7 @@ typedef struct {
     int M, K, N;
 } shape;
 
-static const shape shapes[] = {{2048, 384, 1152}, {2048, 384, 1536}, {2048, 1536, 384},
+static shape shapes[] = {{2048, 384, 1152}, {2048, 384, 1536}, {2048, 1536, 384},
                                {256, 768, 2304},  {256, 768, 50304}, {2048, 2048, 2048}};
 static const char *const case_names[] = {"A.B", "A.B^T", "A^T.B"};
 
@@ -75,6 +75,7 @@ static void usage(const char *argv0) {
             "  --threads  comma-separated thread counts (default 1,2)\n"
             "  --pairs    alternating ours/OpenBLAS pairs per case (default 5)\n"
             "  --quick    only the first two shapes\n"
+            "  --shape    one shape MxKxN instead of the list (e.g. 256x768x2304)\n"
             "  --ghz      clock used for the peak (default: measured with a dependent-add loop)\n"
             "  --json     also write the figures here\n",
             argv0);
@@ -96,6 +97,11 @@ int main(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--pairs") && i + 1 < argc) {
             pairs = atoi(argv[++i]);
             if (pairs < 1 || pairs > 101) usage(argv[0]);
+        } else if (!strcmp(argv[i], "--shape") && i + 1 < argc) {
+            if (sscanf(argv[++i], "%dx%dx%d", &shapes[0].M, &shapes[0].K, &shapes[0].N) != 3 || shapes[0].M < 1 ||
+                shapes[0].K < 1 || shapes[0].N < 1)
+                usage(argv[0]);
+            n_shapes = 1;
         } else if (!strcmp(argv[i], "--quick")) {
             n_shapes = 2;
         } else if (!strcmp(argv[i], "--ghz") && i + 1 < argc) {

@@ -60,10 +60,14 @@ static void pack_a(int mr, int trans, const float *A, int lda, int i0, int mc, i
     for (int ir = 0; ir < mc; ir += mr, dst += (size_t)mr * kc) {
         int rows = mc - ir < mr ? mc - ir : mr;
         if (rows < mr) memset(dst, 0, (size_t)mr * kc * sizeof(float));
-        if (!trans) /* A is M x K: row i of the panel is contiguous in A */
-            for (int i = 0; i < rows; i++) {
-                const float *src = A + (size_t)(i0 + ir + i) * lda + p0;
-                for (int p = 0; p < kc; p++) dst[(size_t)p * mr + i] = src[p];
+        if (!trans) /* A is M x K: rows are contiguous in A; transpose 16 columns at a time so the panel
+                     * lines being written stay in L1 */
+            for (int pb = 0; pb < kc; pb += 16) {
+                int pe = pb + 16 < kc ? pb + 16 : kc;
+                for (int i = 0; i < rows; i++) {
+                    const float *src = A + (size_t)(i0 + ir + i) * lda + p0;
+                    for (int p = pb; p < pe; p++) dst[(size_t)p * mr + i] = src[p];
+                }
             }
         else /* A is stored K x M: column p of the panel is contiguous */
             for (int p = 0; p < kc; p++) memcpy(dst + (size_t)p * mr, A + (size_t)(p0 + p) * lda + i0 + ir, (size_t)rows * 4);
@@ -75,10 +79,13 @@ static void pack_b_panel(int nr, int trans, const float *B, int ldb, int p0, int
     if (cols < nr) memset(dst, 0, (size_t)nr * kc * sizeof(float));
     if (!trans) /* B is K x N: row p of the panel is contiguous in B */
         for (int p = 0; p < kc; p++) memcpy(dst + (size_t)p * nr, B + (size_t)(p0 + p) * ldb + j0, (size_t)cols * 4);
-    else /* B is stored N x K: column j of the panel is contiguous */
-        for (int j = 0; j < cols; j++) {
-            const float *src = B + (size_t)(j0 + j) * ldb + p0;
-            for (int p = 0; p < kc; p++) dst[(size_t)p * nr + j] = src[p];
+    else /* B is stored N x K: columns of the panel are contiguous in B; 16 rows of the panel at a time */
+        for (int pb = 0; pb < kc; pb += 16) {
+            int pe = pb + 16 < kc ? pb + 16 : kc;
+            for (int j = 0; j < cols; j++) {
+                const float *src = B + (size_t)(j0 + j) * ldb + p0;
+                for (int p = pb; p < pe; p++) dst[(size_t)p * nr + j] = src[p];
+            }
         }
 }
 
