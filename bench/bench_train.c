@@ -132,14 +132,16 @@ static double copy_bandwidth(void) {
 int main(int argc, char **argv) {
     int pairs = 5, gen_tokens = 48;
     const char *json_path = NULL, *python = "python3", *only = NULL;
+    bool gen_only = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--pairs") && i + 1 < argc) pairs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
         else if (!strcmp(argv[i], "--python") && i + 1 < argc) python = argv[++i];
         else if (!strcmp(argv[i], "--config") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--gen-tokens") && i + 1 < argc) gen_tokens = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--gen-only")) gen_only = true, only = "G";
         else {
-            fprintf(stderr, "usage: bench_train [--pairs 5] [--config S|G] [--gen-tokens 48] [--python python3] "
+            fprintf(stderr, "usage: bench_train [--pairs 5] [--config S|G] [--gen-tokens 48] [--gen-only] [--python python3] "
                             "[--json PATH]\n");
             return 2;
         }
@@ -190,18 +192,21 @@ int main(int argc, char **argv) {
         if (!have_peer) printf("(config %s: PyTorch peer unavailable; reporting ours only)\n", c->name);
         double ours[100], theirs[100], ratio[100];
         /* training step */
-        for (int i = -2; i < pairs; i++) {
+        for (int i = -2; i < (gen_only ? -2 : pairs); i++) {
             double a = our_step_ms(&m, opt, x, y, B, T);
             double b = have_peer ? peer_ms(&p, "step") : NAN;
             if (i < 0) continue;
             ours[i] = a, theirs[i] = b, ratio[i] = b / a;
         }
-        double mo = bench_median(ours, pairs), mp = bench_median(theirs, pairs), mr = bench_median(ratio, pairs);
         char what[64];
-        snprintf(what, sizeof what, "train step B=%d T=%d (%.0fM)", B, T, m.n_weights / 1e6);
-        printf("%-6s %-28s %10.1f %10.1f %10.0f %10.0f %7.2f\n", c->name, what, mo, mp, B * T / mo * 1e3,
+        double mo = 0, mp = 0, mr = 0;
+        if (!gen_only) {
+            mo = bench_median(ours, pairs), mp = bench_median(theirs, pairs), mr = bench_median(ratio, pairs);
+            snprintf(what, sizeof what, "train step B=%d T=%d (%.0fM)", B, T, m.n_weights / 1e6);
+            printf("%-6s %-28s %10.1f %10.1f %10.0f %10.0f %7.2f\n", c->name, what, mo, mp, B * T / mo * 1e3,
                B * T / mp * 1e3, mr);
-        if (js) {
+        }
+        if (js && !gen_only) {
             fprintf(js, "%s\n    {\"config\": \"%s\", \"what\": \"train_step\", \"batch\": %d, \"block\": %d, "
                         "\"params\": %lld, \"ours_ms\": %.3f, \"peer_ms\": %.3f, \"ours_tokens_per_s\": %.1f, "
                         "\"peer_tokens_per_s\": %.1f, \"ratio\": %.4f}",

@@ -201,6 +201,14 @@ Test(kernels, gemm_is_bitwise_identical_across_thread_counts) {
     gl_gemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C2, N);
     omp_set_num_threads(saved);
     cr_assert(memcmp(C1, C2, (size_t)M * N * 4) == 0, "1-thread and 2-thread GEMM differ");
+    /* the M = 1 path (matrix-vector, split into row blocks) too, both layouts of B */
+    for (int tb = 0; tb < 2; tb++) {
+        omp_set_num_threads(1);
+        gl_gemm(0, tb, 1, N, K, 1.0f, A, K, B, tb ? K : N, 0.0f, C1, N);
+        omp_set_num_threads(2);
+        gl_gemm(0, tb, 1, N, K, 1.0f, A, K, B, tb ? K : N, 0.0f, C2, N);
+        cr_assert(memcmp(C1, C2, (size_t)N * 4) == 0, "1-thread and 2-thread matrix-vector products differ (tb=%d)", tb);
+    }
     free(A);
     free(B);
     free(C1);

@@ -119,8 +119,8 @@ static float *scratch(int which, size_t floats) {
 
 /* C[0, :] = alpha * op(A)[0, :] op(B) + beta * C: one row. Packing would copy B for a single use, so B is
  * streamed in place: with B stored N x K (trans_b) each output is a dot product along a row of B; with B stored
- * K x N each thread owns a range of columns and adds a[p] * B[p, range] for p in order. Either way every output
- * is summed in a fixed order, whatever the thread count. */
+ * K x N, fixed blocks of rows are summed separately (each a contiguous stream) and then added in order. Either
+ * way every output is summed in a fixed order, whatever the thread count. */
 static void gemv(const gl_kernels *k, int trans_a, int trans_b, int N, int K, float alpha, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C) {
     float a_local[4096];
@@ -139,19 +139,21 @@ static void gemv(const gl_kernels *k, int trans_a, int trans_b, int N, int K, fl
             C[j] = beta == 0.0f ? s : s + beta * C[j];
         }
     } else {
-        /* each thread owns one contiguous range of columns and walks B row by row over it, so every row
-         * segment it reads is long and contiguous; the sum for each column still runs over p in order */
-#pragma omp parallel if (big && !omp_in_parallel())
-        {
-            int nt = omp_get_num_threads(), t = omp_get_thread_num();
-            int per = (N + nt - 1) / nt, j0 = t * per, j1 = j0 + per < N ? j0 + per : N;
-            if (j0 < j1) {
-                float *acc = scratch(2, (size_t)(j1 - j0));
-                memset(acc, 0, (size_t)(j1 - j0) * sizeof(float));
-                for (int p = 0; p < K; p++) k->axpy((size_t)(j1 - j0), a[p], B + (size_t)p * ldb + j0, acc);
-                for (int j = j0; j < j1; j++) C[j] = beta == 0.0f ? alpha * acc[j - j0] : alpha * acc[j - j0] + beta * C[j];
-            }
+        /* B is cut into fixed blocks of KROWS rows; each block's partial row-sum is one contiguous stream of
+         * B, and threads take whole blocks. The partials are then added in block order, so the result does not
+         * depend on the thread count. */
+        enum { KROWS = 64 };
+        int blocks = (K + KROWS - 1) / KROWS;
+        float *part = scratch(2, (size_t)blocks * N);
+#pragma omp parallel for schedule(static) if (big && !omp_in_parallel())
+        for (int bk = 0; bk < blocks; bk++) {
+            float *acc = part + (size_t)bk * N;
+            int p1 = (bk + 1) * KROWS < K ? (bk + 1) * KROWS : K;
+            memset(acc, 0, (size_t)N * sizeof(float));
+            for (int p = bk * KROWS; p < p1; p++) k->axpy((size_t)N, a[p], B + (size_t)p * ldb, acc);
         }
+        for (int bk = 1; bk < blocks; bk++) k->axpy((size_t)N, 1.0f, part + (size_t)bk * N, part);
+        for (int j = 0; j < N; j++) C[j] = beta == 0.0f ? alpha * part[j] : alpha * part[j] + beta * C[j];
     }
     if (a_buf && a_buf != a_local) free(a_buf);
 }
