@@ -212,3 +212,59 @@ Test(tokenizer, pre_split_gives_gpt2_pieces) {
     }
     cr_assert(pos == len);
 }
+
+Test(tokenizer, training_follows_the_textbook_example) {
+    /* Wikipedia's BPE example (minbpe's test): aa, then ab, then aa+ab */
+    const char *s = "aaabdaaabac";
+    char err[256];
+    gl_bpe *t = gl_bpe_train((const unsigned char *)s, strlen(s), 256 + 3, NULL, 0, 0, err, sizeof err);
+    cr_assert(t, "%s", err);
+    cr_assert(gl_bpe_vocab_size(t) == 259 && gl_bpe_n_merges(t) == 3);
+    size_t l;
+    const unsigned char *b = gl_bpe_token_bytes(t, 258, &l);
+    cr_assert(l == 4 && memcmp(b, "aaab", 4) == 0);
+    int32_t *ids = NULL;
+    size_t cap = 0, n = gl_bpe_encode(t, (const unsigned char *)s, strlen(s), &ids, &cap);
+    int32_t want[5] = {258, 'd', 258, 'a', 'c'};
+    cr_assert(n == 5 && memcmp(ids, want, sizeof want) == 0);
+    free(ids);
+    gl_bpe_free(t);
+}
+
+Test(tokenizer, training_a_real_vocabulary_round_trips_and_is_deterministic) {
+    unsigned char *text;
+    size_t len;
+    char err[256];
+    cr_assert(gl_read_whole_file("data/tinyshakespeare/input.txt", &text, &len, err, sizeof err));
+    const char *sp[1] = {"<|endoftext|>"};
+    gl_bpe *a = gl_bpe_train(text, 200000, 1024, sp, 1, 0, err, sizeof err);
+    gl_bpe *b = gl_bpe_train(text, 200000, 1024, sp, 1, 0, err, sizeof err);
+    cr_assert(a && b, "%s", err);
+    cr_assert(gl_bpe_vocab_size(a) == 1024 && gl_bpe_special_id(a, "<|endoftext|>") == 1023);
+    size_t la, lb;
+    unsigned char *sa = gl_bpe_serialize(a, &la), *sb = gl_bpe_serialize(b, &lb);
+    cr_assert(la == lb && memcmp(sa, sb, la) == 0, "two trainings on the same text differ");
+    int32_t *ids = NULL;
+    size_t cap = 0, n = gl_bpe_encode(a, text, len, &ids, &cap);
+    cr_assert((double)len / n > 2.5, "1024 tokens should compress shakespeare past 2.5 bytes/token, got %.2f",
+              (double)len / n);
+    unsigned char *back;
+    size_t blen;
+    cr_assert(gl_bpe_decode(a, ids, n, &back, &blen, err, sizeof err));
+    cr_assert(blen == len && memcmp(back, text, len) == 0);
+    free(back);
+    free(ids);
+    free(sa);
+    free(sb);
+    free(text);
+    gl_bpe_free(a);
+    gl_bpe_free(b);
+}
+
+Test(tokenizer, training_rejects_bad_requests) {
+    char err[256];
+    cr_assert(!gl_bpe_train((const unsigned char *)"abc", 3, 200, NULL, 0, 0, err, sizeof err));
+    cr_assert(strstr(err, "below 256"), "%s", err);
+    cr_assert(!gl_bpe_train((const unsigned char *)"", 0, 300, NULL, 0, 0, err, sizeof err));
+    cr_assert(strstr(err, "empty"), "%s", err);
+}

@@ -581,3 +581,37 @@ bool gl_bpe_save(const gl_bpe *t, const char *path, char *err, size_t err_len) {
     }
     return true;
 }
+
+/* ---------------------------------------------------------------- from a list of merges (training) */
+
+gl_bpe *gl_bpe_from_merges(const int32_t (*merges)[2], int n_merges, const char *const *specials, int n_specials) {
+    int n = 256 + n_merges + n_specials;
+    gl_bpe *t = alloc_bpe(n, n_merges);
+    size_t total = 256;
+    size_t *len = malloc((size_t)n * sizeof *len);
+    for (int i = 0; i < 256; i++) len[i] = 1;
+    for (int k = 0; k < n_merges; k++) total += len[256 + k] = len[merges[k][0]] + len[merges[k][1]];
+    for (int s = 0; s < n_specials; s++) total += len[256 + n_merges + s] = strlen(specials[s]);
+    t->blob = malloc(total + 1);
+    size_t o = 0;
+    for (int i = 0; i < n; i++) {
+        t->off[i] = o;
+        if (i < 256) t->blob[o] = (unsigned char)i;
+        else if (i < 256 + n_merges) {
+            const int32_t *m = merges[i - 256];
+            memcpy(t->blob + o, t->blob + t->off[m[0]], len[m[0]]);
+            memcpy(t->blob + o + len[m[0]], t->blob + t->off[m[1]], len[m[1]]);
+            t->merge_left[i - 256] = m[0], t->merge_right[i - 256] = m[1], t->merge_id[i - 256] = i;
+        } else {
+            memcpy(t->blob + o, specials[i - 256 - n_merges], len[i]);
+            t->special[i] = true;
+            t->n_special++;
+        }
+        o += len[i];
+    }
+    t->off[n] = o;
+    for (int b = 0; b < 256; b++) t->byte_id[b] = b;
+    free(len);
+    build_index(t);
+    return t;
+}

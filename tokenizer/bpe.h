@@ -25,6 +25,9 @@ gl_bpe *gl_bpe_deserialize(const unsigned char *buf, size_t len, const char *wha
 gl_bpe *gl_bpe_train(const unsigned char *text, size_t len, int vocab_size, const char *const *specials,
                      int n_specials, int progress, char *err, size_t err_len);
 
+/* Bytes are ids 0..255, merge k makes id 256 + k from the pair merges[k], then the special tokens follow. */
+gl_bpe *gl_bpe_from_merges(const int32_t (*merges)[2], int n_merges, const char *const *specials, int n_specials);
+
 int gl_bpe_vocab_size(const gl_bpe *t);
 int gl_bpe_n_merges(const gl_bpe *t);
 /* bytes of a token (not NUL-terminated) */
