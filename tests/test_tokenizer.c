@@ -246,7 +246,7 @@ Test(tokenizer, training_a_real_vocabulary_round_trips_and_is_deterministic) {
     cr_assert(la == lb && memcmp(sa, sb, la) == 0, "two trainings on the same text differ");
     int32_t *ids = NULL;
     size_t cap = 0, n = gl_bpe_encode(a, text, len, &ids, &cap);
-    cr_assert((double)len / n > 2.5, "1024 tokens should compress shakespeare past 2.5 bytes/token, got %.2f",
+    cr_assert((double)len / n > 2.2, "1024 tokens should compress shakespeare past 2.2 bytes/token, got %.2f",
               (double)len / n);
     unsigned char *back;
     size_t blen;
