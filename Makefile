@@ -24,13 +24,13 @@ VEC_scalar := -DGL_VL=1 -fno-tree-vectorize
 VEC_avx2   := -DGL_VL=8 -O3 -mavx2 -mfma -ffp-contract=fast
 VEC_avx512 := -DGL_VL=16 -O3 -mavx512f -ffp-contract=fast
 
-CORE_SRC := $(wildcard core/*.c) $(wildcard models/*.c) $(wildcard tokenizer/*.c)
+CORE_SRC := $(wildcard core/*.c) $(wildcard models/*.c) $(filter-out %_main.c,$(wildcard tokenizer/*.c))
 KERN_SRC := kernels/cpu/gemm.c kernels/cpu/dispatch.c
 LIB_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(KERN_SRC:%.c=$(BUILD)/obj/%.o) \
             $(BUILD)/obj/kernels/cpu/vec_scalar.o $(BUILD)/obj/kernels/cpu/vec_avx2.o $(BUILD)/obj/kernels/cpu/vec_avx512.o
 LIB      := $(BUILD)/libgradlab.a
 
-PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer
+PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer $(BUILD)/tokenize
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
@@ -62,6 +62,10 @@ $(BUILD)/autograd_demo: examples/autograd_demo.c $(LIB)
 	@$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
 
 $(BUILD)/train: train/train.c $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
+
+$(BUILD)/tokenize: tokenizer/tokenize_main.c $(LIB)
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
 
