@@ -34,7 +34,7 @@ PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer $(BUILD)/tokeni
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test run run-demo bench bench-gemm bench-train clean check-cuda
+.PHONY: all test run run-demo bench bench-gemm bench-train bench-tokenizer clean check-cuda
 all: check-cuda $(LIB) $(PROGRAMS)
 
 check-cuda:
@@ -119,7 +119,16 @@ bench-train: $(BUILD)/bench_train
 	  LD_LIBRARY_PATH=$(TORCH_BLAS):$$LD_LIBRARY_PATH ./$(BUILD)/bench_train --python $(TORCH_PYTHON) \
 	  --json out/bench/train.json $(BENCH_ARGS)
 
-bench: bench-gemm bench-train
+$(BUILD)/bench_tokenizer: bench/bench_tokenizer.c $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
+
+# peers from PyPI: pip install tiktoken tokenizers (ours is measured without them)
+bench-tokenizer: $(BUILD)/bench_tokenizer
+	@mkdir -p out/bench
+	./$(BUILD)/bench_tokenizer --json out/bench/tokenizer.json $(BENCH_ARGS)
+
+bench: bench-gemm bench-train bench-tokenizer
 
 clean:
 	rm -rf build out

@@ -84,6 +84,8 @@ static void cache_clear(gl_bpe *t) {
     t->cache_used = t->keys_len = t->ids_len = 0;
 }
 
+void gl_bpe_clear_cache(gl_bpe *t) { cache_clear(t); }
+
 void gl_bpe_free(gl_bpe *t) {
     if (!t) return;
     free(t->merge_left);

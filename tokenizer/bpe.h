@@ -43,6 +43,8 @@ size_t gl_bpe_encode_with_specials(gl_bpe *t, const unsigned char *text, size_t 
 /* Concatenates the tokens' bytes; false (with the position) on an id outside the vocabulary. */
 bool gl_bpe_decode(const gl_bpe *t, const int32_t *ids, size_t n, unsigned char **out, size_t *out_len, char *err,
                    size_t err_len);
+/* Forget the cache of encoded pieces (benchmarks measure a cold start). */
+void gl_bpe_clear_cache(gl_bpe *t);
 void gl_bpe_free(gl_bpe *t);
 
 #endif
