@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "charvocab.h"
+#include "codec.h"
 #include "gpt.h"
 #include "gpt_io.h"
 #include "sample.h"
@@ -22,7 +22,9 @@ static void usage(FILE *f) {
             "  --seed N            sampling seed (1337)          --threads N\n"
             "  --print-ids         print generated ids (one line, space-separated) instead of text\n"
             "  --no-kv-cache       recompute the whole window at every step (the reference path)\n"
-            "A prompt is required unless the model has a character vocabulary: then the default prompt is a newline.\n");
+            "  --encoder F --merges F  GPT-2 tokenizer files for text prompts with --safetensors\n"
+            "                      (default tokenizer/gpt2/encoder.json and vocab.bpe)\n"
+            "Without --prompt or --prompt-ids the prompt is a newline.\n");
 }
 
 static void fail(const char *msg, const char *detail) {
@@ -42,17 +44,19 @@ static double num(const char *flag, const char *s, double lo, double hi) {
 }
 
 typedef struct {
-    const gl_charvocab *vocab; /* NULL: print ids */
+    const gl_codec *codec; /* NULL: print ids */
     bool print_ids;
     int count;
 } emit_ctx;
 
 static bool emit(int32_t tok, void *p) {
     emit_ctx *c = p;
-    if (c->print_ids || !c->vocab) printf(c->count ? " %d" : "%d", tok);
+    if (c->print_ids || !c->codec) printf(c->count ? " %d" : "%d", tok);
     else {
-        char utf8[5];
-        fwrite(utf8, 1, (size_t)gl_utf8_encode(c->vocab->codepoints[tok], utf8), stdout);
+        unsigned char buf[4];
+        size_t len;
+        const unsigned char *b = gl_codec_token(c->codec, tok, buf, &len);
+        fwrite(b, 1, len, stdout);
     }
     c->count++;
     fflush(stdout);
@@ -61,6 +65,7 @@ static bool emit(int32_t tok, void *p) {
 
 int main(int argc, char **argv) {
     const char *ckpt = NULL, *st = NULL, *st_config = NULL, *prompt = NULL, *prompt_ids = NULL;
+    const char *gpt2_encoder = "tokenizer/gpt2/encoder.json", *gpt2_merges = "tokenizer/gpt2/vocab.bpe";
     int max_new = 200, threads = 0;
     gl_sampling s = {.temperature = 0.8f, .top_k = 0, .top_p = 1.0f};
     uint64_t seed = 1337;
@@ -79,6 +84,8 @@ int main(int argc, char **argv) {
         if (!strcmp(f, "--checkpoint")) ckpt = v;
         else if (!strcmp(f, "--safetensors")) st = v;
         else if (!strcmp(f, "--config")) st_config = v;
+        else if (!strcmp(f, "--encoder")) gpt2_encoder = v;
+        else if (!strcmp(f, "--merges")) gpt2_merges = v;
         else if (!strcmp(f, "--prompt")) prompt = v;
         else if (!strcmp(f, "--prompt-ids")) prompt_ids = v;
         else if (!strcmp(f, "--max-new-tokens")) max_new = (int)num(f, v, 0, 1e8);
@@ -100,14 +107,20 @@ int main(int argc, char **argv) {
 
     char err[512];
     gpt m;
-    gl_charvocab vocab = {0, NULL};
+    gl_codec codec = {{0, NULL}, NULL};
+    bool have_codec = true;
     if (ckpt) {
         gpt_run_state rs;
         if (!gpt_load_checkpoint(ckpt, &m, &rs, NULL, NULL, NULL, err, sizeof err)) fail(err, "");
-        vocab.size = rs.n_symbols;
-        vocab.codepoints = rs.symbols;
-    } else if (!gpt_load_safetensors(st, st_config, &m, err, sizeof err)) {
-        fail(err, "");
+        if (rs.bpe_len && !(codec.bpe = gl_bpe_deserialize(rs.bpe, rs.bpe_len, ckpt, err, sizeof err))) fail(err, "");
+        codec.chars.size = rs.n_symbols;
+        codec.chars.codepoints = rs.symbols;
+        free(rs.bpe);
+    } else {
+        if (!gpt_load_safetensors(st, st_config, &m, err, sizeof err)) fail(err, "");
+        /* GPT-2's own vocabulary: text prompts work when the tokenizer files are at hand */
+        have_codec = m.cfg.vocab_size == 50257 &&
+                     (codec.bpe = gl_bpe_load_gpt2(gpt2_encoder, gpt2_merges, err, sizeof err)) != NULL;
     }
     int V = m.cfg.vocab_size;
 
@@ -132,16 +145,12 @@ int main(int argc, char **argv) {
             else if (*p) fail("--prompt-ids must be comma-separated integers, got: ", prompt_ids);
         }
     } else {
-        if (!vocab.codepoints) fail("this model has no character vocabulary: give the prompt as --prompt-ids", "");
+        if (!have_codec) fail("no tokenizer for this model: give the prompt as --prompt-ids", "");
         const char *text = prompt ? prompt : "\n";
-        uint32_t *cps;
         size_t n;
-        if (!gl_utf8_decode((const unsigned char *)text, strlen(text), &cps, &n, err, sizeof err))
-            fail("the prompt is ", err);
-        ids = malloc((n ? n : 1) * sizeof(int32_t));
-        if (!gl_charvocab_encode(&vocab, cps, n, ids, err, sizeof err)) fail("the prompt: ", err);
+        if (!gl_codec_encode(&codec, (const unsigned char *)text, strlen(text), &ids, &n, err, sizeof err))
+            fail("the prompt: ", err);
         n_ids = (int)n;
-        free(cps);
     }
     if (n_ids < 1) fail("the prompt is empty", "");
     if (n_ids > m.cfg.block_size) {
@@ -149,11 +158,13 @@ int main(int argc, char **argv) {
         return 1;
     }
 
-    emit_ctx ctx = {vocab.codepoints ? &vocab : NULL, print_ids, 0};
-    if (!print_ids && vocab.codepoints)
-        for (int i = 0; i < n_ids; i++) {
-            char utf8[5];
-            fwrite(utf8, 1, (size_t)gl_utf8_encode(vocab.codepoints[ids[i]], utf8), stdout);
+    emit_ctx ctx = {have_codec ? &codec : NULL, print_ids, 0};
+    if (!print_ids && have_codec)
+        for (int k = 0; k < n_ids; k++) {
+            unsigned char buf[4];
+            size_t len;
+            const unsigned char *b = gl_codec_token(&codec, ids[k], buf, &len);
+            fwrite(b, 1, len, stdout);
         }
     gl_rng rng;
     gl_rng_seed(&rng, seed);
@@ -166,7 +177,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "infer: %d tokens in %.2f s (%.1f tokens/s, %s, %d threads)\n", made, secs,
             secs > 0 ? made / secs : 0.0, use_cache ? "KV cache" : "no cache", omp_get_max_threads());
     free(ids);
-    gl_charvocab_free(&vocab);
+    gl_codec_free(&codec);
     gpt_free(&m);
     gl_arena_release();
     return 0;

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #define CKPT_MAGIC "GLCKPT\0\0"
-#define CKPT_VERSION 1u
+#define CKPT_VERSION 2u
 
 uint64_t gl_fnv1a(uint64_t h, const void *data, size_t n) {
     const unsigned char *p = data;
@@ -66,6 +66,8 @@ bool gpt_save_checkpoint(const char *path, const gpt *m, const gl_optim *opt, co
     PUT(&w, opt_floats);
     PUT(&w, opt_step);
     put(&w, s->symbols, (size_t)s->n_symbols * sizeof(uint32_t));
+    PUT(&w, s->bpe_len);
+    if (s->bpe_len) put(&w, s->bpe, (size_t)s->bpe_len);
     for (int i = 0; i < m->n_params; i++) put(&w, m->params[i]->data, (size_t)m->params[i]->numel * sizeof(float));
     if (opt) put(&w, opt->state, (size_t)opt_floats * sizeof(float));
     uint64_t checksum = w.hash;
@@ -144,8 +146,17 @@ bool gpt_load_checkpoint(const char *path, gpt *m, gpt_run_state *s, float **opt
     }
     s->lr = hyper[0], s->min_lr = hyper[1], s->beta1 = hyper[2], s->beta2 = hyper[3], s->eps = hyper[4];
     s->weight_decay = hyper[5], s->grad_clip = hyper[6], s->val_fraction = hyper[7];
-    if (s->n_symbols < 0 || s->n_symbols != c.vocab_size) {
+    if (s->n_symbols < 0 || (s->n_symbols != c.vocab_size && s->n_symbols != 0)) {
         snprintf(err, err_len, "'%s' has %d vocabulary symbols for a vocab_size of %d", path, s->n_symbols, c.vocab_size);
+        goto done;
+    }
+    if (r.len - r.pos < (size_t)s->n_symbols * 4 + 8) {
+        snprintf(err, err_len, "'%s' ends inside its vocabulary", path);
+        goto done;
+    }
+    memcpy(&s->bpe_len, r.p + r.pos + (size_t)s->n_symbols * 4, 8);
+    if ((s->n_symbols == 0) != (s->bpe_len > 0) || s->bpe_len > r.len - r.pos) {
+        snprintf(err, err_len, "'%s' holds neither exactly one character vocabulary nor one BPE tokenizer", path);
         goto done;
     }
     gpt_build(m, c);
@@ -155,7 +166,7 @@ bool gpt_load_checkpoint(const char *path, gpt *m, gpt_run_state *s, float **opt
         gpt_free(m);
         goto done;
     }
-    size_t need = (size_t)s->n_symbols * 4 + (size_t)(n_weights + n_opt) * 4;
+    size_t need = (size_t)s->n_symbols * 4 + 8 + (size_t)s->bpe_len + (size_t)(n_weights + n_opt) * 4;
     if (r.len - r.pos != need) {
         snprintf(err, err_len, "'%s' has %zu payload bytes where its header promises %zu", path, r.len - r.pos, need);
         gpt_free(m);
@@ -163,6 +174,9 @@ bool gpt_load_checkpoint(const char *path, gpt *m, gpt_run_state *s, float **opt
     }
     s->symbols = malloc((size_t)(s->n_symbols ? s->n_symbols : 1) * sizeof(uint32_t));
     take(&r, s->symbols, (size_t)s->n_symbols * sizeof(uint32_t));
+    r.pos += 8;
+    s->bpe = malloc((size_t)s->bpe_len + 1);
+    take(&r, s->bpe, (size_t)s->bpe_len);
     for (int i = 0; i < m->n_params; i++) take(&r, m->params[i]->data, (size_t)m->params[i]->numel * sizeof(float));
     if (opt_state) {
         *opt_state = malloc((size_t)(n_opt ? n_opt : 1) * sizeof(float));

@@ -14,8 +14,10 @@ typedef struct {
     int64_t warmup_steps, decay_steps, total_steps; /* total_steps: the planned length of the run */
     int32_t batch;
     uint64_t data_hash; /* FNV-1a of the training file's bytes */
-    int32_t n_symbols;  /* character vocabulary: the code point of each token id */
+    int32_t n_symbols;  /* character vocabulary: the code point of each token id (0 with a BPE tokenizer) */
     uint32_t *symbols;
+    uint64_t bpe_len;   /* BPE tokenizer in its own format (tokenizer/bpe.h), or 0 for characters */
+    unsigned char *bpe;
 } gpt_run_state;
 
 /* 64-bit FNV-1a, continuing from h (start with GL_FNV_OFFSET) */
@@ -25,7 +27,7 @@ uint64_t gl_fnv1a(uint64_t h, const void *data, size_t n);
 /* Writes model, optimizer state and run state to path.tmp, fsyncs, renames to path. */
 bool gpt_save_checkpoint(const char *path, const gpt *m, const gl_optim *opt, const gpt_run_state *s, char *err,
                          size_t err_len);
-/* Reads a checkpoint: builds *m from its config and weights; fills *s (s->symbols malloc'd). If opt_state is
+/* Reads a checkpoint: builds *m from its config and weights; fills *s (s->symbols and s->bpe malloc'd). If opt_state is
  * not NULL it receives the malloc'd optimizer state (*opt_floats floats, *opt_step steps). */
 bool gpt_load_checkpoint(const char *path, gpt *m, gpt_run_state *s, float **opt_state, int64_t *opt_floats,
                          int64_t *opt_step, char *err, size_t err_len);

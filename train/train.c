@@ -11,12 +11,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "charvocab.h"
+#include "codec.h"
 #include "gpt.h"
 #include "gpt_io.h"
 #include "io.h"
 #include "plot.h"
 #include "sample.h"
+#include "tokfile.h"
+#include "utf8.h"
 
 typedef struct {
     const char *data, *out, *resume, *plot, *loss_log, *tokenizer;
@@ -33,7 +35,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: train --data FILE [flags]          (or --resume CKPT to continue a run)\n"
             "model:    --n-layer 4  --n-head 4  --n-embd 128  --block-size 64  --dropout 0  --bias 0|1 (0)\n"
-            "data:     --data FILE (UTF-8 text)  --val-fraction 0.1  --tokenizer char (BPE arrives with the tokenizer)\n"
+            "data:     --data FILE (UTF-8 text, or a token file from `tokenize train --tokens`)  --val-fraction 0.1\n"
+            "          --tokenizer char (default: one token per character) | gpt2 | FILE.bpe (from `tokenize train`)\n"
             "training: --batch 12  --steps 2000  --lr 1e-3  --min-lr 1e-4  --warmup 100  --decay-steps STEPS\n"
             "          --beta1 0.9  --beta2 0.99  --eps 1e-8  --weight-decay 0.1 (matrices only)  --clip 1.0\n"
             "          --seed 1337  --threads N (default: OMP_NUM_THREADS or all cores)\n"
@@ -128,9 +131,6 @@ static options parse(int argc, char **argv) {
         }
     }
     if (!o.data) die("--data FILE is required%s%s (the text to train on; --help lists all flags)", "", "");
-    if (strcmp(o.tokenizer, "char") != 0)
-        die("--tokenizer %s is not available yet: only 'char' (the BPE tokenizer lands with its own issue)%s",
-            o.tokenizer, "");
     if (o.decay_steps < 0) o.decay_steps = o.steps;
     return o;
 }
@@ -171,10 +171,11 @@ static float val_loss(gpt *m, const dataset *d, int B, int T, int n_batches, int
     return (float)(sum / n_batches);
 }
 
-static bool emit_char(int32_t tok, void *ctx) {
-    const gl_charvocab *v = ctx;
-    char utf8[5];
-    fwrite(utf8, 1, (size_t)gl_utf8_encode(v->codepoints[tok], utf8), stdout);
+static bool emit_token(int32_t tok, void *ctx) {
+    unsigned char buf[4];
+    size_t len;
+    const unsigned char *b = gl_codec_token(ctx, tok, buf, &len);
+    fwrite(b, 1, len, stdout);
     fflush(stdout);
     return true;
 }
@@ -188,18 +189,13 @@ int main(int argc, char **argv) {
     unsigned char *text;
     size_t text_len;
     if (!gl_read_whole_file(o.data, &text, &text_len, err, sizeof err)) die("%s%s", err, "");
-    uint32_t *cps;
-    size_t n_cps;
-    if (!gl_utf8_decode(text, text_len, &cps, &n_cps, err, sizeof err)) {
-        fprintf(stderr, "train: '%s' is %s\n", o.data, err);
-        return 1;
-    }
     uint64_t data_hash = gl_fnv1a(GL_FNV_OFFSET, text, text_len);
+    bool token_file = text_len >= 4 && ((int32_t *)(void *)text)[0] == 20240520;
 
-    /* ---- model, optimizer and run state: fresh or from a checkpoint ---- */
+    /* ---- model, optimizer, run state and tokenizer: fresh or from a checkpoint ---- */
     gpt m;
     gpt_run_state rs;
-    gl_charvocab vocab;
+    gl_codec codec = {{0, NULL}, NULL};
     float *opt_state = NULL;
     int64_t opt_floats = 0, opt_step = 0;
     if (o.resume) {
@@ -212,24 +208,61 @@ int main(int argc, char **argv) {
                     o.data, o.resume);
             return 1;
         }
-        vocab.size = rs.n_symbols;
-        vocab.codepoints = rs.symbols;
+        if (rs.bpe_len && !(codec.bpe = gl_bpe_deserialize(rs.bpe, rs.bpe_len, o.resume, err, sizeof err))) die("%s%s", err, "");
+        codec.chars.size = rs.n_symbols;
+        codec.chars.codepoints = rs.symbols;
         o.cfg = m.cfg;
         o.batch = rs.batch;
         o.lr = rs.lr, o.min_lr = rs.min_lr, o.beta1 = rs.beta1, o.beta2 = rs.beta2, o.eps = rs.eps;
         o.wd = rs.weight_decay, o.clip = rs.grad_clip, o.val_fraction = rs.val_fraction;
         o.warmup = rs.warmup_steps, o.decay_steps = rs.decay_steps, o.seed = rs.seed;
         if (!o.steps_given) o.steps = rs.total_steps;
-    } else {
-        size_t need = (size_t)(o.cfg.block_size + 2) * 2;
-        if (n_cps < need || n_cps * o.val_fraction < o.cfg.block_size + 2) {
-            fprintf(stderr, "train: '%s' has %zu characters: too few for block size %d with a %.0f%% validation split\n",
-                    o.data, n_cps, o.cfg.block_size, 100.0 * o.val_fraction);
+    } else if (!strcmp(o.tokenizer, "char")) {
+        uint32_t *cps;
+        size_t n_cps;
+        if (token_file) die("'%s' is a token file: give the --tokenizer it was made with (gpt2 or FILE.bpe)%s", o.data, "");
+        if (!gl_utf8_decode(text, text_len, &cps, &n_cps, err, sizeof err)) {
+            fprintf(stderr, "train: '%s' is %s\n", o.data, err);
             return 1;
         }
-        gl_charvocab_build(&vocab, cps, n_cps);
-        o.cfg.vocab_size = vocab.size;
-        o.cfg.padded_vocab_size = gpt_padded_vocab(vocab.size);
+        gl_charvocab_build(&codec.chars, cps, n_cps);
+        free(cps);
+    } else {
+        codec.bpe = !strcmp(o.tokenizer, "gpt2")
+                        ? gl_bpe_load_gpt2("tokenizer/gpt2/encoder.json", "tokenizer/gpt2/vocab.bpe", err, sizeof err)
+                        : gl_bpe_load(o.tokenizer, err, sizeof err);
+        if (!codec.bpe) die("--tokenizer: %s%s", err, "");
+    }
+
+    /* the corpus as token ids: a token file as is, or the text through the tokenizer */
+    int32_t *tokens = NULL;
+    size_t n_tokens = 0;
+    if (token_file) {
+        int file_vocab;
+        if (!gl_tokfile_read(o.data, &tokens, &n_tokens, &file_vocab, err, sizeof err)) die("%s%s", err, "");
+        if (file_vocab > gl_codec_size(&codec)) {
+            fprintf(stderr, "train: '%s' holds ids of a %d-token vocabulary; the tokenizer has %d\n", o.data, file_vocab,
+                    gl_codec_size(&codec));
+            return 1;
+        }
+    } else if (!gl_codec_encode(&codec, text, text_len, &tokens, &n_tokens, err, sizeof err)) {
+        fprintf(stderr, "train: '%s': %s\n", o.data, err);
+        return 1;
+    }
+    int B = o.batch, T = o.cfg.block_size;
+    dataset d = {tokens, 0, 0};
+    d.n_val = (size_t)((double)n_tokens * o.val_fraction);
+    d.n_train = n_tokens - d.n_val;
+    if (d.n_val <= (size_t)T + 1 || d.n_train <= (size_t)T + 1) {
+        fprintf(stderr,
+                "train: '%s' has %zu tokens: too few for block size %d with a %.0f%% validation split "
+                "(each split needs more than %d)\n",
+                o.data, n_tokens, T, 100.0 * o.val_fraction, T + 1);
+        return 1;
+    }
+    if (!o.resume) {
+        o.cfg.vocab_size = gl_codec_size(&codec);
+        o.cfg.padded_vocab_size = gpt_padded_vocab(o.cfg.vocab_size);
         if (!gpt_config_check(&o.cfg, err, sizeof err)) die("bad model flags: %s%s", err, "");
         gpt_build(&m, o.cfg);
         gpt_init(&m, o.seed);
@@ -241,24 +274,14 @@ int main(int argc, char **argv) {
         rs.warmup_steps = o.warmup, rs.decay_steps = o.decay_steps, rs.batch = o.batch;
         rs.total_steps = o.steps;
         rs.data_hash = data_hash;
-        rs.n_symbols = vocab.size;
-        rs.symbols = vocab.codepoints;
-    }
-    int B = o.batch, T = o.cfg.block_size;
-    int32_t *tokens = malloc((n_cps ? n_cps : 1) * sizeof(int32_t));
-    if (!gl_charvocab_encode(&vocab, cps, n_cps, tokens, err, sizeof err)) {
-        fprintf(stderr, "train: '%s': %s\n", o.data, err);
-        return 1;
-    }
-    dataset d = {tokens, 0, 0};
-    d.n_val = (size_t)((double)n_cps * o.val_fraction);
-    d.n_train = n_cps - d.n_val;
-    if (d.n_val <= (size_t)T + 1 || d.n_train <= (size_t)T + 1) {
-        fprintf(stderr,
-                "train: '%s' has %zu characters: too few for block size %d with a %.0f%% validation split "
-                "(each split needs more than %d)\n",
-                o.data, n_cps, T, 100.0 * o.val_fraction, T + 1);
-        return 1;
+        if (codec.bpe) {
+            size_t blen;
+            rs.bpe = gl_bpe_serialize(codec.bpe, &blen);
+            rs.bpe_len = blen;
+        } else {
+            rs.n_symbols = codec.chars.size;
+            rs.symbols = codec.chars.codepoints;
+        }
     }
     gl_optim *opt = gl_adamw(m.params, m.n_params, o.lr, o.beta1, o.beta2, o.eps, o.wd);
     if (opt_state) {
@@ -267,8 +290,8 @@ int main(int argc, char **argv) {
         free(opt_state);
     }
 
-    printf("train: %s, %zu characters (vocabulary %d), train %zu / val %zu\n", o.data, n_cps, vocab.size, d.n_train,
-           d.n_val);
+    printf("train: %s, %zu %s (vocabulary %d), train %zu / val %zu\n", o.data, n_tokens,
+           codec.bpe ? "BPE tokens" : "characters", gl_codec_size(&codec), d.n_train, d.n_val);
     printf("model: %d layers, %d heads, %d dims, block %d, bias %s, dropout %.2f: %.2fM parameters\n", o.cfg.n_layer,
            o.cfg.n_head, o.cfg.n_embd, T, o.cfg.bias ? "on" : "off", (double)o.cfg.dropout, m.n_weights / 1e6);
     printf("AdamW lr %.1e (warmup %lld, cosine to %.1e at %lld), betas %.2f/%.3f, wd %.2f, clip %.1f; batch %d x %d "
@@ -362,18 +385,18 @@ int main(int argc, char **argv) {
     if (o.sample_len > 0) {
         printf("\n--- sample (temperature %.2f) ---\n", (double)o.temperature);
         int plen = T < 8 ? T : 8; /* the first characters of the validation text as the prompt */
-        for (int i = 0; i < plen; i++) emit_char(tokens[d.n_train + i], &vocab);
+        for (int i = 0; i < plen; i++) emit_token(tokens[d.n_train + i], &codec);
         gl_sampling s = {.temperature = o.temperature, .top_k = 0, .top_p = 1.0f};
         gl_rng sample_rng;
         gl_rng_seed(&sample_rng, o.seed);
-        gl_generate(&m, tokens + d.n_train, plen, o.sample_len, &s, &sample_rng, true, emit_char, &vocab);
+        gl_generate(&m, tokens + d.n_train, plen, o.sample_len, &s, &sample_rng, true, emit_token, &codec);
         printf("\n---\n");
     }
     gl_optim_free(opt);
     gpt_free(&m);
-    gl_charvocab_free(&vocab);
+    gl_codec_free(&codec);
+    free(rs.bpe);
     free(tokens);
-    free(cps);
     free(text);
     free(x);
     free(y);
