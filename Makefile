@@ -34,7 +34,7 @@ PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer $(BUILD)/tokeni
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test run run-demo bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: all test run run-demo lab05 bench bench-gemm bench-train bench-tokenizer clean check-cuda
 all: check-cuda $(LIB) $(PROGRAMS)
 
 check-cuda:
@@ -91,6 +91,14 @@ test: check-cuda $(TESTS) $(PROGRAMS)
 run: $(BUILD)/train $(BUILD)/infer
 	./$(BUILD)/train --data data/tinyshakespeare/input.txt --out checkpoints/shakespeare_char.ckpt
 	./$(BUILD)/infer --checkpoint checkpoints/shakespeare_char.ckpt --prompt "ROMEO:" --max-new-tokens 300
+
+# ---- labs ----
+$(BUILD)/lab%: labs/%_*/lab.c $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
+
+lab05: $(BUILD)/lab05
+	./$(BUILD)/lab05
 
 # the engine's first demo (a character MLP), kept as the smallest end-to-end example of the core
 run-demo: $(BUILD)/autograd_demo

@@ -91,8 +91,9 @@ bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series
     for (int s = 0; s < n_series; s++)
         for (int i = 0; i < series[s].n; i++) {
             double x = series[s].x ? series[s].x[i] : i, y = series[s].y[i];
-            if (!isfinite(x) || !isfinite(y) || (ch->log_y && y <= 0)) continue;
+            if (!isfinite(x) || !isfinite(y) || (ch->log_y && y <= 0) || (ch->log_x && x <= 0)) continue;
             if (ch->log_y) y = log10(y);
+            if (ch->log_x) x = log10(x);
             xmin = fmin(xmin, x), xmax = fmax(xmax, x), ymin = fmin(ymin, y), ymax = fmax(ymax, y);
         }
     if (!(xmin <= xmax)) xmin = 0, xmax = 1, ymin = 0, ymax = 1;
@@ -105,12 +106,12 @@ bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series
 
     /* grid, ticks and numbers */
     char lab[32];
-    double xs = tick_step(xmax - xmin, 8);
+    double xs = ch->log_x ? fmax(1.0, floor(tick_step(xmax - xmin, 8))) : tick_step(xmax - xmin, 8);
     for (double t = ceil(xmin / xs) * xs; t <= xmax + 1e-9 * xs; t += xs) {
         int x = PX(t);
         line(&c, x, top, x, top + ph, grey, 1);
         line(&c, x, top + ph, x, top + ph + 5, black, 1);
-        format_tick(lab, sizeof lab, t);
+        format_tick(lab, sizeof lab, ch->log_x ? pow(10.0, t) : t);
         text(&c, x - stb_easy_font_width(lab), top + ph + 9, lab, 2, false, black);
     }
     double ys = ch->log_y ? fmax(1.0, floor(tick_step(ymax - ymin, 6))) : tick_step(ymax - ymin, 6);
@@ -130,13 +131,13 @@ bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series
         int px = 0, py = 0, have = 0;
         for (int i = 0; i < series[s].n; i++) {
             double x = series[s].x ? series[s].x[i] : i, y = series[s].y[i];
-            if (!isfinite(x) || !isfinite(y) || (ch->log_y && y <= 0)) {
+            if (!isfinite(x) || !isfinite(y) || (ch->log_y && y <= 0) || (ch->log_x && x <= 0)) {
                 have = 0;
                 continue;
             }
-            int qx = PX(x), qy = PY(ch->log_y ? log10(y) : y);
+            int qx = PX(ch->log_x ? log10(x) : x), qy = PY(ch->log_y ? log10(y) : y);
             if (have) line(&c, px, py, qx, qy, col, 2);
-            else if (series[s].n == 1) fill_rect(&c, qx - 3, qy - 3, qx + 4, qy + 4, col);
+            if (series[s].n <= 16) fill_rect(&c, qx - 3, qy - 3, qx + 4, qy + 4, col); /* few points: mark them */
             px = qx, py = qy, have = 1;
         }
     }

@@ -14,7 +14,7 @@ typedef struct {
 
 typedef struct {
     const char *title, *xlabel, *ylabel;
-    bool log_y;
+    bool log_x, log_y;
     int width, height; /* 0: 900 x 560 */
 } gl_chart;
 

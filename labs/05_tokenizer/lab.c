@@ -1,0 +1,205 @@
+/* Lab 05 - byte-level BPE tokenizers.
+ *   1. train vocabularies of 256 .. 8,192 tokens on 90% of a corpus; measure bytes per token on the other 10%
+ *   2. the Zipf curve of token frequencies (GPT-2's vocabulary and a trained one)
+ *   3. how GPT-2 splits numbers, code, whitespace and non-English text
+ * Writes out/lab05/compression.png, zipf.png and results.json. `make lab05`, or:
+ *   ./build/lab05 [--corpus FILE] [--out DIR] */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bpe.h"
+#include "io.h"
+#include "plot.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_desc(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x < y) - (x > y);
+}
+
+/* token counts sorted descending into freq (vocab entries); returns how many are non-zero */
+static int zipf(gl_bpe *t, const unsigned char *text, size_t len, float *rank, float *freq) {
+    int V = gl_bpe_vocab_size(t);
+    int64_t *count = calloc((size_t)V, sizeof *count);
+    int32_t *ids = NULL;
+    size_t cap = 0, n = gl_bpe_encode(t, text, len, &ids, &cap);
+    for (size_t i = 0; i < n; i++) count[ids[i]]++;
+    qsort(count, (size_t)V, sizeof *count, cmp_desc);
+    int used = 0;
+    while (used < V && count[used] > 0) {
+        rank[used] = (float)(used + 1);
+        freq[used] = (float)count[used] / (float)n;
+        used++;
+    }
+    free(count);
+    free(ids);
+    return used;
+}
+
+/* prints how t splits s: each token in brackets */
+static int show_split(gl_bpe *t, const char *label, const char *s) {
+    int32_t *ids = NULL;
+    size_t cap = 0, n = gl_bpe_encode(t, (const unsigned char *)s, strlen(s), &ids, &cap);
+    printf("  %-12s %3zu bytes -> %2zu tokens: ", label, strlen(s), n);
+    for (size_t i = 0; i < n; i++) {
+        size_t l;
+        const unsigned char *b = gl_bpe_token_bytes(t, ids[i], &l);
+        putchar('[');
+        for (size_t k = 0; k < l; k++) {
+            if (b[k] == '\n') fputs("\\n", stdout);
+            else if (b[k] == ' ') fputs("\xc2\xb7", stdout); /* a middle dot shows the spaces */
+            else putchar(b[k]);
+        }
+        putchar(']');
+    }
+    putchar('\n');
+    free(ids);
+    return (int)n;
+}
+
+int main(int argc, char **argv) {
+    const char *corpus = "data/tinyshakespeare/input.txt", *out = "out/lab05";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--corpus") && i + 1 < argc) corpus = argv[++i];
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        else {
+            fprintf(stderr, "usage: lab05 [--corpus FILE] [--out DIR]\n");
+            return 2;
+        }
+    }
+    char err[512], path[4096];
+    unsigned char *text;
+    size_t len;
+    if (!gl_read_whole_file(corpus, &text, &len, err, sizeof err)) {
+        fprintf(stderr, "lab05: %s\n", err);
+        return 1;
+    }
+    if (len < 10000) {
+        fprintf(stderr, "lab05: '%s' has %zu bytes; use a corpus of at least 10 kB\n", corpus, len);
+        return 1;
+    }
+    mkdir("out", 0755);
+    mkdir(out, 0755);
+    size_t split = len * 9 / 10;
+    while (split < len && (text[split] & 0xC0) == 0x80) split++; /* do not cut a UTF-8 character */
+    printf("Lab 05: byte-level BPE on %s (%zu bytes: train %zu, held out %zu)\n\n", corpus, len, split, len - split);
+
+    /* 1. compression against vocabulary size */
+    const int sizes[] = {256, 512, 1024, 2048, 4096, 8192};
+    enum { N_SIZES = sizeof sizes / sizeof *sizes };
+    float xs[N_SIZES], bpt[N_SIZES], secs[N_SIZES];
+    const char *sp[1] = {"<|endoftext|>"};
+    gl_bpe *trained[N_SIZES];
+    printf("1. Vocabulary size against compression (bytes per token on the held-out 10%%)\n");
+    printf("  %8s %10s %12s %10s\n", "vocab", "merges", "bytes/token", "train s");
+    for (int k = 0; k < N_SIZES; k++) {
+        double t0 = now();
+        trained[k] = gl_bpe_train(text, split, sizes[k] + (sizes[k] > 256), sp, sizes[k] > 256, 0, err, sizeof err);
+        secs[k] = (float)(now() - t0);
+        if (!trained[k]) {
+            fprintf(stderr, "lab05: %s\n", err);
+            return 1;
+        }
+        int32_t *ids = NULL;
+        size_t cap = 0, n = gl_bpe_encode(trained[k], text + split, len - split, &ids, &cap);
+        free(ids);
+        xs[k] = (float)sizes[k];
+        bpt[k] = (float)(len - split) / (float)n;
+        printf("  %8d %10d %12.3f %10.3f\n", sizes[k], gl_bpe_n_merges(trained[k]), (double)bpt[k], (double)secs[k]);
+    }
+    gl_bpe *gpt2 = gl_bpe_load_gpt2("tokenizer/gpt2/encoder.json", "tokenizer/gpt2/vocab.bpe", err, sizeof err);
+    if (!gpt2) {
+        fprintf(stderr, "lab05: %s\n", err);
+        return 1;
+    }
+    int32_t *ids = NULL;
+    size_t cap = 0, n_gpt2 = gl_bpe_encode(gpt2, text + split, len - split, &ids, &cap);
+    free(ids);
+    float gx = 50257, gy = (float)(len - split) / (float)n_gpt2;
+    printf("  %8s %10d %12.3f %10s   (GPT-2's vocabulary, trained on WebText, not on this corpus)\n", "50257",
+           gl_bpe_n_merges(gpt2), (double)gy, "-");
+    gl_series comp[2] = {{"trained on this corpus", xs, bpt, N_SIZES}, {"GPT-2 (WebText)", &gx, &gy, 1}};
+    gl_chart cc = {.title = "Compression vs vocabulary size", .xlabel = "vocabulary size (log)",
+                   .ylabel = "held-out bytes per token", .log_x = true};
+    snprintf(path, sizeof path, "%s/compression.png", out);
+    if (!gl_plot_lines(path, &cc, comp, 2, err, (int)sizeof err)) fprintf(stderr, "lab05: %s\n", err);
+
+    /* 2. Zipf */
+    float *r1 = malloc(50257 * sizeof(float)), *f1 = malloc(50257 * sizeof(float));
+    float *r2 = malloc(8192 * sizeof(float)), *f2 = malloc(8192 * sizeof(float));
+    int u1 = zipf(gpt2, text, len, r1, f1), u2 = zipf(trained[4], text, len, r2, f2);
+    printf("\n2. Zipf: token frequency falls with rank as ~1/rank. GPT-2 uses %d distinct tokens on this corpus; the\n"
+           "   4,096-token vocabulary uses %d. Top GPT-2 token: %.2f%% of all tokens; rank 100: %.3f%%; rank 1000: %.4f%%\n",
+           u1, u2, 100.0 * f1[0], u1 > 99 ? 100.0 * f1[99] : 0.0, u1 > 999 ? 100.0 * f1[999] : 0.0);
+    gl_series zs[2] = {{"GPT-2 vocabulary", r1, f1, u1}, {"4,096 trained here", r2, f2, u2}};
+    gl_chart zc = {.title = "Zipf: token frequency by rank", .xlabel = "rank (log)", .ylabel = "share of tokens (log)",
+                   .log_x = true, .log_y = true};
+    snprintf(path, sizeof path, "%s/zipf.png", out);
+    if (!gl_plot_lines(path, &zc, zs, 2, err, (int)sizeof err)) fprintf(stderr, "lab05: %s\n", err);
+
+    /* 3. how GPT-2 splits things */
+    printf("\n3. How GPT-2 splits text (a middle dot marks a space)\n");
+    struct {
+        const char *label, *text;
+    } cases[] = {
+        {"numbers", "In 1984 there were 3,141,592 people and 12345678 dollars."},
+        {"arithmetic", "127 + 677 = 804"},
+        {"code", "for (int i = 0; i < n; i++) {\n    sum += x[i];\n}"},
+        {"python", "def f(x):\n        return x ** 2"},
+        {"whitespace", "a    b\n\n\n\tc"},
+        {"English", "The quick brown fox jumps over the lazy dog."},
+        {"German", "Der schnelle braune Fuchs springt über den faulen Hund."},
+        {"Russian", "Быстрая коричневая лиса прыгает через ленивую собаку."},
+        {"Japanese", "素早い茶色の狐が怠惰な犬を飛び越える。"},
+        {"emoji", "I love 🦀 and 👩‍💻!"},
+    };
+    int n_cases = (int)(sizeof cases / sizeof *cases);
+    float bytes_per_token[16];
+    for (int k = 0; k < n_cases; k++) {
+        int n = show_split(gpt2, cases[k].label, cases[k].text);
+        bytes_per_token[k] = (float)strlen(cases[k].text) / (float)n;
+    }
+    printf("\n   Numbers are cut into chunks of at most three digits, and which chunks exist depends on what was\n"
+           "   frequent in GPT-2's training text: 127 is one token, 677 and 804 are two each, 12345678 is three\n"
+           "   pieces with no regard to place value, so arithmetic is hard to learn from them. Byte-level tokens\n"
+           "   can also end inside a UTF-8 character (printed as \xef\xbf\xbd above): the model must learn to join them.\n"
+           "   Each run of spaces in code costs tokens, and non-English text costs several tokens per character:\n"
+           "   the same sentence is %.1f bytes/token in English, %.1f in Russian and %.1f in Japanese, so a model\n"
+           "   sees far less of those languages per context window and per training token.\n",
+           (double)bytes_per_token[5], (double)bytes_per_token[7], (double)bytes_per_token[8]);
+
+    /* results.json */
+    snprintf(path, sizeof path, "%s/results.json", out);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f) {
+        fprintf(f, "{\n  \"corpus\": \"%s\",\n  \"bytes\": %zu,\n  \"compression\": [", corpus, len);
+        for (int k = 0; k < N_SIZES; k++)
+            fprintf(f, "%s\n    {\"vocab\": %d, \"bytes_per_token\": %.4f, \"train_seconds\": %.4f}", k ? "," : "",
+                    sizes[k], (double)bpt[k], (double)secs[k]);
+        fprintf(f, "\n  ],\n  \"gpt2_bytes_per_token\": %.4f,\n  \"gpt2_distinct_tokens\": %d,\n  \"splits\": [", (double)gy, u1);
+        for (int k = 0; k < n_cases; k++)
+            fprintf(f, "%s\n    {\"case\": \"%s\", \"bytes_per_token\": %.3f}", k ? "," : "", cases[k].label,
+                    (double)bytes_per_token[k]);
+        fprintf(f, "\n  ]\n}\n");
+        bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+        ok = fclose(f) == 0 && ok;
+        if (ok) rename(tmp, path);
+    }
+    printf("\nwrote %s/compression.png, %s/zipf.png, %s/results.json\n", out, out, out);
+    for (int k = 0; k < N_SIZES; k++) gl_bpe_free(trained[k]);
+    gl_bpe_free(gpt2);
+    free(r1), free(f1), free(r2), free(f2), free(text);
+    return 0;
+}
