@@ -34,7 +34,7 @@ PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer $(BUILD)/tokeni
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test run run-demo lab05 bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: all test run run-demo lab05 fuzz-tokenizer bench bench-gemm bench-train bench-tokenizer clean check-cuda
 all: check-cuda $(LIB) $(PROGRAMS)
 
 check-cuda:
@@ -99,6 +99,17 @@ $(BUILD)/lab%: labs/%_*/lab.c $(LIB)
 
 lab05: $(BUILD)/lab05
 	./$(BUILD)/lab05
+
+# ---- fuzzing (clang's libFuzzer, with ASan+UBSan); FUZZ_SECONDS bounds the run ----
+FUZZ_SECONDS ?= 120
+FUZZ_SRC := $(filter-out %_main.c,$(wildcard tokenizer/*.c)) core/json.c core/io.c core/utf8.c
+build/fuzz_tokenizer: tests/fuzz/fuzz_tokenizer.c $(FUZZ_SRC)
+	@mkdir -p build
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Icore -Itokenizer $^ -o $@
+
+fuzz-tokenizer: build/fuzz_tokenizer
+	@mkdir -p out/fuzz/tokenizer
+	./build/fuzz_tokenizer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 out/fuzz/tokenizer
 
 # the engine's first demo (a character MLP), kept as the smallest end-to-end example of the core
 run-demo: $(BUILD)/autograd_demo

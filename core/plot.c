@@ -83,7 +83,7 @@ bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series
     if (!c.px) return snprintf(err, (size_t)err_len, "out of memory"), false;
     memset(c.px, 255, (size_t)c.w * c.h * 3);
     const uint8_t black[3] = {0, 0, 0}, grey[3] = {225, 225, 225}, dark[3] = {90, 90, 90};
-    int left = 80, right = 20, top = 50, bottom = 60;
+    int left = 100, right = 30, top = 50, bottom = 60;
     int pw = c.w - left - right, ph = c.h - top - bottom;
 
     /* data range */
@@ -148,12 +148,14 @@ bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series
     if (ch->title) text(&c, left + pw / 2 - stb_easy_font_width((char *)ch->title) * 3 / 2, 12, ch->title, 3, false, black);
     if (ch->xlabel) text(&c, left + pw / 2 - stb_easy_font_width((char *)ch->xlabel), c.h - 24, ch->xlabel, 2, false, dark);
     if (ch->ylabel) text(&c, 10, top + ph / 2 + stb_easy_font_width((char *)ch->ylabel), ch->ylabel, 2, true, dark);
-    int ly = top + 10;
+    int named = 0;
+    for (int s = 0; s < n_series; s++) named += series[s].name != NULL;
+    int ly = ch->legend_bottom ? top + ph - 10 - 24 * named : top + 10;
     for (int s = 0; s < n_series; s++) {
         if (!series[s].name) continue;
         int w = 2 * stb_easy_font_width((char *)series[s].name);
-        int lx = left + pw - w - 40;
-        fill_rect(&c, lx - 6, ly - 4, left + pw - 4, ly + 18, (const uint8_t[3]){255, 255, 255});
+        int lx = left + pw - w - 50;
+        fill_rect(&c, lx - 6, ly - 4, left + pw - 4, ly + 20, (const uint8_t[3]){255, 255, 255});
         line(&c, lx, ly + 7, lx + 24, ly + 7, palette[s % 8], 3);
         text(&c, lx + 30, ly, series[s].name, 2, false, black);
         ly += 24;

@@ -128,9 +128,9 @@ int main(int argc, char **argv) {
     float gx = 50257, gy = (float)(len - split) / (float)n_gpt2;
     printf("  %8s %10d %12.3f %10s   (GPT-2's vocabulary, trained on WebText, not on this corpus)\n", "50257",
            gl_bpe_n_merges(gpt2), (double)gy, "-");
-    gl_series comp[2] = {{"trained on this corpus", xs, bpt, N_SIZES}, {"GPT-2 (WebText)", &gx, &gy, 1}};
+    gl_series comp[2] = {{"trained on this corpus", xs, bpt, N_SIZES}, {"GPT-2's 50,257 (WebText)", &gx, &gy, 1}};
     gl_chart cc = {.title = "Compression vs vocabulary size", .xlabel = "vocabulary size (log)",
-                   .ylabel = "held-out bytes per token", .log_x = true};
+                   .ylabel = "held-out bytes per token", .log_x = true, .legend_bottom = true};
     snprintf(path, sizeof path, "%s/compression.png", out);
     if (!gl_plot_lines(path, &cc, comp, 2, err, (int)sizeof err)) fprintf(stderr, "lab05: %s\n", err);
 
