@@ -28,7 +28,7 @@ typedef struct {
 } writer;
 
 static void put(writer *w, const void *p, size_t n) {
-    if (!w->ok) return;
+    if (!w->ok || n == 0) return;
     w->hash = gl_fnv1a(w->hash, p, n);
     w->ok = fwrite(p, 1, n, w->f) == n;
 }
