@@ -24,7 +24,7 @@ static void assert_close(const char *what, const char *isa, size_t n, const floa
 
 static const gl_kernels *level(int isa) {
     const gl_kernels *k = gl_kern_for((gl_isa)isa);
-    if (!k) cr_log_warn("skipping %s kernels: this CPU does not support them", gl_isa_name((gl_isa)isa));
+    if (!k) fprintf(stderr, "[WARN] skipping %s kernels: this CPU does not support them\n", gl_isa_name((gl_isa)isa));
     return k;
 }
 
