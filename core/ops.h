@@ -36,7 +36,11 @@ gl_tensor *gl_linear(gl_tensor *x, gl_tensor *w, gl_tensor *bias);
 /* ---- attention (ops_attention.c) ----
  * Causal multi-head self-attention, fused: qkv [B, T, 3C] holds q, k, v side by side (head h of q in columns
  * h*hs .. h*hs+hs-1, k after C, v after 2C); out [B, T, C] = softmax(q k^T / sqrt(hs), causal) v per head. */
-gl_tensor *gl_attention(gl_tensor *qkv, int n_head);
+gl_tensor *gl_attention(gl_tensor *qkv, int n_head); /* causal, naive */
+/* naive: materialises the T x T probabilities (saved for backward); flash: tiles with the online softmax and
+ * saves only each row's log-sum-exp (memory linear in T). causal = false attends to every key. */
+typedef enum { GL_ATTN_NAIVE, GL_ATTN_FLASH } gl_attn_impl;
+gl_tensor *gl_attention_ex(gl_tensor *qkv, int n_head, bool causal, gl_attn_impl impl);
 /* One decoding step with a KV cache (inference only): appends the k, v of qkv [1, 3C] at row pos of the caches
  * ([block_size, C] each) and returns the attention of its q over rows 0..pos, [1, C]. */
 gl_tensor *gl_attention_step(gl_tensor *qkv, float *k_cache, float *v_cache, int pos, int n_head);

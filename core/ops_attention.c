@@ -38,6 +38,7 @@ static attn_dims dims_of(const gl_tensor *qkv, int n_head) {
 static void attention_backward(gl_node *n) {
     gl_tensor *qkv = n->in[0], *out = n->out;
     attn_dims d = dims_of(qkv, n->ival[0]);
+    bool causal = n->ival[1];
     const float *P_all = n->saved[0];
     float *dP_all = n->saved[1]; /* one T x T scratch per thread */
     int T = d.T, C3 = 3 * d.C;
@@ -52,34 +53,30 @@ static void attention_backward(gl_node *n) {
         float *dq = gbase + h * d.hs, *dk = gbase + d.C + h * d.hs, *dv = gbase + 2 * d.C + h * d.hs;
         const float *dout = out->grad + (size_t)b * T * d.C + h * d.hs;
         for (int i0 = 0; i0 < T; i0 += ROWS) {
-            int i1 = i0 + ROWS < T ? i0 + ROWS : T, m = i1 - i0; /* rows [i0, i1) see keys [0, i1) */
+            int i1 = i0 + ROWS < T ? i0 + ROWS : T, m = i1 - i0, kn = causal ? i1 : T; /* rows see keys [0, kn) */
             const float *Pb = P + (size_t)i0 * T;
             float *dS = dP + (size_t)i0 * T;
-            gl_gemm(0, 1, m, i1, d.hs, 1.0f, dout + (size_t)i0 * d.C, d.C, v, C3, 0.0f, dS, T); /* dP = dout v^T */
-            gl_gemm(1, 0, i1, d.hs, m, 1.0f, Pb, T, dout + (size_t)i0 * d.C, d.C, 1.0f, dv, C3); /* dv += P^T dout */
+            gl_gemm(0, 1, m, kn, d.hs, 1.0f, dout + (size_t)i0 * d.C, d.C, v, C3, 0.0f, dS, T); /* dP = dout v^T */
+            gl_gemm(1, 0, kn, d.hs, m, 1.0f, Pb, T, dout + (size_t)i0 * d.C, d.C, 1.0f, dv, C3); /* dv += P^T dout */
             for (int i = i0; i < i1; i++) { /* dS in place of dP */
                 const float *p = P + (size_t)i * T;
                 float *g = dP + (size_t)i * T, dot = 0.0f;
-                for (int j = 0; j <= i; j++) dot += p[j] * g[j];
-                for (int j = 0; j <= i; j++) g[j] = p[j] * (g[j] - dot);
-                for (int j = i + 1; j < i1; j++) g[j] = 0.0f;
+                int seen = causal ? i + 1 : T;
+                for (int j = 0; j < seen; j++) dot += p[j] * g[j];
+                for (int j = 0; j < seen; j++) g[j] = p[j] * (g[j] - dot);
+                for (int j = seen; j < kn; j++) g[j] = 0.0f;
             }
-            gl_gemm(0, 0, m, d.hs, i1, d.scale, dS, T, k, C3, 1.0f, dq + (size_t)i0 * C3, C3); /* dq += dS k */
-            gl_gemm(1, 0, i1, d.hs, m, d.scale, dS, T, q + (size_t)i0 * C3, C3, 1.0f, dk, C3); /* dk += dS^T q */
+            gl_gemm(0, 0, m, d.hs, kn, d.scale, dS, T, k, C3, 1.0f, dq + (size_t)i0 * C3, C3); /* dq += dS k */
+            gl_gemm(1, 0, kn, d.hs, m, d.scale, dS, T, q + (size_t)i0 * C3, C3, 1.0f, dk, C3); /* dk += dS^T q */
         }
     }
 }
 
-gl_tensor *gl_attention(gl_tensor *qkv, int n_head) {
-    char s[64];
-    qkv = gl_contiguous(qkv);
-    if (qkv->ndim != 3 || qkv->shape[2] % 3 != 0 || n_head <= 0 || (qkv->shape[2] / 3) % n_head != 0)
-        gl_fatal("attention", "qkv must be [B, T, 3C] with C divisible by n_head = %d, got %s", n_head,
-                 gl_shape_str(qkv, s, sizeof s));
+static gl_tensor *attention_naive(gl_tensor *qkv, int n_head, bool causal) {
     attn_dims d = dims_of(qkv, n_head);
     int T = d.T, C3 = 3 * d.C;
     gl_node *node;
-    gl_tensor *out = gl_op_output("attention", GL_DIMS(d.B, T, d.C), attention_backward, &node, GL_INPUTS(qkv));
+    gl_tensor *out = gl_op_output("attention_naive", GL_DIMS(d.B, T, d.C), attention_backward, &node, GL_INPUTS(qkv));
     float *P_all = gl_arena_alloc((size_t)d.B * d.nh * T * T * sizeof(float));
     const gl_kernels *kern = gl_kern();
 #pragma omp parallel for schedule(static)
@@ -90,24 +87,161 @@ gl_tensor *gl_attention(gl_tensor *qkv, int n_head) {
         const float *q = base + h * d.hs, *k = base + d.C + h * d.hs, *v = base + 2 * d.C + h * d.hs;
         float *o = out->data + (size_t)b * T * d.C + h * d.hs;
         for (int i0 = 0; i0 < T; i0 += ROWS) {
-            int i1 = i0 + ROWS < T ? i0 + ROWS : T, m = i1 - i0;
+            int i1 = i0 + ROWS < T ? i0 + ROWS : T, m = i1 - i0, kn = causal ? i1 : T; /* keys [0, kn) */
             float *S = P + (size_t)i0 * T;
-            gl_gemm(0, 1, m, i1, d.hs, d.scale, q + (size_t)i0 * C3, C3, k, C3, 0.0f, S, T); /* S = q k^T * scale */
+            gl_gemm(0, 1, m, kn, d.hs, d.scale, q + (size_t)i0 * C3, C3, k, C3, 0.0f, S, T); /* S = q k^T * scale */
             for (int i = i0; i < i1; i++) {
                 float *row = P + (size_t)i * T;
-                kern->softmax_rows(1, (size_t)i + 1, row, row); /* keys 0..i only: the causal mask */
-                memset(row + i + 1, 0, (size_t)(i1 - i - 1) * sizeof(float));
+                int seen = causal ? i + 1 : T; /* the causal mask: keys 0..i only */
+                kern->softmax_rows(1, (size_t)seen, row, row);
+                memset(row + seen, 0, (size_t)(kn - seen) * sizeof(float));
             }
-            gl_gemm(0, 0, m, d.hs, i1, 1.0f, S, T, v, C3, 0.0f, o + (size_t)i0 * d.C, d.C); /* out = P v */
+            gl_gemm(0, 0, m, d.hs, kn, 1.0f, S, T, v, C3, 0.0f, o + (size_t)i0 * d.C, d.C); /* out = P v */
         }
     }
     if (node) {
         node->ival[0] = n_head;
+        node->ival[1] = causal;
         node->saved[0] = P_all;
         node->saved[1] = gl_arena_alloc((size_t)omp_get_max_threads() * T * T * sizeof(float));
     }
     return out;
 }
+
+/* ================================================================ flash attention
+ * Tiled over query tiles of BR rows and key tiles of BC columns with the online-softmax recurrence: per query
+ * row a running max m, a running sum l and an unnormalised output o; a new key tile rescales them by
+ * exp(m_old - m_new). No T x T buffer exists: each thread holds one BR x BC tile. The forward saves only the
+ * per-row log-sum-exp L = m + log(l); the backward recomputes P = exp(S - L) tile by tile (FlashAttention-2):
+ *   D = rowsum(dout * out);  dv += P^T dout;  dP = dout v^T;  dS = P * (dP - D);
+ *   dq += dS k * scale;  dk += dS^T q * scale
+ * The forward runs OpenMP over (batch, head, query tile); the backward over (batch, head), because dk and dv
+ * gather contributions from every query tile of their head. */
+
+enum { BR = 64, BC = 64 };
+
+static void flash_backward(gl_node *n) {
+    gl_tensor *qkv = n->in[0], *out = n->out;
+    attn_dims d = dims_of(qkv, n->ival[0]);
+    bool causal = n->ival[1];
+    const float *lse = n->saved[0];
+    int T = d.T, C3 = 3 * d.C, hs = d.hs;
+    const gl_kernels *kern = gl_kern();
+    size_t per_thread = (size_t)2 * BR * BC + (size_t)T;
+    float *scratch = gl_arena_alloc((size_t)omp_get_max_threads() * per_thread * sizeof(float));
+#pragma omp parallel
+    {
+        float *P = scratch + (size_t)omp_get_thread_num() * per_thread;
+        float *dP = P + BR * BC, *D = dP + BR * BC;
+#pragma omp for schedule(dynamic, 1)
+        for (int bh = 0; bh < d.B * d.nh; bh++) {
+            int b = bh / d.nh, h = bh % d.nh;
+            const float *base = qkv->data + (size_t)b * T * C3;
+            float *gbase = qkv->grad + (size_t)b * T * C3;
+            const float *q = base + h * hs, *k = base + d.C + h * hs, *v = base + 2 * d.C + h * hs;
+            float *dq = gbase + h * hs, *dk = gbase + d.C + h * hs, *dv = gbase + 2 * d.C + h * hs;
+            const float *o = out->data + (size_t)b * T * d.C + h * hs, *dout = out->grad + (size_t)b * T * d.C + h * hs;
+            const float *L = lse + (size_t)bh * T;
+            for (int i = 0; i < T; i++) D[i] = kern->dot((size_t)hs, dout + (size_t)i * d.C, o + (size_t)i * d.C);
+            for (int j0 = 0; j0 < T; j0 += BC) {
+                int j1 = j0 + BC < T ? j0 + BC : T, nc = j1 - j0;
+                for (int i0 = causal ? j0 / BR * BR : 0; i0 < T; i0 += BR) {
+                    int i1 = i0 + BR < T ? i0 + BR : T, nr = i1 - i0;
+                    gl_gemm(0, 1, nr, nc, hs, d.scale, q + (size_t)i0 * C3, C3, k + (size_t)j0 * C3, C3, 0.0f, P, BC);
+                    for (int r = 0; r < nr; r++) { /* P = exp(S - L), masked entries 0 */
+                        float *p = P + (size_t)r * BC;
+                        int lim = causal ? i0 + r - j0 + 1 : nc;
+                        if (lim > nc) lim = nc;
+                        if (lim < 0) lim = 0;
+                        for (int c = 0; c < lim; c++) p[c] -= L[i0 + r];
+                        kern->exp_fwd((size_t)lim, p, p);
+                        for (int c = lim; c < nc; c++) p[c] = 0.0f;
+                    }
+                    gl_gemm(1, 0, nc, hs, nr, 1.0f, P, BC, dout + (size_t)i0 * d.C, d.C, 1.0f, dv + (size_t)j0 * C3, C3);
+                    gl_gemm(0, 1, nr, nc, hs, 1.0f, dout + (size_t)i0 * d.C, d.C, v + (size_t)j0 * C3, C3, 0.0f, dP, BC);
+                    for (int r = 0; r < nr; r++) /* dS = P * (dP - D), in place of dP */
+                        for (int c = 0; c < nc; c++) dP[r * BC + c] = P[r * BC + c] * (dP[r * BC + c] - D[i0 + r]);
+                    gl_gemm(0, 0, nr, hs, nc, d.scale, dP, BC, k + (size_t)j0 * C3, C3, 1.0f, dq + (size_t)i0 * C3, C3);
+                    gl_gemm(1, 0, nc, hs, nr, d.scale, dP, BC, q + (size_t)i0 * C3, C3, 1.0f, dk + (size_t)j0 * C3, C3);
+                }
+            }
+        }
+    }
+}
+
+static gl_tensor *attention_flash(gl_tensor *qkv, int n_head, bool causal) {
+    attn_dims d = dims_of(qkv, n_head);
+    int T = d.T, C3 = 3 * d.C, hs = d.hs;
+    gl_node *node;
+    gl_tensor *out = gl_op_output("attention_flash", GL_DIMS(d.B, T, d.C), flash_backward, &node, GL_INPUTS(qkv));
+    float *lse = gl_arena_alloc((size_t)d.B * d.nh * T * sizeof(float));
+    const gl_kernels *kern = gl_kern();
+    int tiles = (T + BR - 1) / BR;
+    size_t per_thread = (size_t)BR * BC + (size_t)BR * hs + 3 * BR;
+    float *scratch = gl_arena_alloc((size_t)omp_get_max_threads() * per_thread * sizeof(float));
+#pragma omp parallel
+    {
+        float *S = scratch + (size_t)omp_get_thread_num() * per_thread;
+        float *O = S + BR * BC, *m = O + BR * hs, *l = m + BR, *alpha = l + BR;
+#pragma omp for schedule(dynamic, 1)
+        for (int item = 0; item < d.B * d.nh * tiles; item++) {
+            int bh = item / tiles, i0 = item % tiles * BR, b = bh / d.nh, h = bh % d.nh;
+            int i1 = i0 + BR < T ? i0 + BR : T, nr = i1 - i0;
+            const float *base = qkv->data + (size_t)b * T * C3;
+            const float *q = base + h * hs, *k = base + d.C + h * hs, *v = base + 2 * d.C + h * hs;
+            for (int r = 0; r < nr; r++) m[r] = -INFINITY, l[r] = 0.0f;
+            memset(O, 0, (size_t)nr * hs * sizeof(float));
+            int kend = causal ? i1 : T;
+            for (int j0 = 0; j0 < kend; j0 += BC) {
+                int j1 = j0 + BC < kend ? j0 + BC : kend, nc = j1 - j0;
+                gl_gemm(0, 1, nr, nc, hs, d.scale, q + (size_t)i0 * C3, C3, k + (size_t)j0 * C3, C3, 0.0f, S, BC);
+                for (int r = 0; r < nr; r++) {
+                    float *srow = S + (size_t)r * BC;
+                    int lim = causal ? i0 + r - j0 + 1 : nc; /* keys j0 .. i0 + r only */
+                    if (lim > nc) lim = nc;
+                    float mx = m[r];
+                    for (int c = 0; c < lim; c++) mx = srow[c] > mx ? srow[c] : mx;
+                    float sum = 0.0f;
+                    if (lim > 0) {
+                        for (int c = 0; c < lim; c++) srow[c] -= mx;
+                        kern->exp_fwd((size_t)lim, srow, srow);
+                        for (int c = 0; c < lim; c++) sum += srow[c];
+                    }
+                    for (int c = lim > 0 ? lim : 0; c < nc; c++) srow[c] = 0.0f;
+                    alpha[r] = m[r] == -INFINITY ? 0.0f : expf(m[r] - mx); /* rescale what came before */
+                    l[r] = l[r] * alpha[r] + sum;
+                    m[r] = mx;
+                    float *orow = O + (size_t)r * hs;
+                    for (int c = 0; c < hs; c++) orow[c] *= alpha[r];
+                }
+                gl_gemm(0, 0, nr, hs, nc, 1.0f, S, BC, v + (size_t)j0 * C3, C3, 1.0f, O, hs); /* O += P v */
+            }
+            float *o = out->data + (size_t)b * T * d.C + h * hs;
+            for (int r = 0; r < nr; r++) {
+                float inv = 1.0f / l[r];
+                for (int c = 0; c < hs; c++) o[(size_t)(i0 + r) * d.C + c] = O[(size_t)r * hs + c] * inv;
+                lse[(size_t)bh * T + i0 + r] = m[r] + logf(l[r]);
+            }
+        }
+    }
+    if (node) {
+        node->ival[0] = n_head;
+        node->ival[1] = causal;
+        node->saved[0] = lse;
+    }
+    return out;
+}
+
+gl_tensor *gl_attention_ex(gl_tensor *qkv, int n_head, bool causal, gl_attn_impl impl) {
+    char s[64];
+    qkv = gl_contiguous(qkv);
+    if (qkv->ndim != 3 || qkv->shape[2] % 3 != 0 || n_head <= 0 || (qkv->shape[2] / 3) % n_head != 0)
+        gl_fatal("attention", "qkv must be [B, T, 3C] with C divisible by n_head = %d, got %s", n_head,
+                 gl_shape_str(qkv, s, sizeof s));
+    return impl == GL_ATTN_FLASH ? attention_flash(qkv, n_head, causal) : attention_naive(qkv, n_head, causal);
+}
+
+gl_tensor *gl_attention(gl_tensor *qkv, int n_head) { return gl_attention_ex(qkv, n_head, true, GL_ATTN_NAIVE); }
 
 /* ---- one decoding step against a KV cache (inference only: no backward) ----
  * qkv [1, 3C] is the new token's projection; its k and v are appended at row `pos` of the caches

@@ -316,3 +316,60 @@ Test(grad, causal_attention) {
         gl_param_free(qkv);
     }
 }
+
+/* ---------------------------------------------------------------- flash attention */
+
+typedef struct {
+    int heads;
+    bool causal;
+    gl_attn_impl impl;
+} attn_ctx;
+
+static gl_tensor *loss_attention_ex(gl_tensor **in, void *ctx) {
+    attn_ctx *c = ctx;
+    return weighted_sum(gl_attention_ex(in[0], c->heads, c->causal, c->impl));
+}
+
+Test(grad, flash_attention_finite_differences) {
+    const int cases[][4] = {{1, 1, 4, 1}, {1, 5, 8, 2}, {2, 7, 6, 3}, {1, 70, 4, 2}}; /* B, T, C, heads */
+    for (int i = 0; i < 4; i++)
+        for (int causal = 0; causal < 2; causal++) {
+            gl_tensor *qkv = rand_param(GL_DIMS(cases[i][0], cases[i][1], 3 * cases[i][2]), 120 + i, -1.5f, 1.5f, 0);
+            attn_ctx c = {cases[i][3], causal, GL_ATTN_FLASH};
+            check_grads(causal ? "flash attention, causal" : "flash attention", loss_attention_ex, &qkv, 1, &c);
+            c.impl = GL_ATTN_NAIVE;
+            check_grads(causal ? "naive attention, causal" : "naive attention", loss_attention_ex, &qkv, 1, &c);
+            gl_param_free(qkv);
+        }
+}
+
+/* flash against naive: outputs and all gradients, for odd T across tile edges and head dims 32, 64, 128.
+ * Both compute in float32 with different summation orders (and flash's rescaling), so agreement is checked to
+ * 2e-5 of the largest magnitude; a wrong mask or a missed rescale is off by 1e-2 or more. */
+Test(grad, flash_matches_naive_for_odd_lengths_and_head_dims) {
+    const int Ts[] = {1, 5, 63, 129}, hss[] = {32, 64, 128};
+    for (int ti = 0; ti < 4; ti++)
+        for (int hi = 0; hi < 3; hi++)
+            for (int causal = 0; causal < 2; causal++) {
+                int T = Ts[ti], hs = hss[hi], H = 2, C = H * hs;
+                gl_tensor *qkv = rand_param(GL_DIMS(1, T, 3 * C), 200 + ti * 7 + hi, -1, 1, 0);
+                float *out[2], *grad[2];
+                for (int impl = 0; impl < 2; impl++) {
+                    gl_step_reset();
+                    gl_zero_grad(&qkv, 1);
+                    gl_tensor *o = gl_attention_ex(qkv, H, causal, (gl_attn_impl)impl);
+                    gl_backward(weighted_sum(o));
+                    out[impl] = malloc((size_t)o->numel * 4);
+                    memcpy(out[impl], o->data, (size_t)o->numel * 4);
+                    grad[impl] = malloc((size_t)qkv->numel * 4);
+                    memcpy(grad[impl], qkv->grad, (size_t)qkv->numel * 4);
+                }
+                double mo = 1e-30, mg = 1e-30, eo = 0, eg = 0;
+                for (int64_t i = 0; i < (int64_t)T * C; i++) mo = fmax(mo, fabs(out[0][i])), eo = fmax(eo, fabs(out[0][i] - out[1][i]));
+                for (int64_t i = 0; i < qkv->numel; i++) mg = fmax(mg, fabs(grad[0][i])), eg = fmax(eg, fabs(grad[0][i] - grad[1][i]));
+                cr_assert(eo <= 2e-5 * mo && eg <= 2e-5 * mg, "T=%d hs=%d causal=%d: out differs by %.3g, grad by %.3g", T,
+                          hs, causal, eo / mo, eg / mg);
+                for (int impl = 0; impl < 2; impl++) free(out[impl]), free(grad[impl]);
+                gl_param_free(qkv);
+            }
+}
