@@ -39,6 +39,7 @@ static void attention_backward(gl_node *n) {
     gl_tensor *qkv = n->in[0], *out = n->out;
     attn_dims d = dims_of(qkv, n->ival[0]);
     bool causal = n->ival[1];
+    const gl_kernels *kern = gl_kern();
     const float *P_all = n->saved[0];
     float *dP_all = n->saved[1]; /* one T x T scratch per thread */
     int T = d.T, C3 = 3 * d.C;
@@ -60,11 +61,10 @@ static void attention_backward(gl_node *n) {
             gl_gemm(1, 0, kn, d.hs, m, 1.0f, Pb, T, dout + (size_t)i0 * d.C, d.C, 1.0f, dv, C3); /* dv += P^T dout */
             for (int i = i0; i < i1; i++) { /* dS in place of dP */
                 const float *p = P + (size_t)i * T;
-                float *g = dP + (size_t)i * T, dot = 0.0f;
+                float *g = dP + (size_t)i * T;
                 int seen = causal ? i + 1 : T;
-                for (int j = 0; j < seen; j++) dot += p[j] * g[j];
-                for (int j = 0; j < seen; j++) g[j] = p[j] * (g[j] - dot);
-                for (int j = seen; j < kn; j++) g[j] = 0.0f;
+                kern->dsoftmax((size_t)seen, p, kern->dot((size_t)seen, p, g), g);
+                if (seen < kn) memset(g + seen, 0, (size_t)(kn - seen) * sizeof(float));
             }
             gl_gemm(0, 0, m, d.hs, kn, d.scale, dS, T, k, C3, 1.0f, dq + (size_t)i0 * C3, C3); /* dq += dS k */
             gl_gemm(1, 0, kn, d.hs, m, d.scale, dS, T, q + (size_t)i0 * C3, C3, 1.0f, dk, C3); /* dk += dS^T q */
@@ -118,7 +118,7 @@ static gl_tensor *attention_naive(gl_tensor *qkv, int n_head, bool causal) {
  * The forward runs OpenMP over (batch, head, query tile); the backward over (batch, head), because dk and dv
  * gather contributions from every query tile of their head. */
 
-enum { BR = 64, BC = 64 };
+enum { BR = 112, BC = 256 };
 
 static void flash_backward(gl_node *n) {
     gl_tensor *qkv = n->in[0], *out = n->out;
@@ -153,14 +153,13 @@ static void flash_backward(gl_node *n) {
                         int lim = causal ? i0 + r - j0 + 1 : nc;
                         if (lim > nc) lim = nc;
                         if (lim < 0) lim = 0;
-                        for (int c = 0; c < lim; c++) p[c] -= L[i0 + r];
-                        kern->exp_fwd((size_t)lim, p, p);
-                        for (int c = lim; c < nc; c++) p[c] = 0.0f;
+                        kern->exp_shift((size_t)lim, p, L[i0 + r]);
+                        if (lim < nc) memset(p + lim, 0, (size_t)(nc - lim) * sizeof(float));
                     }
                     gl_gemm(1, 0, nc, hs, nr, 1.0f, P, BC, dout + (size_t)i0 * d.C, d.C, 1.0f, dv + (size_t)j0 * C3, C3);
                     gl_gemm(0, 1, nr, nc, hs, 1.0f, dout + (size_t)i0 * d.C, d.C, v + (size_t)j0 * C3, C3, 0.0f, dP, BC);
                     for (int r = 0; r < nr; r++) /* dS = P * (dP - D), in place of dP */
-                        for (int c = 0; c < nc; c++) dP[r * BC + c] = P[r * BC + c] * (dP[r * BC + c] - D[i0 + r]);
+                        kern->dsoftmax((size_t)nc, P + (size_t)r * BC, D[i0 + r], dP + (size_t)r * BC);
                     gl_gemm(0, 0, nr, hs, nc, d.scale, dP, BC, k + (size_t)j0 * C3, C3, 1.0f, dq + (size_t)i0 * C3, C3);
                     gl_gemm(1, 0, nc, hs, nr, d.scale, dP, BC, q + (size_t)i0 * C3, C3, 1.0f, dk + (size_t)j0 * C3, C3);
                 }
@@ -199,20 +198,15 @@ static gl_tensor *attention_flash(gl_tensor *qkv, int n_head, bool causal) {
                     float *srow = S + (size_t)r * BC;
                     int lim = causal ? i0 + r - j0 + 1 : nc; /* keys j0 .. i0 + r only */
                     if (lim > nc) lim = nc;
-                    float mx = m[r];
-                    for (int c = 0; c < lim; c++) mx = srow[c] > mx ? srow[c] : mx;
-                    float sum = 0.0f;
-                    if (lim > 0) {
-                        for (int c = 0; c < lim; c++) srow[c] -= mx;
-                        kern->exp_fwd((size_t)lim, srow, srow);
-                        for (int c = 0; c < lim; c++) sum += srow[c];
-                    }
-                    for (int c = lim > 0 ? lim : 0; c < nc; c++) srow[c] = 0.0f;
+                    if (lim < 0) lim = 0;
+                    float mx = lim > 0 ? kern->row_max((size_t)lim, srow) : -INFINITY;
+                    mx = mx > m[r] ? mx : m[r];
+                    float sum = lim > 0 ? kern->exp_shift((size_t)lim, srow, mx) : 0.0f;
+                    if (lim < nc) memset(srow + lim, 0, (size_t)(nc - lim) * sizeof(float));
                     alpha[r] = m[r] == -INFINITY ? 0.0f : expf(m[r] - mx); /* rescale what came before */
                     l[r] = l[r] * alpha[r] + sum;
                     m[r] = mx;
-                    float *orow = O + (size_t)r * hs;
-                    for (int c = 0; c < hs; c++) orow[c] *= alpha[r];
+                    if (alpha[r] != 1.0f) kern->scale((size_t)hs, alpha[r], O + (size_t)r * hs);
                 }
                 gl_gemm(0, 0, nr, hs, nc, 1.0f, S, BC, v + (size_t)j0 * C3, C3, 1.0f, O, hs); /* O += P v */
             }

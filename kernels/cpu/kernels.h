@@ -42,6 +42,11 @@ typedef struct gl_kernels {
     void (*tanh_bwd)(size_t n, const float *y, const float *dy, float *dx);
     void (*gelu_fwd)(size_t n, const float *x, float *y);
     void (*gelu_bwd)(size_t n, const float *x, const float *dy, float *dx);
+    /* attention's row helpers: max; x = exp(x - shift) returning the sum; x *= a; g = p * (g - d) */
+    float (*row_max)(size_t n, const float *x);
+    float (*exp_shift)(size_t n, float *x, float shift);
+    void (*scale)(size_t n, float a, float *x);
+    void (*dsoftmax)(size_t n, const float *p, float d, float *g);
     /* per row: y = softmax(x) (y may alias x) */
     void (*softmax_rows)(size_t rows, size_t cols, const float *x, float *y);
     /* per row: y = (x - mean) * rstd * w + b; w and/or b may be NULL; mean/rstd (rows) may be NULL */

@@ -84,6 +84,50 @@ static void k_adam_update(size_t n, float *w, const float *g, float *m, float *v
     }
 }
 
+/* ---- row helpers for attention's online softmax ---- */
+static float k_row_max(size_t n, const float *x) {
+#if GL_VL == 1
+    float m = -INFINITY;
+    for (size_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+#else
+    size_t full = n - n % GL_VL;
+    vf vm = v_set(-INFINITY);
+    for (size_t i = 0; i < full; i += GL_VL) vm = v_max(vm, v_load(x + i));
+    if (full < n) vm = v_max(vm, v_load_part(x + full, n - full, -INFINITY));
+    return v_hmax(vm);
+#endif
+}
+
+/* x[i] = exp(x[i] - shift); returns the sum of the new values */
+static float k_exp_shift(size_t n, float *x, float shift) {
+#if GL_VL == 1
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++) s += x[i] = expf(x[i] - shift);
+    return s;
+#else
+    size_t full = n - n % GL_VL;
+    vf vs = v_set(0.0f);
+    for (size_t i = 0; i < full; i += GL_VL) {
+        vf e = v_exp(v_load(x + i) - shift);
+        v_store(x + i, e);
+        vs += e;
+    }
+    float s = v_hsum(vs);
+    for (size_t i = full; i < n; i++) s += x[i] = v_exp(v_set(x[i] - shift))[0];
+    return s;
+#endif
+}
+
+static void k_scale(size_t n, float a, float *x) {
+    for (size_t i = 0; i < n; i++) x[i] *= a;
+}
+
+/* softmax backward on a row: g[i] = p[i] * (g[i] - d) */
+static void k_dsoftmax(size_t n, const float *p, float d, float *g) {
+    for (size_t i = 0; i < n; i++) g[i] = p[i] * (g[i] - d);
+}
+
 /* ---- exp and tanh ---- */
 #if GL_VL == 1
 static void k_exp_fwd(size_t n, const float *x, float *y) {
@@ -282,6 +326,10 @@ const gl_kernels GL_KERNELS_NAME = {
     .mul_acc = k_mul_acc,
     .dot = k_dot,
     .adam_update = k_adam_update,
+    .row_max = k_row_max,
+    .exp_shift = k_exp_shift,
+    .scale = k_scale,
+    .dsoftmax = k_dsoftmax,
     .exp_fwd = k_exp_fwd,
     .tanh_fwd = k_tanh_fwd,
     .tanh_bwd = k_tanh_bwd,
