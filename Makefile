@@ -34,7 +34,7 @@ PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer $(BUILD)/tokeni
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test run run-demo lab05 fuzz-tokenizer bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: all test run run-demo lab05 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 all: check-cuda $(LIB) $(PROGRAMS)
 
 check-cuda:
@@ -147,7 +147,16 @@ bench-tokenizer: $(BUILD)/bench_tokenizer
 	@mkdir -p out/bench
 	./$(BUILD)/bench_tokenizer --json out/bench/tokenizer.json $(BENCH_ARGS)
 
-bench: bench-gemm bench-train bench-tokenizer
+$(BUILD)/bench_attention: bench/bench_attention.c $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
+
+bench-attention: $(BUILD)/bench_attention
+	@mkdir -p out/bench
+	env OMP_NUM_THREADS=2 LD_LIBRARY_PATH=$(TORCH_BLAS):$$LD_LIBRARY_PATH ./$(BUILD)/bench_attention \
+	  --python $(TORCH_PYTHON) --json out/bench/attention.json $(BENCH_ARGS)
+
+bench: bench-gemm bench-train bench-tokenizer bench-attention
 
 clean:
 	rm -rf build out

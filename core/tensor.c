@@ -98,6 +98,8 @@ gl_arena_stats gl_arena_stats_get(void) {
     return s;
 }
 
+void gl_arena_reset_high_water(void) { arena.high_water = arena.used_before_cur + (arena.cur ? arena.cur->used : 0); }
+
 void gl_arena_release(void) {
     chunk *c = arena.first;
     while (c) {

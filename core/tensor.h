@@ -75,6 +75,7 @@ typedef struct gl_arena_stats {
 } gl_arena_stats;
 gl_arena_stats gl_arena_stats_get(void);
 void gl_arena_release(void); /* free the arena's memory (end of program) */
+void gl_arena_reset_high_water(void); /* start measuring the peak anew from what is in use now */
 
 /* ---- autograd ---- */
 typedef struct gl_node gl_node;

@@ -126,7 +126,7 @@ gl_tensor *gpt_forward(gpt *m, const int32_t *idx, int B, int T, gl_rng *rng, bo
     for (int l = 0; l < c->n_layer; l++) {
         gpt_block *k = &m->blocks[l];
         gl_tensor *h = gl_layernorm(x, k->ln1_w, k->ln1_b, c->ln_eps);
-        h = gl_attention(gl_linear(h, k->attn_w, k->attn_b), c->n_head);
+        h = gl_attention_ex(gl_linear(h, k->attn_w, k->attn_b), c->n_head, true, m->attention);
         h = gl_dropout(gl_linear(h, k->proj_w, k->proj_b), p, rng, training);
         x = gl_add(x, h);
         h = gl_layernorm(x, k->ln2_w, k->ln2_b, c->ln_eps);

@@ -32,6 +32,7 @@ typedef struct {
     gl_tensor **params;
     int n_params;
     int64_t n_weights; /* floats in all parameters */
+    gl_attn_impl attention; /* naive (default) or flash: a run-time choice, not part of the checkpoint */
     char *names;       /* storage of the parameter names */
 } gpt;
 

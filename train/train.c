@@ -21,7 +21,7 @@
 #include "utf8.h"
 
 typedef struct {
-    const char *data, *out, *resume, *plot, *loss_log, *tokenizer;
+    const char *data, *out, *resume, *plot, *loss_log, *tokenizer, *attention;
     gpt_config cfg;
     int batch, threads, eval_interval, eval_batches, final_eval_batches, ckpt_interval, sample_len;
     int64_t steps, warmup, decay_steps, stop_after;
@@ -35,6 +35,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: train --data FILE [flags]          (or --resume CKPT to continue a run)\n"
             "model:    --n-layer 4  --n-head 4  --n-embd 128  --block-size 64  --dropout 0  --bias 0|1 (0)\n"
+            "          --attention auto|naive|flash (auto: flash from block size 4096, where it is faster here)\n"
             "data:     --data FILE (UTF-8 text, or a token file from `tokenize train --tokens`)  --val-fraction 0.1\n"
             "          --tokenizer char (default: one token per character) | gpt2 | FILE.bpe (from `tokenize train`)\n"
             "training: --batch 12  --steps 2000  --lr 1e-3  --min-lr 1e-4  --warmup 100  --decay-steps STEPS\n"
@@ -74,7 +75,7 @@ static int integer(const char *flag, const char *s, double lo, double hi) {
 }
 
 static options parse(int argc, char **argv) {
-    options o = {.out = "checkpoints/gpt.ckpt", .tokenizer = "char",
+    options o = {.out = "checkpoints/gpt.ckpt", .tokenizer = "char", .attention = "auto",
                  .cfg = {.n_layer = 4, .n_head = 4, .n_embd = 128, .block_size = 64, .dropout = 0.0f, .bias = false,
                          .ln_eps = 1e-5f},
                  .batch = 12, .eval_interval = 250, .eval_batches = 50, .final_eval_batches = 200,
@@ -97,6 +98,7 @@ static options parse(int argc, char **argv) {
         else if (!strcmp(f, "--plot")) o.plot = v;
         else if (!strcmp(f, "--loss-log")) o.loss_log = v;
         else if (!strcmp(f, "--tokenizer")) o.tokenizer = v;
+        else if (!strcmp(f, "--attention")) o.attention = v;
         else if (!strcmp(f, "--n-layer")) o.cfg.n_layer = integer(f, v, 1, 256);
         else if (!strcmp(f, "--n-head")) o.cfg.n_head = integer(f, v, 1, 1024);
         else if (!strcmp(f, "--n-embd")) o.cfg.n_embd = integer(f, v, 1, 65536);
@@ -132,6 +134,8 @@ static options parse(int argc, char **argv) {
     }
     if (!o.data) die("--data FILE is required%s%s (the text to train on; --help lists all flags)", "", "");
     if (o.decay_steps < 0) o.decay_steps = o.steps;
+    if (strcmp(o.attention, "auto") && strcmp(o.attention, "naive") && strcmp(o.attention, "flash"))
+        die("--attention must be auto, naive or flash, got '%s'%s", o.attention, "");
     return o;
 }
 
@@ -283,6 +287,8 @@ int main(int argc, char **argv) {
             rs.symbols = codec.chars.codepoints;
         }
     }
+    m.attention = !strcmp(o.attention, "flash") || (!strcmp(o.attention, "auto") && T >= 4096) ? GL_ATTN_FLASH
+                                                                                               : GL_ATTN_NAIVE;
     gl_optim *opt = gl_adamw(m.params, m.n_params, o.lr, o.beta1, o.beta2, o.eps, o.wd);
     if (opt_state) {
         memcpy(opt->state, opt_state, (size_t)opt_floats * sizeof(float));
@@ -298,6 +304,7 @@ int main(int argc, char **argv) {
            "tokens; %d threads, kernels %s\n",
            (double)o.lr, (long long)o.warmup, (double)o.min_lr, (long long)o.decay_steps, (double)o.beta1,
            (double)o.beta2, (double)o.wd, (double)o.clip, B, T, omp_get_max_threads(), gl_kernels_in_use());
+    printf("attention: %s\n", m.attention == GL_ATTN_FLASH ? "flash" : "naive");
     if (o.resume) printf("resuming from %s at step %lld\n", o.resume, (long long)rs.step);
 
     /* ---- the loop ---- */

@@ -1,0 +1,204 @@
+/* bench-attention: causal attention, B = 1, H = 12, head dim 64, 2 threads, at growing T: forward and
+ * forward+backward time (median of rounds) and peak extra memory of our naive and flash ops and of PyTorch's
+ * explicit attention (and scaled_dot_product_attention where the torch version has it), alternating in one run.
+ * Then the same question through a whole GPT-2 124M forward pass: where does attention start to dominate?
+ * Table on stdout, out/bench/attention.json, and PNG plots of time and memory against T (log scales). */
+#include <math.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench_util.h"
+#include "gpt.h"
+#include "plot.h"
+
+enum { H = 12, HS = 64, N_T = 7 };
+static const int Ts[N_T] = {128, 256, 512, 1024, 2048, 4096, 8192};
+
+typedef struct {
+    pid_t pid;
+    FILE *to, *from;
+    char banner[256];
+} peer;
+
+static bool peer_start(peer *p, const char *python) {
+    int in[2], out[2];
+    if (pipe(in) || pipe(out)) return false;
+    if ((p->pid = fork()) == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        execlp(python, python, "bench/torch_attention.py", "12", "64", (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    p->to = fdopen(in[1], "w");
+    p->from = fdopen(out[0], "r");
+    if (!fgets(p->banner, sizeof p->banner, p->from) || strncmp(p->banner, "ready", 5)) return false;
+    p->banner[strcspn(p->banner, "\n")] = 0;
+    return true;
+}
+
+static double peer_run(peer *p, const char *impl, int T, bool bwd, bool mem, double *mib) {
+    char line[128];
+    fprintf(p->to, "%s %d %s%s\n", impl, T, bwd ? "fwdbwd" : "fwd", mem ? " mem" : "");
+    fflush(p->to);
+    double ms = NAN;
+    *mib = NAN;
+    if (fgets(line, sizeof line, p->from)) sscanf(line, "%lf %lf", &ms, mib);
+    return ms;
+}
+
+/* one run of ours: milliseconds; *mib = the arena's peak growth during it */
+static double ours(gl_tensor *qkv, gl_attn_impl impl, bool bwd, double *mib) {
+    gl_step_reset();
+    gl_zero_grad(&qkv, 1);
+    gl_arena_reset_high_water();
+    size_t before = gl_arena_stats_get().used;
+    double t0 = bench_now();
+    gl_tensor *o = gl_attention_ex(qkv, H, true, impl);
+    if (bwd) gl_backward(gl_mean_all(o));
+    double ms = (bench_now() - t0) * 1e3;
+    *mib = (double)(gl_arena_stats_get().high_water - before) / 1048576.0;
+    return ms;
+}
+
+int main(int argc, char **argv) {
+    int rounds = 3, max_T = 8192;
+    const char *python = "python3", *json = NULL, *out_dir = "out/bench";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--python") && i + 1 < argc) python = argv[++i];
+        else if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
+        else if (!strcmp(argv[i], "--max-t") && i + 1 < argc) max_T = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: bench_attention [--rounds 3] [--max-t 8192] [--python python3] [--json PATH]\n");
+            return 2;
+        }
+    }
+    if (rounds < 1 || rounds > 50) rounds = 3;
+    signal(SIGPIPE, SIG_IGN);
+    peer p;
+    bool have_peer = peer_start(&p, python);
+    printf("gradlab attention benchmark: causal, B=1, H=%d, head dim %d, %d threads, kernels %s; median of %d rounds\n",
+           H, HS, omp_get_max_threads(), gl_kernels_in_use(), rounds);
+    printf("peer: %s\n\n", have_peer ? p.banner + 6 : "PyTorch unavailable (sudo apt-get install python3-torch)");
+    printf("%6s | %9s %9s %9s %9s | %10s %10s %10s %10s | %9s %9s %9s\n", "T", "naive fwd", "flash fwd", "torch fwd",
+           "sdpa fwd", "naive f+b", "flash f+b", "torch f+b", "sdpa f+b", "naive MiB", "flash MiB", "torch MiB");
+    float tx[N_T], t_naive[N_T], t_flash[N_T], t_torch[N_T], t_sdpa[N_T], m_naive[N_T], m_flash[N_T], m_torch[N_T];
+    int nt = 0;
+    FILE *js = NULL;
+    char jtmp[4096];
+    if (json) {
+        snprintf(jtmp, sizeof jtmp, "%s.tmp", json);
+        if ((js = fopen(jtmp, "w")))
+            fprintf(js, "{\n  \"benchmark\": \"attention\",\n  \"heads\": %d,\n  \"head_dim\": %d,\n  \"rounds\": %d,\n"
+                        "  \"peer\": \"%s\",\n  \"results\": [", H, HS, rounds, have_peer ? p.banner + 6 : "");
+    }
+    for (int ti = 0; ti < N_T && Ts[ti] <= max_T; ti++, nt++) {
+        int T = Ts[ti];
+        gl_tensor *qkv = gl_param(GL_DIMS(1, T, 3 * H * HS), "qkv");
+        gl_rng r;
+        gl_rng_seed(&r, 1);
+        gl_init_normal(qkv, &r, 1.0f);
+        double f[4][50], fb[4][50], mem[4] = {0, 0, NAN, NAN}, mib;
+        int R = T >= 4096 ? (rounds < 3 ? rounds : 3) : rounds;
+        for (int k = -1; k < R; k++) { /* k = -1 warms up and measures memory */
+            for (int bwd = 0; bwd < 2; bwd++) {
+                double a = ours(qkv, GL_ATTN_NAIVE, bwd, &mib);
+                if (bwd && k < 0) mem[0] = mib;
+                double b = ours(qkv, GL_ATTN_FLASH, bwd, &mib);
+                if (bwd && k < 0) mem[1] = mib;
+                double c = have_peer ? peer_run(&p, "explicit", T, bwd, bwd && k < 0, &mib) : NAN;
+                if (bwd && k < 0) mem[2] = mib;
+                double d = have_peer ? peer_run(&p, "sdpa", T, bwd, false, &mib) : NAN;
+                if (k < 0) continue;
+                double *row[4] = {&a, &b, &c, &d};
+                for (int m = 0; m < 4; m++) (bwd ? fb : f)[m][k] = *row[m];
+            }
+        }
+        double med_f[4], med_fb[4];
+        for (int m = 0; m < 4; m++) med_f[m] = bench_median(f[m], R), med_fb[m] = bench_median(fb[m], R);
+        printf("%6d | %9.2f %9.2f %9.2f %9.2f | %10.2f %10.2f %10.2f %10.2f | %9.1f %9.1f %9.1f\n", T, med_f[0], med_f[1],
+               med_f[2], med_f[3], med_fb[0], med_fb[1], med_fb[2], med_fb[3], mem[0], mem[1], mem[2]);
+        fflush(stdout);
+        tx[ti] = (float)T, t_naive[ti] = (float)med_fb[0], t_flash[ti] = (float)med_fb[1], t_torch[ti] = (float)med_fb[2];
+        t_sdpa[ti] = (float)med_fb[3], m_naive[ti] = (float)mem[0], m_flash[ti] = (float)mem[1], m_torch[ti] = (float)mem[2];
+        if (js)
+            fprintf(js, "%s\n    {\"T\": %d, \"fwd_ms\": {\"naive\": %.3f, \"flash\": %.3f, \"torch_explicit\": %.3f, "
+                        "\"torch_sdpa\": %.3f}, \"fwd_bwd_ms\": {\"naive\": %.3f, \"flash\": %.3f, \"torch_explicit\": %.3f, "
+                        "\"torch_sdpa\": %.3f}, \"peak_extra_mib\": {\"naive\": %.1f, \"flash\": %.1f, \"torch_explicit\": %.1f}}",
+                    ti ? "," : "", T, med_f[0], med_f[1], isnan(med_f[2]) ? -1 : med_f[2], isnan(med_f[3]) ? -1 : med_f[3],
+                    med_fb[0], med_fb[1], isnan(med_fb[2]) ? -1 : med_fb[2], isnan(med_fb[3]) ? -1 : med_fb[3], mem[0],
+                    mem[1], isnan(mem[2]) ? -1 : mem[2]);
+        gl_param_free(qkv);
+        gl_arena_release();
+    }
+    if (have_peer) {
+        fprintf(p.to, "quit\n");
+        fclose(p.to);
+        fclose(p.from);
+        waitpid(p.pid, NULL, 0);
+    }
+    char path[4096], err[256];
+    gl_series ts[4] = {{"naive (ours)", tx, t_naive, nt}, {"flash (ours)", tx, t_flash, nt},
+                       {"PyTorch explicit", tx, t_torch, nt}, {"PyTorch SDPA", tx, t_sdpa, nt}};
+    gl_chart tc = {.title = "Causal attention, forward + backward", .xlabel = "sequence length T (log)",
+                   .ylabel = "milliseconds (log)", .log_x = true, .log_y = true};
+    snprintf(path, sizeof path, "%s/attention_time.png", out_dir);
+    if (!gl_plot_lines(path, &tc, ts, 4, err, (int)sizeof err)) fprintf(stderr, "bench_attention: %s\n", err);
+    gl_series ms[3] = {{"naive (ours)", tx, m_naive, nt}, {"flash (ours)", tx, m_flash, nt},
+                       {"PyTorch explicit", tx, m_torch, nt}};
+    gl_chart mc = {.title = "Peak extra memory, forward + backward", .xlabel = "sequence length T (log)",
+                   .ylabel = "MiB (log)", .log_x = true, .log_y = true};
+    snprintf(path, sizeof path, "%s/attention_memory.png", out_dir);
+    if (!gl_plot_lines(path, &mc, ms, 3, err, (int)sizeof err)) fprintf(stderr, "bench_attention: %s\n", err);
+
+    /* context-length scaling through GPT-2 124M (forward, batch 1) */
+    printf("\nGPT-2 124M forward pass, batch 1 (naive attention): where attention starts to dominate\n");
+    printf("%6s %12s %14s %16s\n", "T", "forward ms", "attention ms", "attention share");
+    gpt m;
+    gpt_build(&m, (gpt_config){.n_layer = 12, .n_head = 12, .n_embd = 768, .block_size = 8192, .vocab_size = 50257,
+                               .padded_vocab_size = 50304, .bias = true, .ln_eps = 1e-5f});
+    gpt_init(&m, 0);
+    if (js) fprintf(js, "\n  ],\n  \"gpt2_forward\": [");
+    for (int ti = 0; ti < N_T && Ts[ti] <= max_T; ti++) {
+        int T = Ts[ti];
+        int32_t *idx = malloc((size_t)T * sizeof *idx);
+        for (int t = 0; t < T; t++) idx[t] = (t * 31) % 50257;
+        double fw[5], at[5];
+        gl_tensor *qkv = gl_param(GL_DIMS(1, T, 3 * 768), "qkv");
+        for (int k = 0; k < 3; k++) {
+            gl_step_reset();
+            gl_no_grad_begin();
+            double t0 = bench_now();
+            gpt_forward(&m, idx, 1, T, NULL, false);
+            fw[k] = (bench_now() - t0) * 1e3;
+            gl_step_reset();
+            t0 = bench_now();
+            gl_attention_ex(qkv, 12, true, GL_ATTN_NAIVE);
+            at[k] = (bench_now() - t0) * 1e3 * 12; /* 12 layers */
+            gl_no_grad_end();
+        }
+        double f = bench_median(fw, 3), a = bench_median(at, 3);
+        printf("%6d %12.1f %14.1f %15.0f%%\n", T, f, a, 100 * a / f);
+        fflush(stdout);
+        if (js) fprintf(js, "%s\n    {\"T\": %d, \"forward_ms\": %.2f, \"attention_ms\": %.2f}", ti ? "," : "", T, f, a);
+        gl_param_free(qkv);
+        free(idx);
+    }
+    gpt_free(&m);
+    if (js) {
+        fprintf(js, "\n  ]\n}\n");
+        bool ok = fflush(js) == 0 && fsync(fileno(js)) == 0;
+        ok = fclose(js) == 0 && ok;
+        if (ok && rename(jtmp, json) == 0) printf("\nwrote %s, %s/attention_time.png, %s/attention_memory.png\n", json, out_dir, out_dir);
+    }
+    return 0;
+}
