@@ -6,7 +6,6 @@ Serves one command per line: "IMPL T MODE" with MODE fwd|fwdbwd -> "milliseconds
 the peak resident-set growth of a fresh interpreter that runs the same call once."""
 import math
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -37,16 +36,28 @@ def peak_mib(impl, T, mode):
     out = subprocess.run([sys.executable, __file__, str(H), str(D), "mem", impl, str(T), mode], capture_output=True,
                          text=True)
     try:
-        return float(out.stdout.strip())
-    except ValueError:
+        return float(out.stdout.strip().split()[-1])
+    except (ValueError, IndexError):
+        sys.stderr.write(f"torch_attention: memory probe failed: {out.stderr[-300:]}\n")
         return float("nan")
 
 
+def status_kib(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
 if len(sys.argv) == 7 and sys.argv[3] == "mem":
+    # ru_maxrss survives fork and exec (it would report the parent's peak), so read the address space's own
+    # high-water mark, reset to the current size just before the call
     run(sys.argv[4], 16, sys.argv[6])  # load torch's kernels before the baseline
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    base = status_kib("VmRSS")
     run(sys.argv[4], int(sys.argv[5]), sys.argv[6])
-    print(f"{(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024:.1f}")
+    print(f"{(status_kib('VmHWM') - base) / 1024:.1f}")
     sys.exit(0)
 
 

@@ -41,6 +41,8 @@ gl_tensor *gl_attention(gl_tensor *qkv, int n_head); /* causal, naive */
  * saves only each row's log-sum-exp (memory linear in T). causal = false attends to every key. */
 typedef enum { GL_ATTN_NAIVE, GL_ATTN_FLASH } gl_attn_impl;
 gl_tensor *gl_attention_ex(gl_tensor *qkv, int n_head, bool causal, gl_attn_impl impl);
+/* the probabilities softmax(q k^T / sqrt(hs)) per head, [B, n_head, T, T] (for inspection; records nothing) */
+gl_tensor *gl_attention_weights(gl_tensor *qkv, int n_head, bool causal);
 /* One decoding step with a KV cache (inference only): appends the k, v of qkv [1, 3C] at row pos of the caches
  * ([block_size, C] each) and returns the attention of its q over rows 0..pos, [1, C]. */
 gl_tensor *gl_attention_step(gl_tensor *qkv, float *k_cache, float *v_cache, int pos, int n_head);

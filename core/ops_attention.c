@@ -271,3 +271,28 @@ gl_tensor *gl_attention_step(gl_tensor *qkv, float *k_cache, float *v_cache, int
     }
     return out;
 }
+
+/* ---- the attention probabilities themselves, for looking at them (inference only) ---- */
+gl_tensor *gl_attention_weights(gl_tensor *qkv, int n_head, bool causal) {
+    char s[64];
+    qkv = gl_contiguous(qkv);
+    if (qkv->ndim != 3 || qkv->shape[2] % 3 != 0 || n_head <= 0 || (qkv->shape[2] / 3) % n_head != 0)
+        gl_fatal("attention_weights", "qkv must be [B, T, 3C] with C divisible by n_head = %d, got %s", n_head,
+                 gl_shape_str(qkv, s, sizeof s));
+    attn_dims d = dims_of(qkv, n_head);
+    int T = d.T, C3 = 3 * d.C;
+    gl_tensor *w = gl_new(GL_DIMS(d.B, d.nh, T, T));
+    const gl_kernels *kern = gl_kern();
+    for (int bh = 0; bh < d.B * d.nh; bh++) {
+        int b = bh / d.nh, h = bh % d.nh;
+        const float *base = qkv->data + (size_t)b * T * C3;
+        float *P = w->data + (size_t)bh * T * T;
+        gl_gemm(0, 1, T, T, d.hs, d.scale, base + h * d.hs, C3, base + d.C + h * d.hs, C3, 0.0f, P, T);
+        for (int i = 0; i < T; i++) {
+            int seen = causal ? i + 1 : T;
+            kern->softmax_rows(1, (size_t)seen, P + (size_t)i * T, P + (size_t)i * T);
+            if (seen < T) memset(P + (size_t)i * T + seen, 0, (size_t)(T - seen) * sizeof(float));
+        }
+    }
+    return w;
+}

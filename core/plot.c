@@ -76,6 +76,31 @@ static void format_tick(char *buf, size_t n, double v) {
     else snprintf(buf, n, "%g", fabs(v) < 1e-12 ? 0.0 : v);
 }
 
+/* writes the canvas to path.tmp, flushes it to disk and renames it; frees the pixels */
+static bool write_png(const char *path, canvas *cv, char *err, int err_len) {
+    canvas c = *cv;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        free(c.px);
+        return snprintf(err, (size_t)err_len, "cannot create %s", tmp), false;
+    }
+    int ok = stbi_write_png_to_func(write_to_file, f, c.w, c.h, 3, c.px, c.w * 3);
+    free(c.px);
+    ok = ok && !ferror(f) && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok) {
+        remove(tmp);
+        return snprintf(err, (size_t)err_len, "cannot write %s", tmp), false;
+    }
+    if (rename(tmp, path) != 0) {
+        remove(tmp);
+        return snprintf(err, (size_t)err_len, "cannot rename %s to %s", tmp, path), false;
+    }
+    return true;
+}
+
 bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series, int n_series, char *err,
                    int err_len) {
     canvas c = {ch->width > 0 ? ch->width : 900, ch->height > 0 ? ch->height : 560, NULL};
@@ -161,25 +186,64 @@ bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series
         ly += 24;
     }
 
-    /* write to a temp name, flush to disk, rename */
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        free(c.px);
-        return snprintf(err, (size_t)err_len, "cannot create %s", tmp), false;
+    return write_png(path, &c, err, err_len);
+}
+
+/* a perceptual dark-blue -> green -> yellow ramp (after viridis), t in [0, 1] */
+static void ramp(float t, uint8_t rgb[3]) {
+    static const float stops[5][3] = {{68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}};
+    t = t < 0 ? 0 : t > 1 ? 1 : t;
+    float x = t * 4;
+    int i = x >= 4 ? 3 : (int)x;
+    float f = x - i;
+    for (int k = 0; k < 3; k++) rgb[k] = (uint8_t)(stops[i][k] + f * (stops[i + 1][k] - stops[i][k]));
+}
+
+bool gl_plot_heatmaps(const char *path, const char *title, const gl_heatmap *maps, int n_maps, int grid_cols,
+                      const char *const *row_labels, const char *const *col_labels, float lo, float hi, char *err,
+                      int err_len) {
+    if (n_maps < 1 || grid_cols < 1) return snprintf(err, (size_t)err_len, "no heatmaps to draw"), false;
+    int rows = maps[0].rows, cols = maps[0].cols;
+    int cell = rows > 48 || cols > 48 ? 6 : 12, pad = 40, label = row_labels ? 16 : 0;
+    int mw = cols * cell, mh = rows * cell;
+    int grid_rows = (n_maps + grid_cols - 1) / grid_cols;
+    canvas c = {pad + grid_cols * (label + mw + pad) + 90, 60 + grid_rows * (mh + label + 2 * pad), NULL};
+    c.px = malloc((size_t)c.w * c.h * 3);
+    if (!c.px) return snprintf(err, (size_t)err_len, "out of memory"), false;
+    memset(c.px, 255, (size_t)c.w * c.h * 3);
+    const uint8_t black[3] = {0, 0, 0};
+    if (!(lo < hi)) {
+        lo = INFINITY, hi = -INFINITY;
+        for (int k = 0; k < n_maps; k++)
+            for (int i = 0; i < maps[k].rows * maps[k].cols; i++)
+                if (isfinite(maps[k].values[i])) lo = fminf(lo, maps[k].values[i]), hi = fmaxf(hi, maps[k].values[i]);
+        if (!(lo < hi)) hi = lo + 1;
     }
-    int ok = stbi_write_png_to_func(write_to_file, f, c.w, c.h, 3, c.px, c.w * 3);
-    free(c.px);
-    ok = ok && !ferror(f) && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok) {
-        remove(tmp);
-        return snprintf(err, (size_t)err_len, "cannot write %s", tmp), false;
+    if (title) text(&c, pad, 14, title, 3, false, black);
+    for (int k = 0; k < n_maps; k++) {
+        int ox = pad + (k % grid_cols) * (label + mw + pad) + label, oy = 60 + (k / grid_cols) * (mh + label + 2 * pad) + 16;
+        if (maps[k].title) text(&c, ox, oy - 16, maps[k].title, 2, false, black);
+        for (int i = 0; i < maps[k].rows; i++)
+            for (int j = 0; j < maps[k].cols; j++) {
+                uint8_t rgb[3];
+                float v = maps[k].values[i * maps[k].cols + j];
+                ramp(isfinite(v) ? (v - lo) / (hi - lo) : 0.0f, rgb);
+                fill_rect(&c, ox + j * cell, oy + i * cell, ox + (j + 1) * cell, oy + (i + 1) * cell, rgb);
+            }
+        for (int i = 0; row_labels && i < maps[k].rows; i++) text(&c, ox - label + 2, oy + i * cell, row_labels[i], 1, false, black);
+        for (int j = 0; col_labels && j < maps[k].cols; j++) text(&c, ox + j * cell + 2, oy + mh + 2, col_labels[j], 1, false, black);
     }
-    if (rename(tmp, path) != 0) {
-        remove(tmp);
-        return snprintf(err, (size_t)err_len, "cannot rename %s to %s", tmp, path), false;
+    /* colour bar */
+    int bx = c.w - 70, by = 60, bh = c.h - 120 < 300 ? c.h - 120 : 300;
+    for (int y = 0; y < bh; y++) {
+        uint8_t rgb[3];
+        ramp(1.0f - (float)y / (float)(bh - 1), rgb);
+        fill_rect(&c, bx, by + y, bx + 16, by + y + 1, rgb);
     }
-    return true;
+    char lab[32];
+    format_tick(lab, sizeof lab, hi);
+    text(&c, bx + 20, by - 4, lab, 1, false, black);
+    format_tick(lab, sizeof lab, lo);
+    text(&c, bx + 20, by + bh - 6, lab, 1, false, black);
+    return write_png(path, &c, err, err_len);
 }

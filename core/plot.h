@@ -24,3 +24,16 @@ bool gl_plot_lines(const char *path, const gl_chart *chart, const gl_series *ser
                    int err_len);
 
 #endif
+
+/* ---- heatmaps ---- */
+typedef struct {
+    const char *title;
+    const float *values; /* rows x cols, row-major */
+    int rows, cols;
+} gl_heatmap;
+
+/* A grid of heatmaps (grid_cols per row) sharing one colour scale (min..max of all values, or [lo, hi] when
+ * lo < hi) and one colour bar; labels (one short string per row/column, may be NULL) mark the axes of each map. */
+bool gl_plot_heatmaps(const char *path, const char *title, const gl_heatmap *maps, int n_maps, int grid_cols,
+                      const char *const *row_labels, const char *const *col_labels, float lo, float hi, char *err,
+                      int err_len);
