@@ -34,7 +34,7 @@ PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer $(BUILD)/tokeni
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test run run-demo lab05 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: all test run run-demo lab04 lab05 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 all: check-cuda $(LIB) $(PROGRAMS)
 
 check-cuda:
@@ -99,6 +99,12 @@ $(BUILD)/lab%: labs/%_*/lab.c $(LIB)
 
 lab05: $(BUILD)/lab05
 	./$(BUILD)/lab05
+
+# lab 04 reads the shakespeare model that `make run` trains; it trains one first if it is missing
+lab04: $(BUILD)/lab04 $(BUILD)/train
+	@test -f checkpoints/shakespeare_char.ckpt || ./$(BUILD)/train --data data/tinyshakespeare/input.txt \
+	  --out checkpoints/shakespeare_char.ckpt --quiet --sample 0
+	./$(BUILD)/lab04
 
 # ---- fuzzing (clang's libFuzzer, with ASan+UBSan); FUZZ_SECONDS bounds the run ----
 FUZZ_SECONDS ?= 120

@@ -161,19 +161,23 @@ int main(int argc, char **argv) {
     if (!gl_plot_lines(path, &mc, ms, 3, err, (int)sizeof err)) fprintf(stderr, "bench_attention: %s\n", err);
 
     /* context-length scaling through GPT-2 124M (forward, batch 1) */
-    printf("\nGPT-2 124M forward pass, batch 1 (naive attention): where attention starts to dominate\n");
+    printf("\nGPT-2 124M forward pass, batch 1 (attention as train's auto choice: naive below T = 4096, flash from\n"
+           "4096): where attention starts to dominate\n");
     printf("%6s %12s %14s %16s\n", "T", "forward ms", "attention ms", "attention share");
     gpt m;
     gpt_build(&m, (gpt_config){.n_layer = 12, .n_head = 12, .n_embd = 768, .block_size = 8192, .vocab_size = 50257,
                                .padded_vocab_size = 50304, .bias = true, .ln_eps = 1e-5f});
     gpt_init(&m, 0);
     if (js) fprintf(js, "\n  ],\n  \"gpt2_forward\": [");
+    fflush(js);
     for (int ti = 0; ti < N_T && Ts[ti] <= max_T; ti++) {
         int T = Ts[ti];
         int32_t *idx = malloc((size_t)T * sizeof *idx);
         for (int t = 0; t < T; t++) idx[t] = (t * 31) % 50257;
         double fw[5], at[5];
         gl_tensor *qkv = gl_param(GL_DIMS(1, T, 3 * 768), "qkv");
+        gl_attn_impl impl = T >= 4096 ? GL_ATTN_FLASH : GL_ATTN_NAIVE;
+        m.attention = impl;
         for (int k = 0; k < 3; k++) {
             gl_step_reset();
             gl_no_grad_begin();
@@ -182,15 +186,17 @@ int main(int argc, char **argv) {
             fw[k] = (bench_now() - t0) * 1e3;
             gl_step_reset();
             t0 = bench_now();
-            gl_attention_ex(qkv, 12, true, GL_ATTN_NAIVE);
+            gl_attention_ex(qkv, 12, true, impl);
             at[k] = (bench_now() - t0) * 1e3 * 12; /* 12 layers */
             gl_no_grad_end();
         }
         double f = bench_median(fw, 3), a = bench_median(at, 3);
-        printf("%6d %12.1f %14.1f %15.0f%%\n", T, f, a, 100 * a / f);
+        printf("%6d %12.1f %14.1f %15.0f%%  (%s)\n", T, f, a, 100 * a / f, impl == GL_ATTN_FLASH ? "flash" : "naive");
         fflush(stdout);
-        if (js) fprintf(js, "%s\n    {\"T\": %d, \"forward_ms\": %.2f, \"attention_ms\": %.2f}", ti ? "," : "", T, f, a);
+        if (js) fprintf(js, "%s\n    {\"T\": %d, \"forward_ms\": %.2f, \"attention_ms\": %.2f, \"attention\": \"%s\"}",
+                        ti ? "," : "", T, f, a, impl == GL_ATTN_FLASH ? "flash" : "naive");
         gl_param_free(qkv);
+        gl_arena_release();
         free(idx);
     }
     gpt_free(&m);

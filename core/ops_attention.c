@@ -77,12 +77,14 @@ static gl_tensor *attention_naive(gl_tensor *qkv, int n_head, bool causal) {
     int T = d.T, C3 = 3 * d.C;
     gl_node *node;
     gl_tensor *out = gl_op_output("attention_naive", GL_DIMS(d.B, T, d.C), attention_backward, &node, GL_INPUTS(qkv));
-    float *P_all = gl_arena_alloc((size_t)d.B * d.nh * T * T * sizeof(float));
+    /* the probabilities are kept for backward only when there will be one; inference needs one T x T per thread */
+    size_t maps = node ? (size_t)d.B * d.nh : (size_t)omp_get_max_threads();
+    float *P_all = gl_arena_alloc(maps * T * T * sizeof(float));
     const gl_kernels *kern = gl_kern();
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < d.B * d.nh; bh++) {
         int b = bh / d.nh, h = bh % d.nh;
-        float *P = P_all + (size_t)bh * T * T;
+        float *P = P_all + (node ? (size_t)bh : (size_t)omp_get_thread_num()) * T * T;
         const float *base = qkv->data + (size_t)b * T * C3;
         const float *q = base + h * d.hs, *k = base + d.C + h * d.hs, *v = base + 2 * d.C + h * d.hs;
         float *o = out->data + (size_t)b * T * d.C + h * d.hs;
