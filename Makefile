@@ -34,7 +34,7 @@ PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer $(BUILD)/tokeni
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test run run-demo lab04 lab05 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: all test run run-demo lab01 lab04 lab05 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 all: check-cuda $(LIB) $(PROGRAMS)
 
 check-cuda:
@@ -80,6 +80,11 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB)
 	@$(CC) $(CFLAGS) -Itests -DGL_BUILD_DIR='"$(BUILD)"' $< -o $@ $(LIB) -lcriterion $(LDLIBS)
 
 # Every test at the best kernel level; the op, model and determinism tests again on the AVX2 and scalar paths.
+$(BUILD)/tests/test_lab01: tests/test_lab01.c labs/01_regression/regression.c tests/testutil.h $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -Itests -Ilabs/01_regression $< labs/01_regression/regression.c -o $@ $(LIB) -lcriterion $(LDLIBS)
+
 test: check-cuda $(TESTS) $(PROGRAMS)
 	@set -e; for t in $(TESTS); do echo "== $$t"; OMP_NUM_THREADS=2 $$t --jobs 1; done
 	@set -e; for isa in avx2 scalar; do for t in test_grad test_tensor test_determinism; do \
@@ -99,6 +104,13 @@ $(BUILD)/lab%: labs/%_*/lab.c $(LIB)
 
 lab05: $(BUILD)/lab05
 	./$(BUILD)/lab05
+
+$(BUILD)/lab01: labs/01_regression/lab.c labs/01_regression/regression.c labs/01_regression/regression.h $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -Ilabs/01_regression labs/01_regression/lab.c labs/01_regression/regression.c -o $@ $(LIB) $(LDLIBS)
+
+lab01: $(BUILD)/lab01
+	./$(BUILD)/lab01
 
 # lab 04 reads the shakespeare model that `make run` trains; it trains one first if it is missing
 lab04: $(BUILD)/lab04 $(BUILD)/train

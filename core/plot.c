@@ -161,8 +161,9 @@ bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series
                 continue;
             }
             int qx = PX(ch->log_x ? log10(x) : x), qy = PY(ch->log_y ? log10(y) : y);
-            if (have) line(&c, px, py, qx, qy, col, 2);
-            if (series[s].n <= 16) fill_rect(&c, qx - 3, qy - 3, qx + 4, qy + 4, col); /* few points: mark them */
+            if (series[s].points) fill_rect(&c, qx - 2, qy - 2, qx + 3, qy + 3, col);
+            else if (have) line(&c, px, py, qx, qy, col, 2);
+            if (!series[s].points && series[s].n <= 16) fill_rect(&c, qx - 3, qy - 3, qx + 4, qy + 4, col); /* mark few points */
             px = qx, py = qy, have = 1;
         }
     }

@@ -10,6 +10,7 @@ typedef struct {
     const char *name;
     const float *x, *y; /* x may be NULL: 0, 1, 2, ... */
     int n;
+    bool points; /* draw each point as a dot, without lines (a scatter plot) */
 } gl_series;
 
 typedef struct {

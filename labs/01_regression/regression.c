@@ -1,0 +1,116 @@
+#include "regression.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void standardize(double *x, int rows, int d, int fit_rows, double *mean, double *std) {
+    for (int j = 0; j < d; j++) {
+        double s = 0, ss = 0;
+        for (int i = 0; i < fit_rows; i++) s += x[i * d + j];
+        mean[j] = s / fit_rows;
+        for (int i = 0; i < fit_rows; i++) ss += (x[i * d + j] - mean[j]) * (x[i * d + j] - mean[j]);
+        std[j] = sqrt(ss / fit_rows);
+        if (std[j] == 0) std[j] = 1; /* a constant column stays 0 */
+        for (int i = 0; i < rows; i++) x[i * d + j] = (x[i * d + j] - mean[j]) / std[j];
+    }
+}
+
+static double predict(const double *xi, int d, const double *w) {
+    double p = w[d];
+    for (int j = 0; j < d; j++) p += w[j] * xi[j];
+    return p;
+}
+
+bool linreg_closed_form(const double *x, const double *y, int rows, int d, double *w) {
+    int n = d + 1; /* the bias is a column of ones */
+    double *a = calloc((size_t)n * (n + 1), sizeof *a); /* [X1^T X1 | X1^T y] */
+    for (int i = 0; i < rows; i++)
+        for (int r = 0; r < n; r++) {
+            double xr = r < d ? x[i * d + r] : 1.0;
+            for (int c = 0; c < n; c++) a[r * (n + 1) + c] += xr * (c < d ? x[i * d + c] : 1.0);
+            a[r * (n + 1) + n] += xr * y[i];
+        }
+    for (int col = 0; col < n; col++) { /* Gaussian elimination with partial pivoting */
+        int piv = col;
+        for (int r = col + 1; r < n; r++)
+            if (fabs(a[r * (n + 1) + col]) > fabs(a[piv * (n + 1) + col])) piv = r;
+        if (fabs(a[piv * (n + 1) + col]) < 1e-12) {
+            free(a);
+            return false; /* singular: a feature is a combination of others */
+        }
+        for (int c = 0; c <= n; c++) {
+            double t = a[col * (n + 1) + c];
+            a[col * (n + 1) + c] = a[piv * (n + 1) + c];
+            a[piv * (n + 1) + c] = t;
+        }
+        for (int r = 0; r < n; r++) {
+            if (r == col) continue;
+            double f = a[r * (n + 1) + col] / a[col * (n + 1) + col];
+            for (int c = col; c <= n; c++) a[r * (n + 1) + c] -= f * a[col * (n + 1) + c];
+        }
+    }
+    for (int r = 0; r < n; r++) w[r] = a[r * (n + 1) + n] / a[r * (n + 1) + r];
+    free(a);
+    return true;
+}
+
+void linreg_gd(const double *x, const double *y, int rows, int d, double lr, int iters, double *w, double *curve) {
+    double *g = malloc((size_t)(d + 1) * sizeof *g);
+    memset(w, 0, (size_t)(d + 1) * sizeof *w);
+    for (int it = 0; it < iters; it++) {
+        memset(g, 0, (size_t)(d + 1) * sizeof *g);
+        double loss = 0;
+        for (int i = 0; i < rows; i++) {
+            double e = predict(x + (size_t)i * d, d, w) - y[i];
+            loss += e * e;
+            for (int j = 0; j < d; j++) g[j] += e * x[i * d + j];
+            g[d] += e;
+        }
+        if (curve) curve[it] = loss / rows;
+        for (int j = 0; j <= d; j++) w[j] -= lr * g[j] / rows;
+    }
+    free(g);
+}
+
+void logreg_gd(const double *x, const double *y, int rows, int d, double lr, int iters, double *w, double *curve) {
+    double *g = malloc((size_t)(d + 1) * sizeof *g);
+    memset(w, 0, (size_t)(d + 1) * sizeof *w);
+    for (int it = 0; it < iters; it++) {
+        memset(g, 0, (size_t)(d + 1) * sizeof *g);
+        double loss = 0;
+        for (int i = 0; i < rows; i++) {
+            double z = predict(x + (size_t)i * d, d, w), p = 1.0 / (1.0 + exp(-z));
+            /* log loss, written stably: log(1 + e^-z) for y = 1, log(1 + e^z) for y = 0 */
+            loss += y[i] > 0.5 ? log1p(exp(-fabs(z))) + fmax(-z, 0) : log1p(exp(-fabs(z))) + fmax(z, 0);
+            for (int j = 0; j < d; j++) g[j] += (p - y[i]) * x[i * d + j];
+            g[d] += p - y[i];
+        }
+        if (curve) curve[it] = loss / rows;
+        for (int j = 0; j <= d; j++) w[j] -= lr * g[j] / rows;
+    }
+    free(g);
+}
+
+double mse(const double *x, const double *y, int rows, int d, const double *w) {
+    double s = 0;
+    for (int i = 0; i < rows; i++) {
+        double e = predict(x + (size_t)i * d, d, w) - y[i];
+        s += e * e;
+    }
+    return s / rows;
+}
+
+double r2(const double *x, const double *y, int rows, int d, const double *w) {
+    double mean = 0, var = 0;
+    for (int i = 0; i < rows; i++) mean += y[i];
+    mean /= rows;
+    for (int i = 0; i < rows; i++) var += (y[i] - mean) * (y[i] - mean);
+    return 1.0 - mse(x, y, rows, d, w) * rows / var;
+}
+
+double logreg_accuracy(const double *x, const double *y, int rows, int d, const double *w) {
+    int ok = 0;
+    for (int i = 0; i < rows; i++) ok += (predict(x + (size_t)i * d, d, w) > 0) == (y[i] > 0.5);
+    return (double)ok / rows;
+}
