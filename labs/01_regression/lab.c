@@ -140,7 +140,15 @@ int main(int argc, char **argv) {
         if (by[i] > 0.5) bxs[nb] = (float)x2[i * 2], bys[nb++] = (float)x2[i * 2 + 1];
         else mx[nm] = (float)x2[i * 2], my[nm++] = (float)x2[i * 2 + 1];
     }
-    float lx[2] = {-2.5f, 4.0f}, ly[2];
+    /* the boundary w0 x + w1 y + b = 0, drawn only across the box the points occupy */
+    double x_lo = 1e30, x_hi = -1e30, y_lo = 1e30, y_hi = -1e30;
+    for (int i = 0; i < brows; i++) {
+        x_lo = fmin(x_lo, x2[i * 2]), x_hi = fmax(x_hi, x2[i * 2]);
+        y_lo = fmin(y_lo, x2[i * 2 + 1]), y_hi = fmax(y_hi, x2[i * 2 + 1]);
+    }
+    double xa = -(w2[1] * y_hi + w2[2]) / w2[0], xb = -(w2[1] * y_lo + w2[2]) / w2[0]; /* where it meets y_hi, y_lo */
+    if (xa > xb) { double t = xa; xa = xb; xb = t; }
+    float lx[2] = {(float)fmax(xa, x_lo), (float)fmin(xb, x_hi)}, ly[2];
     for (int k = 0; k < 2; k++) ly[k] = (float)(-(w2[0] * lx[k] + w2[2]) / w2[1]);
     gl_series sc[3] = {{"malignant", mx, my, nm, true}, {"benign", bxs, bys, nb, true}, {"decision boundary", lx, ly, 2, false}};
     snprintf(path, sizeof path, "%s/decision_boundary.png", out);
