@@ -17,7 +17,7 @@ endif
 
 WARN     := -Wall -Wextra -Werror
 CFLAGS   := -std=c11 $(OPT) $(WARN) -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Icore -Ikernels/cpu -Imodels -Itokenizer
-LDLIBS   := -fopenmp -lm $(LDSAN)
+LDLIBS   := -fopenmp -lz -lm $(LDSAN)
 
 # Per-ISA flags: only the kernel builds get SIMD flags; the run-time dispatcher picks one (kernels/cpu/dispatch.c).
 VEC_scalar := -DGL_VL=1 -fno-tree-vectorize
@@ -34,7 +34,7 @@ PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer $(BUILD)/tokeni
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test run run-demo lab01 lab04 lab05 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: all test run run-demo lab01 lab02 lab04 lab05 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 all: check-cuda $(LIB) $(PROGRAMS)
 
 check-cuda:
@@ -108,6 +108,10 @@ lab05: $(BUILD)/lab05
 $(BUILD)/lab01: labs/01_regression/lab.c labs/01_regression/regression.c labs/01_regression/regression.h $(LIB)
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) -Ilabs/01_regression labs/01_regression/lab.c labs/01_regression/regression.c -o $@ $(LIB) $(LDLIBS)
+
+# lab 02 reads MNIST and Fashion-MNIST from the shared data folder (or GRADLAB_DATA, or --mnist/--fashion)
+lab02: $(BUILD)/lab02
+	./$(BUILD)/lab02
 
 lab01: $(BUILD)/lab01
 	./$(BUILD)/lab01

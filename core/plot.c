@@ -248,3 +248,26 @@ bool gl_plot_heatmaps(const char *path, const char *title, const gl_heatmap *map
     text(&c, bx + 20, by + bh - 6, lab, 1, false, black);
     return write_png(path, &c, err, err_len);
 }
+
+bool gl_plot_image_grid(const char *path, const char *title, const unsigned char *images, int n, int h, int w,
+                        int cols, int scale, const char *const *captions, char *err, int err_len) {
+    if (n < 1 || cols < 1) return snprintf(err, (size_t)err_len, "no images to draw"), false;
+    int rows = (n + cols - 1) / cols, cw = w * scale + 12, ch = h * scale + 24;
+    canvas c = {cols * cw + 20, rows * ch + 50, NULL};
+    c.px = malloc((size_t)c.w * c.h * 3);
+    if (!c.px) return snprintf(err, (size_t)err_len, "out of memory"), false;
+    memset(c.px, 255, (size_t)c.w * c.h * 3);
+    const uint8_t black[3] = {0, 0, 0};
+    if (title) text(&c, 10, 12, title, 2, false, black);
+    for (int k = 0; k < n; k++) {
+        int ox = 10 + (k % cols) * cw, oy = 40 + (k / cols) * ch;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                uint8_t v = (uint8_t)(255 - images[(size_t)k * h * w + y * w + x]); /* ink dark on white */
+                uint8_t rgb[3] = {v, v, v};
+                fill_rect(&c, ox + x * scale, oy + y * scale, ox + (x + 1) * scale, oy + (y + 1) * scale, rgb);
+            }
+        if (captions && captions[k]) text(&c, ox, oy + h * scale + 4, captions[k], 1, false, black);
+    }
+    return write_png(path, &c, err, err_len);
+}

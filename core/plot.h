@@ -38,3 +38,9 @@ typedef struct {
 bool gl_plot_heatmaps(const char *path, const char *title, const gl_heatmap *maps, int n_maps, int grid_cols,
                       const char *const *row_labels, const char *const *col_labels, float lo, float hi, char *err,
                       int err_len);
+
+/* ---- image grids ---- */
+/* n grey images (h x w bytes each, 0 = black) in a grid of `cols` columns, each scaled up `scale` times, with an
+ * optional caption under each (NULL for none). */
+bool gl_plot_image_grid(const char *path, const char *title, const unsigned char *images, int n, int h, int w,
+                        int cols, int scale, const char *const *captions, char *err, int err_len);

@@ -1,0 +1,277 @@
+/* Lab 02 - a multilayer perceptron on MNIST with the autograd core.
+ *   1. 784-256-128-10 ReLU MLP trained with SGD, SGD + momentum and Adam (same data, same steps), with random
+ *      shifts of a pixel or two as data augmentation; test accuracy per epoch for each
+ *   2. the confusion matrix and the misclassified digits of the best model
+ *   3. the same MLP on Fashion-MNIST
+ * Reads the IDX files (gzip or not) from --mnist DIR and --fashion DIR (default: the shared data folder, or
+ * $GRADLAB_DATA). Writes PNGs and results.json into out/lab02. `make lab02`. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gradlab.h"
+#include "idx.h"
+#include "plot.h"
+
+typedef struct {
+    gl_idx images, labels;
+} split;
+
+static bool load_split(const char *dir, const char *prefix, split *s, char *err, size_t n) {
+    char path[4096];
+    const char *names[2] = {"images-idx3-ubyte", "labels-idx1-ubyte"};
+    gl_idx *dst[2] = {&s->images, &s->labels};
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/%s-%s", dir, prefix, names[k]);
+        if (access(path, R_OK) != 0) strncat(path, ".gz", sizeof path - strlen(path) - 1);
+        if (!gl_idx_read(path, k == 0, dst[k], err, n)) return false;
+    }
+    if (s->images.count != s->labels.count) {
+        snprintf(err, n, "%s/%s: %d images but %d labels", dir, prefix, s->images.count, s->labels.count);
+        return false;
+    }
+    return true;
+}
+
+typedef struct {
+    gl_tensor *w1, *b1, *w2, *b2, *w3, *b3;
+    gl_tensor *p[6];
+} mlp;
+
+static void mlp_init(mlp *m, uint64_t seed) {
+    gl_rng r;
+    gl_rng_seed(&r, seed);
+    const int sizes[4] = {784, 256, 128, 10};
+    gl_tensor **w[3] = {&m->w1, &m->w2, &m->w3}, **b[3] = {&m->b1, &m->b2, &m->b3};
+    for (int l = 0; l < 3; l++) {
+        *w[l] = gl_param(GL_DIMS(sizes[l], sizes[l + 1]), "w");
+        *b[l] = gl_param(GL_DIMS(sizes[l + 1]), "b");
+        (*b[l])->no_weight_decay = true;
+        float bound = 1.0f / sqrtf((float)sizes[l]); /* PyTorch's nn.Linear default: U(-1/sqrt(in), 1/sqrt(in)) */
+        gl_init_uniform(*w[l], &r, -bound, bound);
+        gl_init_uniform(*b[l], &r, -bound, bound);
+        m->p[2 * l] = *w[l], m->p[2 * l + 1] = *b[l];
+    }
+}
+
+static gl_tensor *mlp_forward(mlp *m, gl_tensor *x) {
+    x = gl_relu(gl_linear(x, m->w1, m->b1));
+    x = gl_relu(gl_linear(x, m->w2, m->b2));
+    return gl_linear(x, m->w3, m->b3);
+}
+
+/* image i, shifted by (dx, dy) pixels (zeros shifted in), scaled to [0, 1] */
+static void pixels(const gl_idx *im, int i, int dx, int dy, float *out) {
+    int h = im->rows, w = im->cols;
+    const uint8_t *src = im->data + (size_t)i * h * w;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int sy = y - dy, sx = x - dx;
+            out[y * w + x] = sy >= 0 && sy < h && sx >= 0 && sx < w ? src[sy * w + sx] / 255.0f : 0.0f;
+        }
+}
+
+/* accuracy on a split; fills predictions if pred != NULL */
+static double evaluate(mlp *m, const split *s, int *pred) {
+    enum { B = 500 };
+    float *x = malloc((size_t)B * 784 * sizeof *x);
+    int ok = 0;
+    for (int i0 = 0; i0 < s->images.count; i0 += B) {
+        int n = s->images.count - i0 < B ? s->images.count - i0 : B;
+        for (int i = 0; i < n; i++) pixels(&s->images, i0 + i, 0, 0, x + (size_t)i * 784);
+        gl_step_reset();
+        gl_no_grad_begin();
+        gl_tensor *logits = mlp_forward(m, gl_from(GL_DIMS(n, 784), x));
+        gl_no_grad_end();
+        for (int i = 0; i < n; i++) {
+            int best = 0;
+            for (int c = 1; c < 10; c++) best = logits->data[i * 10 + c] > logits->data[i * 10 + best] ? c : best;
+            ok += best == s->labels.data[i0 + i];
+            if (pred) pred[i0 + i] = best;
+        }
+    }
+    free(x);
+    return (double)ok / s->images.count;
+}
+
+/* trains m for `epochs` epochs; acc[e] = test accuracy after epoch e */
+static void train(mlp *m, gl_optim *opt, const split *tr, const split *te, int epochs, bool augment, uint64_t seed,
+                  double *acc, const char *label) {
+    enum { B = 64 };
+    gl_rng r;
+    gl_rng_seed(&r, seed);
+    int n = tr->images.count;
+    int *order = malloc((size_t)n * sizeof *order);
+    float *x = malloc((size_t)B * 784 * sizeof *x);
+    int32_t y[B];
+    for (int i = 0; i < n; i++) order[i] = i;
+    float base_lr = opt->lr;
+    int64_t total = (int64_t)epochs * (n / B), step = 0;
+    for (int e = 0; e < epochs; e++) {
+        for (int i = n - 1; i > 0; i--) {
+            int j = (int)gl_rng_below(&r, (uint64_t)i + 1), t = order[i];
+            order[i] = order[j], order[j] = t;
+        }
+        double loss_sum = 0;
+        int batches = 0;
+        for (int i0 = 0; i0 + B <= n; i0 += B, batches++) {
+            for (int i = 0; i < B; i++) {
+                int dx = augment ? (int)gl_rng_below(&r, 5) - 2 : 0, dy = augment ? (int)gl_rng_below(&r, 5) - 2 : 0;
+                pixels(&tr->images, order[i0 + i], dx, dy, x + (size_t)i * 784);
+                y[i] = tr->labels.data[order[i0 + i]];
+            }
+            gl_step_reset();
+            opt->lr = gl_lr_warmup_cosine(step++, 1, total, base_lr, base_lr * 0.01f); /* cosine decay */
+            gl_tensor *loss = gl_cross_entropy(mlp_forward(m, gl_from(GL_DIMS(B, 784), x)), y, -1);
+            gl_backward(loss);
+            gl_optim_step(opt);
+            gl_optim_zero_grad(opt);
+            loss_sum += loss->data[0];
+        }
+        acc[e] = evaluate(m, te, NULL);
+        printf("  %-9s epoch %2d: train loss %.4f, test accuracy %.2f%%\n", label, e + 1, loss_sum / batches, 100 * acc[e]);
+        fflush(stdout);
+    }
+    free(order);
+    free(x);
+}
+
+int main(int argc, char **argv) {
+    const char *root = getenv("GRADLAB_DATA") ? getenv("GRADLAB_DATA") : "../shared/data";
+    char mnist_dir[4096], fashion_dir[4096];
+    snprintf(mnist_dir, sizeof mnist_dir, "%s/mnist", root);
+    snprintf(fashion_dir, sizeof fashion_dir, "%s/fashion-mnist", root);
+    const char *out = "out/lab02";
+    int epochs = 30, fashion_epochs = 10;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--mnist") && i + 1 < argc) snprintf(mnist_dir, sizeof mnist_dir, "%s", argv[++i]);
+        else if (!strcmp(argv[i], "--fashion") && i + 1 < argc) snprintf(fashion_dir, sizeof fashion_dir, "%s", argv[++i]);
+        else if (!strcmp(argv[i], "--epochs") && i + 1 < argc) epochs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        else {
+            fprintf(stderr, "usage: lab02 [--mnist DIR] [--fashion DIR] [--epochs 30] [--out DIR]\n");
+            return 2;
+        }
+    }
+    if (epochs < 1 || epochs > 200) epochs = 30;
+    char err[512], path[4096];
+    split tr, te;
+    if (!load_split(mnist_dir, "train", &tr, err, sizeof err) || !load_split(mnist_dir, "test", &te, err, sizeof err)) {
+        fprintf(stderr, "lab02: %s\n  (point --mnist at a folder with the IDX files, e.g. the official MNIST downloads)\n", err);
+        return 1;
+    }
+    mkdir("out", 0755);
+    mkdir(out, 0755);
+    printf("Lab 02: an MLP (784-256-128-10, ReLU) on MNIST: %d training and %d test images from %s\n", tr.images.count,
+           te.images.count, mnist_dir);
+    printf("batch 64, %d epochs, cosine learning-rate decay, random shifts of up to 2 pixels as augmentation\n\n", epochs);
+
+    /* 1. three optimizers */
+    const char *names[3] = {"SGD", "momentum", "Adam"};
+    double acc[3][200];
+    mlp models[3];
+    double secs[3];
+    for (int k = 0; k < 3; k++) {
+        mlp_init(&models[k], 1);
+        gl_optim *opt = k == 0 ? gl_sgd(models[k].p, 6, 0.05f, 0.0f, 0.0f)
+                      : k == 1 ? gl_sgd(models[k].p, 6, 0.05f, 0.9f, 0.0f)
+                               : gl_adam(models[k].p, 6, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        train(&models[k], opt, &tr, &te, epochs, true, 7, acc[k], names[k]);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        secs[k] = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+        printf("  %s: final test accuracy %.2f%% in %.1f s\n\n", names[k], 100 * acc[k][epochs - 1], secs[k]);
+        gl_optim_free(opt);
+    }
+    float ex[200], ay[3][200];
+    for (int e = 0; e < epochs; e++) {
+        ex[e] = (float)(e + 1);
+        for (int k = 0; k < 3; k++) ay[k][e] = (float)(100 * acc[k][e]);
+    }
+    gl_series curves[3] = {{"SGD", ex, ay[0], epochs, false}, {"SGD + momentum", ex, ay[1], epochs, false},
+                           {"Adam", ex, ay[2], epochs, false}};
+    gl_chart ch = {.title = "MNIST test accuracy by optimizer", .xlabel = "epoch", .ylabel = "test accuracy (%)",
+                   .legend_bottom = true};
+    snprintf(path, sizeof path, "%s/optimizers.png", out);
+    if (!gl_plot_lines(path, &ch, curves, 3, err, (int)sizeof err)) fprintf(stderr, "lab02: %s\n", err);
+
+    /* 2. confusion matrix and mistakes of the best model */
+    int best = 0;
+    for (int k = 1; k < 3; k++) best = acc[k][epochs - 1] > acc[best][epochs - 1] ? k : best;
+    int *pred = malloc((size_t)te.images.count * sizeof *pred);
+    evaluate(&models[best], &te, pred);
+    float conf[100] = {0}, row_total[10] = {0};
+    for (int i = 0; i < te.images.count; i++) conf[te.labels.data[i] * 10 + pred[i]]++, row_total[te.labels.data[i]]++;
+    printf("2. Confusion matrix of the %s model (rows: true digit, columns: predicted)\n     ", names[best]);
+    for (int c = 0; c < 10; c++) printf("%5d", c);
+    printf("\n");
+    for (int r = 0; r < 10; r++) {
+        printf("  %d: ", r);
+        for (int c = 0; c < 10; c++) printf("%5.0f", (double)conf[r * 10 + c]);
+        printf("\n");
+    }
+    float confn[100];
+    for (int i = 0; i < 100; i++) confn[i] = conf[i] / (row_total[i / 10] > 0 ? row_total[i / 10] : 1);
+    const char *digits[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+    gl_heatmap hm[1] = {{"share of each true digit (row) predicted as each digit (column)", confn, 10, 10}};
+    snprintf(path, sizeof path, "%s/confusion.png", out);
+    if (!gl_plot_heatmaps(path, "MNIST confusion matrix", hm, 1, 1, digits, digits, 0, 1, err, (int)sizeof err))
+        fprintf(stderr, "lab02: %s\n", err);
+    unsigned char *wrong = malloc((size_t)48 * 784);
+    char caps[48][24];
+    const char *cap_ptr[48];
+    int nw = 0;
+    for (int i = 0; i < te.images.count && nw < 48; i++)
+        if (pred[i] != te.labels.data[i]) {
+            memcpy(wrong + (size_t)nw * 784, te.images.data + (size_t)i * 784, 784);
+            snprintf(caps[nw], sizeof caps[nw], "%d as %d", te.labels.data[i], pred[i]);
+            cap_ptr[nw] = caps[nw];
+            nw++;
+        }
+    snprintf(path, sizeof path, "%s/misclassified.png", out);
+    if (nw && !gl_plot_image_grid(path, "Misclassified test digits (true as predicted)", wrong, nw, 28, 28, 12, 3,
+                                  cap_ptr, err, (int)sizeof err))
+        fprintf(stderr, "lab02: %s\n", err);
+    printf("  %d of %d test digits wrong; the first %d are drawn in %s\n\n", (int)(te.images.count * (1 - acc[best][epochs - 1]) + 0.5),
+           te.images.count, nw, path);
+
+    /* 3. Fashion-MNIST */
+    split ftr, fte;
+    double facc[200] = {0};
+    bool have_fashion = load_split(fashion_dir, "train", &ftr, err, sizeof err) &&
+                        load_split(fashion_dir, "t10k", &fte, err, sizeof err);
+    if (have_fashion) {
+        printf("3. The same MLP on Fashion-MNIST (%d training, %d test images), Adam, no augmentation\n", ftr.images.count,
+               fte.images.count);
+        mlp fm;
+        mlp_init(&fm, 2);
+        gl_optim *opt = gl_adam(fm.p, 6, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f);
+        train(&fm, opt, &ftr, &fte, fashion_epochs, false, 9, facc, "Fashion");
+        printf("  Fashion-MNIST test accuracy %.2f%%\n\n", 100 * facc[fashion_epochs - 1]);
+        gl_optim_free(opt);
+    } else {
+        printf("3. Fashion-MNIST skipped: %s\n\n", err);
+    }
+
+    snprintf(path, sizeof path, "%s/results.json", out);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f) {
+        fprintf(f, "{\n  \"mnist_train\": %d,\n  \"mnist_test\": %d,\n  \"epochs\": %d,\n", tr.images.count,
+                te.images.count, epochs);
+        for (int k = 0; k < 3; k++)
+            fprintf(f, "  \"%s_test_accuracy\": %.4f,\n  \"%s_seconds\": %.2f,\n", names[k], acc[k][epochs - 1], names[k], secs[k]);
+        fprintf(f, "  \"fashion_test_accuracy\": %.4f\n}\n", have_fashion ? facc[fashion_epochs - 1] : -1.0);
+        bool good = fflush(f) == 0 && fsync(fileno(f)) == 0;
+        good = fclose(f) == 0 && good;
+        if (good) rename(tmp, path);
+    }
+    printf("wrote %s/optimizers.png, confusion.png, misclassified.png, results.json\n", out);
+    return 0;
+}
