@@ -64,6 +64,45 @@ static gl_tensor *mlp_forward(mlp *m, gl_tensor *x) {
     return gl_linear(x, m->w3, m->b3);
 }
 
+/* the model file: "GLMLP\0\0\0", the 6 parameter tensors' floats in order, an FNV-1a 64 checksum; written to a
+ * temp name and renamed */
+static bool mlp_save(const mlp *m, const char *path) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return false;
+    uint64_t h = 0xcbf29ce484222325ull;
+    bool ok = fwrite("GLMLP\0\0\0", 1, 8, f) == 8;
+    for (int i = 0; i < 6 && ok; i++) {
+        const unsigned char *b = (const unsigned char *)m->p[i]->data;
+        size_t n = (size_t)m->p[i]->numel * sizeof(float);
+        for (size_t k = 0; k < n; k++) h = (h ^ b[k]) * 0x100000001b3ull;
+        ok = fwrite(b, 1, n, f) == n;
+    }
+    ok = ok && fwrite(&h, 8, 1, f) == 1 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) return remove(tmp), false;
+    return true;
+}
+
+static bool mlp_load(mlp *m, const char *path, char *err, size_t n) {
+    mlp_init(m, 0);
+    FILE *f = fopen(path, "rb");
+    if (!f) return snprintf(err, n, "cannot open '%s'", path), false;
+    char magic[8];
+    uint64_t h = 0xcbf29ce484222325ull, stored = 0;
+    bool ok = fread(magic, 1, 8, f) == 8 && memcmp(magic, "GLMLP\0\0\0", 8) == 0;
+    for (int i = 0; i < 6 && ok; i++) {
+        size_t bytes = (size_t)m->p[i]->numel * sizeof(float);
+        ok = fread(m->p[i]->data, 1, bytes, f) == bytes;
+        for (size_t k = 0; ok && k < bytes; k++) h = (h ^ ((unsigned char *)m->p[i]->data)[k]) * 0x100000001b3ull;
+    }
+    ok = ok && fread(&stored, 8, 1, f) == 1 && stored == h && fgetc(f) == EOF;
+    fclose(f);
+    if (!ok) snprintf(err, n, "'%s' is not a lab 02 model, or is truncated or corrupt", path);
+    return ok;
+}
+
 /* image i, shifted by (dx, dy) pixels (zeros shifted in), scaled to [0, 1] */
 static void pixels(const gl_idx *im, int i, int dx, int dy, float *out) {
     int h = im->rows, w = im->cols;
@@ -145,20 +184,48 @@ int main(int argc, char **argv) {
     char mnist_dir[4096], fashion_dir[4096];
     snprintf(mnist_dir, sizeof mnist_dir, "%s/mnist", root);
     snprintf(fashion_dir, sizeof fashion_dir, "%s/fashion-mnist", root);
-    const char *out = "out/lab02";
+    const char *out = "out/lab02", *model_path = NULL, *test_images = NULL, *test_labels = NULL;
     int epochs = 30, fashion_epochs = 10;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--mnist") && i + 1 < argc) snprintf(mnist_dir, sizeof mnist_dir, "%s", argv[++i]);
         else if (!strcmp(argv[i], "--fashion") && i + 1 < argc) snprintf(fashion_dir, sizeof fashion_dir, "%s", argv[++i]);
         else if (!strcmp(argv[i], "--epochs") && i + 1 < argc) epochs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "--model") && i + 1 < argc) model_path = argv[++i];
+        else if (!strcmp(argv[i], "--test-images") && i + 1 < argc) test_images = argv[++i];
+        else if (!strcmp(argv[i], "--test-labels") && i + 1 < argc) test_labels = argv[++i];
         else {
-            fprintf(stderr, "usage: lab02 [--mnist DIR] [--fashion DIR] [--epochs 30] [--out DIR]\n");
+            fprintf(stderr, "usage: lab02 [--mnist DIR] [--fashion DIR] [--epochs 30] [--out DIR]\n"
+                            "       lab02 --test-images F --test-labels F [--model out/lab02/mnist_mlp.bin]\n");
             return 2;
         }
     }
     if (epochs < 1 || epochs > 200) epochs = 30;
-    char err[512], path[4096];
+    char err[8192], path[4096];
+    if (test_images || test_labels) { /* evaluate a saved model on any IDX test set */
+        if (!test_images || !test_labels) {
+            fprintf(stderr, "lab02: --test-images and --test-labels go together\n");
+            return 2;
+        }
+        char default_model[4096];
+        snprintf(default_model, sizeof default_model, "%s/mnist_mlp.bin", out);
+        mlp m;
+        split s;
+        if (!mlp_load(&m, model_path ? model_path : default_model, err, sizeof err) ||
+            !gl_idx_read(test_images, true, &s.images, err, sizeof err) ||
+            !gl_idx_read(test_labels, false, &s.labels, err, sizeof err)) {
+            fprintf(stderr, "lab02: %s\n", err);
+            return 1;
+        }
+        if (s.images.rows != 28 || s.images.cols != 28 || s.images.count != s.labels.count) {
+            fprintf(stderr, "lab02: expected 28 x 28 images and one label each (got %d x %d, %d images, %d labels)\n",
+                    s.images.rows, s.images.cols, s.images.count, s.labels.count);
+            return 1;
+        }
+        printf("accuracy of %s on %s: %.2f%% (%d images)\n", model_path ? model_path : default_model, test_images,
+               100 * evaluate(&m, &s, NULL), s.images.count);
+        return 0;
+    }
     split tr, te;
     if (!load_split(mnist_dir, "train", &tr, err, sizeof err) || !load_split(mnist_dir, "test", &te, err, sizeof err)) {
         fprintf(stderr, "lab02: %s\n  (point --mnist at a folder with the IDX files, e.g. the official MNIST downloads)\n", err);
@@ -203,6 +270,10 @@ int main(int argc, char **argv) {
     /* 2. confusion matrix and mistakes of the best model */
     int best = 0;
     for (int k = 1; k < 3; k++) best = acc[k][epochs - 1] > acc[best][epochs - 1] ? k : best;
+    snprintf(path, sizeof path, "%s/mnist_mlp.bin", out);
+    if (!mlp_save(&models[best], path)) fprintf(stderr, "lab02: could not write %s\n", path);
+    else printf("saved the %s model to %s (evaluate it on any IDX set with --test-images F --test-labels F)\n\n",
+                names[best], path);
     int *pred = malloc((size_t)te.images.count * sizeof *pred);
     evaluate(&models[best], &te, pred);
     float conf[100] = {0}, row_total[10] = {0};
