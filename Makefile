@@ -34,7 +34,7 @@ PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer $(BUILD)/tokeni
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test run run-demo lab01 lab02 lab04 lab05 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: bench-mnist all test run run-demo lab01 lab02 lab04 lab05 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 all: check-cuda $(LIB) $(PROGRAMS)
 
 check-cuda:
@@ -178,7 +178,10 @@ bench-attention: $(BUILD)/bench_attention
 	env OMP_NUM_THREADS=2 LD_LIBRARY_PATH=$(TORCH_BLAS):$$LD_LIBRARY_PATH ./$(BUILD)/bench_attention \
 	  --python $(TORCH_PYTHON) --json out/bench/attention.json $(BENCH_ARGS)
 
-bench: bench-gemm bench-train bench-tokenizer bench-attention
+bench-mnist: $(BUILD)/lab02
+	env LD_LIBRARY_PATH=$(TORCH_BLAS):$$LD_LIBRARY_PATH $(TORCH_PYTHON) bench/bench_mnist.py
+
+bench: bench-gemm bench-train bench-tokenizer bench-attention bench-mnist
 
 clean:
 	rm -rf build out
