@@ -19,39 +19,12 @@
 enum { H = 12, HS = 64, N_T = 7 };
 static const int Ts[N_T] = {128, 256, 512, 1024, 2048, 4096, 8192};
 
-typedef struct {
-    pid_t pid;
-    FILE *to, *from;
-    char banner[256];
-} peer;
-
-static bool peer_start(peer *p, const char *python) {
-    int in[2], out[2];
-    if (pipe(in) || pipe(out)) return false;
-    if ((p->pid = fork()) == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[1]);
-        close(out[0]);
-        execlp(python, python, "bench/torch_attention.py", "12", "64", (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    p->to = fdopen(in[1], "w");
-    p->from = fdopen(out[0], "r");
-    if (!fgets(p->banner, sizeof p->banner, p->from) || strncmp(p->banner, "ready", 5)) return false;
-    p->banner[strcspn(p->banner, "\n")] = 0;
-    return true;
-}
-
-static double peer_run(peer *p, const char *impl, int T, bool bwd, bool mem, double *mib) {
-    char line[128];
-    fprintf(p->to, "%s %d %s%s\n", impl, T, bwd ? "fwdbwd" : "fwd", mem ? " mem" : "");
-    fflush(p->to);
+static double peer_run(bench_peer *p, const char *impl, int T, bool bwd, bool mem, double *mib) {
+    char line[128], cmd[128];
+    snprintf(cmd, sizeof cmd, "%s %d %s%s", impl, T, bwd ? "fwdbwd" : "fwd", mem ? " mem" : "");
     double ms = NAN;
     *mib = NAN;
-    if (fgets(line, sizeof line, p->from)) sscanf(line, "%lf %lf", &ms, mib);
+    if (bench_peer_ask(p, cmd, line, sizeof line)) sscanf(line, "%lf %lf", &ms, mib);
     return ms;
 }
 
@@ -84,11 +57,12 @@ int main(int argc, char **argv) {
     }
     if (rounds < 1 || rounds > 50) rounds = 3;
     signal(SIGPIPE, SIG_IGN);
-    peer p;
-    bool have_peer = peer_start(&p, python);
+    bench_peer p;
+    char *peer_argv[] = {(char *)python, "bench/torch_attention.py", "12", "64", NULL};
+    bool have_peer = bench_peer_start(&p, peer_argv);
     printf("gradlab attention benchmark: causal, B=1, H=%d, head dim %d, %d threads, kernels %s; median of %d rounds\n",
            H, HS, omp_get_max_threads(), gl_kernels_in_use(), rounds);
-    printf("peer: %s\n\n", have_peer ? p.banner + 6 : "PyTorch unavailable (sudo apt-get install python3-torch)");
+    printf("peer: %s\n\n", have_peer ? p.banner : "PyTorch unavailable (sudo apt-get install python3-torch)");
     printf("%6s | %9s %9s %9s %9s | %10s %10s %10s %10s | %9s %9s %9s\n", "T", "naive fwd", "flash fwd", "torch fwd",
            "sdpa fwd", "naive f+b", "flash f+b", "torch f+b", "sdpa f+b", "naive MiB", "flash MiB", "torch MiB");
     float tx[N_T], t_naive[N_T], t_flash[N_T], t_torch[N_T], t_sdpa[N_T], m_naive[N_T], m_flash[N_T], m_torch[N_T];
@@ -99,7 +73,7 @@ int main(int argc, char **argv) {
         snprintf(jtmp, sizeof jtmp, "%s.tmp", json);
         if ((js = fopen(jtmp, "w")))
             fprintf(js, "{\n  \"benchmark\": \"attention\",\n  \"heads\": %d,\n  \"head_dim\": %d,\n  \"rounds\": %d,\n"
-                        "  \"peer\": \"%s\",\n  \"results\": [", H, HS, rounds, have_peer ? p.banner + 6 : "");
+                        "  \"peer\": \"%s\",\n  \"results\": [", H, HS, rounds, have_peer ? p.banner : "");
     }
     for (int ti = 0; ti < N_T && Ts[ti] <= max_T; ti++, nt++) {
         int T = Ts[ti];
@@ -140,12 +114,7 @@ int main(int argc, char **argv) {
         gl_param_free(qkv);
         gl_arena_release();
     }
-    if (have_peer) {
-        fprintf(p.to, "quit\n");
-        fclose(p.to);
-        fclose(p.from);
-        waitpid(p.pid, NULL, 0);
-    }
+    if (have_peer) bench_peer_stop(&p);
     char path[4096], err[256];
     gl_series ts[4] = {{"naive (ours)", tx, t_naive, nt, false}, {"flash (ours)", tx, t_flash, nt, false},
                        {"PyTorch explicit", tx, t_torch, nt, false}, {"PyTorch SDPA", tx, t_sdpa, nt, false}};

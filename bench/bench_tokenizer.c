@@ -13,39 +13,11 @@
 #include "bpe.h"
 #include "io.h"
 
-typedef struct {
-    pid_t pid;
-    FILE *to, *from;
-    char banner[512];
-} peer;
-
-static bool peer_start(peer *p, const char *python) {
-    int in[2], out[2];
-    if (pipe(in) || pipe(out)) return false;
-    if ((p->pid = fork()) == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[1]);
-        close(out[0]);
-        execlp(python, python, "bench/tokenizer_peer.py", "tokenizer/gpt2/encoder.json", "tokenizer/gpt2/vocab.bpe",
-               (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    p->to = fdopen(in[1], "w");
-    p->from = fdopen(out[0], "r");
-    if (!fgets(p->banner, sizeof p->banner, p->from) || strncmp(p->banner, "ready", 5)) return false;
-    p->banner[strcspn(p->banner, "\n")] = 0;
-    return true;
-}
-
 /* seconds for the peer to encode path (NAN if it has no such peer); ids land in ids_out */
-static double peer_encode(peer *p, const char *name, const char *path, const char *ids_out, size_t *n_ids) {
-    char line[128];
-    fprintf(p->to, "encode %s %s %s\n", name, path, ids_out);
-    fflush(p->to);
-    if (!fgets(line, sizeof line, p->from)) return NAN;
+static double peer_encode(bench_peer *p, const char *name, const char *path, const char *ids_out, size_t *n_ids) {
+    char line[128], cmd[4096];
+    snprintf(cmd, sizeof cmd, "encode %s %s %s", name, path, ids_out);
+    if (!bench_peer_ask(p, cmd, line, sizeof line)) return NAN;
     double secs = NAN;
     sscanf(line, "%lf %zu", &secs, n_ids);
     return secs;
@@ -83,10 +55,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_tokenizer: %s\n", err);
         return 1;
     }
-    peer p;
-    bool have_peer = peer_start(&p, python);
+    bench_peer p;
+    char *peer_argv[] = {(char *)python, "bench/tokenizer_peer.py", "tokenizer/gpt2/encoder.json", "tokenizer/gpt2/vocab.bpe", NULL};
+    bool have_peer = bench_peer_start(&p, peer_argv);
     printf("gradlab tokenizer benchmark: GPT-2 encode, one thread, median of %d alternating rounds\n", rounds);
-    printf("peers: %s\n\n", have_peer ? p.banner + 6 : "none (pip install tiktoken tokenizers)");
+    printf("peers: %s\n\n", have_peer ? p.banner : "none (pip install tiktoken tokenizers)");
     const char *root = getenv("GRADLAB_DATA") ? getenv("GRADLAB_DATA") : "../shared/data";
     char moby[512], sotu[512];
     snprintf(moby, sizeof moby, "%s/mobydick/mobydick.txt", root);
@@ -102,7 +75,7 @@ int main(int argc, char **argv) {
         snprintf(jtmp, sizeof jtmp, "%s.tmp", json);
         js = fopen(jtmp, "w");
         if (js) fprintf(js, "{\n  \"benchmark\": \"tokenizer\",\n  \"rounds\": %d,\n  \"peers\": \"%s\",\n  \"results\": [",
-                        rounds, have_peer ? p.banner + 6 : "");
+                        rounds, have_peer ? p.banner : "");
     }
     int parity_texts = 0, parity_equal = 0, first = 1;
     for (int fi = 0; fi < 3; fi++) {
@@ -169,12 +142,7 @@ int main(int argc, char **argv) {
         ok = fclose(js) == 0 && ok;
         if (ok && rename(jtmp, json) == 0) printf("wrote %s\n", json);
     }
-    if (have_peer) {
-        fprintf(p.to, "quit\n");
-        fclose(p.to);
-        fclose(p.from);
-        waitpid(p.pid, NULL, 0);
-    }
+    if (have_peer) bench_peer_stop(&p);
     gl_bpe_free(t);
     return 0;
 }

@@ -34,57 +34,11 @@ static const bench_config configs[] = {
     {"G", 50257, 12, 12, 768, 64, 4},
 };
 
-/* ---- the PyTorch peer process ---- */
+/* ---- the PyTorch peer: one command per line, milliseconds back ---- */
 
-typedef struct {
-    pid_t pid;
-    FILE *to, *from;
-    char banner[256];
-} peer;
-
-static bool peer_start(peer *p, const char *python, const bench_config *c) {
-    int in[2], out[2];
-    if (pipe(in) || pipe(out)) return false;
-    p->pid = fork();
-    if (p->pid < 0) return false;
-    if (p->pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[1]);
-        close(out[0]);
-        char a[6][16];
-        int v[6] = {c->vocab, c->n_layer, c->n_head, c->n_embd, c->block, c->batch};
-        for (int i = 0; i < 6; i++) snprintf(a[i], sizeof a[i], "%d", v[i]);
-        execlp(python, python, "bench/torch_gpt.py", "serve", a[0], a[1], a[2], a[3], a[4], a[5], (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    p->to = fdopen(in[1], "w");
-    p->from = fdopen(out[0], "r");
-    if (!fgets(p->banner, sizeof p->banner, p->from) || strncmp(p->banner, "ready", 5) != 0) {
-        fclose(p->to);
-        fclose(p->from);
-        waitpid(p->pid, NULL, 0);
-        return false;
-    }
-    p->banner[strcspn(p->banner, "\n")] = 0;
-    return true;
-}
-
-static double peer_ms(peer *p, const char *cmd) {
+static double peer_ms(bench_peer *p, const char *cmd) {
     char line[128];
-    fprintf(p->to, "%s\n", cmd);
-    fflush(p->to);
-    if (!fgets(line, sizeof line, p->from)) return NAN;
-    return atof(line);
-}
-
-static void peer_stop(peer *p) {
-    fprintf(p->to, "quit\n");
-    fclose(p->to);
-    fclose(p->from);
-    waitpid(p->pid, NULL, 0);
+    return bench_peer_ask(p, cmd, line, sizeof line) ? atof(line) : NAN;
 }
 
 /* ---- ours ---- */
@@ -187,8 +141,12 @@ int main(int argc, char **argv) {
         gl_rng r;
         gl_rng_seed(&r, 7);
         for (int i = 0; i < B * T; i++) x[i] = (int32_t)gl_rng_below(&r, (uint64_t)c->vocab), y[i] = (int32_t)gl_rng_below(&r, (uint64_t)c->vocab);
-        peer p;
-        bool have_peer = peer_start(&p, python, c);
+        bench_peer p;
+        char a[6][16];
+        int v[6] = {c->vocab, c->n_layer, c->n_head, c->n_embd, c->block, c->batch};
+        for (int i = 0; i < 6; i++) snprintf(a[i], sizeof a[i], "%d", v[i]);
+        char *peer_argv[] = {(char *)python, "bench/torch_gpt.py", "serve", a[0], a[1], a[2], a[3], a[4], a[5], NULL};
+        bool have_peer = bench_peer_start(&p, peer_argv);
         if (!have_peer) printf("(config %s: PyTorch peer unavailable; reporting ours only)\n", c->name);
         double ours[100], theirs[100], ratio[100];
         /* training step */
@@ -252,7 +210,7 @@ int main(int argc, char **argv) {
         if (have_peer) {
             printf("%-6s peer: %s\n", c->name, p.banner);
             if (js) fprintf(js, ",\n    {\"config\": \"%s\", \"peer\": \"%s\"}", c->name, p.banner);
-            peer_stop(&p);
+            bench_peer_stop(&p);
         }
         if (opt) gl_optim_free(opt);
         gpt_free(&m);

@@ -2,9 +2,13 @@
 #ifndef GRADLAB_BENCH_UTIL_H
 #define GRADLAB_BENCH_UTIL_H
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 static inline double bench_now(void) {
     struct timespec ts;
@@ -25,6 +29,55 @@ static inline double bench_median(const double *v, int n) {
     double m = n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
     free(c);
     return m;
+}
+
+/* A peer benchmark running as a child process that reads one command per line and answers one line; its first
+ * line must start with "ready" (kept in banner, without the "ready " prefix). */
+typedef struct {
+    pid_t pid;
+    FILE *to, *from;
+    char banner[512];
+} bench_peer;
+
+static inline bool bench_peer_start(bench_peer *p, char *const argv[]) {
+    int in[2], out[2];
+    if (pipe(in) || pipe(out)) return false;
+    if ((p->pid = fork()) == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    p->to = fdopen(in[1], "w");
+    p->from = fdopen(out[0], "r");
+    char line[512];
+    if (!fgets(line, sizeof line, p->from) || strncmp(line, "ready", 5) != 0) {
+        fclose(p->to);
+        fclose(p->from);
+        waitpid(p->pid, NULL, 0);
+        return false;
+    }
+    line[strcspn(line, "\n")] = 0;
+    snprintf(p->banner, sizeof p->banner, "%s", line[5] ? line + 6 : "");
+    return true;
+}
+
+/* sends one command line and reads the one-line answer into line; false if the peer is gone */
+static inline bool bench_peer_ask(bench_peer *p, const char *cmd, char *line, int len) {
+    fprintf(p->to, "%s\n", cmd);
+    fflush(p->to);
+    return fgets(line, len, p->from) != NULL;
+}
+
+static inline void bench_peer_stop(bench_peer *p) {
+    fprintf(p->to, "quit\n");
+    fclose(p->to);
+    fclose(p->from);
+    waitpid(p->pid, NULL, 0);
 }
 
 #endif
