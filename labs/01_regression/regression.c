@@ -55,17 +55,20 @@ bool linreg_closed_form(const double *x, const double *y, int rows, int d, doubl
     return true;
 }
 
-void linreg_gd(const double *x, const double *y, int rows, int d, double lr, int iters, double *w, double *curve) {
+/* Batch gradient descent for a model with a linear score z = x w + b. `residual` returns dL/dz for one sample
+ * (and adds its loss): for both losses here the gradient is then (1/n) X^T r, which is what makes the two
+ * models the same algorithm. */
+static void gradient_descent(const double *x, const double *y, int rows, int d, double lr, int iters, double *w,
+                             double *curve, double (*residual)(double z, double y, double *loss)) {
     double *g = malloc((size_t)(d + 1) * sizeof *g);
     memset(w, 0, (size_t)(d + 1) * sizeof *w);
     for (int it = 0; it < iters; it++) {
         memset(g, 0, (size_t)(d + 1) * sizeof *g);
         double loss = 0;
         for (int i = 0; i < rows; i++) {
-            double e = predict(x + (size_t)i * d, d, w) - y[i];
-            loss += e * e;
-            for (int j = 0; j < d; j++) g[j] += e * x[i * d + j];
-            g[d] += e;
+            double r = residual(predict(x + (size_t)i * d, d, w), y[i], &loss);
+            for (int j = 0; j < d; j++) g[j] += r * x[i * d + j];
+            g[d] += r;
         }
         if (curve) curve[it] = loss / rows;
         for (int j = 0; j <= d; j++) w[j] -= lr * g[j] / rows;
@@ -73,23 +76,24 @@ void linreg_gd(const double *x, const double *y, int rows, int d, double lr, int
     free(g);
 }
 
+/* squared error: dL/dz = z - y (for L = (z - y)^2 / 2; the curve reports (z - y)^2, the MSE) */
+static double squared_residual(double z, double y, double *loss) {
+    *loss += (z - y) * (z - y);
+    return z - y;
+}
+
+/* log loss of p = sigmoid(z): dL/dz = p - y; the loss written stably as log(1 + e^-|z|) + max(-z or z, 0) */
+static double logistic_residual(double z, double y, double *loss) {
+    *loss += log1p(exp(-fabs(z))) + (y > 0.5 ? fmax(-z, 0) : fmax(z, 0));
+    return 1.0 / (1.0 + exp(-z)) - y;
+}
+
+void linreg_gd(const double *x, const double *y, int rows, int d, double lr, int iters, double *w, double *curve) {
+    gradient_descent(x, y, rows, d, lr, iters, w, curve, squared_residual);
+}
+
 void logreg_gd(const double *x, const double *y, int rows, int d, double lr, int iters, double *w, double *curve) {
-    double *g = malloc((size_t)(d + 1) * sizeof *g);
-    memset(w, 0, (size_t)(d + 1) * sizeof *w);
-    for (int it = 0; it < iters; it++) {
-        memset(g, 0, (size_t)(d + 1) * sizeof *g);
-        double loss = 0;
-        for (int i = 0; i < rows; i++) {
-            double z = predict(x + (size_t)i * d, d, w), p = 1.0 / (1.0 + exp(-z));
-            /* log loss, written stably: log(1 + e^-z) for y = 1, log(1 + e^z) for y = 0 */
-            loss += y[i] > 0.5 ? log1p(exp(-fabs(z))) + fmax(-z, 0) : log1p(exp(-fabs(z))) + fmax(z, 0);
-            for (int j = 0; j < d; j++) g[j] += (p - y[i]) * x[i * d + j];
-            g[d] += p - y[i];
-        }
-        if (curve) curve[it] = loss / rows;
-        for (int j = 0; j <= d; j++) w[j] -= lr * g[j] / rows;
-    }
-    free(g);
+    gradient_descent(x, y, rows, d, lr, iters, w, curve, logistic_residual);
 }
 
 double mse(const double *x, const double *y, int rows, int d, const double *w) {
