@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 bool gl_read_whole_file(const char *path, unsigned char **data, size_t *len, char *err, size_t err_len) {
     FILE *f = fopen(path, "rb");
@@ -28,3 +29,20 @@ bool gl_read_whole_file(const char *path, unsigned char **data, size_t *len, cha
     return true;
 }
 
+
+FILE *gl_atomic_open(gl_atomic *a, const char *path) {
+    snprintf(a->path, sizeof a->path, "%s", path);
+    snprintf(a->tmp, sizeof a->tmp, "%s.tmp", a->path);
+    a->f = fopen(a->tmp, "wb");
+    return a->f;
+}
+
+bool gl_atomic_commit(gl_atomic *a) {
+    if (!a->f) return false;
+    bool ok = !ferror(a->f) && fflush(a->f) == 0 && fsync(fileno(a->f)) == 0;
+    ok = fclose(a->f) == 0 && ok;
+    a->f = NULL;
+    if (ok && rename(a->tmp, a->path) == 0) return true;
+    remove(a->tmp);
+    return false;
+}

@@ -13,6 +13,7 @@
 
 #include "csv.h"
 #include "gradlab.h"
+#include "io.h"
 #include "plot.h"
 #include "regression.h"
 
@@ -185,16 +186,13 @@ int main(int argc, char **argv) {
     printf("   the model is three lines; the gradient of section 2, derived by hand, is computed by backward()\n\n");
 
     snprintf(path, sizeof path, "%s/results.json", out);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
+    gl_atomic file;
+    FILE *f = gl_atomic_open(&file, path);
     if (f) {
         fprintf(f, "{\n  \"linreg_max_coefficient_difference\": %.3g,\n  \"linreg_test_mse\": %.2f,\n  \"linreg_test_r2\": %.4f,\n"
                    "  \"logreg_test_accuracy\": %.4f,\n  \"logreg_two_feature_test_accuracy\": %.4f,\n"
                    "  \"autograd_logreg_test_accuracy\": %.4f\n}\n", diff, mse_te, r2_te, acc_te, acc2, acc_ag);
-        bool good = fflush(f) == 0 && fsync(fileno(f)) == 0;
-        good = fclose(f) == 0 && good;
-        if (good) rename(tmp, path);
+        if (!gl_atomic_commit(&file)) fprintf(stderr, "lab01: could not write %s\n", path);
     }
     printf("wrote %s/linreg_loss.png, logreg_loss.png, decision_boundary.png, results.json\n", out);
     return 0;

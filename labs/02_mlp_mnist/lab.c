@@ -15,6 +15,7 @@
 
 #include "gradlab.h"
 #include "idx.h"
+#include "io.h"
 #include "plot.h"
 
 typedef struct {
@@ -67,9 +68,8 @@ static gl_tensor *mlp_forward(mlp *m, gl_tensor *x) {
 /* the model file: "GLMLP\0\0\0", the 6 parameter tensors' floats in order, an FNV-1a 64 checksum; written to a
  * temp name and renamed */
 static bool mlp_save(const mlp *m, const char *path) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
+    gl_atomic file;
+    FILE *f = gl_atomic_open(&file, path);
     if (!f) return false;
     uint64_t h = 0xcbf29ce484222325ull;
     bool ok = fwrite("GLMLP\0\0\0", 1, 8, f) == 8;
@@ -79,10 +79,8 @@ static bool mlp_save(const mlp *m, const char *path) {
         for (size_t k = 0; k < n; k++) h = (h ^ b[k]) * 0x100000001b3ull;
         ok = fwrite(b, 1, n, f) == n;
     }
-    ok = ok && fwrite(&h, 8, 1, f) == 1 && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) return remove(tmp), false;
-    return true;
+    ok = ok && fwrite(&h, 8, 1, f) == 1;
+    return gl_atomic_commit(&file) && ok;
 }
 
 static bool mlp_load(mlp *m, const char *path, char *err, size_t n) {
@@ -351,18 +349,15 @@ int main(int argc, char **argv) {
     }
 
     snprintf(path, sizeof path, "%s/results.json", out);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
+    gl_atomic file;
+    FILE *f = gl_atomic_open(&file, path);
     if (f) {
         fprintf(f, "{\n  \"mnist_train\": %d,\n  \"mnist_test\": %d,\n  \"epochs\": %d,\n", tr.images.count,
                 te.images.count, epochs);
         for (int k = 0; k < 3; k++)
             fprintf(f, "  \"%s_test_accuracy\": %.4f,\n  \"%s_seconds\": %.2f,\n", names[k], acc[k][epochs - 1], names[k], secs[k]);
         fprintf(f, "  \"fashion_test_accuracy\": %.4f\n}\n", have_fashion ? facc[fashion_epochs - 1] : -1.0);
-        bool good = fflush(f) == 0 && fsync(fileno(f)) == 0;
-        good = fclose(f) == 0 && good;
-        if (good) rename(tmp, path);
+        if (!gl_atomic_commit(&file)) fprintf(stderr, "lab02: could not write %s\n", path);
     }
     printf("wrote %s/optimizers.png, confusion.png, misclassified.png, results.json\n", out);
     return 0;

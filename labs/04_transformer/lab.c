@@ -18,6 +18,7 @@
 #include "utf8.h"
 #include "gpt.h"
 #include "gpt_io.h"
+#include "io.h"
 #include "plot.h"
 #include "sample.h"
 
@@ -279,17 +280,15 @@ int main(int argc, char **argv) {
     double diff = attention_by_hand();
     one_block();
     int maps = heatmaps(ckpt, out, "ROMEO:\nBut soft, what light through yonder window breaks?");
-    char path[4096], tmp[4200];
+    char path[4096];
     snprintf(path, sizeof path, "%s/results.json", out);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *js = fopen(tmp, "w");
+    gl_atomic file;
+    FILE *js = gl_atomic_open(&file, path);
     if (js) fprintf(js, "{\n  \"by_hand_max_difference\": %.3g,\n  \"heatmaps\": %d,\n  \"naive_vs_flash\": [", diff, maps);
     naive_vs_flash(out, js);
     if (js) {
         fprintf(js, "\n  ]\n}\n");
-        bool ok = fflush(js) == 0 && fsync(fileno(js)) == 0;
-        ok = fclose(js) == 0 && ok;
-        if (ok) rename(tmp, path);
+        if (!gl_atomic_commit(&file)) fprintf(stderr, "lab04: could not write %s\n", path);
     }
     pretrained(gpt2_dir);
     printf("\nwrote %s/attention_heads.png, %s/naive_vs_flash.png, %s/results.json\n", out, out, out);

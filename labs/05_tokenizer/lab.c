@@ -180,9 +180,8 @@ int main(int argc, char **argv) {
 
     /* results.json */
     snprintf(path, sizeof path, "%s/results.json", out);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
+    gl_atomic file;
+    FILE *f = gl_atomic_open(&file, path);
     if (f) {
         fprintf(f, "{\n  \"corpus\": \"%s\",\n  \"bytes\": %zu,\n  \"compression\": [", corpus, len);
         for (int k = 0; k < N_SIZES; k++)
@@ -193,9 +192,7 @@ int main(int argc, char **argv) {
             fprintf(f, "%s\n    {\"case\": \"%s\", \"bytes_per_token\": %.3f}", k ? "," : "", cases[k].label,
                     (double)bytes_per_token[k]);
         fprintf(f, "\n  ]\n}\n");
-        bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-        ok = fclose(f) == 0 && ok;
-        if (ok) rename(tmp, path);
+        if (!gl_atomic_commit(&file)) fprintf(stderr, "lab05: could not write %s\n", path);
     }
     printf("\nwrote %s/compression.png, %s/zipf.png, %s/results.json\n", out, out, out);
     for (int k = 0; k < N_SIZES; k++) gl_bpe_free(trained[k]);
