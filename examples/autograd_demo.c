@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "char_mlp.h"
+#include "cli.h"
 
 typedef struct {
     const char *data;
@@ -39,28 +40,6 @@ static void usage(FILE *f) {
             "Same seed and same thread count give bitwise identical runs.\n");
 }
 
-static int parse_int(const char *flag, const char *s, int lo, int hi) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "autograd_demo: %s expects an integer in [%d, %d], got '%s'\n", flag, lo, hi, s);
-        exit(2);
-    }
-    return (int)v;
-}
-
-static float parse_float(const char *flag, const char *s, float lo, float hi) {
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || *end || end == s || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "autograd_demo: %s expects a number in [%g, %g], got '%s'\n", flag, (double)lo, (double)hi, s);
-        exit(2);
-    }
-    return v;
-}
-
 static options parse_args(int argc, char **argv) {
     options o = {.data = "data/tinyshakespeare/input.txt", .steps = 2000, .batch = 128, .context = 8, .embd = 24,
                  .hidden = 256, .eval_interval = 250, .eval_batches = 20, .sample_len = 400, .threads = 0,
@@ -79,22 +58,22 @@ static options parse_args(int argc, char **argv) {
         }
         const char *v = argv[++i];
         if (!strcmp(f, "--data")) o.data = v;
-        else if (!strcmp(f, "--steps")) o.steps = parse_int(f, v, 1, 100000000);
-        else if (!strcmp(f, "--batch")) o.batch = parse_int(f, v, 1, 1 << 20);
-        else if (!strcmp(f, "--context")) o.context = parse_int(f, v, 1, 1024);
-        else if (!strcmp(f, "--embd")) o.embd = parse_int(f, v, 1, 4096);
-        else if (!strcmp(f, "--hidden")) o.hidden = parse_int(f, v, 1, 65536);
-        else if (!strcmp(f, "--dropout")) o.dropout = parse_float(f, v, 0.0f, 0.95f);
-        else if (!strcmp(f, "--lr")) o.lr = parse_float(f, v, 0.0f, 10.0f);
-        else if (!strcmp(f, "--min-lr")) o.min_lr = parse_float(f, v, 0.0f, 10.0f);
-        else if (!strcmp(f, "--warmup")) o.warmup = parse_int(f, v, 1, 100000000);
-        else if (!strcmp(f, "--wd")) o.wd = parse_float(f, v, 0.0f, 10.0f);
-        else if (!strcmp(f, "--clip")) o.clip = parse_float(f, v, 0.0f, 1e9f);
-        else if (!strcmp(f, "--seed")) o.seed = (uint64_t)parse_int(f, v, 0, 2147483647);
-        else if (!strcmp(f, "--eval-interval")) o.eval_interval = parse_int(f, v, 1, 100000000);
-        else if (!strcmp(f, "--sample")) o.sample_len = parse_int(f, v, 0, 1000000);
-        else if (!strcmp(f, "--temperature")) o.temperature = parse_float(f, v, 0.01f, 100.0f);
-        else if (!strcmp(f, "--threads")) o.threads = parse_int(f, v, 1, 1024);
+        else if (!strcmp(f, "--steps")) o.steps = gl_flag_int("autograd_demo", f, v, 1, 100000000);
+        else if (!strcmp(f, "--batch")) o.batch = gl_flag_int("autograd_demo", f, v, 1, 1 << 20);
+        else if (!strcmp(f, "--context")) o.context = gl_flag_int("autograd_demo", f, v, 1, 1024);
+        else if (!strcmp(f, "--embd")) o.embd = gl_flag_int("autograd_demo", f, v, 1, 4096);
+        else if (!strcmp(f, "--hidden")) o.hidden = gl_flag_int("autograd_demo", f, v, 1, 65536);
+        else if (!strcmp(f, "--dropout")) o.dropout = (float)gl_flag_number("autograd_demo", f, v, 0.0f, 0.95f);
+        else if (!strcmp(f, "--lr")) o.lr = (float)gl_flag_number("autograd_demo", f, v, 0.0f, 10.0f);
+        else if (!strcmp(f, "--min-lr")) o.min_lr = (float)gl_flag_number("autograd_demo", f, v, 0.0f, 10.0f);
+        else if (!strcmp(f, "--warmup")) o.warmup = gl_flag_int("autograd_demo", f, v, 1, 100000000);
+        else if (!strcmp(f, "--wd")) o.wd = (float)gl_flag_number("autograd_demo", f, v, 0.0f, 10.0f);
+        else if (!strcmp(f, "--clip")) o.clip = (float)gl_flag_number("autograd_demo", f, v, 0.0f, 1e9f);
+        else if (!strcmp(f, "--seed")) o.seed = (uint64_t)gl_flag_int("autograd_demo", f, v, 0, 2147483647);
+        else if (!strcmp(f, "--eval-interval")) o.eval_interval = gl_flag_int("autograd_demo", f, v, 1, 100000000);
+        else if (!strcmp(f, "--sample")) o.sample_len = gl_flag_int("autograd_demo", f, v, 0, 1000000);
+        else if (!strcmp(f, "--temperature")) o.temperature = (float)gl_flag_number("autograd_demo", f, v, 0.01f, 100.0f);
+        else if (!strcmp(f, "--threads")) o.threads = gl_flag_int("autograd_demo", f, v, 1, 1024);
         else {
             fprintf(stderr, "autograd_demo: unknown flag '%s'\n", f);
             usage(stderr);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "codec.h"
 #include "gpt.h"
 #include "gpt_io.h"
@@ -30,17 +31,6 @@ static void usage(FILE *f) {
 static void fail(const char *msg, const char *detail) {
     fprintf(stderr, "infer: %s%s\n", msg, detail);
     exit(1);
-}
-
-static double num(const char *flag, const char *s, double lo, double hi) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || end == s || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "infer: %s expects a number in [%g, %g], got '%s'\n", flag, lo, hi, s);
-        exit(2);
-    }
-    return v;
 }
 
 typedef struct {
@@ -88,12 +78,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(f, "--merges")) gpt2_merges = v;
         else if (!strcmp(f, "--prompt")) prompt = v;
         else if (!strcmp(f, "--prompt-ids")) prompt_ids = v;
-        else if (!strcmp(f, "--max-new-tokens")) max_new = (int)num(f, v, 0, 1e8);
-        else if (!strcmp(f, "--temperature")) s.temperature = (float)num(f, v, 0, 100);
-        else if (!strcmp(f, "--top-k")) s.top_k = (int)num(f, v, 0, 1e8);
-        else if (!strcmp(f, "--top-p")) s.top_p = (float)num(f, v, 1e-6, 1);
-        else if (!strcmp(f, "--seed")) seed = (uint64_t)num(f, v, 0, 9007199254740992.0);
-        else if (!strcmp(f, "--threads")) threads = (int)num(f, v, 1, 1024);
+        else if (!strcmp(f, "--max-new-tokens")) max_new = (int)gl_flag_number("infer", f, v, 0, 1e8);
+        else if (!strcmp(f, "--temperature")) s.temperature = (float)gl_flag_number("infer", f, v, 0, 100);
+        else if (!strcmp(f, "--top-k")) s.top_k = (int)gl_flag_number("infer", f, v, 0, 1e8);
+        else if (!strcmp(f, "--top-p")) s.top_p = (float)gl_flag_number("infer", f, v, 1e-6, 1);
+        else if (!strcmp(f, "--seed")) seed = (uint64_t)gl_flag_number("infer", f, v, 0, 9007199254740992.0);
+        else if (!strcmp(f, "--threads")) threads = (int)gl_flag_number("infer", f, v, 1, 1024);
         else {
             fprintf(stderr, "infer: unknown flag '%s'\n", f);
             usage(stderr);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "codec.h"
 #include "gpt.h"
 #include "gpt_io.h"
@@ -57,23 +58,6 @@ static void die(const char *fmt, const char *a, const char *b) {
     exit(2);
 }
 
-static double num(const char *flag, const char *s, double lo, double hi) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || end == s || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "train: %s expects a number in [%g, %g], got '%s'\n", flag, lo, hi, s);
-        exit(2);
-    }
-    return v;
-}
-
-static int integer(const char *flag, const char *s, double lo, double hi) {
-    double v = num(flag, s, lo, hi);
-    if (v != floor(v)) die("%s expects a whole number, got '%s'", flag, s);
-    return (int)v;
-}
-
 static options parse(int argc, char **argv) {
     options o = {.out = "checkpoints/gpt.ckpt", .tokenizer = "char", .attention = "auto",
                  .cfg = {.n_layer = 4, .n_head = 4, .n_embd = 128, .block_size = 64, .dropout = 0.0f, .bias = false,
@@ -99,33 +83,33 @@ static options parse(int argc, char **argv) {
         else if (!strcmp(f, "--loss-log")) o.loss_log = v;
         else if (!strcmp(f, "--tokenizer")) o.tokenizer = v;
         else if (!strcmp(f, "--attention")) o.attention = v;
-        else if (!strcmp(f, "--n-layer")) o.cfg.n_layer = integer(f, v, 1, 256);
-        else if (!strcmp(f, "--n-head")) o.cfg.n_head = integer(f, v, 1, 1024);
-        else if (!strcmp(f, "--n-embd")) o.cfg.n_embd = integer(f, v, 1, 65536);
-        else if (!strcmp(f, "--block-size")) o.cfg.block_size = integer(f, v, 1, 1 << 20);
-        else if (!strcmp(f, "--dropout")) o.cfg.dropout = (float)num(f, v, 0, 0.95);
-        else if (!strcmp(f, "--bias")) o.cfg.bias = integer(f, v, 0, 1);
-        else if (!strcmp(f, "--batch")) o.batch = integer(f, v, 1, 1 << 20);
-        else if (!strcmp(f, "--steps")) o.steps = integer(f, v, 0, 2e9), o.steps_given = true;
-        else if (!strcmp(f, "--stop-after")) o.stop_after = integer(f, v, 1, 2e9);
-        else if (!strcmp(f, "--lr")) o.lr = (float)num(f, v, 0, 10);
-        else if (!strcmp(f, "--min-lr")) o.min_lr = (float)num(f, v, 0, 10);
-        else if (!strcmp(f, "--warmup")) o.warmup = integer(f, v, 1, 2e9);
-        else if (!strcmp(f, "--decay-steps")) o.decay_steps = integer(f, v, 1, 2e9);
-        else if (!strcmp(f, "--beta1")) o.beta1 = (float)num(f, v, 0, 0.999999);
-        else if (!strcmp(f, "--beta2")) o.beta2 = (float)num(f, v, 0, 0.999999);
-        else if (!strcmp(f, "--eps")) o.eps = (float)num(f, v, 0, 1);
-        else if (!strcmp(f, "--weight-decay")) o.wd = (float)num(f, v, 0, 10);
-        else if (!strcmp(f, "--clip")) o.clip = (float)num(f, v, 0, 1e9);
-        else if (!strcmp(f, "--val-fraction")) o.val_fraction = (float)num(f, v, 0.001, 0.5);
-        else if (!strcmp(f, "--seed")) o.seed = (uint64_t)num(f, v, 0, 9007199254740992.0);
-        else if (!strcmp(f, "--threads")) o.threads = integer(f, v, 1, 1024);
-        else if (!strcmp(f, "--eval-interval")) o.eval_interval = integer(f, v, 1, 2e9);
-        else if (!strcmp(f, "--eval-batches")) o.eval_batches = integer(f, v, 1, 1e6);
-        else if (!strcmp(f, "--final-eval-batches")) o.final_eval_batches = integer(f, v, 0, 1e6);
-        else if (!strcmp(f, "--ckpt-interval")) o.ckpt_interval = integer(f, v, 1, 2e9);
-        else if (!strcmp(f, "--sample")) o.sample_len = integer(f, v, 0, 1e6);
-        else if (!strcmp(f, "--temperature")) o.temperature = (float)num(f, v, 0, 100);
+        else if (!strcmp(f, "--n-layer")) o.cfg.n_layer = gl_flag_int("train", f, v, 1, 256);
+        else if (!strcmp(f, "--n-head")) o.cfg.n_head = gl_flag_int("train", f, v, 1, 1024);
+        else if (!strcmp(f, "--n-embd")) o.cfg.n_embd = gl_flag_int("train", f, v, 1, 65536);
+        else if (!strcmp(f, "--block-size")) o.cfg.block_size = gl_flag_int("train", f, v, 1, 1 << 20);
+        else if (!strcmp(f, "--dropout")) o.cfg.dropout = (float)gl_flag_number("train", f, v, 0, 0.95);
+        else if (!strcmp(f, "--bias")) o.cfg.bias = gl_flag_int("train", f, v, 0, 1);
+        else if (!strcmp(f, "--batch")) o.batch = gl_flag_int("train", f, v, 1, 1 << 20);
+        else if (!strcmp(f, "--steps")) o.steps = gl_flag_int("train", f, v, 0, 2e9), o.steps_given = true;
+        else if (!strcmp(f, "--stop-after")) o.stop_after = gl_flag_int("train", f, v, 1, 2e9);
+        else if (!strcmp(f, "--lr")) o.lr = (float)gl_flag_number("train", f, v, 0, 10);
+        else if (!strcmp(f, "--min-lr")) o.min_lr = (float)gl_flag_number("train", f, v, 0, 10);
+        else if (!strcmp(f, "--warmup")) o.warmup = gl_flag_int("train", f, v, 1, 2e9);
+        else if (!strcmp(f, "--decay-steps")) o.decay_steps = gl_flag_int("train", f, v, 1, 2e9);
+        else if (!strcmp(f, "--beta1")) o.beta1 = (float)gl_flag_number("train", f, v, 0, 0.999999);
+        else if (!strcmp(f, "--beta2")) o.beta2 = (float)gl_flag_number("train", f, v, 0, 0.999999);
+        else if (!strcmp(f, "--eps")) o.eps = (float)gl_flag_number("train", f, v, 0, 1);
+        else if (!strcmp(f, "--weight-decay")) o.wd = (float)gl_flag_number("train", f, v, 0, 10);
+        else if (!strcmp(f, "--clip")) o.clip = (float)gl_flag_number("train", f, v, 0, 1e9);
+        else if (!strcmp(f, "--val-fraction")) o.val_fraction = (float)gl_flag_number("train", f, v, 0.001, 0.5);
+        else if (!strcmp(f, "--seed")) o.seed = (uint64_t)gl_flag_number("train", f, v, 0, 9007199254740992.0);
+        else if (!strcmp(f, "--threads")) o.threads = gl_flag_int("train", f, v, 1, 1024);
+        else if (!strcmp(f, "--eval-interval")) o.eval_interval = gl_flag_int("train", f, v, 1, 2e9);
+        else if (!strcmp(f, "--eval-batches")) o.eval_batches = gl_flag_int("train", f, v, 1, 1e6);
+        else if (!strcmp(f, "--final-eval-batches")) o.final_eval_batches = gl_flag_int("train", f, v, 0, 1e6);
+        else if (!strcmp(f, "--ckpt-interval")) o.ckpt_interval = gl_flag_int("train", f, v, 1, 2e9);
+        else if (!strcmp(f, "--sample")) o.sample_len = gl_flag_int("train", f, v, 0, 1e6);
+        else if (!strcmp(f, "--temperature")) o.temperature = (float)gl_flag_number("train", f, v, 0, 100);
         else {
             fprintf(stderr, "train: unknown flag '%s'\n", f);
             usage(stderr);

@@ -1,0 +1,10 @@
+/* Command-line numbers for the programs: a flag's value parsed whole, range-checked, or the program exits with
+ * status 2 and a message naming the program, the flag, the range and what was given. */
+#ifndef GRADLAB_CLI_H
+#define GRADLAB_CLI_H
+
+double gl_flag_number(const char *prog, const char *flag, const char *value, double lo, double hi);
+/* as gl_flag_number, and the value must be a whole number */
+int gl_flag_int(const char *prog, const char *flag, const char *value, double lo, double hi);
+
+#endif
