@@ -2,24 +2,25 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-static double parse(const char *prog, const char *flag, const char *s, double lo, double hi, const char *kind) {
+static double parse(const char *prog, const char *flag, const char *s, double lo, double hi, bool whole) {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || *end || end == s || !(v >= lo && v <= hi) || (kind[0] == 'a' && v != floor(v))) {
-        fprintf(stderr, "%s: %s expects %s in [%g, %g], got '%s'\n", prog, flag, kind, lo, hi, s);
+    if (errno || *end || end == s || !(v >= lo && v <= hi) || (whole && v != floor(v))) {
+        fprintf(stderr, "%s: %s expects %s in [%g, %g], got '%s'\n", prog, flag, whole ? "an integer" : "a number", lo, hi, s);
         exit(2);
     }
     return v;
 }
 
 double gl_flag_number(const char *prog, const char *flag, const char *value, double lo, double hi) {
-    return parse(prog, flag, value, lo, hi, "a number");
+    return parse(prog, flag, value, lo, hi, false);
 }
 
 int gl_flag_int(const char *prog, const char *flag, const char *value, double lo, double hi) {
-    return (int)parse(prog, flag, value, lo, hi, "an integer");
+    return (int)parse(prog, flag, value, lo, hi, true);
 }
