@@ -34,7 +34,7 @@ PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer $(BUILD)/tokeni
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: bench-mnist all test run run-demo lab01 lab02 lab04 lab05 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 all: check-cuda $(LIB) $(PROGRAMS)
 
 check-cuda:
@@ -101,6 +101,9 @@ run: $(BUILD)/train $(BUILD)/infer
 $(BUILD)/lab%: labs/%_*/lab.c $(LIB)
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
+
+lab03: $(BUILD)/lab03
+	./$(BUILD)/lab03
 
 lab05: $(BUILD)/lab05
 	./$(BUILD)/lab05
@@ -181,7 +184,17 @@ bench-attention: $(BUILD)/bench_attention
 bench-mnist: $(BUILD)/lab02
 	env LD_LIBRARY_PATH=$(TORCH_BLAS):$$LD_LIBRARY_PATH $(TORCH_PYTHON) bench/bench_mnist.py
 
-bench: bench-gemm bench-train bench-tokenizer bench-attention bench-mnist
+$(BUILD)/bench_word2vec: bench/bench_word2vec.c $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
+
+# the peer from PyPI: pip install gensim (ours is measured without it)
+GENSIM_PYTHON ?= python3
+bench-word2vec: $(BUILD)/bench_word2vec
+	@mkdir -p out/bench
+	./$(BUILD)/bench_word2vec --python $(GENSIM_PYTHON) --json out/bench/word2vec.json $(BENCH_ARGS)
+
+bench: bench-gemm bench-train bench-tokenizer bench-attention bench-mnist bench-word2vec
 
 clean:
 	rm -rf build out

@@ -116,14 +116,14 @@ int main(int argc, char **argv) {
     }
     if (have_peer) bench_peer_stop(&p);
     char path[4096], err[256];
-    gl_series ts[4] = {{"naive (ours)", tx, t_naive, nt, false}, {"flash (ours)", tx, t_flash, nt, false},
-                       {"PyTorch explicit", tx, t_torch, nt, false}, {"PyTorch SDPA", tx, t_sdpa, nt, false}};
+    gl_series ts[4] = {{"naive (ours)", tx, t_naive, nt, false, NULL}, {"flash (ours)", tx, t_flash, nt, false, NULL},
+                       {"PyTorch explicit", tx, t_torch, nt, false, NULL}, {"PyTorch SDPA", tx, t_sdpa, nt, false, NULL}};
     gl_chart tc = {.title = "Causal attention, forward + backward", .xlabel = "sequence length T (log)",
                    .ylabel = "milliseconds (log)", .log_x = true, .log_y = true};
     snprintf(path, sizeof path, "%s/attention_time.png", out_dir);
     if (!gl_plot_lines(path, &tc, ts, 4, err, (int)sizeof err)) fprintf(stderr, "bench_attention: %s\n", err);
-    gl_series ms[3] = {{"naive (ours)", tx, m_naive, nt, false}, {"flash (ours)", tx, m_flash, nt, false},
-                       {"PyTorch explicit", tx, m_torch, nt, false}};
+    gl_series ms[3] = {{"naive (ours)", tx, m_naive, nt, false, NULL}, {"flash (ours)", tx, m_flash, nt, false, NULL},
+                       {"PyTorch explicit", tx, m_torch, nt, false, NULL}};
     gl_chart mc = {.title = "Peak extra memory, forward + backward", .xlabel = "sequence length T (log)",
                    .ylabel = "MiB (log)", .log_x = true, .log_y = true};
     snprintf(path, sizeof path, "%s/attention_memory.png", out_dir);

@@ -162,6 +162,7 @@ bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series
             }
             int qx = PX(ch->log_x ? log10(x) : x), qy = PY(ch->log_y ? log10(y) : y);
             if (series[s].points) fill_rect(&c, qx - 2, qy - 2, qx + 3, qy + 3, col);
+            if (series[s].labels && series[s].labels[i]) text(&c, qx + 5, qy - 6, series[s].labels[i], 1, false, col);
             else if (have) line(&c, px, py, qx, qy, col, 2);
             if (!series[s].points && series[s].n <= 16) fill_rect(&c, qx - 3, qy - 3, qx + 4, qy + 4, col); /* mark few points */
             px = qx, py = qy, have = 1;

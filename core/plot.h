@@ -11,6 +11,7 @@ typedef struct {
     const float *x, *y; /* x may be NULL: 0, 1, 2, ... */
     int n;
     bool points; /* draw each point as a dot, without lines (a scatter plot) */
+    const char *const *labels; /* NULL, or one text per point drawn beside it (e.g. the words of a projection) */
 } gl_series;
 
 typedef struct {
@@ -23,8 +24,6 @@ typedef struct {
 /* Returns false (and writes a reason into err) if the file cannot be written. Non-finite points are skipped. */
 bool gl_plot_lines(const char *path, const gl_chart *chart, const gl_series *series, int n_series, char *err,
                    int err_len);
-
-#endif
 
 /* ---- heatmaps ---- */
 typedef struct {
@@ -44,3 +43,5 @@ bool gl_plot_heatmaps(const char *path, const char *title, const gl_heatmap *map
  * optional caption under each (NULL for none). */
 bool gl_plot_image_grid(const char *path, const char *title, const unsigned char *images, int n, int h, int w,
                         int cols, int scale, const char *const *captions, char *err, int err_len);
+
+#endif

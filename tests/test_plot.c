@@ -28,7 +28,7 @@ Test(plot, line_chart_has_its_size_axes_and_series_colour) {
     char path[64], err[128];
     snprintf(path, sizeof path, "/tmp/gradlab_plot_%d.png", (int)getpid());
     float x[3] = {0, 1, 2}, y[3] = {0, 1, 2};
-    gl_series s[1] = {{"diagonal", x, y, 3, false}};
+    gl_series s[1] = {{"diagonal", x, y, 3, false, NULL}};
     gl_chart c = {.title = "t", .xlabel = "x", .ylabel = "y", .width = 400, .height = 300};
     cr_assert(gl_plot_lines(path, &c, s, 1, err, sizeof err), "%s", err);
     int w, h;
@@ -67,7 +67,7 @@ Test(plot, heatmap_maps_low_and_high_to_the_ends_of_the_colour_ramp) {
 Test(plot, unwritable_path_is_an_error_not_a_crash) {
     char err[256];
     float y[2] = {1, 2};
-    gl_series s[1] = {{"a", NULL, y, 2, false}};
+    gl_series s[1] = {{"a", NULL, y, 2, false, NULL}};
     gl_chart c = {.title = "t"};
     cr_assert(!gl_plot_lines("/nonexistent/dir/x.png", &c, s, 1, err, sizeof err));
     cr_assert(strstr(err, "cannot create"), "%s", err);

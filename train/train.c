@@ -368,7 +368,7 @@ int main(int argc, char **argv) {
     char plot_path[4096];
     snprintf(plot_path, sizeof plot_path, "%s", o.plot ? o.plot : o.out);
     if (!o.plot) strncat(plot_path, ".loss.png", sizeof plot_path - strlen(plot_path) - 1);
-    gl_series series[2] = {{"train loss", NULL, train_curve, (int)n_steps, false}, {"val loss", val_x, val_y, n_val_points, false}};
+    gl_series series[2] = {{"train loss", NULL, train_curve, (int)n_steps, false, NULL}, {"val loss", val_x, val_y, n_val_points, false, NULL}};
     gl_chart chart = {.title = "GPT training loss", .xlabel = "step", .ylabel = "cross-entropy (nats)"};
     if (!gl_plot_lines(plot_path, &chart, series, 2, err, (int)sizeof err)) fprintf(stderr, "train: plot: %s\n", err);
     else printf("loss curve: %s\n", plot_path);

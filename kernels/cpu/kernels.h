@@ -33,6 +33,11 @@ typedef struct gl_kernels {
     void (*mul_acc)(size_t n, const float *a, const float *b, float *y);
     /* sum of a[i] * b[i] */
     float (*dot)(size_t n, const float *a, const float *b);
+    /* word2vec's skip-gram negative-sampling step for one context vector v and n_out output vectors (outs[0] the
+     * true word, label 1; the rest negatives, label 0), each used as it was before its own update:
+     *   g_j = alpha (label_j - sigmoid(v . u_j));  u_j += g_j v;  then v += sum_j g_j u_j.
+     * acc is n floats of scratch. Returns sum_j -log sigmoid(+-v . u_j) when want_loss, else 0. */
+    float (*sgns_step)(size_t n, float *v, float *const *outs, int n_out, float alpha, float *acc, int want_loss);
     /* one Adam/AdamW step on n weights: g += l2 * w; w -= lr * decoupled * w; moments; bias-corrected update */
     void (*adam_update)(size_t n, float *w, const float *g, float *m, float *v, float lr, float beta1, float beta2,
                         float eps, float l2, float decoupled, float bc1, float bc2);

@@ -47,6 +47,16 @@ static inline float v_hsum(vf v) {
     for (int i = 0; i < GL_VL; i++) s += v[i];
     return s;
 }
+/* the same sum as a tree (halves added to halves): a chain of log2(GL_VL) adds instead of GL_VL, for kernels whose
+ * dot products are short enough that the reduction's latency matters. v_hsum keeps its order because the
+ * existing kernels' recorded results were computed with it. */
+static inline float v_hsum_tree(vf v) {
+    float buf[GL_VL];
+    v_store(buf, v);
+    for (int half = GL_VL / 2; half >= 1; half /= 2)
+        for (int i = 0; i < half; i++) buf[i] += buf[i + half];
+    return buf[0];
+}
 static inline float v_hmax(vf v) {
     float m = v[0];
     for (int i = 1; i < GL_VL; i++) m = v[i] > m ? v[i] : m;

@@ -66,6 +66,60 @@ static float k_dot(size_t n, const float *a, const float *b) {
 #endif
 }
 
+/* ---- word2vec's skip-gram negative-sampling step ---- */
+/* g = alpha (label - s(f)) for the logistic s; adds -log s(f) (label 1) or -log s(-f) (label 0) to *loss when
+ * loss is not NULL. Both from one exp(-|f|), so neither overflows for any f. */
+static inline float sgns_gradient(float f, int label, float alpha, float *loss) {
+    float e = expf(-fabsf(f)), sig = f >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+    if (loss) *loss += log1pf(e) + (label ? fmaxf(-f, 0.0f) : fmaxf(f, 0.0f));
+    return ((float)label - sig) * alpha;
+}
+
+static float k_sgns_step(size_t n, float *v, float *const *outs, int n_out, float alpha, float *acc, int want_loss) {
+    float loss = 0.0f, *lp = want_loss ? &loss : NULL;
+#if GL_VL == 1
+    for (size_t i = 0; i < n; i++) acc[i] = 0.0f;
+    for (int j = 0; j < n_out; j++) {
+        float *u = outs[j], f = 0.0f;
+        for (size_t i = 0; i < n; i++) f += v[i] * u[i];
+        float g = sgns_gradient(f, j == 0, alpha, lp);
+        for (size_t i = 0; i < n; i++) acc[i] += g * u[i];
+        for (size_t i = 0; i < n; i++) u[i] += g * v[i];
+    }
+    for (size_t i = 0; i < n; i++) v[i] += acc[i];
+#else
+    size_t nv = n / GL_VL * GL_VL;
+    for (size_t i = 0; i < n; i++) acc[i] = 0.0f;
+    for (int j = 0; j < n_out; j++) {
+        float *u = outs[j];
+        vf d0 = v_set(0.0f), d1 = v_set(0.0f), d2 = v_set(0.0f), d3 = v_set(0.0f);
+        size_t i = 0;
+        for (; i + 4 * GL_VL <= nv; i += 4 * GL_VL) {
+            d0 += v_load(v + i) * v_load(u + i);
+            d1 += v_load(v + i + GL_VL) * v_load(u + i + GL_VL);
+            d2 += v_load(v + i + 2 * GL_VL) * v_load(u + i + 2 * GL_VL);
+            d3 += v_load(v + i + 3 * GL_VL) * v_load(u + i + 3 * GL_VL);
+        }
+        for (; i < nv; i += GL_VL) d0 += v_load(v + i) * v_load(u + i);
+        float f = v_hsum_tree((d0 + d1) + (d2 + d3));
+        for (; i < n; i++) f += v[i] * u[i];
+        float g = sgns_gradient(f, j == 0, alpha, lp);
+        vf gv = v_set(g);
+        for (i = 0; i < nv; i += GL_VL) {
+            vf uu = v_load(u + i);
+            v_store(acc + i, v_load(acc + i) + gv * uu);
+            v_store(u + i, uu + gv * v_load(v + i));
+        }
+        for (; i < n; i++) {
+            acc[i] += g * u[i];
+            u[i] += g * v[i];
+        }
+    }
+    for (size_t i = 0; i < n; i++) v[i] += acc[i];
+#endif
+    return loss;
+}
+
 static void k_tanh_bwd(size_t n, const float *y, const float *dy, float *dx) {
     for (size_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]);
 }
@@ -325,6 +379,7 @@ const gl_kernels GL_KERNELS_NAME = {
     .axpy = k_axpy,
     .mul_acc = k_mul_acc,
     .dot = k_dot,
+    .sgns_step = k_sgns_step,
     .adam_update = k_adam_update,
     .row_max = k_row_max,
     .exp_shift = k_exp_shift,

@@ -103,7 +103,7 @@ int main(int argc, char **argv) {
     printf("   largest coefficient difference after %d steps of gradient descent: %.2g\n", ITERS, diff);
     printf("   test MSE %.1f (RMSE %.1f), R^2 %.3f\n\n", mse_te, sqrt(mse_te), r2_te);
     for (int i = 0; i < ITERS; i++) it[i] = (float)i, fc[i] = (float)curve[i];
-    gl_series ls[1] = {{"training MSE", it, fc, ITERS, false}};
+    gl_series ls[1] = {{"training MSE", it, fc, ITERS, false, NULL}};
     snprintf(path, sizeof path, "%s/linreg_loss.png", out);
     plot(path, "Linear regression: gradient descent", "step", "mean squared error (log)", ls, 1, true);
 
@@ -123,7 +123,7 @@ int main(int argc, char **argv) {
     printf("   after %d steps: log loss %.4f, train accuracy %.1f%%, test accuracy %.1f%%\n\n", 3000, lcurve[3000 - 1],
            100 * acc_tr, 100 * acc_te);
     for (int i = 0; i < 3000; i++) fc[i] = (float)lcurve[i];
-    gl_series lg[1] = {{"training log loss", it, fc, 3000, false}};
+    gl_series lg[1] = {{"training log loss", it, fc, 3000, false, NULL}};
     snprintf(path, sizeof path, "%s/logreg_loss.png", out);
     plot(path, "Logistic regression: gradient descent", "step", "log loss (log)", lg, 1, true);
 
@@ -151,7 +151,7 @@ int main(int argc, char **argv) {
     if (xa > xb) { double t = xa; xa = xb; xb = t; }
     float lx[2] = {(float)fmax(xa, x_lo), (float)fmin(xb, x_hi)}, ly[2];
     for (int k = 0; k < 2; k++) ly[k] = (float)(-(w2[0] * lx[k] + w2[2]) / w2[1]);
-    gl_series sc[3] = {{"malignant", mx, my, nm, true}, {"benign", bxs, bys, nb, true}, {"decision boundary", lx, ly, 2, false}};
+    gl_series sc[3] = {{"malignant", mx, my, nm, true, NULL}, {"benign", bxs, bys, nb, true, NULL}, {"decision boundary", lx, ly, 2, false, NULL}};
     snprintf(path, sizeof path, "%s/decision_boundary.png", out);
     char xl[64], yl[64];
     snprintf(xl, sizeof xl, "%s (standardised)", bnames[f0]);

@@ -279,8 +279,8 @@ int main(int argc, char **argv) {
         ex[e] = (float)(e + 1);
         for (int k = 0; k < 3; k++) ay[k][e] = (float)(100 * acc[k][e]);
     }
-    gl_series curves[3] = {{"SGD", ex, ay[0], epochs, false}, {"SGD + momentum", ex, ay[1], epochs, false},
-                           {"Adam", ex, ay[2], epochs, false}};
+    gl_series curves[3] = {{"SGD", ex, ay[0], epochs, false, NULL}, {"SGD + momentum", ex, ay[1], epochs, false, NULL},
+                           {"Adam", ex, ay[2], epochs, false, NULL}};
     gl_chart ch = {.title = "MNIST test accuracy by optimizer", .xlabel = "epoch", .ylabel = "test accuracy (%)",
                    .legend_bottom = true};
     snprintf(path, sizeof path, "%s/optimizers.png", out);

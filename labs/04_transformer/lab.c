@@ -210,8 +210,8 @@ static void naive_vs_flash(const char *out_dir, FILE *js) {
         gl_arena_release();
     }
     char path[4096], err[256];
-    gl_series s[4] = {{"naive time (ms)", tx, tn, N, false}, {"flash time (ms)", tx, tf, N, false},
-                      {"naive memory (MiB)", tx, mn, N, false}, {"flash memory (MiB)", tx, mf, N, false}};
+    gl_series s[4] = {{"naive time (ms)", tx, tn, N, false, NULL}, {"flash time (ms)", tx, tf, N, false, NULL},
+                      {"naive memory (MiB)", tx, mn, N, false, NULL}, {"flash memory (MiB)", tx, mf, N, false, NULL}};
     gl_chart ch = {.title = "Naive vs flash attention", .xlabel = "sequence length T (log)", .ylabel = "ms or MiB (log)",
                    .log_x = true, .log_y = true};
     snprintf(path, sizeof path, "%s/naive_vs_flash.png", out_dir);

@@ -128,7 +128,7 @@ int main(int argc, char **argv) {
     float gx = 50257, gy = (float)(len - split) / (float)n_gpt2;
     printf("  %8s %10d %12.3f %10s   (GPT-2's vocabulary, trained on WebText, not on this corpus)\n", "50257",
            gl_bpe_n_merges(gpt2), (double)gy, "-");
-    gl_series comp[2] = {{"trained on this corpus", xs, bpt, N_SIZES, false}, {"GPT-2's 50,257 (WebText)", &gx, &gy, 1, false}};
+    gl_series comp[2] = {{"trained on this corpus", xs, bpt, N_SIZES, false, NULL}, {"GPT-2's 50,257 (WebText)", &gx, &gy, 1, false, NULL}};
     gl_chart cc = {.title = "Compression vs vocabulary size", .xlabel = "vocabulary size (log)",
                    .ylabel = "held-out bytes per token", .log_x = true, .legend_bottom = true};
     snprintf(path, sizeof path, "%s/compression.png", out);
@@ -141,7 +141,7 @@ int main(int argc, char **argv) {
     printf("\n2. Zipf: token frequency falls with rank as ~1/rank. GPT-2 uses %d distinct tokens on this corpus; the\n"
            "   4,096-token vocabulary uses %d. Top GPT-2 token: %.2f%% of all tokens; rank 100: %.3f%%; rank 1000: %.4f%%\n",
            u1, u2, 100.0 * f1[0], u1 > 99 ? 100.0 * f1[99] : 0.0, u1 > 999 ? 100.0 * f1[999] : 0.0);
-    gl_series zs[2] = {{"GPT-2 vocabulary", r1, f1, u1, false}, {"4,096 trained here", r2, f2, u2, false}};
+    gl_series zs[2] = {{"GPT-2 vocabulary", r1, f1, u1, false, NULL}, {"4,096 trained here", r2, f2, u2, false, NULL}};
     gl_chart zc = {.title = "Zipf: token frequency by rank", .xlabel = "rank (log)", .ylabel = "share of tokens (log)",
                    .log_x = true, .log_y = true};
     snprintf(path, sizeof path, "%s/zipf.png", out);
