@@ -43,7 +43,6 @@ static double accuracy_of(const char *path, const char *questions, size_t qlen, 
 }
 
 int main(int argc, char **argv) {
-    const char *root = getenv("GRADLAB_DATA") ? getenv("GRADLAB_DATA") : "../shared/data";
     const char *python = "python3", *json = NULL, *corpora[8];
     int n_corpora = 0, pairs = 3;
     gl_w2v_config cfg = gl_w2v_defaults();
@@ -59,12 +58,12 @@ int main(int argc, char **argv) {
     }
     char sotu[4096], moby[4096], qpath[4096], err[4096];
     if (!n_corpora) {
-        snprintf(sotu, sizeof sotu, "%s/sotu/sotu.txt", root);
-        snprintf(moby, sizeof moby, "%s/mobydick/mobydick.txt", root);
+        gl_find_data("sotu/sotu.txt", sotu, sizeof sotu);
+        gl_find_data("mobydick/mobydick.txt", moby, sizeof moby);
         corpora[n_corpora++] = sotu;
         corpora[n_corpora++] = moby;
     }
-    snprintf(qpath, sizeof qpath, "%s/analogy/questions-words.txt", root);
+    gl_find_data("analogy/questions-words.txt", qpath, sizeof qpath);
     char *text = NULL;
     size_t len = 0;
     for (int i = 0; i < n_corpora; i++) {

@@ -46,3 +46,14 @@ bool gl_atomic_commit(gl_atomic *a) {
     remove(a->tmp);
     return false;
 }
+
+bool gl_find_data(const char *rel, char *out, size_t out_len) {
+    const char *roots[3] = {getenv("GRADLAB_DATA"), "../shared/data", "data"};
+    for (int i = 0; i < 3; i++) {
+        if (!roots[i] || !roots[i][0]) continue;
+        snprintf(out, out_len, "%s/%s", roots[i], rel);
+        if (access(out, R_OK) == 0) return true;
+    }
+    snprintf(out, out_len, "data/%s", rel);
+    return false;
+}

@@ -132,7 +132,8 @@ bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series
     /* grid, ticks and numbers */
     char lab[32];
     double xs = ch->log_x ? fmax(1.0, floor(tick_step(xmax - xmin, 8))) : tick_step(xmax - xmin, 8);
-    for (double t = ceil(xmin / xs) * xs; t <= xmax + 1e-9 * xs; t += xs) {
+    /* ticks at whole multiples of the step (k * step, not a running sum, so 0 prints as 0) */
+    for (double k = ceil(xmin / xs), t = k * xs; t <= xmax + 1e-9 * xs; k++, t = k * xs) {
         int x = PX(t);
         line(&c, x, top, x, top + ph, grey, 1);
         line(&c, x, top + ph, x, top + ph + 5, black, 1);
@@ -140,7 +141,7 @@ bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series
         text(&c, x - stb_easy_font_width(lab), top + ph + 9, lab, 2, false, black);
     }
     double ys = ch->log_y ? fmax(1.0, floor(tick_step(ymax - ymin, 6))) : tick_step(ymax - ymin, 6);
-    for (double t = ceil(ymin / ys) * ys; t <= ymax + 1e-9 * ys; t += ys) {
+    for (double k = ceil(ymin / ys), t = k * ys; t <= ymax + 1e-9 * ys; k++, t = k * ys) {
         int y = PY(t);
         line(&c, left, y, left + pw, y, grey, 1);
         line(&c, left - 5, y, left, y, black, 1);

@@ -3,8 +3,9 @@
  *      shifts of a pixel or two as data augmentation; test accuracy per epoch for each
  *   2. the confusion matrix and the misclassified digits of the best model
  *   3. the same MLP on Fashion-MNIST
- * Reads the IDX files (gzip or not) from --mnist DIR and --fashion DIR (default: the shared data folder, or
- * $GRADLAB_DATA). Writes PNGs and results.json into out/lab02. `make lab02`. */
+ * Reads the IDX files (gzip or not) from --mnist DIR and --fashion DIR (default: mnist/ and fashion-mnist/ under
+ * $GRADLAB_DATA, ../shared/data or data/, see core/io.h gl_find_data). Writes PNGs and results.json into out/lab02.
+ * `make lab02`. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,10 +185,13 @@ static int train(mlp *m, gl_optim *opt, const split *tr, const split *te, int ep
 }
 
 int main(int argc, char **argv) {
-    const char *root = getenv("GRADLAB_DATA") ? getenv("GRADLAB_DATA") : "../shared/data";
+    /* the 8,000/2,000 subset of the shared data folder, else the full MNIST that `make data` fetches; Fashion-MNIST
+     * from the data folders or Debian's dataset-fashion-mnist package */
     char mnist_dir[4096], fashion_dir[4096];
-    snprintf(mnist_dir, sizeof mnist_dir, "%s/mnist", root);
-    snprintf(fashion_dir, sizeof fashion_dir, "%s/fashion-mnist", root);
+    if (!gl_find_data("mnist", mnist_dir, sizeof mnist_dir)) gl_find_data("mnist-full", mnist_dir, sizeof mnist_dir);
+    if (!gl_find_data("fashion-mnist", fashion_dir, sizeof fashion_dir) &&
+        access("/usr/share/datasets/fashion-mnist", R_OK) == 0)
+        snprintf(fashion_dir, sizeof fashion_dir, "/usr/share/datasets/fashion-mnist");
     const char *out = "out/lab02", *model_path = NULL, *test_images = NULL, *test_labels = NULL;
     double time_to = 0;
     int epochs = 30, fashion_epochs = 10;
@@ -233,8 +237,10 @@ int main(int argc, char **argv) {
         return 0;
     }
     split tr, te;
-    if (!load_split(mnist_dir, "train", &tr, err, sizeof err) || !load_split(mnist_dir, "test", &te, err, sizeof err)) {
-        fprintf(stderr, "lab02: %s\n  (point --mnist at a folder with the IDX files, e.g. the official MNIST downloads)\n", err);
+    /* the test split is test-* in the subset and t10k-* in the official files */
+    if (!load_split(mnist_dir, "train", &tr, err, sizeof err) ||
+        (!load_split(mnist_dir, "test", &te, err, sizeof err) && !load_split(mnist_dir, "t10k", &te, err, sizeof err))) {
+        fprintf(stderr, "lab02: %s\n  (`make data` fetches the official MNIST into data/mnist-full; or point --mnist at a folder of IDX files)\n", err);
         return 1;
     }
     if (time_to > 0) { /* for make bench-mnist: seconds of Adam training until the test accuracy reaches time_to */

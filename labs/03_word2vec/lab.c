@@ -4,8 +4,8 @@
  *   3. nearest neighbours of chosen words
  *   4. the analogy test (questions-words.txt), per section, with its coverage
  *   5. a 2-D PCA projection of chosen word groups
- * Reads the State of the Union addresses and Moby-Dick from the shared data folder ($GRADLAB_DATA, or data/ after
- * `make data`), or any text given with --corpus. Writes out/lab03/loss.png, pca.png, vectors.bin, results.json.
+ * Reads the State of the Union addresses and Moby-Dick from $GRADLAB_DATA, ../shared/data or data/ (where
+ * `make data` puts them), or any text given with --corpus. Writes out/lab03/loss.png, pca.png, vectors.bin, results.json.
  * `make lab03`, or ./build/lab03 --help */
 #include <math.h>
 #include <stdio.h>
@@ -21,17 +21,12 @@
 
 #define MAX_CORPORA 8
 
-static const char *data_root(void) {
-    if (getenv("GRADLAB_DATA")) return getenv("GRADLAB_DATA");
-    return access("../shared/data/sotu/sotu.txt", R_OK) == 0 ? "../shared/data" : "data";
-}
-
 static void usage(void) {
     fprintf(stderr,
             "usage: lab03 [--corpus FILE]... [--analogies FILE] [--threads 2] [--epochs 5] [--dim 100] [--window 5]\n"
             "             [--negative 5] [--min-count 5] [--sample 1e-3] [--alpha 0.025] [--seed 1] [--out out/lab03]\n"
             "Without --corpus it reads sotu/sotu.txt and mobydick/mobydick.txt from $GRADLAB_DATA, ../shared/data or\n"
-            "data/ (`make data` fetches them).\n");
+            "data/ (`make data` fetches them there).\n");
 }
 
 /* the top-2 principal axes of n points (rows of x, dim each) by power iteration with deflation; writes n x 2 */
@@ -129,15 +124,14 @@ int main(int argc, char **argv) {
         else return fprintf(stderr, "lab03: unknown flag '%s'\n", f), usage(), 2;
     }
     char sotu[4096], moby[4096], qw[4096], err[8192], path[4096];
-    const char *root = data_root();
     if (!n_corpora) {
-        snprintf(sotu, sizeof sotu, "%s/sotu/sotu.txt", root);
-        snprintf(moby, sizeof moby, "%s/mobydick/mobydick.txt", root);
+        gl_find_data("sotu/sotu.txt", sotu, sizeof sotu);
+        gl_find_data("mobydick/mobydick.txt", moby, sizeof moby);
         corpora[n_corpora++] = sotu;
         corpora[n_corpora++] = moby;
     }
     if (!analogies_path) {
-        snprintf(qw, sizeof qw, "%s/analogy/questions-words.txt", root);
+        gl_find_data("analogy/questions-words.txt", qw, sizeof qw);
         analogies_path = qw;
     }
 
@@ -149,7 +143,7 @@ int main(int argc, char **argv) {
         size_t n;
         if (!gl_read_whole_file(corpora[i], &data, &n, err, sizeof err)) {
             fprintf(stderr, "lab03: %s\n", err);
-            if (!getenv("GRADLAB_DATA") && strstr(corpora[i], "data/")) fprintf(stderr, "lab03: run `make data` to fetch the corpora, or pass --corpus FILE\n");
+            fprintf(stderr, "lab03: `make data` fetches the corpora (or set GRADLAB_DATA, or pass --corpus FILE)\n");
             return 1;
         }
         text = realloc(text, len + n + 2);
@@ -161,7 +155,7 @@ int main(int argc, char **argv) {
     unsigned char *questions = NULL;
     size_t questions_len = 0;
     if (!gl_read_whole_file(analogies_path, &questions, &questions_len, err, sizeof err)) {
-        fprintf(stderr, "lab03: %s (the analogy test set; pass --analogies FILE)\n", err);
+        fprintf(stderr, "lab03: %s (the analogy test set: `make data` fetches it, or pass --analogies FILE)\n", err);
         return 1;
     }
 
@@ -258,7 +252,7 @@ int main(int argc, char **argv) {
         for (int g = 0; g < N_GROUPS; g++)
             s[g] = (gl_series){groups[g][0], px + group_start[g], py + group_start[g], group_start[g + 1] - group_start[g],
                                true, labels + group_start[g]};
-        gl_chart ch = {.title = "Word vectors projected on their first two principal axes", .xlabel = "PC 1",
+        gl_chart ch = {.title = "Word vectors on their first two principal axes", .xlabel = "PC 1",
                        .ylabel = "PC 2", .width = 1000, .height = 700};
         snprintf(path, sizeof path, "%s/pca.png", out);
         plotted = gl_plot_lines(path, &ch, s, N_GROUPS, err, sizeof err);
