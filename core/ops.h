@@ -32,6 +32,10 @@ gl_tensor *gl_gelu(gl_tensor *x); /* tanh approximation, as GPT-2 */
 gl_tensor *gl_matmul(gl_tensor *a, gl_tensor *b);
 /* fused linear layer: x [..., K] @ w [K, N] + bias [N] (bias may be NULL) -> [..., N] */
 gl_tensor *gl_linear(gl_tensor *x, gl_tensor *w, gl_tensor *bias);
+/* linear with a frozen 4-bit NF4 weight [in, out] (kernels.h gl_nf4): dequantised inside the GEMM, never copied
+ * to fp32; gradients flow to x and bias only */
+struct gl_nf4;
+gl_tensor *gl_linear_nf4(gl_tensor *x, const struct gl_nf4 *w, gl_tensor *bias);
 
 /* ---- attention (ops_attention.c) ----
  * Causal multi-head self-attention, fused: qkv [B, T, 3C] holds q, k, v side by side (head h of q in columns

@@ -180,3 +180,38 @@ gl_tensor *gl_linear(gl_tensor *x, gl_tensor *w, gl_tensor *bias) {
     gl_gemm(0, tw, rows, N, K, 1.0f, x->data, K, w->data, ldw, bias ? 1.0f : 0.0f, y->data, N);
     return y;
 }
+
+/* ---- linear with NF4 weights (QLoRA's frozen base): y = x deq(W) + bias; W never gets a gradient ---- */
+
+static void linear_nf4_backward(gl_node *n) {
+    gl_tensor *x = n->in[0], *b = n->in[1], *y = n->out;
+    const gl_nf4 *w = n->saved[0];
+    int K = w->rows, N = w->cols, rows = (int)(x->numel / K);
+    if (x->requires_grad) /* dX (rows x K) += dY W^T: W (K x N) read as the stored-transposed B */
+        gl_gemm_nf4(0, 1, rows, K, N, 1.0f, y->grad, N, w, 1.0f, x->grad, K);
+    if (b && b->requires_grad) {
+        const gl_kernels *k = gl_kern();
+        for (int r = 0; r < rows; r++) k->axpy((size_t)N, 1.0f, y->grad + (size_t)r * N, b->grad);
+    }
+}
+
+gl_tensor *gl_linear_nf4(gl_tensor *x, const gl_nf4 *w, gl_tensor *bias) {
+    char s1[64], s2[64];
+    x = gl_contiguous(x);
+    int K = w->rows, N = w->cols;
+    if (x->ndim < 1 || x->shape[x->ndim - 1] != K)
+        gl_fatal("linear_nf4", "input %s does not end in the weight's input size %d", gl_shape_str(x, s1, sizeof s1), K);
+    if (bias && (bias->ndim != 1 || bias->shape[0] != N))
+        gl_fatal("linear_nf4", "bias %s does not match the weight's output size %d", gl_shape_str(bias, s2, sizeof s2), N);
+    int shape[GL_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++) shape[d] = x->shape[d];
+    shape[x->ndim - 1] = N;
+    gl_node *node;
+    gl_tensor *y = gl_op_output("linear_nf4", x->ndim, shape, linear_nf4_backward, &node, GL_INPUTS(x, bias));
+    if (node) node->saved[0] = (void *)w;
+    int rows = (int)(x->numel / (K ? K : 1));
+    if (bias)
+        for (int r = 0; r < rows; r++) memcpy(y->data + (size_t)r * N, bias->data, (size_t)N * sizeof(float));
+    gl_gemm_nf4(0, 0, rows, N, K, 1.0f, x->data, K, w, bias ? 1.0f : 0.0f, y->data, N);
+    return y;
+}

@@ -146,16 +146,21 @@ gl_tensor *gl_from(int ndim, const int *shape, const float *values) {
     return t;
 }
 
+/* a zeroed, 64-byte aligned buffer for a parameter's values or gradient */
+static float *param_buffer(int64_t numel, const char *name) {
+    size_t bytes = ((size_t)numel * sizeof(float) + 63) & ~(size_t)63;
+    float *b = aligned_alloc(64, bytes ? bytes : 64);
+    if (!b) gl_fatal("param", "out of memory allocating %s (%lld floats)", name ? name : "?", (long long)numel);
+    memset(b, 0, (size_t)numel * sizeof(float));
+    return b;
+}
+
 gl_tensor *gl_param(int ndim, const int *shape, const char *name) {
     gl_tensor *t = calloc(1, sizeof *t);
     if (!t) gl_fatal("param", "out of memory");
     set_shape(t, ndim, shape, "param");
-    size_t bytes = ((size_t)t->numel * sizeof(float) + 63) & ~(size_t)63;
-    t->data = aligned_alloc(64, bytes ? bytes : 64);
-    t->grad = aligned_alloc(64, bytes ? bytes : 64);
-    if (!t->data || !t->grad) gl_fatal("param", "out of memory allocating %s (%lld floats)", name ? name : "?", (long long)t->numel);
-    memset(t->data, 0, (size_t)t->numel * sizeof(float));
-    memset(t->grad, 0, (size_t)t->numel * sizeof(float));
+    t->data = param_buffer(t->numel, name);
+    t->grad = param_buffer(t->numel, name);
     t->requires_grad = true;
     t->is_param = true;
     t->name = name;
@@ -167,6 +172,17 @@ void gl_param_free(gl_tensor *p) {
     free(p->data);
     free(p->grad);
     free(p);
+}
+
+void gl_param_freeze(gl_tensor *p) {
+    free(p->grad);
+    p->grad = NULL;
+    p->requires_grad = false;
+}
+
+void gl_param_unfreeze(gl_tensor *p) {
+    if (!p->grad) p->grad = param_buffer(p->numel, p->name);
+    p->requires_grad = true;
 }
 
 void gl_init_normal(gl_tensor *p, gl_rng *rng, float std) {

@@ -50,6 +50,10 @@ gl_tensor *gl_zeros(int ndim, const int *shape); /* arena activation, zero-fille
 gl_tensor *gl_from(int ndim, const int *shape, const float *values); /* arena copy of values */
 gl_tensor *gl_param(int ndim, const int *shape, const char *name);  /* heap parameter, zeroed, with gradient */
 void gl_param_free(gl_tensor *p);
+/* A frozen parameter: no gradient buffer and requires_grad false, so backward skips its weight gradient
+ * (fine-tuning with adapters trains only the adapters). */
+void gl_param_freeze(gl_tensor *p);
+void gl_param_unfreeze(gl_tensor *p); /* a zeroed gradient buffer again */
 /* Parameter init helpers (values drawn in element order from rng) */
 struct gl_rng;
 void gl_init_normal(gl_tensor *p, struct gl_rng *rng, float std);

@@ -77,6 +77,8 @@ void gpt_build(gpt *m, gpt_config c) {
     }
     m->lnf_w = add_param(&b, "ln_f.weight", GL_DIMS(C));
     if (c.bias) m->lnf_b = add_param(&b, "ln_f.bias", GL_DIMS(C));
+    m->trainable = m->params;
+    m->n_trainable = m->n_params;
 }
 
 void gpt_init(gpt *m, uint64_t seed) {
@@ -101,6 +103,7 @@ gl_tensor *gpt_param(const gpt *m, const char *name) {
 }
 
 void gpt_free(gpt *m) {
+    gpt_lora_free(m);
     for (int i = 0; i < m->n_params; i++) gl_param_free(m->params[i]);
     free(m->params);
     free(m->blocks);
@@ -126,12 +129,12 @@ gl_tensor *gpt_forward(gpt *m, const int32_t *idx, int B, int T, gl_rng *rng, bo
     for (int l = 0; l < c->n_layer; l++) {
         gpt_block *k = &m->blocks[l];
         gl_tensor *h = gl_layernorm(x, k->ln1_w, k->ln1_b, c->ln_eps);
-        h = gl_attention_ex(gl_linear(h, k->attn_w, k->attn_b), c->n_head, true, m->attention);
-        h = gl_dropout(gl_linear(h, k->proj_w, k->proj_b), p, rng, training);
+        h = gl_attention_ex(gpt_block_linear(m, l, GPT_LINEAR_ATTN, h), c->n_head, true, m->attention);
+        h = gl_dropout(gpt_block_linear(m, l, GPT_LINEAR_PROJ, h), p, rng, training);
         x = gl_add(x, h);
         h = gl_layernorm(x, k->ln2_w, k->ln2_b, c->ln_eps);
-        h = gl_gelu(gl_linear(h, k->fc_w, k->fc_b));
-        h = gl_dropout(gl_linear(h, k->fcproj_w, k->fcproj_b), p, rng, training);
+        h = gl_gelu(gpt_block_linear(m, l, GPT_LINEAR_FC, h));
+        h = gl_dropout(gpt_block_linear(m, l, GPT_LINEAR_FCPROJ, h), p, rng, training);
         x = gl_add(x, h);
     }
     x = gl_layernorm(x, m->lnf_w, m->lnf_b, c->ln_eps);
@@ -176,11 +179,11 @@ void gpt_forward_cached(gpt *m, gpt_kv_cache *cache, int32_t token, float *logit
     for (int l = 0; l < c->n_layer; l++) {
         gpt_block *k = &m->blocks[l];
         gl_tensor *h = gl_layernorm(x, k->ln1_w, k->ln1_b, c->ln_eps);
-        h = gl_attention_step(gl_linear(h, k->attn_w, k->attn_b), cache->k + l * layer_floats,
+        h = gl_attention_step(gpt_block_linear(m, l, GPT_LINEAR_ATTN, h), cache->k + l * layer_floats,
                               cache->v + l * layer_floats, pos, c->n_head);
-        x = gl_add(x, gl_linear(h, k->proj_w, k->proj_b));
-        h = gl_gelu(gl_linear(gl_layernorm(x, k->ln2_w, k->ln2_b, c->ln_eps), k->fc_w, k->fc_b));
-        x = gl_add(x, gl_linear(h, k->fcproj_w, k->fcproj_b));
+        x = gl_add(x, gpt_block_linear(m, l, GPT_LINEAR_PROJ, h));
+        h = gl_gelu(gpt_block_linear(m, l, GPT_LINEAR_FC, gl_layernorm(x, k->ln2_w, k->ln2_b, c->ln_eps)));
+        x = gl_add(x, gpt_block_linear(m, l, GPT_LINEAR_FCPROJ, h));
     }
     x = gl_layernorm(x, m->lnf_w, m->lnf_b, c->ln_eps);
     gl_tensor *out = gl_linear(x, gl_transpose(gl_slice(m->wte, 0, 0, c->vocab_size), 0, 1), NULL);

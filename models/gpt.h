@@ -25,6 +25,25 @@ typedef struct {
     gl_tensor *ln2_w, *ln2_b, *fc_w, *fc_b, *fcproj_w, *fcproj_b;
 } gpt_block;
 
+/* ---- LoRA and QLoRA (models/gpt_lora.c) ----
+ * An adapter adds scale * (x A) B to some output columns of one linear layer: A [in, r], B [r, width], scale =
+ * alpha / r. A starts uniform in +-1/sqrt(in) (PyTorch's nn.Linear default, as PEFT), B at zero, so the adapted
+ * model starts exactly equal to the base. Targets, by letter: q, k, v (the three column thirds of attn.c_attn),
+ * o (attn.c_proj), f (mlp.c_fc), p (mlp.c_proj). With adapters attached every base parameter is frozen (no
+ * gradient, no optimizer state); QLoRA additionally stores the four linear weights of each block in NF4. */
+enum { GPT_LINEAR_ATTN, GPT_LINEAR_PROJ, GPT_LINEAR_FC, GPT_LINEAR_FCPROJ, GPT_LINEARS };
+typedef struct {
+    int rank;
+    float alpha;
+    char targets[8]; /* letters from "qkvofp", in that order */
+} gpt_lora_config;
+
+typedef struct {
+    gl_tensor *a, *b;
+    int layer, linear, col0; /* columns col0 .. col0 + width of that linear's output */
+    char target;
+} gpt_adapter;
+
 typedef struct {
     gpt_config cfg;
     gl_tensor *wte, *wpe, *lnf_w, *lnf_b;
@@ -34,6 +53,14 @@ typedef struct {
     int64_t n_weights; /* floats in all parameters */
     gl_attn_impl attention; /* naive (default) or flash: a run-time choice, not part of the checkpoint */
     char *names;       /* storage of the parameter names */
+    /* fine-tuning state: adapters (n_adapters 0: none), the tensors an optimizer should update (all params, or
+     * the adapters' A and B), and NF4 copies of the block linears (NULL unless quantised; their fp32 data freed) */
+    gpt_lora_config lora;
+    gpt_adapter *adapters;
+    int n_adapters;
+    gl_tensor **trainable;
+    int n_trainable;
+    struct gl_nf4 *nf4; /* [n_layer * GPT_LINEARS] */
 } gpt;
 
 /* vocab rounded up to a multiple of 64 */
@@ -51,7 +78,26 @@ gl_tensor *gpt_forward(gpt *m, const int32_t *idx, int B, int T, gl_rng *rng, bo
 /* mean cross-entropy of the next tokens targets [B, T] (-1 = ignore) */
 gl_tensor *gpt_loss(gpt *m, const int32_t *idx, const int32_t *targets, int B, int T, gl_rng *rng, bool training);
 gl_tensor *gpt_param(const gpt *m, const char *name); /* by name, NULL if absent */
+/* One of block l's four linear layers applied to x: the fp32 or NF4 base weight, plus its adapters if any. */
+gl_tensor *gpt_block_linear(gpt *m, int l, int linear, gl_tensor *x);
+void gpt_lora_free(gpt *m); /* drops adapters and NF4 weights (gpt_free calls it) */
 void gpt_free(gpt *m);
+
+/* "r=8,alpha=16,targets=qv" (any subset, defaults r 8, alpha 16, targets qv); false with a message */
+bool gpt_lora_parse(const char *spec, gpt_lora_config *c, char *err, size_t err_len);
+/* Attaches fresh adapters (A drawn from seed) and freezes the base. */
+void gpt_lora_attach(gpt *m, gpt_lora_config c, uint64_t seed);
+/* Stores the block linears' weights in NF4 and frees their fp32 data (QLoRA); forward passes then use them. */
+void gpt_quantize_nf4(gpt *m);
+/* Folds the adapters into the weights (W[:, cols] += scale A B; an NF4 base is dequantised first) and removes
+ * them: the model is a plain GPT again, every parameter trainable. */
+void gpt_lora_merge(gpt *m);
+/* Adapters alone, apart from the base checkpoint (docs/formats.md). Loading checks that they fit m: layers,
+ * width, targets and every shape; on a mismatch it names what differs and leaves m untouched. */
+bool gpt_lora_save(const gpt *m, const char *path, char *err, size_t err_len);
+bool gpt_lora_load(gpt *m, const char *path, char *err, size_t err_len);
+int64_t gpt_trainable_weights(const gpt *m);
+size_t gpt_base_weight_bytes(const gpt *m); /* the base parameters as stored: fp32, or NF4 for quantised linears */
 
 /* ---- inference with a KV cache: one token at a time ---- */
 typedef struct {

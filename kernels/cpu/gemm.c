@@ -89,6 +89,32 @@ static void pack_b_panel(int nr, int trans, const float *B, int ldb, int p0, int
         }
 }
 
+/* Where B comes from: a dense matrix, or NF4 codes dequantised while packing. */
+typedef struct {
+    const float *dense;
+    int ldb;
+    const gl_nf4 *nf4;
+} b_source;
+
+/* the NF4 form of pack_b_panel: the same panel, with each contiguous run of W decoded straight into place */
+static void pack_b_panel_nf4(int nr, int trans, const gl_nf4 *W, int p0, int kc, int j0, int cols, float *dst) {
+    if (cols < nr) memset(dst, 0, (size_t)nr * kc * sizeof(float));
+    if (!trans) /* W is K x N: row p of the panel is a run of W's row p0 + p */
+        for (int p = 0; p < kc; p++) gl_nf4_dequantize_run(W, (int64_t)(p0 + p) * W->cols + j0, cols, dst + (size_t)p * nr);
+    else { /* W is N x K: column j of the panel is a run of W's row j0 + j */
+        float run[GEMM_KC];
+        for (int j = 0; j < cols; j++) {
+            gl_nf4_dequantize_run(W, (int64_t)(j0 + j) * W->cols + p0, kc, run);
+            for (int p = 0; p < kc; p++) dst[(size_t)p * nr + j] = run[p];
+        }
+    }
+}
+
+static void pack_b(const b_source *b, int nr, int trans, int p0, int kc, int j0, int cols, float *dst) {
+    if (b->nf4) pack_b_panel_nf4(nr, trans, b->nf4, p0, kc, j0, cols, dst);
+    else pack_b_panel(nr, trans, b->dense, b->ldb, p0, kc, j0, cols, dst);
+}
+
 /* C tile (rows x cols of an MR x NR result) = alpha * tile + beta * C; beta == 0 never reads C */
 static void store_tile(const float *tile, int nr, int rows, int cols, float alpha, float beta, float *C, int ldc) {
     for (int i = 0; i < rows; i++) {
@@ -160,16 +186,16 @@ static void gemv(const gl_kernels *k, int trans_a, int trans_b, int N, int K, fl
 
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
-void gl_gemm_with(const gl_kernels *k, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
-                  int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+static void gemm_driver(const gl_kernels *k, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                        const float *A, int lda, const b_source *B, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) { /* nothing to multiply: C = beta * C */
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
         return;
     }
-    if (M == 1) {
-        gemv(k, trans_a, trans_b, N, K, alpha, A, lda, B, ldb, beta, C);
+    if (M == 1 && B->dense) {
+        gemv(k, trans_a, trans_b, N, K, alpha, A, lda, B->dense, B->ldb, beta, C);
         return;
     }
     const int mr = k->gemm_mr, nr = k->gemm_nr;
@@ -209,7 +235,7 @@ void gl_gemm_with(const gl_kernels *k, int trans_a, int trans_b, int M, int N, i
 #pragma omp for schedule(static)
                 for (int jp = 0; jp < n_bpanels; jp++) {
                     int cols = nc - jp * nr < nr ? nc - jp * nr : nr;
-                    pack_b_panel(nr, trans_b, B, ldb, pc, kc, jc + jp * nr, cols, b_packed + (size_t)jp * nr * kc);
+                    pack_b(B, nr, trans_b, pc, kc, jc + jp * nr, cols, b_packed + (size_t)jp * nr * kc);
                 }
                 int tid = 0;
 #ifdef _OPENMP
@@ -245,6 +271,19 @@ void gl_gemm_with(const gl_kernels *k, int trans_a, int trans_b, int M, int N, i
             }
         }
     }
+}
+
+void gl_gemm_with(const gl_kernels *k, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    b_source b = {B, ldb, NULL};
+    gemm_driver(k, trans_a, trans_b, M, N, K, alpha, A, lda, &b, beta, C, ldc);
+}
+
+void gl_gemm_nf4(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const gl_nf4 *W,
+                 float beta, float *C, int ldc) {
+    if ((trans_b ? W->rows != N || W->cols != K : W->rows != K || W->cols != N)) abort(); /* callers check shapes */
+    b_source b = {NULL, 0, W};
+    gemm_driver(gl_kern(), trans_a, trans_b, M, N, K, alpha, A, lda, &b, beta, C, ldc);
 }
 
 void gl_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,

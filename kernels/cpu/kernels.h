@@ -90,6 +90,33 @@ void gl_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const f
 /* The reference: a plain triple loop, summing over k in order. */
 void gl_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc);
+/* ---- NF4: 4-bit NormalFloat weights (QLoRA), kernels/cpu/nf4.c ---- */
+#include <stdbool.h>
+#define GL_NF4_BLOCK 64  /* values per absmax */
+#define GL_NF4_GROUP 256 /* absmax values per second-level scale (double quantisation) */
+extern const float gl_nf4_levels[16]; /* the 16 NormalFloat levels of the QLoRA paper, ascending */
+typedef struct gl_nf4 {
+    int rows, cols;           /* the fp32 matrix it stands for, row-major */
+    int64_t n_blocks, n_groups;
+    uint8_t *packed;          /* (rows * cols + 1) / 2 bytes: value e in byte e / 2, the even one in the high nibble */
+    int8_t *absmax_q;         /* per block: (absmax - offset) / group_scale, rounded */
+    float *group_scale;       /* per group of 256 blocks */
+    float offset;             /* the mean absmax */
+} gl_nf4;
+/* Quantises w (rows x cols, row-major). Each value decodes to within absmax * 0.1386 (half the widest gap
+ * between levels) plus the double quantisation's error of its block's absmax (at most group_scale / 2). */
+bool gl_nf4_quantize(gl_nf4 *q, const float *w, int rows, int cols);
+float gl_nf4_absmax(const gl_nf4 *q, int64_t block);   /* the absmax a block decodes with */
+void gl_nf4_dequantize_run(const gl_nf4 *q, int64_t start, int n, float *dst); /* values start .. start+n-1 */
+size_t gl_nf4_bytes(const gl_nf4 *q);
+void gl_nf4_free(gl_nf4 *q);
+/* gl_gemm with B in NF4: op(B) is W (trans_b = 0; W is K x N) or W^T (trans_b = 1; W is N x K). W's values are
+ * dequantised straight into the GEMM's packed panels, one KC x NR panel at a time, so no fp32 copy of W ever
+ * exists; for M > 1 the result is bitwise that of gl_gemm on the dequantised matrix (M = 1 takes gl_gemm's packed
+ * path too, not its streaming one). */
+void gl_gemm_nf4(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const gl_nf4 *W,
+                 float beta, float *C, int ldc);
+
 /* gl_gemm with an explicit kernel set (for tests that compare levels). */
 void gl_gemm_with(const gl_kernels *k, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                   int lda, const float *B, int ldb, float beta, float *C, int ldc);
