@@ -16,7 +16,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: infer --checkpoint CKPT [--prompt TEXT | --prompt-ids 1,2,3] [flags]\n"
+            "usage: infer --checkpoint CKPT [--lora ADAPTERS] [--prompt TEXT | --prompt-ids 1,2,3] [flags]\n"
             "       infer --safetensors model.safetensors --config config.json --prompt-ids 1,2,3 [flags]\n"
             "  --max-new-tokens N  tokens to generate (200)      --temperature F  0 = greedy (0.8)\n"
             "  --top-k N           keep the N most likely (0 = all)  --top-p F   nucleus mass (1 = all)\n"
@@ -25,6 +25,7 @@ static void usage(FILE *f) {
             "  --no-kv-cache       recompute the whole window at every step (the reference path)\n"
             "  --encoder F --merges F  GPT-2 tokenizer files for text prompts with --safetensors\n"
             "                      (default tokenizer/gpt2/encoder.json and vocab.bpe)\n"
+            "  --lora FILE         LoRA adapters from `train --finetune CKPT --lora ...`, folded into the weights\n"
             "Without --prompt or --prompt-ids the prompt is a newline.\n");
 }
 
@@ -54,7 +55,7 @@ static bool emit(int32_t tok, void *p) {
 }
 
 int main(int argc, char **argv) {
-    const char *ckpt = NULL, *st = NULL, *st_config = NULL, *prompt = NULL, *prompt_ids = NULL;
+    const char *ckpt = NULL, *st = NULL, *st_config = NULL, *prompt = NULL, *prompt_ids = NULL, *lora = NULL;
     const char *gpt2_encoder = "tokenizer/gpt2/encoder.json", *gpt2_merges = "tokenizer/gpt2/vocab.bpe";
     int max_new = 200, threads = 0;
     gl_sampling s = {.temperature = 0.8f, .top_k = 0, .top_p = 1.0f};
@@ -72,6 +73,7 @@ int main(int argc, char **argv) {
         }
         const char *v = argv[++i];
         if (!strcmp(f, "--checkpoint")) ckpt = v;
+        else if (!strcmp(f, "--lora")) lora = v;
         else if (!strcmp(f, "--safetensors")) st = v;
         else if (!strcmp(f, "--config")) st_config = v;
         else if (!strcmp(f, "--encoder")) gpt2_encoder = v;
@@ -112,6 +114,10 @@ int main(int argc, char **argv) {
         have_codec = m.cfg.vocab_size == 50257 &&
                      (codec.bpe = gl_bpe_load_gpt2(gpt2_encoder, gpt2_merges, err, sizeof err)) != NULL;
     }
+    if (lora) { /* fold the adapters in: generation then costs what the base costs */
+        if (!gpt_lora_load(&m, lora, err, sizeof err)) fail("--lora: ", err);
+        gpt_lora_merge(&m);
+    }
     int V = m.cfg.vocab_size;
 
     /* the prompt as token ids */
@@ -138,7 +144,7 @@ int main(int argc, char **argv) {
         if (!have_codec) fail("no tokenizer for this model: give the prompt as --prompt-ids", "");
         const char *text = prompt ? prompt : "\n";
         size_t n;
-        if (!gl_codec_encode(&codec, (const unsigned char *)text, strlen(text), &ids, &n, err, sizeof err))
+        if (!gl_codec_encode(&codec, (const unsigned char *)text, strlen(text), &ids, &n, NULL, err, sizeof err))
             fail("the prompt: ", err);
         n_ids = (int)n;
     }

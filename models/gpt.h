@@ -93,7 +93,8 @@ void gpt_quantize_nf4(gpt *m);
  * them: the model is a plain GPT again, every parameter trainable. */
 void gpt_lora_merge(gpt *m);
 /* Adapters alone, apart from the base checkpoint (docs/formats.md). Loading checks that they fit m: layers,
- * width, targets and every shape; on a mismatch it names what differs and leaves m untouched. */
+ * width, targets and every shape; on a mismatch it names what differs and leaves m untouched. Adapters trained
+ * with QLoRA record it, and loading them quantises an fp32 base first: the model is then exactly the one trained. */
 bool gpt_lora_save(const gpt *m, const char *path, char *err, size_t err_len);
 bool gpt_lora_load(gpt *m, const char *path, char *err, size_t err_len);
 int64_t gpt_trainable_weights(const gpt *m);

@@ -220,6 +220,7 @@ typedef struct {
     int32_t n_layer, n_embd, rank, n_adapters;
     float alpha;
     char targets[8];
+    int32_t nf4_base; /* 1: trained on the NF4-quantised base (QLoRA) */
 } lora_header;
 
 typedef struct {
@@ -231,7 +232,8 @@ bool gpt_lora_save(const gpt *m, const char *path, char *err, size_t n) {
     gl_atomic at;
     FILE *f = gl_atomic_open(&at, path);
     if (!f) return snprintf(err, n, "cannot create '%s'", path), false;
-    lora_header h = {LORA_MAGIC, m->cfg.n_layer, m->cfg.n_embd, m->lora.rank, m->n_adapters, m->lora.alpha, {0}};
+    lora_header h = {LORA_MAGIC, m->cfg.n_layer, m->cfg.n_embd, m->lora.rank, m->n_adapters, m->lora.alpha, {0},
+                     m->nf4 != NULL};
     memcpy(h.targets, m->lora.targets, sizeof h.targets);
     uint64_t sum = gl_fnv1a(GL_FNV_OFFSET, &h, sizeof h);
     fwrite(&h, sizeof h, 1, f);
@@ -308,6 +310,8 @@ bool gpt_lora_load(gpt *m, const char *path, char *err, size_t n) {
         snprintf(err, n, "'%s' has %s bytes than its adapters need", path, at > len - 8 ? "fewer" : "more");
         goto done;
     }
+    /* QLoRA adapters learned against the 4-bit base: quantising this base (deterministic) restores that model */
+    if (h.nf4_base && !m->nf4) gpt_quantize_nf4(m);
     make_adapters(m, c);
     at = sizeof h;
     for (int i = 0; i < m->n_adapters; i++) {

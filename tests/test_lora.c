@@ -249,6 +249,18 @@ Test(lora, qlora_base_is_4_bit_and_adapters_still_learn) {
     randomise_b(&m, 14);
     check_adapter_gradients(&m, "qlora");
     float *unmerged = logits_of(&m);
+    /* the adapters file says QLoRA: loaded on the fp32 base, it quantises that base and gives the same model */
+    mkdir("out", 0755);
+    mkdir("out/test", 0755);
+    cr_assert(gpt_lora_save(&m, "out/test/qlora.lora", err, sizeof err), "%s", err);
+    gpt again;
+    small_gpt(&again);
+    cr_assert(gpt_lora_load(&again, "out/test/qlora.lora", err, sizeof err), "%s", err);
+    cr_assert(again.nf4 != NULL);
+    float *reloaded = logits_of(&again);
+    cr_assert(memcmp(reloaded, unmerged, (size_t)n * sizeof(float)) == 0);
+    free(reloaded);
+    gpt_free(&again);
     gpt_lora_merge(&m); /* dequantises the base, then folds the adapters in */
     cr_assert(m.nf4 == NULL && m.blocks[0].attn_w->data != NULL);
     float *merged = logits_of(&m);

@@ -249,3 +249,56 @@ Test(train, bpe_tokenizer_end_to_end) {
     cr_assert(rc == 1 && strstr(out, "not a gradlab BPE"), "%s", out);
     free(out);
 }
+
+/* fine-tuning through the CLI: a small base, then full, LoRA and QLoRA runs on another text; infer with adapters */
+Test(train, finetune_lora_and_qlora_end_to_end) {
+    make_tmpdir();
+    char *out;
+    int rc = run(&out, GL_BUILD_DIR "/train " SMALL " --steps 10 --out %s/base.ckpt", tmpdir);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+    /* the new domain: a text with characters the base never saw (digits are absent from tiny shakespeare's 65) */
+    char path[256];
+    snprintf(path, sizeof path, "%s/domain.txt", tmpdir);
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 400; i++) fprintf(f, "Call me Ishmael, %d years ago, never mind how long precisely.\n", i);
+    fclose(f);
+    const char *tune = "--eval-interval 5 --eval-batches 2 --final-eval-batches 0 --sample 0 --batch 4 --steps 5";
+    rc = run(&out, GL_BUILD_DIR "/train --finetune %s/base.ckpt --data %s %s --out %s/full.ckpt", tmpdir, path, tune, tmpdir);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "characters of") && strstr(out, "were dropped"), "%s", out);
+    cr_assert(strstr(out, "all weights"), "%s", out);
+    free(out);
+    rc = run(&out, GL_BUILD_DIR "/train --finetune %s/base.ckpt --data %s %s --lora r=4,alpha=8,targets=qvf --out %s/a.lora",
+             tmpdir, path, tune, tmpdir);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "LoRA: rank 4, alpha 8 (scale 2), targets qvf") && strstr(out, "adapters"), "%s", out);
+    free(out);
+    rc = run(&out, GL_BUILD_DIR "/train --finetune %s/base.ckpt --data %s %s --qlora --out %s/q.lora", tmpdir, path,
+             tune, tmpdir);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "on a 4-bit NF4 base") && strstr(out, "QLoRA: block linears in NF4"), "%s", out);
+    free(out);
+    for (int k = 0; k < 2; k++) {
+        rc = run(&out, GL_BUILD_DIR "/infer --checkpoint %s/base.ckpt --lora %s/%s --prompt Call --max-new-tokens 20 "
+                 "--temperature 0", tmpdir, tmpdir, k ? "q.lora" : "a.lora");
+        cr_assert_eq(rc, 0, "%s", out);
+        free(out);
+    }
+    /* misfits and misuse */
+    rc = run(&out, GL_BUILD_DIR "/train --data %s --lora r=4", path);
+    cr_assert(rc == 2 && strstr(out, "give --finetune BASE_CKPT"), "%s", out);
+    free(out);
+    rc = run(&out, GL_BUILD_DIR "/train --finetune %s/none.ckpt --data %s --lora r=4", tmpdir, path);
+    cr_assert(rc == 1 && strstr(out, "cannot open"), "%s", out);
+    free(out);
+    rc = run(&out, GL_BUILD_DIR "/train --finetune %s/base.ckpt --data %s --lora r=4,targets=qz", tmpdir, path);
+    cr_assert(rc == 2 && strstr(out, "target 'z'"), "%s", out);
+    free(out);
+    rc = run(&out, GL_BUILD_DIR "/train " SMALL " --n-layer 3 --steps 2 --out %s/other.ckpt", tmpdir);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+    rc = run(&out, GL_BUILD_DIR "/infer --checkpoint %s/other.ckpt --lora %s/a.lora --max-new-tokens 5", tmpdir, tmpdir);
+    cr_assert(rc == 1 && strstr(out, "2 layers x 32 dims") && strstr(out, "3 x 32"), "%s", out);
+    free(out);
+}

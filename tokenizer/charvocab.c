@@ -22,19 +22,25 @@ void gl_charvocab_build(gl_charvocab *v, const uint32_t *cps, size_t n) {
     v->codepoints = realloc(sorted, (k ? k : 1) * sizeof *sorted);
 }
 
-bool gl_charvocab_encode(const gl_charvocab *v, const uint32_t *cps, size_t n, int32_t *ids, char *err, size_t err_len) {
+long long gl_charvocab_encode(const gl_charvocab *v, const uint32_t *cps, size_t n, int32_t *ids, size_t *dropped,
+                              char *err, size_t err_len) {
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         uint32_t *hit = bsearch(&cps[i], v->codepoints, (size_t)v->size, sizeof(uint32_t), cmp_u32);
+        if (!hit && dropped) {
+            (*dropped)++;
+            continue;
+        }
         if (!hit) {
             char utf8[5] = {0};
             gl_utf8_encode(cps[i], utf8);
             snprintf(err, err_len, "character '%s' (U+%04X) at position %zu is not in the model's vocabulary", utf8,
                      cps[i], i);
-            return false;
+            return -1;
         }
-        ids[i] = (int32_t)(hit - v->codepoints);
+        ids[k++] = (int32_t)(hit - v->codepoints);
     }
-    return true;
+    return (long long)k;
 }
 
 void gl_charvocab_free(gl_charvocab *v) {

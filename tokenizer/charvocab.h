@@ -17,7 +17,10 @@ typedef struct {
 /* Vocabulary of the distinct code points in cps. */
 void gl_charvocab_build(gl_charvocab *v, const uint32_t *cps, size_t n);
 /* ids[i] for each code point; false with a message naming the first character not in the vocabulary. */
-bool gl_charvocab_encode(const gl_charvocab *v, const uint32_t *cps, size_t n, int32_t *ids, char *err, size_t err_len);
+/* ids of n code points; an unknown character is an error naming it, or, when dropped is not NULL, skipped and
+ * counted there. Returns the number of ids written (n without drops), or -1 on error. */
+long long gl_charvocab_encode(const gl_charvocab *v, const uint32_t *cps, size_t n, int32_t *ids, size_t *dropped,
+                              char *err, size_t err_len);
 void gl_charvocab_free(gl_charvocab *v);
 
 #endif

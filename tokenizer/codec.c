@@ -6,8 +6,8 @@
 
 int gl_codec_size(const gl_codec *c) { return c->bpe ? gl_bpe_vocab_size(c->bpe) : c->chars.size; }
 
-bool gl_codec_encode(gl_codec *c, const unsigned char *text, size_t len, int32_t **ids, size_t *n, char *err,
-                     size_t err_len) {
+bool gl_codec_encode(gl_codec *c, const unsigned char *text, size_t len, int32_t **ids, size_t *n, size_t *dropped,
+                     char *err, size_t err_len) {
     if (c->bpe) {
         size_t cap = 0;
         *ids = NULL;
@@ -19,13 +19,13 @@ bool gl_codec_encode(gl_codec *c, const unsigned char *text, size_t len, int32_t
     size_t ncp;
     if (!gl_utf8_decode(text, len, &cps, &ncp, err, err_len)) return false;
     *ids = malloc((ncp ? ncp : 1) * sizeof **ids);
-    bool ok = gl_charvocab_encode(&c->chars, cps, ncp, *ids, err, err_len);
+    long long kept = gl_charvocab_encode(&c->chars, cps, ncp, *ids, dropped, err, err_len);
     free(cps);
-    if (!ok) {
+    if (kept < 0) {
         free(*ids);
         return false;
     }
-    *n = ncp;
+    *n = (size_t)kept;
     return true;
 }
 

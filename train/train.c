@@ -22,7 +22,8 @@
 #include "utf8.h"
 
 typedef struct {
-    const char *data, *out, *resume, *plot, *loss_log, *tokenizer, *attention;
+    const char *data, *out, *resume, *plot, *loss_log, *tokenizer, *attention, *finetune, *lora;
+    bool qlora, dropout_given;
     gpt_config cfg;
     int batch, threads, eval_interval, eval_batches, final_eval_batches, ckpt_interval, sample_len;
     int64_t steps, warmup, decay_steps, stop_after;
@@ -48,6 +49,11 @@ static void usage(FILE *f) {
             "          --loss-log FILE (step and exact loss per line)  --sample 300  --temperature 0.8  --quiet\n"
             "resume:   --resume CKPT continues that run to its planned --steps (or a new --steps), bit for bit as if\n"
             "          it had not stopped\n"
+            "finetune: --finetune BASE_CKPT: start from that model (its architecture and vocabulary; characters of --data\n"
+            "          outside its vocabulary are dropped and counted) and train all its weights, or with\n"
+            "          --lora r=8,alpha=16,targets=qv  only low-rank adapters (targets: q k v o f p = attention q/k/v,\n"
+            "          attention output, MLP in, MLP out); the base is frozen and --out gets the adapters alone\n"
+            "          --qlora: the same with the base's linear weights in 4-bit NF4 (implies --lora's defaults)\n"
             "Same seed and same thread count give bitwise identical runs.\n");
 }
 
@@ -73,12 +79,18 @@ static options parse(int argc, char **argv) {
             o.quiet = true;
             continue;
         }
+        if (!strcmp(f, "--qlora")) {
+            o.qlora = true;
+            continue;
+        }
         if (strncmp(f, "--", 2) != 0) die("unexpected argument '%s'%s (flags start with --)", f, "");
         if (i + 1 >= argc) die("flag %s needs a value%s", f, "");
         const char *v = argv[++i];
         if (!strcmp(f, "--data")) o.data = v;
         else if (!strcmp(f, "--out")) o.out = v;
         else if (!strcmp(f, "--resume")) o.resume = v;
+        else if (!strcmp(f, "--finetune")) o.finetune = v;
+        else if (!strcmp(f, "--lora")) o.lora = v;
         else if (!strcmp(f, "--plot")) o.plot = v;
         else if (!strcmp(f, "--loss-log")) o.loss_log = v;
         else if (!strcmp(f, "--tokenizer")) o.tokenizer = v;
@@ -87,7 +99,7 @@ static options parse(int argc, char **argv) {
         else if (!strcmp(f, "--n-head")) o.cfg.n_head = gl_flag_int("train", f, v, 1, 1024);
         else if (!strcmp(f, "--n-embd")) o.cfg.n_embd = gl_flag_int("train", f, v, 1, 65536);
         else if (!strcmp(f, "--block-size")) o.cfg.block_size = gl_flag_int("train", f, v, 1, 1 << 20);
-        else if (!strcmp(f, "--dropout")) o.cfg.dropout = (float)gl_flag_number("train", f, v, 0, 0.95);
+        else if (!strcmp(f, "--dropout")) o.cfg.dropout = (float)gl_flag_number("train", f, v, 0, 0.95), o.dropout_given = true;
         else if (!strcmp(f, "--bias")) o.cfg.bias = gl_flag_int("train", f, v, 0, 1);
         else if (!strcmp(f, "--batch")) o.batch = gl_flag_int("train", f, v, 1, 1 << 20);
         else if (!strcmp(f, "--steps")) o.steps = gl_flag_int("train", f, v, 0, 2e9), o.steps_given = true;
@@ -118,6 +130,9 @@ static options parse(int argc, char **argv) {
     }
     if (!o.data) die("--data FILE is required%s%s (the text to train on; --help lists all flags)", "", "");
     if (o.decay_steps < 0) o.decay_steps = o.steps;
+    if ((o.lora || o.qlora) && !o.finetune) die("--lora and --qlora adapt a trained model: give --finetune BASE_CKPT%s%s", "", "");
+    if (o.finetune && o.resume) die("--finetune starts a new run; --resume continues one: give one of them%s%s", "", "");
+    if (o.qlora && !o.lora) o.lora = "";
     if (strcmp(o.attention, "auto") && strcmp(o.attention, "naive") && strcmp(o.attention, "flash"))
         die("--attention must be auto, naive or flash, got '%s'%s", o.attention, "");
     return o;
@@ -157,6 +172,11 @@ static float val_loss(gpt *m, const dataset *d, int B, int T, int n_batches, int
     }
     gl_no_grad_end();
     return (float)(sum / n_batches);
+}
+
+/* a full checkpoint, or the adapters alone when the run trains adapters */
+static bool save_run(const char *path, const gpt *m, const gl_optim *opt, const gpt_run_state *rs, char *err, size_t n) {
+    return m->n_adapters ? gpt_lora_save(m, path, err, n) : gpt_save_checkpoint(path, m, opt, rs, err, n);
 }
 
 static bool emit_token(int32_t tok, void *ctx) {
@@ -205,6 +225,19 @@ int main(int argc, char **argv) {
         o.wd = rs.weight_decay, o.clip = rs.grad_clip, o.val_fraction = rs.val_fraction;
         o.warmup = rs.warmup_steps, o.decay_steps = rs.decay_steps, o.seed = rs.seed;
         if (!o.steps_given) o.steps = rs.total_steps;
+    } else if (o.finetune) { /* the base model with its tokenizer; a fresh run state below */
+        gpt_run_state base;
+        if (!gpt_load_checkpoint(o.finetune, &m, &base, NULL, NULL, NULL, err, sizeof err)) {
+            fprintf(stderr, "train: --finetune: %s\n", err);
+            return 1;
+        }
+        if (base.bpe_len && !(codec.bpe = gl_bpe_deserialize(base.bpe, base.bpe_len, o.finetune, err, sizeof err)))
+            die("%s%s", err, "");
+        free(base.bpe);
+        codec.chars.size = base.n_symbols;
+        codec.chars.codepoints = base.symbols;
+        if (o.dropout_given) m.cfg.dropout = o.cfg.dropout;
+        o.cfg = m.cfg;
     } else if (!strcmp(o.tokenizer, "char")) {
         uint32_t *cps;
         size_t n_cps;
@@ -233,9 +266,15 @@ int main(int argc, char **argv) {
                     gl_codec_size(&codec));
             return 1;
         }
-    } else if (!gl_codec_encode(&codec, text, text_len, &tokens, &n_tokens, err, sizeof err)) {
-        fprintf(stderr, "train: '%s': %s\n", o.data, err);
-        return 1;
+    } else {
+        size_t dropped = 0;
+        if (!gl_codec_encode(&codec, text, text_len, &tokens, &n_tokens, o.finetune ? &dropped : NULL, err, sizeof err)) {
+            fprintf(stderr, "train: '%s': %s\n", o.data, err);
+            return 1;
+        }
+        if (dropped)
+            printf("train: %zu characters of '%s' are outside the base model's vocabulary and were dropped\n", dropped,
+                   o.data);
     }
     int B = o.batch, T = o.cfg.block_size;
     dataset d = {tokens, 0, 0};
@@ -249,11 +288,13 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (!o.resume) {
-        o.cfg.vocab_size = gl_codec_size(&codec);
-        o.cfg.padded_vocab_size = gpt_padded_vocab(o.cfg.vocab_size);
-        if (!gpt_config_check(&o.cfg, err, sizeof err)) die("bad model flags: %s%s", err, "");
-        gpt_build(&m, o.cfg);
-        gpt_init(&m, o.seed);
+        if (!o.finetune) {
+            o.cfg.vocab_size = gl_codec_size(&codec);
+            o.cfg.padded_vocab_size = gpt_padded_vocab(o.cfg.vocab_size);
+            if (!gpt_config_check(&o.cfg, err, sizeof err)) die("bad model flags: %s%s", err, "");
+            gpt_build(&m, o.cfg);
+            gpt_init(&m, o.seed);
+        }
         memset(&rs, 0, sizeof rs);
         rs.seed = o.seed;
         gl_rng_seed(&rs.rng, o.seed ^ 0xda7a5eedull);
@@ -273,7 +314,14 @@ int main(int argc, char **argv) {
     }
     m.attention = !strcmp(o.attention, "flash") || (!strcmp(o.attention, "auto") && T >= 4096) ? GL_ATTN_FLASH
                                                                                                : GL_ATTN_NAIVE;
-    gl_optim *opt = gl_adamw(m.params, m.n_params, o.lr, o.beta1, o.beta2, o.eps, o.wd);
+    size_t full_base_bytes = gpt_base_weight_bytes(&m);
+    if (o.qlora) gpt_quantize_nf4(&m);
+    if (o.lora) {
+        gpt_lora_config lc;
+        if (!gpt_lora_parse(o.lora, &lc, err, sizeof err)) die("%s%s", err, "");
+        gpt_lora_attach(&m, lc, o.seed);
+    }
+    gl_optim *opt = gl_adamw(m.trainable, m.n_trainable, o.lr, o.beta1, o.beta2, o.eps, o.wd);
     if (opt_state) {
         memcpy(opt->state, opt_state, (size_t)opt_floats * sizeof(float));
         opt->step = opt_step;
@@ -290,6 +338,18 @@ int main(int argc, char **argv) {
            (double)o.beta2, (double)o.wd, (double)o.clip, B, T, omp_get_max_threads(), gl_kernels_in_use());
     printf("attention: %s\n", m.attention == GL_ATTN_FLASH ? "flash" : "naive");
     if (o.resume) printf("resuming from %s at step %lld\n", o.resume, (long long)rs.step);
+    if (o.finetune)
+        printf("fine-tuning %s: %s%s; trainable %lld of %lld weights (%.2f%%); base weights %.2f MB%s\n", o.finetune,
+               m.n_adapters ? "LoRA adapters" : "all weights", m.nf4 ? " on a 4-bit NF4 base" : "",
+               (long long)gpt_trainable_weights(&m), (long long)m.n_weights,
+               100.0 * gpt_trainable_weights(&m) / m.n_weights, gpt_base_weight_bytes(&m) / 1e6,
+               m.nf4 ? "" : " (fp32)");
+    if (m.n_adapters)
+        printf("LoRA: rank %d, alpha %g (scale %g), targets %s; --out %s gets the adapters alone (base: %s)\n",
+               m.lora.rank, (double)m.lora.alpha, (double)(m.lora.alpha / m.lora.rank), m.lora.targets, o.out,
+               o.finetune);
+    if (m.nf4) printf("QLoRA: block linears in NF4: %.2f MB of base weights instead of %.2f MB\n",
+                      gpt_base_weight_bytes(&m) / 1e6, full_base_bytes / 1e6);
 
     /* ---- the loop ---- */
     FILE *loss_log = NULL;
@@ -316,7 +376,7 @@ int main(int argc, char **argv) {
             return 1;
         }
         gl_backward(loss);
-        gl_clip_grad_norm(m.params, m.n_params, o.clip);
+        gl_clip_grad_norm(m.trainable, m.n_trainable, o.clip);
         gl_optim_step(opt);
         gl_optim_zero_grad(opt);
         rs.step = step + 1;
@@ -332,9 +392,13 @@ int main(int argc, char **argv) {
             char bar[64];
             for (int i = 0; i < w; i++) bar[i] = i < filled ? '#' : '.';
             bar[w] = 0;
-            printf("%s[%s] step %lld/%lld  loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs   %s", tty ? "\r" : "", bar,
+            char tune[96] = "";
+            if (o.finetune)
+                snprintf(tune, sizeof tune, "  trainable %.1fk, base %.2f MB", gpt_trainable_weights(&m) / 1e3,
+                         gpt_base_weight_bytes(&m) / 1e6);
+            printf("%s[%s] step %lld/%lld  loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs%s   %s", tty ? "\r" : "", bar,
                    (long long)rs.step, (long long)n_steps, (double)ema, (double)opt->lr, rate * B * T,
-                   (n_steps - rs.step) / rate, tty ? "" : "\n");
+                   (n_steps - rs.step) / rate, tune, tty ? "" : "\n");
             fflush(stdout);
             last = t;
         }
@@ -345,7 +409,7 @@ int main(int argc, char **argv) {
                                  (double)vl, o.eval_batches);
         }
         if (rs.step % o.ckpt_interval == 0 || rs.step == stop_at) {
-            if (!gpt_save_checkpoint(o.out, &m, opt, &rs, err, sizeof err)) {
+            if (!save_run(o.out, &m, opt, &rs, err, sizeof err)) {
                 fprintf(stderr, "\ntrain: %s\n", err);
                 return 1;
             }
@@ -353,12 +417,13 @@ int main(int argc, char **argv) {
     }
     double elapsed = now() - t0;
     if (loss_log) fclose(loss_log);
-    if (rs.step == first_step && !gpt_save_checkpoint(o.out, &m, opt, &rs, err, sizeof err)) {
+    if (rs.step == first_step && !save_run(o.out, &m, opt, &rs, err, sizeof err)) {
         fprintf(stderr, "train: %s\n", err);
         return 1;
     }
-    printf("trained %lld steps in %.1f s (%.0f tokens/s); checkpoint %s\n", (long long)(rs.step - first_step), elapsed,
-           (double)(rs.step - first_step) * B * T / (elapsed > 0 ? elapsed : 1), o.out);
+    printf("trained %lld steps in %.1f s (%.0f tokens/s); %s %s\n", (long long)(rs.step - first_step), elapsed,
+           (double)(rs.step - first_step) * B * T / (elapsed > 0 ? elapsed : 1), m.n_adapters ? "adapters" : "checkpoint",
+           o.out);
     if (o.final_eval_batches > 0)
         printf("final val loss %.4f over %d batches (%d tokens)\n",
                (double)val_loss(&m, &d, B, T, o.final_eval_batches, x, y), o.final_eval_batches,

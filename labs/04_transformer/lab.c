@@ -114,7 +114,7 @@ static int heatmaps(const char *ckpt, const char *out_dir, const char *sentence)
     gl_utf8_decode((const unsigned char *)sentence, strlen(sentence), &cps, &n, err, sizeof err);
     int T = (int)n < m.cfg.block_size ? (int)n : m.cfg.block_size;
     int32_t *ids = malloc((size_t)T * sizeof *ids);
-    if (!gl_charvocab_encode(&v, cps, (size_t)T, ids, err, sizeof err)) {
+    if (gl_charvocab_encode(&v, cps, (size_t)T, ids, NULL, err, sizeof err) < 0) {
         printf("3. (skipped: %s)\n\n", err);
         return 0;
     }
