@@ -34,7 +34,7 @@ PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer $(BUILD)/tokeni
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 all: check-cuda $(LIB) $(PROGRAMS)
 
 check-cuda:
@@ -124,6 +124,12 @@ lab04: $(BUILD)/lab04 $(BUILD)/train
 	@test -f checkpoints/shakespeare_char.ckpt || ./$(BUILD)/train --data data/tinyshakespeare/input.txt \
 	  --out checkpoints/shakespeare_char.ckpt --quiet --sample 0
 	./$(BUILD)/lab04
+
+# lab 06 adapts the shakespeare model to Moby-Dick (the shared data folder, or data/ after `make data`)
+lab06: $(BUILD)/lab06 $(BUILD)/train
+	@test -f checkpoints/shakespeare_char.ckpt || ./$(BUILD)/train --data data/tinyshakespeare/input.txt \
+	  --out checkpoints/shakespeare_char.ckpt --quiet --sample 0
+	./$(BUILD)/lab06
 
 # ---- data: the labs' public data sets into data/ (MNIST 60k/10k, Fashion-MNIST, SOTU, Moby-Dick, analogies) ----
 data:

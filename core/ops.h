@@ -78,5 +78,8 @@ gl_tensor *gl_contiguous(gl_tensor *x);                          /* x itself if 
 gl_tensor *gl_slice(gl_tensor *x, int axis, int start, int end); /* [start, end) along axis; a view when
                                                                     that range is one contiguous block */
 gl_tensor *gl_concat(gl_tensor *const *xs, int n, int axis);
+/* y + scale * d[k] placed in y's last-axis columns [col0[k], col0[k] + width of d[k]) for k < n (n <= 3): LoRA
+ * updates of some of a linear's outputs (q and v of c_attn) in one tensor, without zeros for the rest */
+gl_tensor *gl_add_columns(gl_tensor *y, int n, gl_tensor *const *d, const int *col0, float scale);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "ops.h"
 
 static gl_tensor *view_of(gl_tensor *x) {
@@ -201,4 +202,53 @@ gl_tensor *gl_concat(gl_tensor *const *in, int n, int axis) {
         offset += len;
     }
     return y;
+}
+
+/* ---- add_columns: out = y, then out[..., col0[k] + j] += scale * d[k][..., j] ---- */
+
+static void add_columns_backward(gl_node *n) {
+    gl_tensor *y = n->in[0], *out = n->out;
+    int N = out->shape[out->ndim - 1];
+    float scale = n->fval[0];
+    int64_t rows = out->numel / N;
+    const gl_kernels *k = gl_kern();
+    if (y->requires_grad) k->axpy((size_t)out->numel, 1.0f, out->grad, y->grad);
+    for (int i = 1; i < n->n_in; i++) {
+        gl_tensor *d = n->in[i];
+        int W = d->shape[d->ndim - 1], col0 = n->ival[i - 1];
+        if (d->requires_grad)
+            for (int64_t r = 0; r < rows; r++) k->axpy((size_t)W, scale, out->grad + r * N + col0, d->grad + r * W);
+    }
+}
+
+gl_tensor *gl_add_columns(gl_tensor *y, int n, gl_tensor *const *ds, const int *col0, float scale) {
+    if (n < 1 || n > 3) gl_fatal("add_columns", "takes 1 to 3 updates, got %d", n);
+    gl_tensor *in[4] = {gl_contiguous(y)};
+    y = in[0];
+    int N = y->shape[y->ndim - 1];
+    for (int k = 0; k < n; k++) {
+        gl_tensor *d = in[k + 1] = gl_contiguous(ds[k]);
+        int W = d->shape[d->ndim - 1];
+        bool ok = y->ndim == d->ndim && col0[k] >= 0 && col0[k] + W <= N;
+        for (int i = 0; ok && i < y->ndim - 1; i++) ok = y->shape[i] == d->shape[i];
+        if (!ok) {
+            char s1[64], s2[64];
+            gl_fatal("add_columns", "%s cannot go into columns %d..%d of %s", gl_shape_str(d, s1, sizeof s1), col0[k],
+                     col0[k] + W, gl_shape_str(y, s2, sizeof s2));
+        }
+    }
+    gl_node *node;
+    gl_tensor *out = gl_op_output("add_columns", y->ndim, y->shape, add_columns_backward, &node, n + 1, in);
+    if (node) {
+        for (int k = 0; k < n; k++) node->ival[k] = col0[k];
+        node->fval[0] = scale;
+    }
+    memcpy(out->data, y->data, (size_t)y->numel * sizeof(float));
+    const gl_kernels *kern = gl_kern();
+    for (int k = 0; k < n; k++) {
+        int W = in[k + 1]->shape[y->ndim - 1];
+        for (int64_t r = 0; r < y->numel / N; r++)
+            kern->axpy((size_t)W, scale, in[k + 1]->data + r * W, out->data + r * N + col0[k]);
+    }
+    return out;
 }

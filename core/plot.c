@@ -126,6 +126,12 @@ bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series
     if (ymax == ymin) ymax = ymin + 1;
     double ypad = 0.05 * (ymax - ymin);
     ymin -= ypad, ymax += ypad;
+    bool scatter = n_series > 0; /* a scatter plot's extreme points get room from the axes too */
+    for (int s = 0; s < n_series; s++) scatter &= series[s].points;
+    if (scatter && !ch->log_x) {
+        double xpad = 0.05 * (xmax - xmin);
+        xmin -= xpad, xmax += xpad;
+    }
 #define PX(x) (left + (int)lround(((x) - xmin) / (xmax - xmin) * pw))
 #define PY(y) (top + ph - (int)lround(((y) - ymin) / (ymax - ymin) * ph))
 
@@ -162,7 +168,8 @@ bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series
                 continue;
             }
             int qx = PX(ch->log_x ? log10(x) : x), qy = PY(ch->log_y ? log10(y) : y);
-            if (series[s].points) fill_rect(&c, qx - 2, qy - 2, qx + 3, qy + 3, col);
+            int dot = series[s].n <= 16 ? 4 : 2; /* few points: larger dots */
+            if (series[s].points) fill_rect(&c, qx - dot, qy - dot, qx + dot + 1, qy + dot + 1, col);
             if (series[s].labels && series[s].labels[i]) text(&c, qx + 5, qy - 6, series[s].labels[i], 1, false, col);
             else if (have) line(&c, px, py, qx, qy, col, 2);
             if (!series[s].points && series[s].n <= 16) fill_rect(&c, qx - 3, qy - 3, qx + 4, qy + 4, col); /* mark few points */

@@ -35,32 +35,19 @@ static void target_geometry(const gpt *m, char t, int *linear, int *col0, int *w
     *in = i == 5 ? 4 * C : C;
 }
 
-static gl_tensor *zero_columns(const gl_tensor *like, int width) {
-    int shape[GL_MAX_DIMS];
-    memcpy(shape, like->shape, sizeof shape);
-    shape[like->ndim - 1] = width;
-    return gl_zeros(like->ndim, shape);
-}
-
 gl_tensor *gpt_block_linear(gpt *m, int l, int which, gl_tensor *x) {
     gl_tensor *w, *b;
     linear_params(m, l, which, &w, &b);
     gl_tensor *y = m->nf4 ? gl_linear_nf4(x, &m->nf4[l * GPT_LINEARS + which], b) : gl_linear(x, w, b);
-    if (!m->n_adapters) return y;
-    /* the adapters' outputs side by side, zeros where this linear has none (e.g. the k third of c_attn) */
-    gl_tensor *parts[2 * 6 + 1];
-    int n_parts = 0, col = 0, out = y->shape[y->ndim - 1];
-    float scale = m->lora.alpha / (float)m->lora.rank;
+    gl_tensor *updates[3];
+    int col0[3], n = 0;
     for (int i = 0; i < m->n_adapters; i++) {
         const gpt_adapter *a = &m->adapters[i];
         if (a->layer != l || a->linear != which) continue;
-        if (a->col0 > col) parts[n_parts++] = zero_columns(y, a->col0 - col);
-        parts[n_parts++] = gl_mul_scalar(gl_linear(gl_linear(x, a->a, NULL), a->b, NULL), scale);
-        col = a->col0 + a->b->shape[1];
+        updates[n] = gl_linear(gl_linear(x, a->a, NULL), a->b, NULL);
+        col0[n++] = a->col0;
     }
-    if (!n_parts) return y;
-    if (col < out) parts[n_parts++] = zero_columns(y, out - col);
-    return gl_add(y, n_parts == 1 ? parts[0] : gl_concat(parts, n_parts, y->ndim - 1));
+    return n ? gl_add_columns(y, n, updates, col0, m->lora.alpha / (float)m->lora.rank) : y;
 }
 
 bool gpt_lora_parse(const char *spec, gpt_lora_config *c, char *err, size_t n) {

@@ -286,6 +286,30 @@ Test(grad, reshape_transpose_slice_concat) {
     }
 }
 
+static gl_tensor *loss_add_columns(gl_tensor **in, void *ctx) {
+    (void)ctx; /* two overlapping updates in one call, then one more on top */
+    gl_tensor *d[2] = {in[1], gl_tanh(in[1])};
+    int col0[2] = {2, 4}, last = 5;
+    gl_tensor *y = gl_add_columns(in[0], 2, d, col0, 1.5f);
+    return weighted_sum(gl_tanh(gl_add_columns(y, 1, &in[1], &last, -0.5f)));
+}
+
+Test(grad, add_columns) {
+    gl_tensor *in[2] = {rand_param(GL_DIMS(2, 3, 9), 84, -2, 2, 0), rand_param(GL_DIMS(2, 3, 4), 85, -2, 2, 0)};
+    check_grads("add_columns", loss_add_columns, in, 2, NULL);
+    /* and the forward by hand: only columns 2..5 of y move, by 1.5 d */
+    gl_step_reset();
+    int two = 2;
+    gl_tensor *y = gl_add_columns(in[0], 1, &in[1], &two, 1.5f);
+    for (int r = 0; r < 6; r++)
+        for (int c = 0; c < 9; c++) {
+            float want = in[0]->data[r * 9 + c] + (c >= 2 && c < 6 ? 1.5f * in[1]->data[r * 4 + c - 2] : 0.0f);
+            cr_assert_float_eq(y->data[r * 9 + c], want, 1e-6f);
+        }
+    gl_param_free(in[0]);
+    gl_param_free(in[1]);
+}
+
 /* ---------------------------------------------------------------- linear, attention */
 
 static gl_tensor *loss_linear(gl_tensor **in, void *ctx) {
