@@ -1,10 +1,11 @@
 /* gradlab ops: each builds its output in the arena and, when a gradient is needed, records one tape node.
  * Forward and backward of an op sit next to each other in one file:
- *   ops_elementwise.c  add sub mul div (broadcasting), add_scalar mul_scalar, exp log tanh sigmoid relu gelu
+ *   ops_elementwise.c  add sub mul div (broadcasting), add_scalar mul_scalar, exp log tanh sigmoid log_sigmoid
+ *                      relu gelu
  *   ops_matmul.c       matmul (2-D and batched; transposed views go to the GEMM as flags, never copied)
  *   ops_reduce.c       sum, mean (over an axis or all)
- *   ops_nn.c           softmax, log_softmax, cross_entropy, layernorm, embedding, dropout
- *   ops_shape.c        reshape, transpose, contiguous, slice, concat
+ *   ops_nn.c           softmax, log_softmax, cross_entropy, token_logprob, layernorm, embedding, dropout
+ *   ops_shape.c        reshape, transpose, contiguous, slice, concat, add_columns
  * Inputs that are non-contiguous views are made contiguous first (a recorded copy) except by matmul.
  * A shape error stops the program with a message naming the op and the shapes involved.
  */
@@ -25,6 +26,7 @@ gl_tensor *gl_exp(gl_tensor *x);
 gl_tensor *gl_log(gl_tensor *x);
 gl_tensor *gl_tanh(gl_tensor *x);
 gl_tensor *gl_sigmoid(gl_tensor *x);
+gl_tensor *gl_log_sigmoid(gl_tensor *x); /* log(1 / (1 + e^-x)), stable for any x: the Bradley-Terry and DPO losses */
 gl_tensor *gl_relu(gl_tensor *x);
 gl_tensor *gl_gelu(gl_tensor *x); /* tanh approximation, as GPT-2 */
 
@@ -64,6 +66,9 @@ gl_tensor *gl_log_softmax(gl_tensor *x); /* over the last axis */
  * Rows whose target == ignore_index are skipped (pass a negative value such as -1 to skip none you use);
  * if every row is ignored the loss is 0. A target outside [0, V) that is not ignore_index is fatal. */
 gl_tensor *gl_cross_entropy(gl_tensor *logits, const int32_t *targets, int ignore_index);
+/* log softmax(logits)[target] per row: logits [..., V] -> [...]; rows whose target == ignore_index give 0 (and no
+ * gradient). Summed over a sequence's positions it is the sequence's log-probability (DPO's log pi(y|x)). */
+gl_tensor *gl_token_logprob(gl_tensor *logits, const int32_t *targets, int ignore_index);
 /* over the last axis: (x - mean) / sqrt(var + eps) * w + b; w, b of shape [C] or NULL */
 gl_tensor *gl_layernorm(gl_tensor *x, gl_tensor *w, gl_tensor *b, float eps);
 /* rows of weight [V, C] picked by ids; out shape = ids_shape + [C] */

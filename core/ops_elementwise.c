@@ -149,8 +149,9 @@ gl_tensor *gl_div(gl_tensor *a, gl_tensor *b) { return binary(OP_DIV, a, b); }
 
 /* ================================================================ unary (and scalar) */
 
-typedef enum { U_EXP, U_LOG, U_TANH, U_SIGMOID, U_RELU, U_GELU, U_ADD_SCALAR, U_MUL_SCALAR } unop;
-static const char *const unop_names[] = {"exp", "log", "tanh", "sigmoid", "relu", "gelu", "add_scalar", "mul_scalar"};
+typedef enum { U_EXP, U_LOG, U_TANH, U_SIGMOID, U_LOG_SIGMOID, U_RELU, U_GELU, U_ADD_SCALAR, U_MUL_SCALAR } unop;
+static const char *const unop_names[] = {"exp", "log", "tanh", "sigmoid", "log_sigmoid", "relu", "gelu", "add_scalar",
+                                         "mul_scalar"};
 
 static void unary_forward_chunk(unop op, float s, size_t n, const float *x, float *y) {
     const gl_kernels *k = gl_kern();
@@ -162,6 +163,9 @@ static void unary_forward_chunk(unop op, float s, size_t n, const float *x, floa
     case U_TANH: k->tanh_fwd(n, x, y); break;
     case U_SIGMOID:
         for (size_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+        break;
+    case U_LOG_SIGMOID: /* log s(x) = min(x, 0) - log(1 + e^-|x|): no overflow for any x */
+        for (size_t i = 0; i < n; i++) y[i] = fminf(x[i], 0.0f) - log1pf(expf(-fabsf(x[i])));
         break;
     case U_RELU:
         for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
@@ -188,6 +192,9 @@ static void unary_backward_chunk(unop op, float s, size_t n, const float *x, con
     case U_TANH: k->tanh_bwd(n, y, dy, dx); break;
     case U_SIGMOID:
         for (size_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+        break;
+    case U_LOG_SIGMOID: /* d/dx log s(x) = 1 - s(x) = 1 - e^y */
+        for (size_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - expf(y[i]));
         break;
     case U_RELU:
         for (size_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
@@ -227,6 +234,7 @@ gl_tensor *gl_exp(gl_tensor *x) { return unary(U_EXP, x, 0.0f); }
 gl_tensor *gl_log(gl_tensor *x) { return unary(U_LOG, x, 0.0f); }
 gl_tensor *gl_tanh(gl_tensor *x) { return unary(U_TANH, x, 0.0f); }
 gl_tensor *gl_sigmoid(gl_tensor *x) { return unary(U_SIGMOID, x, 0.0f); }
+gl_tensor *gl_log_sigmoid(gl_tensor *x) { return unary(U_LOG_SIGMOID, x, 0.0f); }
 gl_tensor *gl_relu(gl_tensor *x) { return unary(U_RELU, x, 0.0f); }
 gl_tensor *gl_gelu(gl_tensor *x) { return unary(U_GELU, x, 0.0f); }
 gl_tensor *gl_add_scalar(gl_tensor *x, float s) { return unary(U_ADD_SCALAR, x, s); }

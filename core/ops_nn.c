@@ -66,6 +66,13 @@ gl_tensor *gl_log_softmax(gl_tensor *x) { return softmax_family(x, true); }
 /* ================================================================ cross-entropy (fused log_softmax + NLL) */
 
 /* dlogits = dloss / n_valid * (softmax(logits) - onehot(target)); softmax recomputed from the saved lse */
+/* dx += g * (softmax(x) - onehot(target)) for one row, softmax from its log-sum-exp: the gradient of
+ * -log softmax(x)[target] scaled by g (cross-entropy), or of +log softmax with g negated (token_logprob) */
+static void add_softmax_minus_onehot(const float *xr, float lse, int V, int target, float g, float *dx) {
+    for (int j = 0; j < V; j++) dx[j] += g * expf(xr[j] - lse);
+    dx[target] -= g;
+}
+
 static void cross_entropy_backward(gl_node *nd) {
     gl_tensor *x = nd->in[0];
     const int32_t *targets = nd->saved[0];
@@ -77,11 +84,7 @@ static void cross_entropy_backward(gl_node *nd) {
     float g = nd->out->grad[0] / (float)n_valid;
 #pragma omp parallel for schedule(static) if (x->numel > (1 << 15))
     for (int64_t r = 0; r < rows; r++) {
-        if (targets[r] == ignore) continue;
-        const float *xr = x->data + r * V;
-        float *dx = x->grad + r * V;
-        for (int j = 0; j < V; j++) dx[j] += g * expf(xr[j] - lse[r]);
-        dx[targets[r]] -= g;
+        if (targets[r] != ignore) add_softmax_minus_onehot(x->data + r * V, lse[r], V, targets[r], g, x->grad + r * V);
     }
 }
 
@@ -123,6 +126,47 @@ gl_tensor *gl_cross_entropy(gl_tensor *logits, const int32_t *targets, int ignor
         node->ival[1] = n_valid;
     }
     return loss;
+}
+
+/* ---- token_logprob: log softmax(logits)[target] per row, 0 for ignored rows ---- */
+
+static void token_logprob_backward(gl_node *nd) {
+    gl_tensor *x = nd->in[0], *y = nd->out;
+    const int32_t *targets = nd->saved[0];
+    const float *lse = nd->saved[1];
+    int ignore = nd->ival[0], V = last_dim(x);
+    int64_t rows = row_count(x);
+#pragma omp parallel for schedule(static) if (x->numel > (1 << 15))
+    for (int64_t r = 0; r < rows; r++)
+        if (targets[r] != ignore) add_softmax_minus_onehot(x->data + r * V, lse[r], V, targets[r], -y->grad[r], x->grad + r * V);
+}
+
+gl_tensor *gl_token_logprob(gl_tensor *logits, const int32_t *targets, int ignore_index) {
+    logits = gl_contiguous(logits);
+    int64_t rows = row_count(logits);
+    int V = last_dim(logits);
+    for (int64_t r = 0; r < rows; r++)
+        if (targets[r] != ignore_index && (targets[r] < 0 || targets[r] >= V))
+            gl_fatal("token_logprob", "target %d of row %lld is outside [0, %d) (ignore_index is %d)", targets[r],
+                     (long long)r, V, ignore_index);
+    gl_node *node;
+    gl_tensor *y = gl_op_output("token_logprob", logits->ndim - 1, logits->shape, token_logprob_backward, &node,
+                                GL_INPUTS(logits));
+    float *lse = gl_arena_alloc((size_t)rows * sizeof(float));
+#pragma omp parallel for schedule(static) if (logits->numel > (1 << 15))
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = logits->data + r * V;
+        lse[r] = row_logsumexp(xr, V);
+        y->data[r] = targets[r] == ignore_index ? 0.0f : xr[targets[r]] - lse[r];
+    }
+    if (node) {
+        int32_t *saved = gl_arena_alloc((size_t)rows * sizeof(int32_t));
+        memcpy(saved, targets, (size_t)rows * sizeof(int32_t));
+        node->saved[0] = saved;
+        node->saved[1] = lse;
+        node->ival[0] = ignore_index;
+    }
+    return y;
 }
 
 /* ================================================================ layernorm (fused) */

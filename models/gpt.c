@@ -113,7 +113,7 @@ void gpt_free(gpt *m) {
 
 /* ---- training / full-sequence forward ---- */
 
-gl_tensor *gpt_forward(gpt *m, const int32_t *idx, int B, int T, gl_rng *rng, bool training) {
+gl_tensor *gpt_hidden(gpt *m, const int32_t *idx, int B, int T, gl_rng *rng, bool training) {
     const gpt_config *c = &m->cfg;
     if (T < 1 || T > c->block_size) gl_fatal("gpt", "sequence length %d is outside [1, block_size %d]", T, c->block_size);
     for (int64_t i = 0; i < (int64_t)B * T; i++)
@@ -137,9 +137,13 @@ gl_tensor *gpt_forward(gpt *m, const int32_t *idx, int B, int T, gl_rng *rng, bo
         h = gl_dropout(gpt_block_linear(m, l, GPT_LINEAR_FCPROJ, h), p, rng, training);
         x = gl_add(x, h);
     }
-    x = gl_layernorm(x, m->lnf_w, m->lnf_b, c->ln_eps);
-    gl_tensor *wte_used = gl_slice(m->wte, 0, 0, c->vocab_size);      /* [V, C] view: padding rows unused */
-    return gl_linear(x, gl_transpose(wte_used, 0, 1), NULL);           /* [B, T, V] */
+    return gl_layernorm(x, m->lnf_w, m->lnf_b, c->ln_eps);
+}
+
+gl_tensor *gpt_forward(gpt *m, const int32_t *idx, int B, int T, gl_rng *rng, bool training) {
+    gl_tensor *x = gpt_hidden(m, idx, B, T, rng, training);
+    gl_tensor *wte_used = gl_slice(m->wte, 0, 0, m->cfg.vocab_size); /* [V, C] view: padding rows unused */
+    return gl_linear(x, gl_transpose(wte_used, 0, 1), NULL);         /* [B, T, V] */
 }
 
 gl_tensor *gpt_loss(gpt *m, const int32_t *idx, const int32_t *targets, int B, int T, gl_rng *rng, bool training) {

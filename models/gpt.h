@@ -73,6 +73,8 @@ void gpt_build(gpt *m, gpt_config cfg);
 /* GPT-2 initialisation: weights N(0, 0.02), residual projections N(0, 0.02/sqrt(2 n_layer)), biases 0,
  * layernorm gains 1, padded embedding rows 0. Matrices get weight decay, vectors do not. */
 void gpt_init(gpt *m, uint64_t seed);
+/* the final layernorm's output [B, T, n_embd]: what the output head (or a reward head) reads */
+gl_tensor *gpt_hidden(gpt *m, const int32_t *idx, int B, int T, gl_rng *rng, bool training);
 /* logits [B, T, vocab_size] for token ids idx [B, T] (T <= block_size); rng drives dropout when training */
 gl_tensor *gpt_forward(gpt *m, const int32_t *idx, int B, int T, gl_rng *rng, bool training);
 /* mean cross-entropy of the next tokens targets [B, T] (-1 = ignore) */

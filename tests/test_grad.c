@@ -57,7 +57,8 @@ Test(grad, unary_odd_sizes) {
         unary_op f;
         float lo, hi;
     } ops[] = {{"exp", gl_exp, -2, 2},   {"log", gl_log, 0.3f, 3},        {"tanh", gl_tanh, -3, 3},
-               {"sigmoid", gl_sigmoid, -4, 4}, {"relu", gl_relu, -2, 2}, {"gelu", gl_gelu, -4, 4},
+               {"sigmoid", gl_sigmoid, -4, 4}, {"log_sigmoid", gl_log_sigmoid, -6, 6},
+               {"relu", gl_relu, -2, 2}, {"gelu", gl_gelu, -4, 4},
                {"add_scalar", add_scalar_3, -2, 2}, {"mul_scalar", mul_scalar_m2, -2, 2}};
     for (size_t o = 0; o < sizeof ops / sizeof *ops; o++)
         for (int i = 0; i < N_ODD; i++) {
@@ -198,6 +199,38 @@ Test(grad, cross_entropy_with_ignore_index) {
     ce_ctx c1 = {t1, -100};
     check_grads("cross_entropy V=1", loss_ce, &x1, 1, &c1);
     gl_param_free(x1);
+}
+
+static gl_tensor *loss_token_logprob(gl_tensor **in, void *ctx) {
+    ce_ctx *c = ctx; /* summed per sequence, then weighted: what DPO does with it */
+    return weighted_sum(gl_sum(gl_token_logprob(in[0], c->targets, c->ignore), 1, false));
+}
+
+Test(grad, token_logprob) {
+    int32_t t[2 * 5] = {3, -1, 0, 9, 4, -1, -1, 7, 7, 1};
+    gl_tensor *x = rand_param(GL_DIMS(2, 5, 10), 43, -3, 3, 0);
+    ce_ctx c = {t, -1};
+    check_grads("token_logprob", loss_token_logprob, &x, 1, &c);
+    /* values by hand: row 0 is log softmax(x[0, 0])[3]; ignored rows are 0; and cross-entropy is minus their mean */
+    gl_step_reset();
+    gl_tensor *lp = gl_token_logprob(x, t, -1);
+    double z = 0, sum = 0;
+    for (int j = 0; j < 10; j++) z += exp(x->data[j]);
+    cr_assert_float_eq(lp->data[0], x->data[3] - log(z), 1e-5);
+    cr_assert(lp->data[1] == 0.0f && lp->data[5] == 0.0f && lp->data[6] == 0.0f);
+    for (int r = 0; r < 10; r++) sum += lp->data[r];
+    cr_assert_float_eq(gl_cross_entropy(x, t, -1)->data[0], -sum / 7, 1e-5);
+    gl_param_free(x);
+}
+
+Test(grad, log_sigmoid_is_stable_at_the_extremes) {
+    gl_step_reset();
+    float v[4] = {-100.0f, -20.0f, 0.0f, 100.0f};
+    gl_tensor *y = gl_log_sigmoid(gl_from(GL_DIMS(4), v));
+    cr_assert_float_eq(y->data[0], -100.0f, 1e-4f);
+    cr_assert_float_eq(y->data[1], -20.0f, 1e-4f); /* log(1 / (1 + e^20)) = -20 - log(1 + e^-20) */
+    cr_assert_float_eq(y->data[2], -logf(2.0f), 1e-6f);
+    cr_assert(y->data[3] <= 0.0f && y->data[3] > -1e-30f);
 }
 
 /* ---------------------------------------------------------------- layernorm */
