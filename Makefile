@@ -34,7 +34,7 @@ PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer $(BUILD)/tokeni
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 all: check-cuda $(LIB) $(PROGRAMS)
 
 check-cuda:
@@ -130,6 +130,12 @@ lab06: $(BUILD)/lab06 $(BUILD)/train
 	@test -f checkpoints/shakespeare_char.ckpt || ./$(BUILD)/train --data data/tinyshakespeare/input.txt \
 	  --out checkpoints/shakespeare_char.ckpt --quiet --sample 0
 	./$(BUILD)/lab06
+
+# lab 07 reranks and tunes the shakespeare model's samples; its judge reads /usr/share/dict/words (wamerican)
+lab07: $(BUILD)/lab07 $(BUILD)/train
+	@test -f checkpoints/shakespeare_char.ckpt || ./$(BUILD)/train --data data/tinyshakespeare/input.txt \
+	  --out checkpoints/shakespeare_char.ckpt --quiet --sample 0
+	./$(BUILD)/lab07
 
 # ---- data: the labs' public data sets into data/ (MNIST 60k/10k, Fashion-MNIST, SOTU, Moby-Dick, analogies) ----
 data:

@@ -101,6 +101,16 @@ static bool write_png(const char *path, canvas *cv, char *err, int err_len) {
     return true;
 }
 
+/* the i-th point of a series in axis units (log10 on a logarithmic axis); false if it cannot be drawn */
+static bool point_at(const gl_chart *ch, const gl_series *s, int i, double *x, double *y) {
+    *x = s->x ? s->x[i] : i;
+    *y = s->y[i];
+    if (!isfinite(*x) || !isfinite(*y) || (ch->log_y && *y <= 0) || (ch->log_x && *x <= 0)) return false;
+    if (ch->log_x) *x = log10(*x);
+    if (ch->log_y) *y = log10(*y);
+    return true;
+}
+
 bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series, int n_series, char *err,
                    int err_len) {
     canvas c = {ch->width > 0 ? ch->width : 900, ch->height > 0 ? ch->height : 560, NULL};
@@ -115,10 +125,8 @@ bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series
     double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
     for (int s = 0; s < n_series; s++)
         for (int i = 0; i < series[s].n; i++) {
-            double x = series[s].x ? series[s].x[i] : i, y = series[s].y[i];
-            if (!isfinite(x) || !isfinite(y) || (ch->log_y && y <= 0) || (ch->log_x && x <= 0)) continue;
-            if (ch->log_y) y = log10(y);
-            if (ch->log_x) x = log10(x);
+            double x, y;
+            if (!point_at(ch, &series[s], i, &x, &y)) continue;
             xmin = fmin(xmin, x), xmax = fmax(xmax, x), ymin = fmin(ymin, y), ymax = fmax(ymax, y);
         }
     if (!(xmin <= xmax)) xmin = 0, xmax = 1, ymin = 0, ymax = 1;
@@ -134,6 +142,8 @@ bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series
     }
 #define PX(x) (left + (int)lround(((x) - xmin) / (xmax - xmin) * pw))
 #define PY(y) (top + ph - (int)lround(((y) - ymin) / (ymax - ymin) * ph))
+#define PXD(x) (left + ((x) - xmin) / (xmax - xmin) * pw)
+#define PYD(y) (top + ph - ((y) - ymin) / (ymax - ymin) * ph)
 
     /* grid, ticks and numbers */
     char lab[32];
@@ -162,12 +172,12 @@ bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series
         const uint8_t *col = palette[s % 8];
         int px = 0, py = 0, have = 0;
         for (int i = 0; i < series[s].n; i++) {
-            double x = series[s].x ? series[s].x[i] : i, y = series[s].y[i];
-            if (!isfinite(x) || !isfinite(y) || (ch->log_y && y <= 0) || (ch->log_x && x <= 0)) {
+            double x, y;
+            if (!point_at(ch, &series[s], i, &x, &y)) {
                 have = 0;
                 continue;
             }
-            int qx = PX(ch->log_x ? log10(x) : x), qy = PY(ch->log_y ? log10(y) : y);
+            int qx = PX(x), qy = PY(y);
             int dot = series[s].n <= 16 ? 4 : 2; /* few points: larger dots */
             if (series[s].points) fill_rect(&c, qx - dot, qy - dot, qx + dot + 1, qy + dot + 1, col);
             if (series[s].labels && series[s].labels[i]) text(&c, qx + 5, qy - 6, series[s].labels[i], 1, false, col);
@@ -176,26 +186,57 @@ bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series
             px = qx, py = qy, have = 1;
         }
     }
-#undef PX
-#undef PY
 
     /* labels, title, legend */
     if (ch->title) text(&c, left + pw / 2 - stb_easy_font_width((char *)ch->title) * 3 / 2, 12, ch->title, 3, false, black);
     if (ch->xlabel) text(&c, left + pw / 2 - stb_easy_font_width((char *)ch->xlabel), c.h - 24, ch->xlabel, 2, false, dark);
     if (ch->ylabel) text(&c, 10, top + ph / 2 + stb_easy_font_width((char *)ch->ylabel), ch->ylabel, 2, true, dark);
-    int named = 0;
-    for (int s = 0; s < n_series; s++) named += series[s].name != NULL;
-    int ly = ch->legend_bottom ? top + ph - 10 - 24 * named : top + 10;
+    int named = 0, name_w = 0;
+    for (int s = 0; s < n_series; s++)
+        if (series[s].name) named++, name_w = fmax(name_w, 2 * stb_easy_font_width((char *)series[s].name));
+    /* the legend goes in the corner its box hides the least data in (ties: top right, or bottom right when
+     * legend_bottom asks for it) */
+    int box_w = name_w + 56, box_h = 24 * named + 8, best = 0;
+    long best_hits = -1;
+    for (int k = 0; k < 4 && named; k++) {
+        int corner = ch->legend_bottom ? (k + 1) % 4 : k; /* 0 top right, 1 bottom right, 2 top left, 3 bottom left */
+        int bx0 = corner < 2 ? left + pw - box_w : left + 4, by0 = corner % 2 ? top + ph - box_h - 6 : top + 6;
+        long hits = 0;
+        for (int s = 0; s < n_series; s++) {
+            double px0 = 0, py0 = 0;
+            int have = 0;
+            for (int i = 0; i < series[s].n; i++) {
+                double x, y;
+                if (!point_at(ch, &series[s], i, &x, &y)) {
+                    have = 0;
+                    continue;
+                }
+                double qx = PXD(x), qy = PYD(y);
+                int steps = have && !series[s].points ? 16 : 1; /* a line's segments count along their length */
+                for (int t = 1; t <= steps; t++) {
+                    double fx = steps == 1 ? qx : px0 + (qx - px0) * t / steps, fy = steps == 1 ? qy : py0 + (qy - py0) * t / steps;
+                    hits += fx >= bx0 && fx <= bx0 + box_w && fy >= by0 && fy <= by0 + box_h;
+                }
+                px0 = qx, py0 = qy, have = 1;
+            }
+        }
+        if (best_hits < 0 || hits < best_hits) best_hits = hits, best = corner;
+    }
+    int ly = best % 2 ? top + ph - box_h - 2 : top + 10;
     for (int s = 0; s < n_series; s++) {
         if (!series[s].name) continue;
         int w = 2 * stb_easy_font_width((char *)series[s].name);
-        int lx = left + pw - w - 50;
-        fill_rect(&c, lx - 6, ly - 4, left + pw - 4, ly + 20, (const uint8_t[3]){255, 255, 255});
+        int lx = best < 2 ? left + pw - w - 50 : left + 4 + 36;
+        fill_rect(&c, lx - 6, ly - 4, best < 2 ? left + pw - 4 : lx + w + 10, ly + 20, (const uint8_t[3]){255, 255, 255});
         line(&c, lx, ly + 7, lx + 24, ly + 7, palette[s % 8], 3);
         text(&c, lx + 30, ly, series[s].name, 2, false, black);
         ly += 24;
     }
 
+#undef PX
+#undef PY
+#undef PXD
+#undef PYD
     return write_png(path, &c, err, err_len);
 }
 

@@ -17,7 +17,7 @@ typedef struct {
 typedef struct {
     const char *title, *xlabel, *ylabel;
     bool log_x, log_y;
-    bool legend_bottom; /* legend in the lower right corner instead of the upper right */
+    bool legend_bottom; /* the legend takes the corner where it hides the least data; this prefers bottom right on ties */
     int width, height; /* 0: 900 x 560 */
 } gl_chart;
 
