@@ -1,0 +1,71 @@
+/* Elementwise kernels: one thread per element, grid-stride loops so any n fits any grid. */
+#include "cuda_common.h"
+
+#define GELU_SCALE 0.7978845608028654f
+#define GELU_CUBIC 0.044715f
+
+static const unsigned THREADS = 256;
+
+__global__ void add_kernel(size_t n, const float *a, const float *b, float *out) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        out[i] = a[i] + b[i];
+}
+
+__global__ void axpy_kernel(size_t n, float alpha, const float *x, float *y) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        y[i] += alpha * x[i];
+}
+
+__global__ void gelu_fwd_kernel(size_t n, const float *x, float *y) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float v = x[i];
+        y[i] = 0.5f * v * (1.0f + tanhf(GELU_SCALE * (v + GELU_CUBIC * v * v * v)));
+    }
+}
+
+__global__ void gelu_bwd_kernel(size_t n, const float *x, const float *dy, float *dx) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float v = x[i], t = tanhf(GELU_SCALE * (v + GELU_CUBIC * v * v * v));
+        dx[i] += dy[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_SCALE * (1.0f + 3.0f * GELU_CUBIC * v * v));
+    }
+}
+
+/* enough blocks to fill a large GPU, never more than the data needs */
+static unsigned grid_for(size_t n) {
+    unsigned b = gl_blocks((long long)n, THREADS);
+    return b < 1 ? 1 : b > 4096 ? 4096 : b;
+}
+
+extern "C" void gl_cuda_add(size_t n, const float *a, const float *b, float *out) {
+    GL_LAUNCH(add_kernel, grid_for(n), THREADS, 0, n, a, b, out);
+    GL_CUDA_LAUNCHED();
+}
+extern "C" void gl_cuda_axpy(size_t n, float alpha, const float *x, float *y) {
+    GL_LAUNCH(axpy_kernel, grid_for(n), THREADS, 0, n, alpha, x, y);
+    GL_CUDA_LAUNCHED();
+}
+extern "C" void gl_cuda_gelu_fwd(size_t n, const float *x, float *y) {
+    GL_LAUNCH(gelu_fwd_kernel, grid_for(n), THREADS, 0, n, x, y);
+    GL_CUDA_LAUNCHED();
+}
+extern "C" void gl_cuda_gelu_bwd(size_t n, const float *x, const float *dy, float *dx) {
+    GL_LAUNCH(gelu_bwd_kernel, grid_for(n), THREADS, 0, n, x, dy, dx);
+    GL_CUDA_LAUNCHED();
+}
+
+/* ---- AdamW: one thread per weight ---- */
+__global__ void adam_kernel(size_t n, float *w, const float *g, float *m, float *v, float lr, float beta1, float beta2,
+                            float eps, float l2, float decoupled, float bc1, float bc2) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float gi = g[i] + l2 * w[i], wi = w[i] - lr * decoupled * w[i];
+        m[i] = beta1 * m[i] + (1.0f - beta1) * gi;
+        v[i] = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+        w[i] = wi - lr * (m[i] / bc1) / (sqrtf(v[i] / bc2) + eps);
+    }
+}
+
+extern "C" void gl_cuda_adam_update(size_t n, float *w, const float *g, float *m, float *v, float lr, float beta1,
+                                    float beta2, float eps, float l2, float decoupled, float bc1, float bc2) {
+    GL_LAUNCH(adam_kernel, grid_for(n), THREADS, 0, n, w, g, m, v, lr, beta1, beta2, eps, l2, decoupled, bc1, bc2);
+    GL_CUDA_LAUNCHED();
+}

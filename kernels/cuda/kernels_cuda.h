@@ -1,0 +1,60 @@
+/* gradlab's CUDA kernels: the GPU counterparts of kernels/cpu/kernels.h, with the same arguments on device
+ * pointers. Forward kernels overwrite their outputs; backward kernels accumulate (+=) into gradients, as on the
+ * CPU. Each is a host function that launches one or more kernels on the default stream; docs/kernels.md says how
+ * each maps threads to data. Without a GPU they are tested through the host emulation (emu/cuda_emu.h).
+ *
+ * Determinism: every kernel here sums in a fixed order (no floating-point atomics), so a GPU run is repeatable
+ * for a given launch configuration, except gl_cuda_embedding_bwd (atomicAdd over repeated ids). */
+#ifndef GRADLAB_KERNELS_CUDA_H
+#define GRADLAB_KERNELS_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- elementwise ---- */
+void gl_cuda_add(size_t n, const float *a, const float *b, float *out);          /* out = a + b */
+void gl_cuda_axpy(size_t n, float alpha, const float *x, float *y);              /* y += alpha x */
+void gl_cuda_gelu_fwd(size_t n, const float *x, float *y);                       /* GPT-2's tanh GELU */
+void gl_cuda_gelu_bwd(size_t n, const float *x, const float *dy, float *dx);      /* dx += dy gelu'(x) */
+
+/* ---- reductions ---- */
+/* *out (device) = sum of x[0..n) in a fixed order; scratch holds gl_cuda_sum_scratch(n) floats */
+size_t gl_cuda_sum_scratch(size_t n);
+void gl_cuda_sum(size_t n, const float *x, float *scratch, float *out);
+/* *out (device) = sum of x[i]^2 over the n_bufs buffers (for the gradient norm); same scratch rule, for the
+ * total length */
+void gl_cuda_sum_squares(int n_bufs, const float *const *bufs, const size_t *lens, float *scratch, float *out);
+void gl_cuda_scale(size_t n, const float *factor, float *x);                    /* x *= *factor (device scalar) */
+
+/* ---- layernorm over rows of cols: as layernorm_rows; mean and rstd (rows each) are saved for backward ---- */
+void gl_cuda_layernorm_fwd(size_t rows, size_t cols, const float *x, const float *w, const float *b, float eps,
+                           float *y, float *mean, float *rstd);
+/* dx, dw, db += (any may be NULL) */
+void gl_cuda_layernorm_bwd(size_t rows, size_t cols, const float *x, const float *w, const float *mean,
+                           const float *rstd, const float *dy, float *dx, float *dw, float *db);
+
+/* ---- embedding: out[i, :] = weight[ids[i], :]; backward dweight[ids[i], :] += dout[i, :] ---- */
+void gl_cuda_embedding_fwd(size_t n, size_t cols, const int32_t *ids, const float *weight, float *out);
+void gl_cuda_embedding_bwd(size_t n, size_t cols, const int32_t *ids, const float *dout, float *dweight);
+
+/* ---- fused softmax + cross-entropy over rows of V logits ----
+ * forward: lse[r] = log sum exp(x[r]), row_loss[r] = lse[r] - x[r, target[r]] (0 where target == ignore)
+ * backward: dx[r, j] += scale * (exp(x[r, j] - lse[r]) - [j == target[r]]) for rows not ignored */
+void gl_cuda_cross_entropy_fwd(size_t rows, size_t V, const float *x, const int32_t *targets, int ignore, float *lse,
+                               float *row_loss);
+void gl_cuda_cross_entropy_bwd(size_t rows, size_t V, const float *x, const int32_t *targets, int ignore,
+                               const float *lse, float scale, float *dx);
+
+/* ---- AdamW: as adam_update in kernels/cpu/kernels.h ---- */
+void gl_cuda_adam_update(size_t n, float *w, const float *g, float *m, float *v, float lr, float beta1, float beta2,
+                         float eps, float l2, float decoupled, float bc1, float bc2);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

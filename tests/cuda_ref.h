@@ -1,0 +1,18 @@
+/* CPU references for the emulated CUDA tests (tests/test_cuda_emu.cpp), computed through gradlab's ops in C
+ * (the core's headers are C, not C++). */
+#ifndef GRADLAB_CUDA_REF_H
+#define GRADLAB_CUDA_REF_H
+#include <stddef.h>
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* gradients of sum(layernorm(x; w, b) * dy) w.r.t. x, w, b (written, not accumulated) */
+void ref_layernorm_grads(int rows, int cols, const float *x, const float *w, const float *b, const float *dy,
+                         float *dx, float *dw, float *db);
+/* mean cross-entropy (gl_cross_entropy) and its gradient w.r.t. the logits */
+float ref_cross_entropy(int rows, int V, const float *x, const int32_t *targets, int ignore, float *dx);
+#ifdef __cplusplus
+}
+#endif
+#endif
