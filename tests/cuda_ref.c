@@ -32,3 +32,15 @@ float ref_cross_entropy(int rows, int V, const float *x, const int32_t *targets,
     gl_step_reset();
     return value;
 }
+
+void ref_attention(int B, int T, int C, int H, int causal, const float *qkv, const float *dout, float *out, float *dqkv) {
+    gl_tensor *x = gl_param(GL_DIMS(B, T, 3 * C), "qkv");
+    memcpy(x->data, qkv, (size_t)B * T * 3 * C * sizeof(float));
+    gl_step_reset();
+    gl_tensor *y = gl_attention_ex(x, H, causal, GL_ATTN_NAIVE);
+    memcpy(out, y->data, (size_t)B * T * C * sizeof(float));
+    gl_backward(gl_sum_all(gl_mul(y, gl_from(GL_DIMS(B, T, C), dout))));
+    memcpy(dqkv, x->grad, (size_t)B * T * 3 * C * sizeof(float));
+    gl_param_free(x);
+    gl_step_reset();
+}

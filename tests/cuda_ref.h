@@ -12,6 +12,8 @@ void ref_layernorm_grads(int rows, int cols, const float *x, const float *w, con
                          float *dx, float *dw, float *db);
 /* mean cross-entropy (gl_cross_entropy) and its gradient w.r.t. the logits */
 float ref_cross_entropy(int rows, int V, const float *x, const int32_t *targets, int ignore, float *dx);
+/* attention (gl_attention_ex, naive) output and the gradient of sum(out * dout) w.r.t. qkv */
+void ref_attention(int B, int T, int C, int H, int causal, const float *qkv, const float *dout, float *out, float *dqkv);
 #ifdef __cplusplus
 }
 #endif

@@ -135,3 +135,44 @@ Test(cuda_emu, adamw_matches_the_cpu_kernel_bitwise) {
     expect_close("adamw m", m.data(), m2.data(), n, 0, 1e-6f);
     expect_close("adamw v", v.data(), v2.data(), n, 0, 1e-6f);
 }
+
+/* both kernels against the CPU op, causal and not, with T across several flash tiles and an odd head size */
+Test(cuda_emu, attention_naive_and_flash_match_the_cpu_op) {
+    struct { int B, T, C, H, causal; } cases[] = {{2, 5, 16, 2, 1}, {1, 70, 24, 2, 1}, {1, 37, 12, 3, 0}, {1, 33, 128, 1, 1}};
+    for (auto &c : cases) {
+        size_t nq = (size_t)c.B * c.T * 3 * c.C, no = (size_t)c.B * c.T * c.C, np = (size_t)c.B * c.H * c.T * c.T;
+        auto qkv = randn(nq, 20 + c.T), dout = randn(no, 30 + c.T);
+        std::vector<float> out_ref(no), dqkv_ref(nq);
+        ref_attention(c.B, c.T, c.C, c.H, c.causal, qkv.data(), dout.data(), out_ref.data(), dqkv_ref.data());
+        char what[96];
+        /* naive */
+        std::vector<float> out(no), P(np), dS(np), dqkv(nq, 0.0f);
+        gl_cuda_attention_naive_fwd(c.B, c.T, c.C, c.H, c.causal, qkv.data(), out.data(), P.data());
+        snprintf(what, sizeof what, "naive out T=%d C=%d H=%d causal=%d", c.T, c.C, c.H, c.causal);
+        expect_close(what, out.data(), out_ref.data(), no, 1e-5f, 1e-4f);
+        gl_cuda_attention_naive_bwd(c.B, c.T, c.C, c.H, c.causal, qkv.data(), P.data(), dout.data(), dS.data(), dqkv.data());
+        snprintf(what, sizeof what, "naive dqkv T=%d C=%d H=%d causal=%d", c.T, c.C, c.H, c.causal);
+        expect_close(what, dqkv.data(), dqkv_ref.data(), nq, 1e-4f, 1e-3f);
+        /* flash */
+        std::vector<float> fout(no), lse((size_t)c.B * c.H * c.T), D((size_t)c.B * c.H * c.T), fdqkv(nq, 0.0f);
+        gl_cuda_attention_flash_fwd(c.B, c.T, c.C, c.H, c.causal, qkv.data(), fout.data(), lse.data());
+        snprintf(what, sizeof what, "flash out T=%d C=%d H=%d causal=%d", c.T, c.C, c.H, c.causal);
+        expect_close(what, fout.data(), out_ref.data(), no, 1e-5f, 1e-4f);
+        gl_cuda_attention_flash_bwd(c.B, c.T, c.C, c.H, c.causal, qkv.data(), fout.data(), lse.data(), dout.data(),
+                                    D.data(), fdqkv.data());
+        snprintf(what, sizeof what, "flash dqkv T=%d C=%d H=%d causal=%d", c.T, c.C, c.H, c.causal);
+        expect_close(what, fdqkv.data(), dqkv_ref.data(), nq, 1e-4f, 1e-3f);
+    }
+}
+
+Test(cuda_emu, gemm_follows_the_cpu_contract) {
+    const int M = 19, N = 23, K = 31;
+    auto a = randn((size_t)M * K, 40), b = randn((size_t)K * N, 41), c0 = randn((size_t)M * N, 42);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            std::vector<float> c(c0), want(c0);
+            gl_cuda_gemm(ta, tb, M, N, K, 0.5f, a.data(), ta ? M : K, b.data(), tb ? K : N, 2.0f, c.data(), N);
+            gl_gemm_ref(ta, tb, M, N, K, 0.5f, a.data(), ta ? M : K, b.data(), tb ? K : N, 2.0f, want.data(), N);
+            expect_close("gemm", c.data(), want.data(), (size_t)M * N, 1e-4f, 1e-5f);
+        }
+}

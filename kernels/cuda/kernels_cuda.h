@@ -53,6 +53,21 @@ void gl_cuda_cross_entropy_bwd(size_t rows, size_t V, const float *x, const int3
 void gl_cuda_adam_update(size_t n, float *w, const float *g, float *m, float *v, float lr, float beta1, float beta2,
                          float eps, float l2, float decoupled, float bc1, float bc2);
 
+/* ---- attention on the fused qkv layout [B, T, 3C] -> out [B, T, C], H heads, causal or not ----
+ * naive: keeps the probabilities P [B, H, T, T]; its backward needs dS scratch of the same size.
+ * flash: keeps each row's log-sum-exp lse [B, H, T]; its backward needs D scratch [B, H, T].
+ * Backward kernels add into dqkv [B, T, 3C]. */
+void gl_cuda_attention_naive_fwd(int B, int T, int C, int H, int causal, const float *qkv, float *out, float *P);
+void gl_cuda_attention_naive_bwd(int B, int T, int C, int H, int causal, const float *qkv, const float *P,
+                                 const float *dout, float *dS, float *dqkv);
+void gl_cuda_attention_flash_fwd(int B, int T, int C, int H, int causal, const float *qkv, float *out, float *lse);
+void gl_cuda_attention_flash_bwd(int B, int T, int C, int H, int causal, const float *qkv, const float *out,
+                                 const float *lse, const float *dout, float *D, float *dqkv);
+
+/* ---- matrix multiply: gl_gemm's contract (row-major, C = alpha op(A) op(B) + beta C) through cuBLAS ---- */
+void gl_cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                  int ldb, float beta, float *C, int ldc);
+
 #ifdef __cplusplus
 }
 #endif

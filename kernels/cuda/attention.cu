@@ -1,0 +1,285 @@
+/* Multi-head self-attention on the fused qkv layout of the CPU op (core/ops_attention.c): qkv [B, T, 3C] holds
+ * q, k, v side by side, head h in columns h*hs .. h*hs+hs-1 of each; out [B, T, C]; scale 1/sqrt(hs).
+ *
+ * naive:  one block per query row (b, h, i); its threads take the keys j, then the head dimensions. The row's
+ *         probabilities P[b, h, i, :] are written out and kept for the backward.
+ * flash:  one thread per query row, a block per tile of FLASH_ROWS rows of one (b, h); key and value tiles of
+ *         FLASH_KEYS rows are staged in shared memory and consumed with the online softmax (running max m,
+ *         running sum l, rescaled accumulator); only each row's log-sum-exp is kept. The backward recomputes the
+ *         probabilities from it: one kernel per key tile accumulates dk and dv over all query rows, another per
+ *         query tile accumulates dq over all keys, so every sum has a fixed order and no atomics are needed.
+ * Head sizes up to 128 (the accumulators live in each thread's registers/local memory). */
+#include "cuda_common.h"
+
+#define MAX_HS 128
+#define FLASH_ROWS 32
+#define FLASH_KEYS 32
+
+struct geometry {
+    int B, T, C, H, hs, causal;
+    float scale;
+};
+
+__device__ __forceinline__ const float *q_row(const float *qkv, const geometry &g, int b, int t, int h) {
+    return qkv + ((size_t)b * g.T + t) * 3 * g.C + h * g.hs;
+}
+
+/* ---------------- naive ---------------- */
+
+__global__ void naive_fwd_kernel(geometry g, const float *qkv, float *out, float *P) {
+    int i = blockIdx.x % g.T, h = (blockIdx.x / g.T) % g.H, b = blockIdx.x / (g.T * g.H);
+    int keys = g.causal ? i + 1 : g.T;
+    const float *q = q_row(qkv, g, b, i, h);
+    float *p = P + (((size_t)b * g.H + h) * g.T + i) * g.T;
+    __shared__ float red[32];
+    __shared__ float row_max, row_sum;
+    float m = -INFINITY;
+    for (int j = threadIdx.x; j < g.T; j += blockDim.x) {
+        float s = -INFINITY;
+        if (j < keys) {
+            const float *k = q_row(qkv, g, b, j, h) + g.C;
+            s = 0.0f;
+            for (int d = 0; d < g.hs; d++) s += q[d] * k[d];
+            s *= g.scale;
+        }
+        p[j] = s;
+        m = fmaxf(m, s);
+    }
+    m = gl_warp_max(m);
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = m;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float v = -INFINITY;
+        for (unsigned w = 0; w < (blockDim.x + 31) / 32; w++) v = fmaxf(v, red[w]);
+        row_max = v;
+    }
+    __syncthreads();
+    float s = 0.0f;
+    for (int j = threadIdx.x; j < g.T; j += blockDim.x) {
+        float e = j < keys ? expf(p[j] - row_max) : 0.0f;
+        p[j] = e;
+        s += e;
+    }
+    s = gl_warp_sum(s);
+    __syncthreads();
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = s;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float v = 0.0f;
+        for (unsigned w = 0; w < (blockDim.x + 31) / 32; w++) v += red[w];
+        row_sum = v;
+    }
+    __syncthreads();
+    float inv = 1.0f / row_sum;
+    for (int j = threadIdx.x; j < g.T; j += blockDim.x) p[j] *= inv;
+    __syncthreads();
+    for (int d = threadIdx.x; d < g.hs; d += blockDim.x) {
+        float acc = 0.0f;
+        for (int j = 0; j < keys; j++) acc += p[j] * q_row(qkv, g, b, j, h)[2 * g.C + d];
+        out[((size_t)b * g.T + i) * g.C + h * g.hs + d] = acc;
+    }
+}
+
+/* per query row: dP = dout . v_j, dS = P (dP - sum_j P dP) into dS; dq += scale dS k */
+__global__ void naive_bwd_rows_kernel(geometry g, const float *qkv, const float *P, const float *dout, float *dS,
+                                      float *dqkv) {
+    int i = blockIdx.x % g.T, h = (blockIdx.x / g.T) % g.H, b = blockIdx.x / (g.T * g.H);
+    int keys = g.causal ? i + 1 : g.T;
+    const float *p = P + (((size_t)b * g.H + h) * g.T + i) * g.T, *go = dout + ((size_t)b * g.T + i) * g.C + h * g.hs;
+    float *ds = dS + (((size_t)b * g.H + h) * g.T + i) * g.T;
+    __shared__ float red[32];
+    __shared__ float row_dot;
+    float part = 0.0f;
+    for (int j = threadIdx.x; j < g.T; j += blockDim.x) {
+        float dp = 0.0f;
+        if (j < keys) {
+            const float *v = q_row(qkv, g, b, j, h) + 2 * g.C;
+            for (int d = 0; d < g.hs; d++) dp += go[d] * v[d];
+        }
+        ds[j] = dp;
+        part += p[j] * dp;
+    }
+    part = gl_warp_sum(part);
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = part;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float v = 0.0f;
+        for (unsigned w = 0; w < (blockDim.x + 31) / 32; w++) v += red[w];
+        row_dot = v;
+    }
+    __syncthreads();
+    for (int j = threadIdx.x; j < g.T; j += blockDim.x) ds[j] = j < keys ? p[j] * (ds[j] - row_dot) : 0.0f;
+    __syncthreads();
+    float *dq = dqkv + ((size_t)b * g.T + i) * 3 * g.C + h * g.hs;
+    for (int d = threadIdx.x; d < g.hs; d += blockDim.x) {
+        float acc = 0.0f;
+        for (int j = 0; j < keys; j++) acc += ds[j] * q_row(qkv, g, b, j, h)[g.C + d];
+        dq[d] += g.scale * acc;
+    }
+}
+
+/* per key row j: dk += scale sum_i dS_ij q_i, dv += sum_i P_ij dout_i */
+__global__ void naive_bwd_cols_kernel(geometry g, const float *qkv, const float *P, const float *dout, const float *dS,
+                                      float *dqkv) {
+    int j = blockIdx.x % g.T, h = (blockIdx.x / g.T) % g.H, b = blockIdx.x / (g.T * g.H);
+    size_t base = ((size_t)b * g.H + h) * g.T;
+    float *dk = dqkv + ((size_t)b * g.T + j) * 3 * g.C + g.C + h * g.hs, *dv = dk + g.C;
+    for (int d = threadIdx.x; d < g.hs; d += blockDim.x) {
+        float ak = 0.0f, av = 0.0f;
+        for (int i = g.causal ? j : 0; i < g.T; i++) {
+            ak += dS[(base + i) * g.T + j] * q_row(qkv, g, b, i, h)[d];
+            av += P[(base + i) * g.T + j] * dout[((size_t)b * g.T + i) * g.C + h * g.hs + d];
+        }
+        dk[d] += g.scale * ak;
+        dv[d] += av;
+    }
+}
+
+/* ---------------- flash ---------------- */
+
+__global__ void flash_fwd_kernel(geometry g, const float *qkv, float *out, float *lse) {
+    int tiles = (g.T + FLASH_ROWS - 1) / FLASH_ROWS;
+    int tile = blockIdx.x % tiles, h = (blockIdx.x / tiles) % g.H, b = blockIdx.x / (tiles * g.H);
+    int i = tile * FLASH_ROWS + threadIdx.x;
+    __shared__ float ks[FLASH_KEYS * MAX_HS], vs[FLASH_KEYS * MAX_HS];
+    float q[MAX_HS], acc[MAX_HS], m = -INFINITY, l = 0.0f;
+    bool live = i < g.T;
+    for (int d = 0; d < g.hs; d++) {
+        q[d] = live ? q_row(qkv, g, b, i, h)[d] * g.scale : 0.0f;
+        acc[d] = 0.0f;
+    }
+    int last_key = g.causal ? (tile + 1) * FLASH_ROWS : g.T; /* keys past the tile's last row are all masked */
+    if (last_key > g.T) last_key = g.T;
+    for (int k0 = 0; k0 < last_key; k0 += FLASH_KEYS) {
+        int n = last_key - k0 < FLASH_KEYS ? last_key - k0 : FLASH_KEYS;
+        __syncthreads(); /* the previous tile is consumed */
+        for (int e = threadIdx.x; e < n * g.hs; e += blockDim.x) {
+            int r = e / g.hs, d = e % g.hs;
+            const float *row = q_row(qkv, g, b, k0 + r, h);
+            ks[r * g.hs + d] = row[g.C + d];
+            vs[r * g.hs + d] = row[2 * g.C + d];
+        }
+        __syncthreads();
+        if (!live) continue;
+        for (int r = 0; r < n; r++) {
+            int j = k0 + r;
+            if (g.causal && j > i) break;
+            float s = 0.0f;
+            for (int d = 0; d < g.hs; d++) s += q[d] * ks[r * g.hs + d];
+            float m_new = fmaxf(m, s), correction = expf(m - m_new), p = expf(s - m_new);
+            l = l * correction + p;
+            for (int d = 0; d < g.hs; d++) acc[d] = acc[d] * correction + p * vs[r * g.hs + d];
+            m = m_new;
+        }
+    }
+    if (!live) return;
+    float inv = 1.0f / l;
+    for (int d = 0; d < g.hs; d++) out[((size_t)b * g.T + i) * g.C + h * g.hs + d] = acc[d] * inv;
+    lse[((size_t)b * g.H + h) * g.T + i] = m + logf(l);
+}
+
+/* D_i = dout_i . out_i per (b, h, i): the softmax backward's row term */
+__global__ void flash_rowdot_kernel(geometry g, const float *out, const float *dout, float *D) {
+    size_t n = (size_t)g.B * g.H * g.T;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n; e += (size_t)gridDim.x * blockDim.x) {
+        int i = (int)(e % g.T), h = (int)(e / g.T % g.H), b = (int)(e / ((size_t)g.T * g.H));
+        size_t at = ((size_t)b * g.T + i) * g.C + h * g.hs;
+        float s = 0.0f;
+        for (int d = 0; d < g.hs; d++) s += dout[at + d] * out[at + d];
+        D[e] = s;
+    }
+}
+
+/* one thread per key row j: dk_j, dv_j over all query rows (recomputing p_ij from the log-sum-exp) */
+__global__ void flash_dkdv_kernel(geometry g, const float *qkv, const float *lse, const float *D, const float *dout,
+                                  float *dqkv) {
+    int tiles = (g.T + FLASH_KEYS - 1) / FLASH_KEYS;
+    int tile = blockIdx.x % tiles, h = (blockIdx.x / tiles) % g.H, b = blockIdx.x / (tiles * g.H);
+    int j = tile * FLASH_KEYS + threadIdx.x;
+    if (j >= g.T) return;
+    const float *k = q_row(qkv, g, b, j, h) + g.C, *v = k + g.C;
+    float dk[MAX_HS], dv[MAX_HS];
+    for (int d = 0; d < g.hs; d++) dk[d] = dv[d] = 0.0f;
+    size_t bh = ((size_t)b * g.H + h) * g.T;
+    for (int i = g.causal ? j : 0; i < g.T; i++) {
+        const float *q = q_row(qkv, g, b, i, h), *go = dout + ((size_t)b * g.T + i) * g.C + h * g.hs;
+        float s = 0.0f, dp = 0.0f;
+        for (int d = 0; d < g.hs; d++) s += q[d] * k[d], dp += go[d] * v[d];
+        float p = expf(s * g.scale - lse[bh + i]), ds = p * (dp - D[bh + i]);
+        for (int d = 0; d < g.hs; d++) dv[d] += p * go[d], dk[d] += ds * q[d];
+    }
+    float *gk = dqkv + ((size_t)b * g.T + j) * 3 * g.C + g.C + h * g.hs, *gv = gk + g.C;
+    for (int d = 0; d < g.hs; d++) gk[d] += g.scale * dk[d], gv[d] += dv[d];
+}
+
+/* one thread per query row i: dq_i over its keys */
+__global__ void flash_dq_kernel(geometry g, const float *qkv, const float *lse, const float *D, const float *dout,
+                                float *dqkv) {
+    int tiles = (g.T + FLASH_ROWS - 1) / FLASH_ROWS;
+    int tile = blockIdx.x % tiles, h = (blockIdx.x / tiles) % g.H, b = blockIdx.x / (tiles * g.H);
+    int i = tile * FLASH_ROWS + threadIdx.x;
+    if (i >= g.T) return;
+    const float *q = q_row(qkv, g, b, i, h), *go = dout + ((size_t)b * g.T + i) * g.C + h * g.hs;
+    size_t bh = ((size_t)b * g.H + h) * g.T;
+    float dq[MAX_HS];
+    for (int d = 0; d < g.hs; d++) dq[d] = 0.0f;
+    for (int j = 0; j < (g.causal ? i + 1 : g.T); j++) {
+        const float *k = q_row(qkv, g, b, j, h) + g.C, *v = k + g.C;
+        float s = 0.0f, dp = 0.0f;
+        for (int d = 0; d < g.hs; d++) s += q[d] * k[d], dp += go[d] * v[d];
+        float ds = expf(s * g.scale - lse[bh + i]) * (dp - D[bh + i]);
+        for (int d = 0; d < g.hs; d++) dq[d] += ds * k[d];
+    }
+    float *gq = dqkv + ((size_t)b * g.T + i) * 3 * g.C + h * g.hs;
+    for (int d = 0; d < g.hs; d++) gq[d] += g.scale * dq[d];
+}
+
+/* ---------------- host side ---------------- */
+
+static geometry make_geometry(int B, int T, int C, int H, int causal) {
+    geometry g = {B, T, C, H, C / H, causal, 0.0f};
+    if (C % H != 0 || g.hs > MAX_HS) {
+        fprintf(stderr, "gradlab cuda: attention needs head size C / H <= %d dividing C (C %d, H %d)\n", MAX_HS, C, H);
+        exit(1);
+    }
+    g.scale = 1.0f / sqrtf((float)g.hs);
+    return g;
+}
+
+extern "C" void gl_cuda_attention_naive_fwd(int B, int T, int C, int H, int causal, const float *qkv, float *out,
+                                            float *P) {
+    geometry g = make_geometry(B, T, C, H, causal);
+    GL_LAUNCH(naive_fwd_kernel, (unsigned)(B * H * T), 128, 0, g, qkv, out, P);
+    GL_CUDA_LAUNCHED();
+}
+
+extern "C" void gl_cuda_attention_naive_bwd(int B, int T, int C, int H, int causal, const float *qkv, const float *P,
+                                            const float *dout, float *dS, float *dqkv) {
+    geometry g = make_geometry(B, T, C, H, causal);
+    GL_LAUNCH(naive_bwd_rows_kernel, (unsigned)(B * H * T), 128, 0, g, qkv, P, dout, dS, dqkv);
+    GL_CUDA_LAUNCHED();
+    GL_LAUNCH(naive_bwd_cols_kernel, (unsigned)(B * H * T), 64, 0, g, qkv, P, dout, (const float *)dS, dqkv);
+    GL_CUDA_LAUNCHED();
+}
+
+extern "C" void gl_cuda_attention_flash_fwd(int B, int T, int C, int H, int causal, const float *qkv, float *out,
+                                            float *lse) {
+    geometry g = make_geometry(B, T, C, H, causal);
+    unsigned tiles = (unsigned)((T + FLASH_ROWS - 1) / FLASH_ROWS);
+    GL_LAUNCH(flash_fwd_kernel, tiles * B * H, FLASH_ROWS, 0, g, qkv, out, lse);
+    GL_CUDA_LAUNCHED();
+}
+
+extern "C" void gl_cuda_attention_flash_bwd(int B, int T, int C, int H, int causal, const float *qkv, const float *out,
+                                            const float *lse, const float *dout, float *D, float *dqkv) {
+    geometry g = make_geometry(B, T, C, H, causal);
+    size_t rows = (size_t)B * H * T;
+    unsigned blocks = gl_blocks((long long)rows, 256);
+    GL_LAUNCH(flash_rowdot_kernel, blocks > 4096 ? 4096 : blocks, 256, 0, g, out, dout, D);
+    GL_CUDA_LAUNCHED();
+    unsigned key_tiles = (unsigned)((T + FLASH_KEYS - 1) / FLASH_KEYS), row_tiles = (unsigned)((T + FLASH_ROWS - 1) / FLASH_ROWS);
+    GL_LAUNCH(flash_dkdv_kernel, key_tiles * B * H, FLASH_KEYS, 0, g, qkv, lse, (const float *)D, dout, dqkv);
+    GL_CUDA_LAUNCHED();
+    GL_LAUNCH(flash_dq_kernel, row_tiles * B * H, FLASH_ROWS, 0, g, qkv, lse, (const float *)D, dout, dqkv);
+    GL_CUDA_LAUNCHED();
+}
