@@ -45,7 +45,7 @@ NVCC_OBJ := $(CUDA_SRC:kernels/cuda/%.cu=build/cuda/%.o)
 NVCCFLAGS := -std=c++17 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Ikernels/cuda
 
-.PHONY: cuda-kernels data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: cuda-kernels test-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 all: check-cuda $(LIB) $(PROGRAMS)
 
 check-cuda:
@@ -117,6 +117,20 @@ build/cuda/%.o: kernels/cuda/%.cu $(CUDA_HDR)
 # the kernels through nvcc (warnings are errors); needs the CUDA toolkit, not a GPU
 cuda-kernels: $(NVCC_OBJ)
 	@echo "CUDA kernels built for sm_80 and sm_90: $(NVCC_OBJ)"
+
+# the same kernel tests as the emulated ones, against the nvcc-built kernels on a real GPU (skipped without one)
+CUDA_LIBS := -L/usr/local/cuda/lib64 -Wl,-rpath,/usr/local/cuda/lib64 -lcublas -lcudart
+build/cuda/test_cuda: tests/test_cuda_emu.cpp tests/cuda_ref.c tests/cuda_ref.h $(NVCC_OBJ) $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -Itests -c tests/cuda_ref.c -o build/cuda/cuda_ref.o
+	@$(CXX) -std=c++20 $(OPT) $(WARN) -pthread -Ikernels/cpu -Ikernels/cuda -Itests -Icore $< build/cuda/cuda_ref.o \
+	  $(NVCC_OBJ) $(LIB) -lcriterion $(LDLIBS) $(CUDA_LIBS) -o $@
+build/cuda/cuda_probe: tests/cuda_probe.c $(NVCC_OBJ)
+	@$(CC) $(CFLAGS) -Ikernels/cuda $< $(NVCC_OBJ) -lstdc++ $(CUDA_LIBS) -lm -o $@
+
+test-cuda: build/cuda/test_cuda build/cuda/cuda_probe
+	@if ./build/cuda/cuda_probe; then OMP_NUM_THREADS=2 ./build/cuda/test_cuda --jobs 1; \
+	else echo "test-cuda: skipped (the kernels are still tested in emulation by make test)"; fi
 
 test: check-cuda $(TESTS) $(PROGRAMS)
 	@set -e; for t in $(TESTS); do echo "== $$t"; OMP_NUM_THREADS=2 $$t --jobs 1; done

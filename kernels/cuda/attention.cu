@@ -31,8 +31,6 @@ __global__ void naive_fwd_kernel(geometry g, const float *qkv, float *out, float
     int keys = g.causal ? i + 1 : g.T;
     const float *q = q_row(qkv, g, b, i, h);
     float *p = P + (((size_t)b * g.H + h) * g.T + i) * g.T;
-    __shared__ float red[32];
-    __shared__ float row_max, row_sum;
     float m = -INFINITY;
     for (int j = threadIdx.x; j < g.T; j += blockDim.x) {
         float s = -INFINITY;
@@ -45,31 +43,13 @@ __global__ void naive_fwd_kernel(geometry g, const float *qkv, float *out, float
         p[j] = s;
         m = fmaxf(m, s);
     }
-    m = gl_warp_max(m);
-    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = m;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        float v = -INFINITY;
-        for (unsigned w = 0; w < (blockDim.x + 31) / 32; w++) v = fmaxf(v, red[w]);
-        row_max = v;
-    }
-    __syncthreads();
-    float s = 0.0f;
+    float row_max = gl_block_reduce<true>(m), s = 0.0f;
     for (int j = threadIdx.x; j < g.T; j += blockDim.x) {
         float e = j < keys ? expf(p[j] - row_max) : 0.0f;
         p[j] = e;
         s += e;
     }
-    s = gl_warp_sum(s);
-    __syncthreads();
-    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = s;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        float v = 0.0f;
-        for (unsigned w = 0; w < (blockDim.x + 31) / 32; w++) v += red[w];
-        row_sum = v;
-    }
-    __syncthreads();
+    float row_sum = gl_block_reduce<false>(s);
     float inv = 1.0f / row_sum;
     for (int j = threadIdx.x; j < g.T; j += blockDim.x) p[j] *= inv;
     __syncthreads();
@@ -87,8 +67,6 @@ __global__ void naive_bwd_rows_kernel(geometry g, const float *qkv, const float 
     int keys = g.causal ? i + 1 : g.T;
     const float *p = P + (((size_t)b * g.H + h) * g.T + i) * g.T, *go = dout + ((size_t)b * g.T + i) * g.C + h * g.hs;
     float *ds = dS + (((size_t)b * g.H + h) * g.T + i) * g.T;
-    __shared__ float red[32];
-    __shared__ float row_dot;
     float part = 0.0f;
     for (int j = threadIdx.x; j < g.T; j += blockDim.x) {
         float dp = 0.0f;
@@ -99,15 +77,7 @@ __global__ void naive_bwd_rows_kernel(geometry g, const float *qkv, const float 
         ds[j] = dp;
         part += p[j] * dp;
     }
-    part = gl_warp_sum(part);
-    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = part;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        float v = 0.0f;
-        for (unsigned w = 0; w < (blockDim.x + 31) / 32; w++) v += red[w];
-        row_dot = v;
-    }
-    __syncthreads();
+    float row_dot = gl_block_reduce<false>(part);
     for (int j = threadIdx.x; j < g.T; j += blockDim.x) ds[j] = j < keys ? p[j] * (ds[j] - row_dot) : 0.0f;
     __syncthreads();
     float *dq = dqkv + ((size_t)b * g.T + i) * 3 * g.C + h * g.hs;

@@ -5,35 +5,16 @@
 
 static const unsigned THREADS = 256;
 
-/* reduce v over the block with op (sum or max); every thread gets the result */
-template <bool MAX> __device__ float block_reduce_all(float v) {
-    __shared__ float part[32];
-    __shared__ float result;
-    unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = (blockDim.x + 31) / 32;
-    v = MAX ? gl_warp_max(v) : gl_warp_sum(v);
-    if (lane == 0) part[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        float u = lane < warps ? part[lane] : (MAX ? -INFINITY : 0.0f);
-        u = MAX ? gl_warp_max(u) : gl_warp_sum(u);
-        if (lane == 0) result = u;
-    }
-    __syncthreads();
-    float out = result;
-    __syncthreads(); /* part and result may be reused by the next call */
-    return out;
-}
-
 __global__ void cross_entropy_fwd_kernel(size_t V, const float *x, const int32_t *targets, int ignore, float *lse,
                                          float *row_loss) {
     size_t r = blockIdx.x;
     const float *xr = x + r * V;
     float m = -INFINITY;
     for (size_t j = threadIdx.x; j < V; j += blockDim.x) m = fmaxf(m, xr[j]);
-    m = block_reduce_all<true>(m);
+    m = gl_block_reduce<true>(m);
     float s = 0.0f;
     for (size_t j = threadIdx.x; j < V; j += blockDim.x) s += expf(xr[j] - m);
-    s = block_reduce_all<false>(s);
+    s = gl_block_reduce<false>(s);
     if (threadIdx.x == 0) {
         float l = m + logf(s);
         lse[r] = l;

@@ -40,4 +40,24 @@ __device__ __forceinline__ float gl_warp_max(float v) {
     return v;
 }
 
+/* max (MAX) or sum of v over the whole block, returned to every thread: warp butterflies, then the first warp
+ * over the warp results. Every thread of the block must call it (it has barriers). */
+template <bool MAX> __device__ float gl_block_reduce(float v) {
+    __shared__ float part[32];
+    __shared__ float result;
+    unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = (blockDim.x + 31) / 32;
+    v = MAX ? gl_warp_max(v) : gl_warp_sum(v);
+    if (lane == 0) part[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        float u = lane < warps ? part[lane] : (MAX ? -INFINITY : 0.0f);
+        u = MAX ? gl_warp_max(u) : gl_warp_sum(u);
+        if (lane == 0) result = u;
+    }
+    __syncthreads();
+    float out = result;
+    __syncthreads(); /* part and result may be reused by the next call */
+    return out;
+}
+
 #endif

@@ -15,6 +15,14 @@
 extern "C" {
 #endif
 
+/* ---- device memory (memory.cu): each stops the program with a message if the runtime fails ---- */
+int gl_cuda_available(void); /* a device is present (always 1 in the emulation) */
+void *gl_cuda_alloc(size_t bytes);
+void gl_cuda_free(void *device);
+void gl_cuda_upload(void *device, const void *host, size_t bytes);
+void gl_cuda_download(void *host, const void *device, size_t bytes);
+void gl_cuda_zero(void *device, size_t bytes);
+
 /* ---- elementwise ---- */
 void gl_cuda_add(size_t n, const float *a, const float *b, float *out);          /* out = a + b */
 void gl_cuda_axpy(size_t n, float alpha, const float *x, float *y);              /* y += alpha x */

@@ -5,33 +5,18 @@
 static const unsigned THREADS = 256;
 static const size_t PER_BLOCK = 4096; /* elements per block in the first stage */
 
-/* sum of v over the block, valid in thread 0: warp butterflies, then the first warp over the warp sums */
-__device__ float block_sum(float v) {
-    __shared__ float warp_sums[32];
-    unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = (blockDim.x + 31) / 32;
-    v = gl_warp_sum(v);
-    if (lane == 0) warp_sums[warp] = v;
-    __syncthreads();
-    float total = 0.0f;
-    if (warp == 0) {
-        total = gl_warp_sum(lane < warps ? warp_sums[lane] : 0.0f);
-    }
-    __syncthreads(); /* warp_sums may be reused by the next call */
-    return total;
-}
-
 __global__ void partial_sums(size_t n, const float *x, int square, float *partial) {
     size_t begin = blockIdx.x * PER_BLOCK, end = begin + PER_BLOCK < n ? begin + PER_BLOCK : n;
     float s = 0.0f;
     for (size_t i = begin + threadIdx.x; i < end; i += blockDim.x) s += square ? x[i] * x[i] : x[i];
-    s = block_sum(s);
+    s = gl_block_reduce<false>(s);
     if (threadIdx.x == 0) partial[blockIdx.x] = s;
 }
 
 __global__ void final_sum(size_t n, const float *partial, float *out) {
     float s = 0.0f;
     for (size_t i = threadIdx.x; i < n; i += blockDim.x) s += partial[i];
-    s = block_sum(s);
+    s = gl_block_reduce<false>(s);
     if (threadIdx.x == 0) *out = s;
 }
 

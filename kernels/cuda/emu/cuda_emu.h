@@ -2,8 +2,8 @@
  * nvcc's old device-emulation mode). The .cu files are compiled as host C++20 with GL_CUDA_EMU defined:
  *
  *   launch      GL_LAUNCH(kernel, grid, block, shared_bytes, args...) runs the grid's blocks one after another;
- *               each block's threads are real host threads (std::thread), so races and missing barriers show up
- *               as wrong results, as on a GPU.
+ *               each block's threads are real host threads (std::thread), so a missing barrier can show up as a
+ *               wrong result - when the host's scheduling happens to expose it (this is not a race detector).
  *   indices     threadIdx / blockIdx are thread_local; blockDim / gridDim are the current launch's.
  *   __shared__  `static`: one copy shared by the block's threads (blocks never overlap, so one copy suffices);
  *               dynamic shared memory (GL_DYNAMIC_SHARED) is a per-launch buffer of the requested size.
