@@ -24,7 +24,8 @@ VEC_scalar := -DGL_VL=1 -fno-tree-vectorize
 VEC_avx2   := -DGL_VL=8 -O3 -mavx2 -mfma -ffp-contract=fast
 VEC_avx512 := -DGL_VL=16 -O3 -mavx512f -ffp-contract=fast
 
-CORE_SRC := $(wildcard core/*.c) $(wildcard models/*.c) $(filter-out %_main.c,$(wildcard tokenizer/*.c))
+# models/gpt_cuda.c calls the CUDA kernels: it is linked only with them (emulated in the tests, or CUDA=1 builds)
+CORE_SRC := $(wildcard core/*.c) $(filter-out models/gpt_cuda.c,$(wildcard models/*.c)) $(filter-out %_main.c,$(wildcard tokenizer/*.c))
 KERN_SRC := kernels/cpu/gemm.c kernels/cpu/dispatch.c kernels/cpu/nf4.c
 LIB_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(KERN_SRC:%.c=$(BUILD)/obj/%.o) \
             $(BUILD)/obj/kernels/cpu/vec_scalar.o $(BUILD)/obj/kernels/cpu/vec_avx2.o $(BUILD)/obj/kernels/cpu/vec_avx512.o
@@ -102,12 +103,13 @@ $(BUILD)/cuda_emu/%.o: kernels/cuda/%.cu $(CUDA_HDR)
 	@echo "  CXX $< (emulated)"
 	@$(CXX) -std=c++20 -x c++ -DGL_CUDA_EMU $(OPT) $(WARN) -pthread -Ikernels/cuda -c $< -o $@
 
-$(BUILD)/tests/test_cuda_emu: tests/test_cuda_emu.cpp tests/cuda_ref.c tests/cuda_ref.h $(EMU_OBJ) $(LIB)
+$(BUILD)/tests/test_cuda_emu: tests/test_cuda_emu.cpp tests/cuda_ref.c tests/cuda_ref.h models/gpt_cuda.c models/gpt_cuda.h $(EMU_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD  $@"
-	@$(CC) $(CFLAGS) -Itests -c tests/cuda_ref.c -o $(BUILD)/tests/cuda_ref.o
+	@$(CC) $(CFLAGS) -Itests -Ikernels/cuda -c tests/cuda_ref.c -o $(BUILD)/tests/cuda_ref.o
+	@$(CC) $(CFLAGS) -Ikernels/cuda -c models/gpt_cuda.c -o $(BUILD)/tests/gpt_cuda.o
 	@$(CXX) -std=c++20 $(OPT) $(WARN) -pthread -DGL_CUDA_EMU -Ikernels/cpu -Ikernels/cuda -Itests -Icore $< \
-	  $(BUILD)/tests/cuda_ref.o $(EMU_OBJ) $(LIB) -lcriterion $(LDLIBS) -o $@
+	  $(BUILD)/tests/cuda_ref.o $(BUILD)/tests/gpt_cuda.o $(EMU_OBJ) $(LIB) -lcriterion $(LDLIBS) -o $@
 
 build/cuda/%.o: kernels/cuda/%.cu $(CUDA_HDR)
 	@mkdir -p $(dir $@)
@@ -120,11 +122,12 @@ cuda-kernels: $(NVCC_OBJ)
 
 # the same kernel tests as the emulated ones, against the nvcc-built kernels on a real GPU (skipped without one)
 CUDA_LIBS := -L/usr/local/cuda/lib64 -Wl,-rpath,/usr/local/cuda/lib64 -lcublas -lcudart
-build/cuda/test_cuda: tests/test_cuda_emu.cpp tests/cuda_ref.c tests/cuda_ref.h $(NVCC_OBJ) $(LIB)
+build/cuda/test_cuda: tests/test_cuda_emu.cpp tests/cuda_ref.c tests/cuda_ref.h models/gpt_cuda.c $(NVCC_OBJ) $(LIB)
 	@echo "  LD  $@"
-	@$(CC) $(CFLAGS) -Itests -c tests/cuda_ref.c -o build/cuda/cuda_ref.o
+	@$(CC) $(CFLAGS) -Itests -Ikernels/cuda -c tests/cuda_ref.c -o build/cuda/cuda_ref.o
+	@$(CC) $(CFLAGS) -Ikernels/cuda -c models/gpt_cuda.c -o build/cuda/gpt_cuda.o
 	@$(CXX) -std=c++20 $(OPT) $(WARN) -pthread -Ikernels/cpu -Ikernels/cuda -Itests -Icore $< build/cuda/cuda_ref.o \
-	  $(NVCC_OBJ) $(LIB) -lcriterion $(LDLIBS) $(CUDA_LIBS) -o $@
+	  build/cuda/gpt_cuda.o $(NVCC_OBJ) $(LIB) -lcriterion $(LDLIBS) $(CUDA_LIBS) -o $@
 build/cuda/cuda_probe: tests/cuda_probe.c $(NVCC_OBJ)
 	@$(CC) $(CFLAGS) -Ikernels/cuda $< $(NVCC_OBJ) -lstdc++ $(CUDA_LIBS) -lm -o $@
 

@@ -14,6 +14,9 @@ void ref_layernorm_grads(int rows, int cols, const float *x, const float *w, con
 float ref_cross_entropy(int rows, int V, const float *x, const int32_t *targets, int ignore, float *dx);
 /* attention (gl_attention_ex, naive) output and the gradient of sum(out * dout) w.r.t. qkv */
 void ref_attention(int B, int T, int C, int H, int causal, const float *qkv, const float *dout, float *out, float *dqkv);
+/* `steps` training steps of a small GPT (bias on or off) on the CPU and through gpt_cuda, from the same weights on
+ * the same batches: the losses of both, and the largest weight difference at the end */
+void ref_gpt_steps(int bias, int steps, float *cpu_loss, float *cuda_loss, float *max_weight_diff);
 #ifdef __cplusplus
 }
 #endif

@@ -201,3 +201,19 @@ Test(cuda_emu, gemm_follows_the_cpu_contract) {
             expect_close("gemm", c.get().data(), want.data(), (size_t)M * N, 1e-4f, 1e-5f);
         }
 }
+
+/* the whole training step (models/gpt_cuda.c): 5 steps on the device against the CPU model, from the same weights
+ * on the same batches, with and without biases; clipping and AdamW included */
+Test(cuda_emu, gpt_training_steps_match_the_cpu_model) {
+    for (int bias = 0; bias < 2; bias++) {
+        float cpu[5], gpu[5], diff;
+        ref_gpt_steps(bias, 5, cpu, gpu, &diff);
+        for (int s = 0; s < 5; s++)
+            cr_assert(std::fabs(cpu[s] - gpu[s]) < 1e-4f * std::fabs(cpu[s]), "bias %d step %d: cpu loss %.6f, cuda %.6f",
+                      bias, s, (double)cpu[s], (double)gpu[s]);
+        cr_assert(cpu[4] < cpu[0], "the loss falls over the 5 steps (%.4f -> %.4f)", (double)cpu[0], (double)cpu[4]);
+        /* AdamW moves every weight by about lr (1e-2) per step whatever its gradient's size, so for weights with
+         * near-zero gradients the rounding of other summation orders can turn the step: allow a tenth of one step */
+        cr_assert(diff < 1e-3f, "bias %d: weights differ by %g after 5 steps", bias, (double)diff);
+    }
+}

@@ -69,3 +69,29 @@ extern "C" void gl_cuda_adam_update(size_t n, float *w, const float *g, float *m
     GL_LAUNCH(adam_kernel, grid_for(n), THREADS, 0, n, w, g, m, v, lr, beta1, beta2, eps, l2, decoupled, bc1, bc2);
     GL_CUDA_LAUNCHED();
 }
+
+/* ---- bias: y[r, j] += b[j]; its gradient db[j] += sum over rows of dy[r, j] (one thread per column, rows in
+ * order: a fixed order, no atomics) ---- */
+__global__ void add_bias_kernel(size_t rows, size_t cols, const float *b, float *y) {
+    size_t n = rows * cols;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        y[i] += b[i % cols];
+}
+
+__global__ void bias_grad_kernel(size_t rows, size_t cols, const float *dy, float *db) {
+    size_t j = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (j >= cols) return;
+    float s = 0.0f;
+    for (size_t r = 0; r < rows; r++) s += dy[r * cols + j];
+    db[j] += s;
+}
+
+extern "C" void gl_cuda_add_bias(size_t rows, size_t cols, const float *b, float *y) {
+    GL_LAUNCH(add_bias_kernel, grid_for(rows * cols), THREADS, 0, rows, cols, b, y);
+    GL_CUDA_LAUNCHED();
+}
+
+extern "C" void gl_cuda_bias_grad(size_t rows, size_t cols, const float *dy, float *db) {
+    GL_LAUNCH(bias_grad_kernel, gl_blocks((long long)cols, 128), 128, 0, rows, cols, dy, db);
+    GL_CUDA_LAUNCHED();
+}

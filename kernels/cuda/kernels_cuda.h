@@ -28,6 +28,8 @@ void gl_cuda_add(size_t n, const float *a, const float *b, float *out);         
 void gl_cuda_axpy(size_t n, float alpha, const float *x, float *y);              /* y += alpha x */
 void gl_cuda_gelu_fwd(size_t n, const float *x, float *y);                       /* GPT-2's tanh GELU */
 void gl_cuda_gelu_bwd(size_t n, const float *x, const float *dy, float *dx);      /* dx += dy gelu'(x) */
+void gl_cuda_add_bias(size_t rows, size_t cols, const float *b, float *y);        /* y[r, :] += b */
+void gl_cuda_bias_grad(size_t rows, size_t cols, const float *dy, float *db);     /* db += column sums of dy */
 
 /* ---- reductions ---- */
 /* *out (device) = sum of x[0..n) in a fixed order; scratch holds gl_cuda_sum_scratch(n) floats */
@@ -37,6 +39,8 @@ void gl_cuda_sum(size_t n, const float *x, float *scratch, float *out);
  * total length */
 void gl_cuda_sum_squares(int n_bufs, const float *const *bufs, const size_t *lens, float *scratch, float *out);
 void gl_cuda_scale(size_t n, const float *factor, float *x);                    /* x *= *factor (device scalar) */
+/* *factor = max_norm / (norm + 1e-6) if norm = sqrt(*sum_squares) > max_norm > 0, else 1 (gl_clip_grad_norm's rule) */
+void gl_cuda_clip_factor(const float *sum_squares, float max_norm, float *factor);
 
 /* ---- layernorm over rows of cols: as layernorm_rows; mean and rstd (rows each) are saved for backward ---- */
 void gl_cuda_layernorm_fwd(size_t rows, size_t cols, const float *x, const float *w, const float *b, float eps,

@@ -62,3 +62,14 @@ extern "C" void gl_cuda_scale(size_t n, const float *factor, float *x) {
     GL_LAUNCH(scale_kernel, blocks < 1 ? 1 : blocks > 4096 ? 4096 : blocks, THREADS, 0, n, factor, x);
     GL_CUDA_LAUNCHED();
 }
+
+/* the gradient clip's factor from the sum of squares, on the device: no copy back to the host */
+__global__ void clip_factor_kernel(const float *sum_squares, float max_norm, float *factor) {
+    float norm = sqrtf(*sum_squares);
+    *factor = max_norm > 0.0f && norm > max_norm ? max_norm / (norm + 1e-6f) : 1.0f;
+}
+
+extern "C" void gl_cuda_clip_factor(const float *sum_squares, float max_norm, float *factor) {
+    GL_LAUNCH(clip_factor_kernel, 1, 1, 0, sum_squares, max_norm, factor);
+    GL_CUDA_LAUNCHED();
+}

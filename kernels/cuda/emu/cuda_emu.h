@@ -57,34 +57,38 @@ inline thread_local dim3 thread_idx, block_idx;
 
 inline unsigned linear_thread() { return thread_idx.x + block_dim.x * (thread_idx.y + block_dim.y * thread_idx.z); }
 
+/* The block's threads are started once per launch and walk the grid's blocks in order together: a barrier after
+ * each block keeps the blocks apart (the next one starts when every thread has finished this one), so `static`
+ * shared memory is never used by two blocks at once. */
 inline void launch(dim3 grid, dim3 blk, size_t shared_bytes, const std::function<void()> &body) {
     unsigned n = blk.x * blk.y * blk.z;
     if (n == 0 || n > 1024) std::abort();
     grid_dim = grid;
     block_dim = blk;
-    for (unsigned bz = 0; bz < grid.z; bz++)
-        for (unsigned by = 0; by < grid.y; by++)
-            for (unsigned bx = 0; bx < grid.x; bx++) {
-                std::barrier<> bar((std::ptrdiff_t)n);
-                block_state st;
-                st.block_barrier = &bar;
-                unsigned warps = (n + 31) / 32;
-                for (unsigned w = 0; w < warps; w++)
-                    st.warp_barriers.emplace_back(new std::barrier<>((std::ptrdiff_t)(w + 1 < warps ? 32 : n - 32 * w)));
-                st.warp_exchange.assign(32 * warps, 0);
-                st.dynamic_shared.assign(shared_bytes + 16, 0);
-                block = &st;
-                std::vector<std::thread> threads;
-                threads.reserve(n);
-                for (unsigned t = 0; t < n; t++)
-                    threads.emplace_back([&, t] {
-                        thread_idx = dim3(t % blk.x, (t / blk.x) % blk.y, t / (blk.x * blk.y));
+    std::barrier<> bar((std::ptrdiff_t)n), between((std::ptrdiff_t)n);
+    block_state st;
+    st.block_barrier = &bar;
+    unsigned warps = (n + 31) / 32;
+    for (unsigned w = 0; w < warps; w++)
+        st.warp_barriers.emplace_back(new std::barrier<>((std::ptrdiff_t)(w + 1 < warps ? 32 : n - 32 * w)));
+    st.warp_exchange.assign(32 * warps, 0);
+    st.dynamic_shared.assign(shared_bytes + 16, 0);
+    block = &st;
+    std::vector<std::thread> threads;
+    threads.reserve(n);
+    for (unsigned t = 0; t < n; t++)
+        threads.emplace_back([&, t] {
+            thread_idx = dim3(t % blk.x, (t / blk.x) % blk.y, t / (blk.x * blk.y));
+            for (unsigned bz = 0; bz < grid.z; bz++)
+                for (unsigned by = 0; by < grid.y; by++)
+                    for (unsigned bx = 0; bx < grid.x; bx++) {
                         block_idx = dim3(bx, by, bz);
                         body();
-                    });
-                for (auto &th : threads) th.join();
-                block = nullptr;
-            }
+                        between.arrive_and_wait();
+                    }
+        });
+    for (auto &th : threads) th.join();
+    block = nullptr;
 }
 
 template <class T> T shuffle(T v, int (*source)(int lane, int arg), int arg, int width) {
