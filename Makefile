@@ -46,13 +46,18 @@ NVCC_OBJ := $(CUDA_SRC:kernels/cuda/%.cu=build/cuda/%.o)
 NVCCFLAGS := -std=c++17 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Ikernels/cuda
 
-.PHONY: cuda-kernels test-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
-all: check-cuda $(LIB) $(PROGRAMS)
+.PHONY: cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+# CUDA=1: the library, the kernels through nvcc and build/cuda/train with --device cuda (infer still runs on the CPU)
+ifeq ($(CUDA),1)
+all: $(LIB) build/cuda/train
+	@echo "CUDA build: build/cuda/train --device cuda; make CUDA=1 test-cuda runs the kernel tests on a GPU"
+else
+all: $(LIB) $(PROGRAMS)
+endif
 
 check-cuda:
 ifeq ($(CUDA),1)
-	@echo "gradlab: train/infer --device cuda are not built yet (the CUDA kernels are: make CUDA=1 cuda-kernels)." >&2
-	@echo "         Build the programs without CUDA=1." >&2
+	@echo "gradlab: make test runs the CUDA kernels in emulation; on a GPU use make CUDA=1 test-cuda" >&2
 	@exit 2
 endif
 
@@ -111,6 +116,13 @@ $(BUILD)/tests/test_cuda_emu: tests/test_cuda_emu.cpp tests/cuda_ref.c tests/cud
 	@$(CXX) -std=c++20 $(OPT) $(WARN) -pthread -DGL_CUDA_EMU -Ikernels/cpu -Ikernels/cuda -Itests -Icore $< \
 	  $(BUILD)/tests/cuda_ref.o $(BUILD)/tests/gpt_cuda.o $(EMU_OBJ) $(LIB) -lcriterion $(LDLIBS) -o $@
 
+# train with --device cuda against the emulated kernels: test_train checks it against --device cpu
+$(BUILD)/train_cuda_emu: train/train.c models/gpt_cuda.c models/gpt_cuda.h $(EMU_OBJ) $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -DGL_CUDA_DEVICE -Ikernels/cuda -c models/gpt_cuda.c -o $(BUILD)/obj/gpt_cuda_emu.o
+	@$(CC) $(CFLAGS) -DGL_CUDA_DEVICE -Ikernels/cuda -c $< -o $(BUILD)/obj/train_cuda_emu.o
+	@$(CXX) $(OPT) -pthread $(BUILD)/obj/train_cuda_emu.o $(BUILD)/obj/gpt_cuda_emu.o $(EMU_OBJ) $(LIB) $(LDLIBS) -o $@
+
 build/cuda/%.o: kernels/cuda/%.cu $(CUDA_HDR)
 	@mkdir -p $(dir $@)
 	@echo "  NVCC $<"
@@ -131,11 +143,29 @@ build/cuda/test_cuda: tests/test_cuda_emu.cpp tests/cuda_ref.c tests/cuda_ref.h 
 build/cuda/cuda_probe: tests/cuda_probe.c $(NVCC_OBJ)
 	@$(CC) $(CFLAGS) -Ikernels/cuda $< $(NVCC_OBJ) -lstdc++ $(CUDA_LIBS) -lm -o $@
 
+build/cuda/train: train/train.c models/gpt_cuda.c models/gpt_cuda.h $(NVCC_OBJ) $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -Ikernels/cuda -c models/gpt_cuda.c -o build/cuda/gpt_cuda.o
+	@$(CC) $(CFLAGS) -DGL_CUDA_DEVICE -Ikernels/cuda $< build/cuda/gpt_cuda.o $(NVCC_OBJ) $(LIB) $(LDLIBS) -lstdc++ \
+	  $(CUDA_LIBS) -o $@
+
+# tokens/s of configs S and G on the GPU (the bench-train recipes), for the day a GPU is at hand
+bench-train-cuda: build/cuda/train build/cuda/cuda_probe
+	@mkdir -p out/bench
+	@if ./build/cuda/cuda_probe; then \
+	  ./build/cuda/train --device cuda --data data/tinyshakespeare/input.txt --n-layer 6 --n-head 6 --n-embd 384 \
+	    --block-size 256 --batch 16 --steps 50 --eval-interval 1000 --final-eval-batches 0 --sample 0 \
+	    --out out/bench/cuda_S.ckpt | tail -n 1; \
+	  ./build/cuda/train --device cuda --data data/tinyshakespeare/input.txt --tokenizer gpt2 --n-layer 12 --n-head 12 \
+	    --n-embd 768 --block-size 256 --batch 4 --steps 20 --eval-interval 1000 --final-eval-batches 0 --sample 0 \
+	    --out out/bench/cuda_G.ckpt | tail -n 1; \
+	else echo "bench-train-cuda: skipped: no CUDA device here (PyTorch CUDA is compared the same way when present)"; fi
+
 test-cuda: build/cuda/test_cuda build/cuda/cuda_probe
 	@if ./build/cuda/cuda_probe; then OMP_NUM_THREADS=2 ./build/cuda/test_cuda --jobs 1; \
 	else echo "test-cuda: skipped (the kernels are still tested in emulation by make test)"; fi
 
-test: check-cuda $(TESTS) $(PROGRAMS)
+test: check-cuda $(TESTS) $(PROGRAMS) $(BUILD)/train_cuda_emu
 	@set -e; for t in $(TESTS); do echo "== $$t"; OMP_NUM_THREADS=2 $$t --jobs 1; done
 	@set -e; for isa in avx2 scalar; do for t in test_grad test_tensor test_determinism; do \
 	  echo "== $(BUILD)/tests/$$t (GRADLAB_KERNELS=$$isa)"; \

@@ -210,6 +210,17 @@ void gpt_cuda_download(const gpt_cuda *g, gpt *m) {
     for (int i = 0; i < g->n_params; i++) gl_cuda_download(m->params[i]->data, g->w[i], g->numel[i] * sizeof(float));
 }
 
+void gpt_cuda_adam_state(gpt_cuda *g, float *state, int64_t *step, bool to_host) {
+    for (int i = 0; i < g->n_params; i++) {
+        size_t bytes = g->numel[i] * sizeof(float);
+        if (to_host) gl_cuda_download(state, g->m[i], bytes), gl_cuda_download(state + g->numel[i], g->v[i], bytes);
+        else gl_cuda_upload(g->m[i], state, bytes), gl_cuda_upload(g->v[i], state + g->numel[i], bytes);
+        state += 2 * g->numel[i];
+    }
+    if (to_host) *step = g->step;
+    else g->step = *step;
+}
+
 void gpt_cuda_free(gpt_cuda *g) {
     if (!g) return;
     for (int i = 0; i < g->n_params; i++) gl_cuda_free(g->w[i]), gl_cuda_free(g->g[i]), gl_cuda_free(g->m[i]), gl_cuda_free(g->v[i]);

@@ -22,6 +22,9 @@ float gpt_cuda_train_step(gpt_cuda *g, const int32_t *x, const int32_t *y, float
 float gpt_cuda_loss(gpt_cuda *g, const int32_t *x, const int32_t *y);
 /* the device weights back into m (for checkpoints and sampling) */
 void gpt_cuda_download(const gpt_cuda *g, gpt *m);
+/* AdamW's state in the CPU optimizer's layout (per parameter: n first moments, then n second moments) and its step
+ * count: copied out of the device (to_host) or into it, so checkpoints and --resume work across devices */
+void gpt_cuda_adam_state(gpt_cuda *g, float *state, int64_t *step, bool to_host);
 void gpt_cuda_free(gpt_cuda *g);
 
 #endif

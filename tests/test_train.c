@@ -302,3 +302,42 @@ Test(train, finetune_lora_and_qlora_end_to_end) {
     cr_assert(rc == 1 && strstr(out, "2 layers x 32 dims") && strstr(out, "3 x 32"), "%s", out);
     free(out);
 }
+
+/* train --device cuda through the emulated kernels (a CPU-only build refuses it): the same losses as --device cpu,
+ * and its checkpoint resumes on the CPU */
+Test(train, device_cuda_emulated_matches_cpu) {
+    make_tmpdir();
+    const char *tiny = "--data data/tinyshakespeare/input.txt --n-layer 1 --n-head 2 --n-embd 16 --block-size 8 --batch 2 "
+                       "--eval-interval 3 --eval-batches 1 --final-eval-batches 0 --sample 0 --quiet --steps 3";
+    char *out;
+    int rc = run(&out, GL_BUILD_DIR "/train_cuda_emu %s --device cuda --out %s/cu.ckpt --loss-log %s/cu.log", tiny,
+                 tmpdir, tmpdir);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+    rc = run(&out, GL_BUILD_DIR "/train %s --out %s/cpu.ckpt --loss-log %s/cpu.log", tiny, tmpdir, tmpdir);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+    char path[256];
+    size_t len;
+    snprintf(path, sizeof path, "%s/cu.log", tmpdir);
+    char *cu = slurp(path, &len);
+    snprintf(path, sizeof path, "%s/cpu.log", tmpdir);
+    char *cpu = slurp(path, &len);
+    char *p = cu, *q = cpu;
+    for (int step = 0; step < 3; step++) { /* lines: step, exact hex float, decimal */
+        long s1 = strtol(p, &p, 10), s2 = strtol(q, &q, 10);
+        double a = strtod(p, &p), b = strtod(q, &q);
+        strtod(p, &p), strtod(q, &q);
+        cr_assert(s1 == step && s2 == step);
+        cr_assert(fabs(a - b) < 1e-5 * fabs(b), "step %d: cuda loss %.7f, cpu %.7f", step, a, b);
+    }
+    free(cu);
+    free(cpu);
+    rc = run(&out, GL_BUILD_DIR "/train --resume %s/cu.ckpt --data data/tinyshakespeare/input.txt --steps 4 --quiet "
+                   "--sample 0 --final-eval-batches 0 --eval-batches 1 --out %s/cu2.ckpt", tmpdir, tmpdir);
+    cr_assert_eq(rc, 0, "a device checkpoint resumes on the CPU: %s", out);
+    free(out);
+    rc = run(&out, GL_BUILD_DIR "/train %s --device cuda --out %s/x.ckpt", tiny, tmpdir);
+    cr_assert(rc == 2 && strstr(out, "needs a CUDA build"), "%s", out);
+    free(out);
+}

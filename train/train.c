@@ -20,9 +20,14 @@
 #include "sample.h"
 #include "tokfile.h"
 #include "utf8.h"
+#ifdef GL_CUDA_DEVICE
+#include "gpt_cuda.h"
+#else
+typedef struct gpt_cuda gpt_cuda; /* CPU-only build: --device cuda is refused */
+#endif
 
 typedef struct {
-    const char *data, *out, *resume, *plot, *loss_log, *tokenizer, *attention, *finetune, *lora;
+    const char *data, *out, *resume, *plot, *loss_log, *tokenizer, *attention, *finetune, *lora, *device;
     bool qlora, dropout_given;
     gpt_config cfg;
     int batch, threads, eval_interval, eval_batches, final_eval_batches, ckpt_interval, sample_len;
@@ -43,6 +48,7 @@ static void usage(FILE *f) {
             "training: --batch 12  --steps 2000  --lr 1e-3  --min-lr 1e-4  --warmup 100  --decay-steps STEPS\n"
             "          --beta1 0.9  --beta2 0.99  --eps 1e-8  --weight-decay 0.1 (matrices only)  --clip 1.0\n"
             "          --seed 1337  --threads N (default: OMP_NUM_THREADS or all cores)\n"
+            "          --device cpu|cuda: cuda (a `make CUDA=1` build) keeps weights and activations on the GPU\n"
             "          --stop-after N: stop (with a checkpoint) after N steps of a --steps-long run\n"
             "eval:     --eval-interval 250  --eval-batches 50  --final-eval-batches 200\n"
             "output:   --out checkpoints/gpt.ckpt  --ckpt-interval 500  --plot PNG (default: OUT.loss.png)\n"
@@ -65,7 +71,7 @@ static void die(const char *fmt, const char *a, const char *b) {
 }
 
 static options parse(int argc, char **argv) {
-    options o = {.out = "checkpoints/gpt.ckpt", .tokenizer = "char", .attention = "auto",
+    options o = {.out = "checkpoints/gpt.ckpt", .tokenizer = "char", .attention = "auto", .device = "cpu",
                  .cfg = {.n_layer = 4, .n_head = 4, .n_embd = 128, .block_size = 64, .dropout = 0.0f, .bias = false,
                          .ln_eps = 1e-5f},
                  .batch = 12, .eval_interval = 250, .eval_batches = 50, .final_eval_batches = 200,
@@ -95,6 +101,7 @@ static options parse(int argc, char **argv) {
         else if (!strcmp(f, "--loss-log")) o.loss_log = v;
         else if (!strcmp(f, "--tokenizer")) o.tokenizer = v;
         else if (!strcmp(f, "--attention")) o.attention = v;
+        else if (!strcmp(f, "--device")) o.device = v;
         else if (!strcmp(f, "--n-layer")) o.cfg.n_layer = gl_flag_int("train", f, v, 1, 256);
         else if (!strcmp(f, "--n-head")) o.cfg.n_head = gl_flag_int("train", f, v, 1, 1024);
         else if (!strcmp(f, "--n-embd")) o.cfg.n_embd = gl_flag_int("train", f, v, 1, 65536);
@@ -133,6 +140,11 @@ static options parse(int argc, char **argv) {
     if ((o.lora || o.qlora) && !o.finetune) die("--lora and --qlora adapt a trained model: give --finetune BASE_CKPT%s%s", "", "");
     if (o.finetune && o.resume) die("--finetune starts a new run; --resume continues one: give one of them%s%s", "", "");
     if (o.qlora && !o.lora) o.lora = "";
+    if (strcmp(o.device, "cpu") && strcmp(o.device, "cuda")) die("--device must be cpu or cuda, got '%s'%s", o.device, "");
+#ifndef GL_CUDA_DEVICE
+    if (!strcmp(o.device, "cuda")) die("--device cuda needs a CUDA build of train (make CUDA=1)%s%s", "", "");
+#endif
+    if (!strcmp(o.device, "cuda") && (o.lora || o.qlora)) die("--lora and --qlora run on the CPU for now (no --device cuda)%s%s", "", "");
     if (strcmp(o.attention, "auto") && strcmp(o.attention, "naive") && strcmp(o.attention, "flash"))
         die("--attention must be auto, naive or flash, got '%s'%s", o.attention, "");
     return o;
@@ -160,7 +172,7 @@ static void get_batch(const int32_t *tokens, size_t lo, size_t n, int B, int T, 
 
 /* mean val loss over n_batches batches drawn with a fixed seed: the same batches at every evaluation, and the
  * training RNG is left untouched (so evaluating does not change the run) */
-static float val_loss(gpt *m, const dataset *d, int B, int T, int n_batches, int32_t *x, int32_t *y) {
+static float val_loss(gpt *m, gpt_cuda *dev, const dataset *d, int B, int T, int n_batches, int32_t *x, int32_t *y) {
     gl_rng rng;
     gl_rng_seed(&rng, 0x5eed);
     double sum = 0;
@@ -168,14 +180,32 @@ static float val_loss(gpt *m, const dataset *d, int B, int T, int n_batches, int
     for (int i = 0; i < n_batches; i++) {
         gl_step_reset();
         get_batch(d->tokens, d->n_train, d->n_val, B, T, &rng, x, y);
+#ifdef GL_CUDA_DEVICE
+        if (dev) {
+            sum += gpt_cuda_loss(dev, x, y);
+            continue;
+        }
+#else
+        (void)dev;
+#endif
         sum += gpt_loss(m, x, y, B, T, NULL, false)->data[0];
     }
     gl_no_grad_end();
     return (float)(sum / n_batches);
 }
 
-/* a full checkpoint, or the adapters alone when the run trains adapters */
-static bool save_run(const char *path, const gpt *m, const gl_optim *opt, const gpt_run_state *rs, char *err, size_t n) {
+/* a full checkpoint, or the adapters alone when the run trains adapters; a device run's weights and AdamW state
+ * are copied back first */
+static bool save_run(const char *path, gpt *m, gl_optim *opt, const gpt_run_state *rs, gpt_cuda *dev, char *err,
+                     size_t n) {
+#ifdef GL_CUDA_DEVICE
+    if (dev) {
+        gpt_cuda_download(dev, m);
+        gpt_cuda_adam_state(dev, opt->state, &opt->step, true);
+    }
+#else
+    (void)dev;
+#endif
     return m->n_adapters ? gpt_lora_save(m, path, err, n) : gpt_save_checkpoint(path, m, opt, rs, err, n);
 }
 
@@ -328,6 +358,13 @@ int main(int argc, char **argv) {
         free(opt_state);
     }
 
+    gpt_cuda *dev = NULL;
+#ifdef GL_CUDA_DEVICE
+    if (!strcmp(o.device, "cuda")) {
+        if (!(dev = gpt_cuda_create(&m, B, T, err, sizeof err))) die("--device cuda: %s%s", err, "");
+        if (o.resume) gpt_cuda_adam_state(dev, opt->state, &opt->step, false);
+    }
+#endif
     printf("train: %s, %zu %s (vocabulary %d), train %zu / val %zu\n", o.data, n_tokens,
            codec.bpe ? "BPE tokens" : "characters", gl_codec_size(&codec), d.n_train, d.n_val);
     printf("model: %d layers, %d heads, %d dims, block %d, bias %s, dropout %.2f: %.2fM parameters\n", o.cfg.n_layer,
@@ -336,7 +373,7 @@ int main(int argc, char **argv) {
            "tokens; %d threads, kernels %s\n",
            (double)o.lr, (long long)o.warmup, (double)o.min_lr, (long long)o.decay_steps, (double)o.beta1,
            (double)o.beta2, (double)o.wd, (double)o.clip, B, T, omp_get_max_threads(), gl_kernels_in_use());
-    printf("attention: %s\n", m.attention == GL_ATTN_FLASH ? "flash" : "naive");
+    printf("attention: %s; device: %s\n", m.attention == GL_ATTN_FLASH && !dev ? "flash" : "naive", dev ? "cuda" : "cpu");
     if (o.resume) printf("resuming from %s at step %lld\n", o.resume, (long long)rs.step);
     if (o.finetune)
         printf("fine-tuning %s: %s%s; trainable %lld of %lld weights (%.2f%%); base weights %.2f MB%s\n", o.finetune,
@@ -367,18 +404,29 @@ int main(int argc, char **argv) {
     for (int64_t step = rs.step; step < stop_at; step++) {
         opt->lr = gl_lr_warmup_cosine(step, o.warmup, o.decay_steps, o.lr, o.min_lr);
         get_batch(tokens, 0, d.n_train, B, T, &rs.rng, x, y);
-        gl_step_reset();
-        gl_tensor *loss = gpt_loss(&m, x, y, B, T, &rs.rng, o.cfg.dropout > 0.0f);
-        float lv = loss->data[0];
+        float lv;
+#ifdef GL_CUDA_DEVICE
+        if (dev) { /* the whole step on the device: the batch in, the loss out */
+            lv = gpt_cuda_train_step(dev, x, y, opt->lr, o.beta1, o.beta2, o.eps, o.wd, o.clip);
+            opt->step++;
+        } else
+#endif
+        {
+            gl_step_reset();
+            gl_tensor *loss = gpt_loss(&m, x, y, B, T, &rs.rng, o.cfg.dropout > 0.0f);
+            lv = loss->data[0];
+            if (isfinite(lv)) {
+                gl_backward(loss);
+                gl_clip_grad_norm(m.trainable, m.n_trainable, o.clip);
+                gl_optim_step(opt);
+                gl_optim_zero_grad(opt);
+            }
+        }
         if (!isfinite(lv)) {
             fprintf(stderr, "\ntrain: the loss became %f at step %lld; stopping (lower --lr or raise --warmup)\n",
                     (double)lv, (long long)step);
             return 1;
         }
-        gl_backward(loss);
-        gl_clip_grad_norm(m.trainable, m.n_trainable, o.clip);
-        gl_optim_step(opt);
-        gl_optim_zero_grad(opt);
         rs.step = step + 1;
         train_curve[step] = lv;
         ema = isnan(ema) ? lv : 0.9f * ema + 0.1f * lv;
@@ -403,13 +451,13 @@ int main(int argc, char **argv) {
             last = t;
         }
         if (eval) {
-            float vl = val_loss(&m, &d, B, T, o.eval_batches, x, y);
+            float vl = val_loss(&m, dev, &d, B, T, o.eval_batches, x, y);
             if (n_val_points < 1024) val_x[n_val_points] = (float)rs.step, val_y[n_val_points++] = vl;
             if (!o.quiet) printf("%sstep %lld: val loss %.4f (%d batches)\n", tty ? "\n" : "", (long long)rs.step,
                                  (double)vl, o.eval_batches);
         }
         if (rs.step % o.ckpt_interval == 0 || rs.step == stop_at) {
-            if (!save_run(o.out, &m, opt, &rs, err, sizeof err)) {
+            if (!save_run(o.out, &m, opt, &rs, dev, err, sizeof err)) {
                 fprintf(stderr, "\ntrain: %s\n", err);
                 return 1;
             }
@@ -417,7 +465,7 @@ int main(int argc, char **argv) {
     }
     double elapsed = now() - t0;
     if (loss_log) fclose(loss_log);
-    if (rs.step == first_step && !save_run(o.out, &m, opt, &rs, err, sizeof err)) {
+    if (rs.step == first_step && !save_run(o.out, &m, opt, &rs, dev, err, sizeof err)) {
         fprintf(stderr, "train: %s\n", err);
         return 1;
     }
@@ -426,7 +474,7 @@ int main(int argc, char **argv) {
            o.out);
     if (o.final_eval_batches > 0)
         printf("final val loss %.4f over %d batches (%d tokens)\n",
-               (double)val_loss(&m, &d, B, T, o.final_eval_batches, x, y), o.final_eval_batches,
+               (double)val_loss(&m, dev, &d, B, T, o.final_eval_batches, x, y), o.final_eval_batches,
                o.final_eval_batches * B * T);
 
     /* ---- loss curve ---- */
@@ -438,6 +486,12 @@ int main(int argc, char **argv) {
     if (!gl_plot_lines(plot_path, &chart, series, 2, err, (int)sizeof err)) fprintf(stderr, "train: plot: %s\n", err);
     else printf("loss curve: %s\n", plot_path);
 
+#ifdef GL_CUDA_DEVICE
+    if (dev) { /* sampling runs on the CPU copy of the trained weights */
+        gpt_cuda_download(dev, &m);
+        gpt_cuda_free(dev);
+    }
+#endif
     if (o.sample_len > 0) {
         printf("\n--- sample (temperature %.2f) ---\n", (double)o.temperature);
         int plen = T < 8 ? T : 8; /* the first characters of the validation text as the prompt */
