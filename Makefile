@@ -47,10 +47,10 @@ NVCCFLAGS := -std=c++17 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=co
              -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Ikernels/cuda
 
 .PHONY: cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
-# CUDA=1: the library, the kernels through nvcc and build/cuda/train with --device cuda (infer still runs on the CPU)
+# CUDA=1: the library, the kernels through nvcc, and build/cuda/train and build/cuda/infer with --device cuda
 ifeq ($(CUDA),1)
-all: $(LIB) build/cuda/train
-	@echo "CUDA build: build/cuda/train --device cuda; make CUDA=1 test-cuda runs the kernel tests on a GPU"
+all: $(LIB) build/cuda/train build/cuda/infer
+	@echo "CUDA build: build/cuda/train and build/cuda/infer take --device cuda; make CUDA=1 test-cuda tests on a GPU"
 else
 all: $(LIB) $(PROGRAMS)
 endif
@@ -108,20 +108,25 @@ $(BUILD)/cuda_emu/%.o: kernels/cuda/%.cu $(CUDA_HDR)
 	@echo "  CXX $< (emulated)"
 	@$(CXX) -std=c++20 -x c++ -DGL_CUDA_EMU $(OPT) $(WARN) -pthread -Ikernels/cuda -c $< -o $@
 
-$(BUILD)/tests/test_cuda_emu: tests/test_cuda_emu.cpp tests/cuda_ref.c tests/cuda_ref.h models/gpt_cuda.c models/gpt_cuda.h $(EMU_OBJ) $(LIB)
+$(BUILD)/tests/test_cuda_emu: tests/test_cuda_emu.cpp tests/cuda_ref.c tests/cuda_ref.h $(BUILD)/obj/gpt_cuda_emu.o $(EMU_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) -Itests -Ikernels/cuda -c tests/cuda_ref.c -o $(BUILD)/tests/cuda_ref.o
-	@$(CC) $(CFLAGS) -Ikernels/cuda -c models/gpt_cuda.c -o $(BUILD)/tests/gpt_cuda.o
 	@$(CXX) -std=c++20 $(OPT) $(WARN) -pthread -DGL_CUDA_EMU -Ikernels/cpu -Ikernels/cuda -Itests -Icore $< \
-	  $(BUILD)/tests/cuda_ref.o $(BUILD)/tests/gpt_cuda.o $(EMU_OBJ) $(LIB) -lcriterion $(LDLIBS) -o $@
+	  $(BUILD)/tests/cuda_ref.o $(BUILD)/obj/gpt_cuda_emu.o $(EMU_OBJ) $(LIB) -lcriterion $(LDLIBS) -o $@
 
-# train with --device cuda against the emulated kernels: test_train checks it against --device cpu
-$(BUILD)/train_cuda_emu: train/train.c models/gpt_cuda.c models/gpt_cuda.h $(EMU_OBJ) $(LIB)
-	@echo "  LD  $@"
-	@$(CC) $(CFLAGS) -DGL_CUDA_DEVICE -Ikernels/cuda -c models/gpt_cuda.c -o $(BUILD)/obj/gpt_cuda_emu.o
-	@$(CC) $(CFLAGS) -DGL_CUDA_DEVICE -Ikernels/cuda -c $< -o $(BUILD)/obj/train_cuda_emu.o
-	@$(CXX) $(OPT) -pthread $(BUILD)/obj/train_cuda_emu.o $(BUILD)/obj/gpt_cuda_emu.o $(EMU_OBJ) $(LIB) $(LDLIBS) -o $@
+# train and infer with --device cuda against the emulated kernels: test_train checks them against --device cpu
+$(BUILD)/obj/gpt_cuda_emu.o: models/gpt_cuda.c models/gpt_cuda.h kernels/cuda/kernels_cuda.h
+	@mkdir -p $(dir $@)
+	@$(CC) $(CFLAGS) -Ikernels/cuda -c $< -o $@
+
+EMU_PROGRAM = @echo "  LD  $@"; \
+  $(CC) $(CFLAGS) -DGL_CUDA_DEVICE -Ikernels/cuda -c $< -o $@.o && \
+  $(CXX) $(OPT) -pthread $@.o $(BUILD)/obj/gpt_cuda_emu.o $(EMU_OBJ) $(LIB) $(LDLIBS) -o $@
+$(BUILD)/train_cuda_emu: train/train.c $(BUILD)/obj/gpt_cuda_emu.o $(EMU_OBJ) $(LIB)
+	$(EMU_PROGRAM)
+$(BUILD)/infer_cuda_emu: infer/infer.c $(BUILD)/obj/gpt_cuda_emu.o $(EMU_OBJ) $(LIB)
+	$(EMU_PROGRAM)
 
 build/cuda/%.o: kernels/cuda/%.cu $(CUDA_HDR)
 	@mkdir -p $(dir $@)
@@ -134,20 +139,25 @@ cuda-kernels: $(NVCC_OBJ)
 
 # the same kernel tests as the emulated ones, against the nvcc-built kernels on a real GPU (skipped without one)
 CUDA_LIBS := -L/usr/local/cuda/lib64 -Wl,-rpath,/usr/local/cuda/lib64 -lcublas -lcudart
-build/cuda/test_cuda: tests/test_cuda_emu.cpp tests/cuda_ref.c tests/cuda_ref.h models/gpt_cuda.c $(NVCC_OBJ) $(LIB)
+build/cuda/test_cuda: tests/test_cuda_emu.cpp tests/cuda_ref.c tests/cuda_ref.h build/cuda/gpt_cuda.o $(NVCC_OBJ) $(LIB)
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) -Itests -Ikernels/cuda -c tests/cuda_ref.c -o build/cuda/cuda_ref.o
-	@$(CC) $(CFLAGS) -Ikernels/cuda -c models/gpt_cuda.c -o build/cuda/gpt_cuda.o
 	@$(CXX) -std=c++20 $(OPT) $(WARN) -pthread -Ikernels/cpu -Ikernels/cuda -Itests -Icore $< build/cuda/cuda_ref.o \
 	  build/cuda/gpt_cuda.o $(NVCC_OBJ) $(LIB) -lcriterion $(LDLIBS) $(CUDA_LIBS) -o $@
 build/cuda/cuda_probe: tests/cuda_probe.c $(NVCC_OBJ)
 	@$(CC) $(CFLAGS) -Ikernels/cuda $< $(NVCC_OBJ) -lstdc++ $(CUDA_LIBS) -lm -o $@
 
-build/cuda/train: train/train.c models/gpt_cuda.c models/gpt_cuda.h $(NVCC_OBJ) $(LIB)
-	@echo "  LD  $@"
-	@$(CC) $(CFLAGS) -Ikernels/cuda -c models/gpt_cuda.c -o build/cuda/gpt_cuda.o
-	@$(CC) $(CFLAGS) -DGL_CUDA_DEVICE -Ikernels/cuda $< build/cuda/gpt_cuda.o $(NVCC_OBJ) $(LIB) $(LDLIBS) -lstdc++ \
-	  $(CUDA_LIBS) -o $@
+build/cuda/gpt_cuda.o: models/gpt_cuda.c models/gpt_cuda.h kernels/cuda/kernels_cuda.h
+	@mkdir -p $(dir $@)
+	@$(CC) $(CFLAGS) -Ikernels/cuda -c $< -o $@
+
+CUDA_PROGRAM = @echo "  LD  $@"; \
+  $(CC) $(CFLAGS) -DGL_CUDA_DEVICE -Ikernels/cuda $< build/cuda/gpt_cuda.o $(NVCC_OBJ) $(LIB) $(LDLIBS) -lstdc++ \
+  $(CUDA_LIBS) -o $@
+build/cuda/train: train/train.c build/cuda/gpt_cuda.o $(NVCC_OBJ) $(LIB)
+	$(CUDA_PROGRAM)
+build/cuda/infer: infer/infer.c build/cuda/gpt_cuda.o $(NVCC_OBJ) $(LIB)
+	$(CUDA_PROGRAM)
 
 # tokens/s of configs S and G on the GPU (the bench-train recipes), for the day a GPU is at hand
 bench-train-cuda: build/cuda/train build/cuda/cuda_probe
@@ -159,13 +169,13 @@ bench-train-cuda: build/cuda/train build/cuda/cuda_probe
 	  ./build/cuda/train --device cuda --data data/tinyshakespeare/input.txt --tokenizer gpt2 --n-layer 12 --n-head 12 \
 	    --n-embd 768 --block-size 256 --batch 4 --steps 20 --eval-interval 1000 --final-eval-batches 0 --sample 0 \
 	    --out out/bench/cuda_G.ckpt | tail -n 1; \
-	else echo "bench-train-cuda: skipped: no CUDA device here (PyTorch CUDA is compared the same way when present)"; fi
+	else echo "bench-train-cuda: skipped: no CUDA device here (a PyTorch CUDA peer is not wired in yet)"; fi
 
 test-cuda: build/cuda/test_cuda build/cuda/cuda_probe
 	@if ./build/cuda/cuda_probe; then OMP_NUM_THREADS=2 ./build/cuda/test_cuda --jobs 1; \
 	else echo "test-cuda: skipped (the kernels are still tested in emulation by make test)"; fi
 
-test: check-cuda $(TESTS) $(PROGRAMS) $(BUILD)/train_cuda_emu
+test: check-cuda $(TESTS) $(PROGRAMS) $(BUILD)/train_cuda_emu $(BUILD)/infer_cuda_emu
 	@set -e; for t in $(TESTS); do echo "== $$t"; OMP_NUM_THREADS=2 $$t --jobs 1; done
 	@set -e; for isa in avx2 scalar; do for t in test_grad test_tensor test_determinism; do \
 	  echo "== $(BUILD)/tests/$$t (GRADLAB_KERNELS=$$isa)"; \

@@ -13,6 +13,9 @@
 #include "gpt.h"
 #include "gpt_io.h"
 #include "sample.h"
+#ifdef GL_CUDA_DEVICE
+#include "gpt_cuda.h"
+#endif
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -26,6 +29,7 @@ static void usage(FILE *f) {
             "  --encoder F --merges F  GPT-2 tokenizer files for text prompts with --safetensors\n"
             "                      (default tokenizer/gpt2/encoder.json and vocab.bpe)\n"
             "  --lora FILE         LoRA adapters from `train --finetune CKPT --lora ...`, folded into the weights\n"
+            "  --device cpu|cuda   cuda (a `make CUDA=1` build): the forward on the GPU, the window recomputed per token\n"
             "Without --prompt or --prompt-ids the prompt is a newline.\n");
 }
 
@@ -56,6 +60,7 @@ static bool emit(int32_t tok, void *p) {
 
 int main(int argc, char **argv) {
     const char *ckpt = NULL, *st = NULL, *st_config = NULL, *prompt = NULL, *prompt_ids = NULL, *lora = NULL;
+    const char *device = "cpu";
     const char *gpt2_encoder = "tokenizer/gpt2/encoder.json", *gpt2_merges = "tokenizer/gpt2/vocab.bpe";
     int max_new = 200, threads = 0;
     gl_sampling s = {.temperature = 0.8f, .top_k = 0, .top_p = 1.0f};
@@ -74,6 +79,7 @@ int main(int argc, char **argv) {
         const char *v = argv[++i];
         if (!strcmp(f, "--checkpoint")) ckpt = v;
         else if (!strcmp(f, "--lora")) lora = v;
+        else if (!strcmp(f, "--device")) device = v;
         else if (!strcmp(f, "--safetensors")) st = v;
         else if (!strcmp(f, "--config")) st_config = v;
         else if (!strcmp(f, "--encoder")) gpt2_encoder = v;
@@ -96,6 +102,10 @@ int main(int argc, char **argv) {
     if (!ckpt == !st) fail("give exactly one of --checkpoint CKPT or --safetensors FILE --config FILE", "");
     if (st && !st_config) fail("--safetensors needs --config config.json (the model's shape)", "");
     if (prompt && prompt_ids) fail("give --prompt or --prompt-ids, not both", "");
+    if (strcmp(device, "cpu") && strcmp(device, "cuda")) fail("--device must be cpu or cuda, got: ", device);
+#ifndef GL_CUDA_DEVICE
+    if (!strcmp(device, "cuda")) fail("--device cuda needs a CUDA build of infer (make CUDA=1)", "");
+#endif
 
     char err[512];
     gpt m;
@@ -166,7 +176,27 @@ int main(int argc, char **argv) {
     gl_rng_seed(&rng, seed);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int made = gl_generate(&m, ids, n_ids, max_new, &s, &rng, use_cache, emit, &ctx);
+    int made = 0;
+#ifdef GL_CUDA_DEVICE
+    if (!strcmp(device, "cuda")) { /* the window of the last block_size tokens, recomputed on the device per token */
+        gpt_cuda *dev = gpt_cuda_create(&m, 1, m.cfg.block_size, err, sizeof err);
+        if (!dev) fail("--device cuda: ", err);
+        int cap = n_ids + max_new, n = n_ids;
+        int32_t *seq = malloc((size_t)(cap > 0 ? cap : 1) * sizeof *seq);
+        float *logits = malloc((size_t)V * sizeof *logits), *scratch = malloc((size_t)V * sizeof *scratch);
+        memcpy(seq, ids, (size_t)n_ids * sizeof *seq);
+        for (; made < max_new; made++) {
+            int window = n < m.cfg.block_size ? n : m.cfg.block_size;
+            gpt_cuda_next_logits(dev, seq + n - window, window, logits);
+            seq[n] = gl_sample_token(logits, V, &s, &rng, scratch);
+            if (!emit(seq[n++], &ctx)) break;
+        }
+        free(seq), free(logits), free(scratch);
+        gpt_cuda_free(dev);
+        use_cache = false;
+    } else
+#endif
+        made = gl_generate(&m, ids, n_ids, max_new, &s, &rng, use_cache, emit, &ctx);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
     printf("\n");

@@ -108,14 +108,14 @@ static void linear_bwd(size_t N, size_t K, size_t Nout, const float *x, const fl
     if (db) gl_cuda_bias_grad(N, Nout, dy, db);
 }
 
-/* the forward to the per-row losses; returns the mean loss (the one copy back) */
-static float forward(gpt_cuda *g, const int32_t *x, const int32_t *y) {
+/* the forward of B sequences of T tokens (T <= the created T; positions are 0 .. T-1 in every sequence) up to
+ * the logits [B * T, V] */
+static void forward_logits(gpt_cuda *g, const int32_t *x, int T) {
     const gpt *m = g->host;
-    size_t N = (size_t)g->B * g->T, C = (size_t)g->cfg.n_embd, V = (size_t)g->cfg.vocab_size;
+    size_t N = (size_t)g->B * T, C = (size_t)g->cfg.n_embd, V = (size_t)g->cfg.vocab_size;
     int H = g->cfg.n_head, L = g->cfg.n_layer;
     float eps = g->cfg.ln_eps;
     gl_cuda_upload(g->idx, x, N * sizeof(int32_t));
-    gl_cuda_upload(g->tgt, y, N * sizeof(int32_t));
     float *x0 = L ? g->acts[0].x : g->x_final;
     gl_cuda_embedding_fwd(N, C, g->idx, W(g, m->wte), x0);
     gl_cuda_embedding_fwd(N, C, g->pos, W(g, m->wpe), g->dln); /* dln as scratch */
@@ -126,7 +126,7 @@ static float forward(gpt_cuda *g, const int32_t *x, const int32_t *y) {
         float *next = l + 1 < L ? g->acts[l + 1].x : g->x_final;
         gl_cuda_layernorm_fwd(N, C, a->x, W(g, k->ln1_w), W(g, k->ln1_b), eps, a->ln1, a->mean1, a->rstd1);
         linear_fwd(N, C, 3 * C, a->ln1, W(g, k->attn_w), W(g, k->attn_b), a->qkv);
-        gl_cuda_attention_naive_fwd(g->B, g->T, (int)C, H, 1, a->qkv, a->att, a->P);
+        gl_cuda_attention_naive_fwd(g->B, T, (int)C, H, 1, a->qkv, a->att, a->P);
         linear_fwd(N, C, C, a->att, W(g, k->proj_w), W(g, k->proj_b), a->xmid);
         gl_cuda_axpy(N * C, 1.0f, a->x, a->xmid);
         gl_cuda_layernorm_fwd(N, C, a->xmid, W(g, k->ln2_w), W(g, k->ln2_b), eps, a->ln2, a->mean2, a->rstd2);
@@ -138,6 +138,13 @@ static float forward(gpt_cuda *g, const int32_t *x, const int32_t *y) {
     gl_cuda_layernorm_fwd(N, C, g->x_final, W(g, m->lnf_w), W(g, m->lnf_b), eps, g->lnf, g->meanf, g->rstdf);
     /* logits = lnf wte[:V]^T: wte is [padded V, C] row-major, its first V rows used */
     gl_cuda_gemm(0, 1, (int)N, (int)V, (int)C, 1.0f, g->lnf, (int)C, W(g, m->wte), (int)C, 0.0f, g->logits, (int)V);
+}
+
+/* the forward to the per-row losses; returns the mean loss (the one copy back) */
+static float forward(gpt_cuda *g, const int32_t *x, const int32_t *y) {
+    size_t N = (size_t)g->B * g->T, V = (size_t)g->cfg.vocab_size;
+    forward_logits(g, x, g->T);
+    gl_cuda_upload(g->tgt, y, N * sizeof(int32_t));
     gl_cuda_cross_entropy_fwd(N, V, g->logits, g->tgt, -1, g->lse, g->row_loss);
     gl_cuda_sum(N, g->row_loss, g->scratch, g->loss);
     float sum;
@@ -148,6 +155,16 @@ static float forward(gpt_cuda *g, const int32_t *x, const int32_t *y) {
 }
 
 float gpt_cuda_loss(gpt_cuda *g, const int32_t *x, const int32_t *y) { return forward(g, x, y); }
+
+void gpt_cuda_next_logits(gpt_cuda *g, const int32_t *ids, int n, float *logits) {
+    if (g->B != 1 || n < 1 || n > g->T) {
+        fprintf(stderr, "gpt_cuda_next_logits: needs a model created for batch 1 and 1 <= n <= %d (n = %d)\n", g->T, n);
+        exit(1);
+    }
+    forward_logits(g, ids, n);
+    size_t V = (size_t)g->cfg.vocab_size;
+    gl_cuda_download(logits, g->logits + (size_t)(n - 1) * V, V * sizeof(float));
+}
 
 static void backward(gpt_cuda *g, const int32_t *y) {
     const gpt *m = g->host;

@@ -3,7 +3,7 @@
  * AdamW - every array on the device, one copy of the batch in and one float (the loss) out per step. The
  * arithmetic is gpt.c's (same parameters in the same canonical order, same AdamW and clipping rules), so a run
  * can be checked step by step against the CPU model; tests do it through the CUDA emulation.
- * Limits for now: naive attention, dropout 0, fp32. */
+ * Limits for now: naive attention, dropout 0, fp32; generation recomputes its window (no KV cache on the device). */
 #ifndef GRADLAB_GPT_CUDA_H
 #define GRADLAB_GPT_CUDA_H
 
@@ -20,6 +20,9 @@ float gpt_cuda_train_step(gpt_cuda *g, const int32_t *x, const int32_t *y, float
                           float eps, float weight_decay, float max_norm);
 /* mean loss of a batch without updating anything */
 float gpt_cuda_loss(gpt_cuda *g, const int32_t *x, const int32_t *y);
+/* generation (a model created for batch 1): the next-token logits (vocab_size floats, copied to the host) after
+ * ids[0 .. n), n <= the created T. The window is recomputed at every call: there is no device KV cache yet. */
+void gpt_cuda_next_logits(gpt_cuda *g, const int32_t *ids, int n, float *logits);
 /* the device weights back into m (for checkpoints and sampling) */
 void gpt_cuda_download(const gpt_cuda *g, gpt *m);
 /* AdamW's state in the CPU optimizer's layout (per parameter: n first moments, then n second moments) and its step

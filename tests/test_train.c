@@ -340,4 +340,18 @@ Test(train, device_cuda_emulated_matches_cpu) {
     rc = run(&out, GL_BUILD_DIR "/train %s --device cuda --out %s/x.ckpt", tiny, tmpdir);
     cr_assert(rc == 2 && strstr(out, "needs a CUDA build"), "%s", out);
     free(out);
+    /* greedy generation on the (emulated) device gives the CPU's tokens */
+    char *gen_cpu, *gen_cuda;
+    rc = run(&gen_cuda, GL_BUILD_DIR "/infer_cuda_emu --checkpoint %s/cu.ckpt --device cuda --prompt ROMEO --max-new-tokens 6 "
+                        "--temperature 0 --print-ids 2>/dev/null", tmpdir);
+    cr_assert_eq(rc, 0, "%s", gen_cuda);
+    rc = run(&gen_cpu, GL_BUILD_DIR "/infer --checkpoint %s/cu.ckpt --prompt ROMEO --max-new-tokens 6 --temperature 0 "
+                       "--print-ids 2>/dev/null", tmpdir);
+    cr_assert_eq(rc, 0, "%s", gen_cpu);
+    cr_assert_str_eq(gen_cuda, gen_cpu);
+    free(gen_cpu);
+    free(gen_cuda);
+    rc = run(&out, GL_BUILD_DIR "/infer --checkpoint %s/cu.ckpt --device cuda", tmpdir);
+    cr_assert(rc == 1 && strstr(out, "needs a CUDA build"), "%s", out);
+    free(out);
 }
