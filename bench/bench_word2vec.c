@@ -64,19 +64,10 @@ int main(int argc, char **argv) {
         corpora[n_corpora++] = moby;
     }
     gl_find_data("analogy/questions-words.txt", qpath, sizeof qpath);
-    char *text = NULL;
-    size_t len = 0;
-    for (int i = 0; i < n_corpora; i++) {
-        unsigned char *d;
-        size_t n;
-        if (!gl_read_whole_file(corpora[i], &d, &n, err, sizeof err))
-            return fprintf(stderr, "bench_word2vec: %s (set GRADLAB_DATA, or `make data`)\n", err), 1;
-        text = realloc(text, len + n + 1);
-        memcpy(text + len, d, n);
-        len += n;
-        text[len++] = '\n';
-        free(d);
-    }
+    char *text;
+    size_t len;
+    if (!gl_w2v_read_corpora(corpora, n_corpora, &text, &len, err, sizeof err))
+        return fprintf(stderr, "bench_word2vec: %s (set GRADLAB_DATA, or `make data`)\n", err), 1;
     unsigned char *questions;
     size_t qlen;
     if (!gl_read_whole_file(qpath, &questions, &qlen, err, sizeof err)) return fprintf(stderr, "bench_word2vec: %s\n", err), 1;

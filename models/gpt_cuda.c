@@ -16,7 +16,7 @@ typedef struct {
 
 struct gpt_cuda {
     gpt_config cfg;
-    int B, T, n_params;
+    int B, T, n_params, n_valid; /* n_valid: the last forward's targets that count (not -1) */
     int64_t step;
     float **w, **g, **m, **v; /* per parameter, canonical order */
     size_t *numel;
@@ -30,18 +30,19 @@ struct gpt_cuda {
 
 static float *dev_floats(size_t n) { return gl_cuda_alloc(n * sizeof(float)); }
 
-/* the device copy of one of m's parameters (NULL for an absent bias) */
+/* the slot of one of m's parameters in the device arrays (-1 for an absent bias) */
+static int slot(const gpt_cuda *g, const gl_tensor *p) {
+    for (int i = 0; p && i < g->n_params; i++)
+        if (g->host->params[i] == p) return i;
+    return -1;
+}
 static float *W(const gpt_cuda *g, const gl_tensor *p) {
-    if (!p) return NULL;
-    for (int i = 0; i < g->n_params; i++)
-        if (g->host->params[i] == p) return g->w[i];
-    return NULL;
+    int i = slot(g, p);
+    return i < 0 ? NULL : g->w[i];
 }
 static float *G(const gpt_cuda *g, const gl_tensor *p) {
-    if (!p) return NULL;
-    for (int i = 0; i < g->n_params; i++)
-        if (g->host->params[i] == p) return g->g[i];
-    return NULL;
+    int i = slot(g, p);
+    return i < 0 ? NULL : g->g[i];
 }
 
 gpt_cuda *gpt_cuda_create(const gpt *m, int B, int T, char *err, size_t n) {
@@ -149,9 +150,9 @@ static float forward(gpt_cuda *g, const int32_t *x, const int32_t *y) {
     gl_cuda_sum(N, g->row_loss, g->scratch, g->loss);
     float sum;
     gl_cuda_download(&sum, g->loss, sizeof sum);
-    int valid = 0;
-    for (size_t i = 0; i < N; i++) valid += y[i] != -1;
-    return valid ? sum / (float)valid : 0.0f;
+    g->n_valid = 0;
+    for (size_t i = 0; i < N; i++) g->n_valid += y[i] != -1;
+    return g->n_valid ? sum / (float)g->n_valid : 0.0f;
 }
 
 float gpt_cuda_loss(gpt_cuda *g, const int32_t *x, const int32_t *y) { return forward(g, x, y); }
@@ -166,12 +167,11 @@ void gpt_cuda_next_logits(gpt_cuda *g, const int32_t *ids, int n, float *logits)
     gl_cuda_download(logits, g->logits + (size_t)(n - 1) * V, V * sizeof(float));
 }
 
-static void backward(gpt_cuda *g, const int32_t *y) {
+/* the backward of the last forward (its targets are on the device) */
+static void backward(gpt_cuda *g) {
     const gpt *m = g->host;
     size_t N = (size_t)g->B * g->T, C = (size_t)g->cfg.n_embd, V = (size_t)g->cfg.vocab_size;
-    int H = g->cfg.n_head, L = g->cfg.n_layer;
-    int valid = 0;
-    for (size_t i = 0; i < N; i++) valid += y[i] != -1;
+    int H = g->cfg.n_head, L = g->cfg.n_layer, valid = g->n_valid;
     if (!valid) return;
     gl_cuda_zero(g->dlogits, N * V * sizeof(float));
     gl_cuda_cross_entropy_bwd(N, V, g->logits, g->tgt, -1, g->lse, 1.0f / (float)valid, g->dlogits);
@@ -207,7 +207,7 @@ static void backward(gpt_cuda *g, const int32_t *y) {
 float gpt_cuda_train_step(gpt_cuda *g, const int32_t *x, const int32_t *y, float lr, float beta1, float beta2,
                           float eps, float weight_decay, float max_norm) {
     float loss = forward(g, x, y);
-    backward(g, y);
+    backward(g);
     if (max_norm > 0) { /* gl_clip_grad_norm's rule, the factor computed and applied on the device */
         gl_cuda_sum_squares(g->n_params, (const float *const *)g->g, g->numel, g->scratch, g->sumsq);
         gl_cuda_clip_factor(g->sumsq, max_norm, g->factor);

@@ -218,6 +218,26 @@ bool gl_w2v_build(const char *text, size_t len, int min_count, int max_sentence,
     return true;
 }
 
+bool gl_w2v_read_corpora(const char *const *paths, int n, char **text, size_t *len, char *err, int err_len) {
+    *text = NULL;
+    *len = 0;
+    for (int i = 0; i < n; i++) {
+        unsigned char *data;
+        size_t size;
+        if (!gl_read_whole_file(paths[i], &data, &size, err, (size_t)err_len)) {
+            free(*text);
+            *text = NULL;
+            return false;
+        }
+        *text = realloc(*text, *len + size + 1);
+        memcpy(*text + *len, data, size);
+        *len += size;
+        (*text)[(*len)++] = '\n';
+        free(data);
+    }
+    return true;
+}
+
 /* ---------------- noise distribution and subsampling ---------------- */
 
 bool gl_w2v_noise_init(gl_w2v_noise *noise, const int64_t *counts, int size, double power) {

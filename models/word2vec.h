@@ -46,6 +46,9 @@ typedef struct {
  * text has no word that often (an empty corpus included). */
 bool gl_w2v_build(const char *text, size_t len, int min_count, int max_sentence, gl_w2v_vocab *vocab,
                   gl_w2v_corpus *corpus, char *err, int err_len);
+/* The files one after another, each ending with a line break so no sentence runs from one into the next; false
+ * with the reader's message (naming the file) on the first that cannot be read. */
+bool gl_w2v_read_corpora(const char *const *paths, int n, char **text, size_t *len, char *err, int err_len);
 /* id of a word (exact, already lower-case), or -1 */
 int gl_w2v_find(const gl_w2v_vocab *vocab, const char *word);
 void gl_w2v_vocab_free(gl_w2v_vocab *vocab);

@@ -160,6 +160,16 @@ __global__ void flash_rowdot_kernel(geometry g, const float *out, const float *d
     }
 }
 
+/* for query row i and key row j: the probability p_ij recomputed from row i's log-sum-exp, and
+ * ds_ij = p_ij (dout_i . v_j - D_i), the score's gradient (before the scale) */
+__device__ __forceinline__ void flash_p_ds(const geometry &g, const float *q, const float *k, const float *go,
+                                           const float *v, float lse_i, float D_i, float *p, float *ds) {
+    float s = 0.0f, dp = 0.0f;
+    for (int d = 0; d < g.hs; d++) s += q[d] * k[d], dp += go[d] * v[d];
+    *p = expf(s * g.scale - lse_i);
+    *ds = *p * (dp - D_i);
+}
+
 /* one thread per key row j: dk_j, dv_j over all query rows (recomputing p_ij from the log-sum-exp) */
 __global__ void flash_dkdv_kernel(geometry g, const float *qkv, const float *lse, const float *D, const float *dout,
                                   float *dqkv) {
@@ -173,9 +183,8 @@ __global__ void flash_dkdv_kernel(geometry g, const float *qkv, const float *lse
     size_t bh = ((size_t)b * g.H + h) * g.T;
     for (int i = g.causal ? j : 0; i < g.T; i++) {
         const float *q = q_row(qkv, g, b, i, h), *go = dout + ((size_t)b * g.T + i) * g.C + h * g.hs;
-        float s = 0.0f, dp = 0.0f;
-        for (int d = 0; d < g.hs; d++) s += q[d] * k[d], dp += go[d] * v[d];
-        float p = expf(s * g.scale - lse[bh + i]), ds = p * (dp - D[bh + i]);
+        float p, ds;
+        flash_p_ds(g, q, k, go, v, lse[bh + i], D[bh + i], &p, &ds);
         for (int d = 0; d < g.hs; d++) dv[d] += p * go[d], dk[d] += ds * q[d];
     }
     float *gk = dqkv + ((size_t)b * g.T + j) * 3 * g.C + g.C + h * g.hs, *gv = gk + g.C;
@@ -195,9 +204,8 @@ __global__ void flash_dq_kernel(geometry g, const float *qkv, const float *lse, 
     for (int d = 0; d < g.hs; d++) dq[d] = 0.0f;
     for (int j = 0; j < (g.causal ? i + 1 : g.T); j++) {
         const float *k = q_row(qkv, g, b, j, h) + g.C, *v = k + g.C;
-        float s = 0.0f, dp = 0.0f;
-        for (int d = 0; d < g.hs; d++) s += q[d] * k[d], dp += go[d] * v[d];
-        float ds = expf(s * g.scale - lse[bh + i]) * (dp - D[bh + i]);
+        float p, ds;
+        flash_p_ds(g, q, k, go, v, lse[bh + i], D[bh + i], &p, &ds);
         for (int d = 0; d < g.hs; d++) dq[d] += ds * k[d];
     }
     float *gq = dqkv + ((size_t)b * g.T + i) * 3 * g.C + h * g.hs;

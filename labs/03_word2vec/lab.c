@@ -135,22 +135,12 @@ int main(int argc, char **argv) {
         analogies_path = qw;
     }
 
-    /* the corpora, one after another (each ends a sentence) */
-    char *text = NULL;
-    size_t len = 0;
-    for (int i = 0; i < n_corpora; i++) {
-        unsigned char *data;
-        size_t n;
-        if (!gl_read_whole_file(corpora[i], &data, &n, err, sizeof err)) {
-            fprintf(stderr, "lab03: %s\n", err);
-            fprintf(stderr, "lab03: `make data` fetches the corpora (or set GRADLAB_DATA, or pass --corpus FILE)\n");
-            return 1;
-        }
-        text = realloc(text, len + n + 2);
-        memcpy(text + len, data, n);
-        len += n;
-        text[len++] = '\n';
-        free(data);
+    char *text;
+    size_t len;
+    if (!gl_w2v_read_corpora(corpora, n_corpora, &text, &len, err, sizeof err)) {
+        fprintf(stderr, "lab03: %s\n", err);
+        fprintf(stderr, "lab03: `make data` fetches the corpora (or set GRADLAB_DATA, or pass --corpus FILE)\n");
+        return 1;
     }
     unsigned char *questions = NULL;
     size_t questions_len = 0;
