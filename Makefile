@@ -16,7 +16,7 @@ else
 endif
 
 WARN     := -Wall -Wextra -Werror
-CFLAGS   := -std=c11 $(OPT) $(WARN) -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Icore -Ikernels/cpu -Imodels -Itokenizer
+CFLAGS   := -std=c11 $(OPT) $(WARN) -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Icore -Ikernels/cpu -Ikernels/cuda -Imodels -Itokenizer
 LDLIBS   := -fopenmp -lz -lm $(LDSAN)
 
 # Per-ISA flags: only the kernel builds get SIMD flags; the run-time dispatcher picks one (kernels/cpu/dispatch.c).
@@ -24,8 +24,7 @@ VEC_scalar := -DGL_VL=1 -fno-tree-vectorize
 VEC_avx2   := -DGL_VL=8 -O3 -mavx2 -mfma -ffp-contract=fast
 VEC_avx512 := -DGL_VL=16 -O3 -mavx512f -ffp-contract=fast
 
-# models/gpt_cuda.c calls the CUDA kernels: it is linked only with them (emulated in the tests, or CUDA=1 builds)
-CORE_SRC := $(wildcard core/*.c) $(filter-out models/gpt_cuda.c,$(wildcard models/*.c)) $(filter-out %_main.c,$(wildcard tokenizer/*.c))
+CORE_SRC := $(wildcard core/*.c) $(wildcard models/*.c) $(filter-out %_main.c,$(wildcard tokenizer/*.c))
 KERN_SRC := kernels/cpu/gemm.c kernels/cpu/dispatch.c kernels/cpu/nf4.c
 LIB_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(KERN_SRC:%.c=$(BUILD)/obj/%.o) \
             $(BUILD)/obj/kernels/cpu/vec_scalar.o $(BUILD)/obj/kernels/cpu/vec_avx2.o $(BUILD)/obj/kernels/cpu/vec_avx512.o
@@ -108,24 +107,20 @@ $(BUILD)/cuda_emu/%.o: kernels/cuda/%.cu $(CUDA_HDR)
 	@echo "  CXX $< (emulated)"
 	@$(CXX) -std=c++20 -x c++ -DGL_CUDA_EMU $(OPT) $(WARN) -pthread -Ikernels/cuda -c $< -o $@
 
-$(BUILD)/tests/test_cuda_emu: tests/test_cuda_emu.cpp tests/cuda_ref.c tests/cuda_ref.h $(BUILD)/obj/gpt_cuda_emu.o $(EMU_OBJ) $(LIB)
+$(BUILD)/tests/test_cuda_emu: tests/test_cuda_emu.cpp tests/cuda_ref.c tests/cuda_ref.h $(EMU_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) -Itests -Ikernels/cuda -c tests/cuda_ref.c -o $(BUILD)/tests/cuda_ref.o
 	@$(CXX) -std=c++20 $(OPT) $(WARN) -pthread -DGL_CUDA_EMU -Ikernels/cpu -Ikernels/cuda -Itests -Icore $< \
-	  $(BUILD)/tests/cuda_ref.o $(BUILD)/obj/gpt_cuda_emu.o $(EMU_OBJ) $(LIB) -lcriterion $(LDLIBS) -o $@
+	  $(BUILD)/tests/cuda_ref.o $(EMU_OBJ) $(LIB) -lcriterion $(LDLIBS) -o $@
 
-# train and infer with --device cuda against the emulated kernels: test_train checks them against --device cpu
-$(BUILD)/obj/gpt_cuda_emu.o: models/gpt_cuda.c models/gpt_cuda.h kernels/cuda/kernels_cuda.h
-	@mkdir -p $(dir $@)
-	@$(CC) $(CFLAGS) -Ikernels/cuda -c $< -o $@
-
+# train and infer linked with the emulated kernels (the same sources as build/train and build/cuda/train: linking
+# kernels/cuda/backend.cu is what gives a program its CUDA device); test_train checks them against --device cpu
 EMU_PROGRAM = @echo "  LD  $@"; \
-  $(CC) $(CFLAGS) -DGL_CUDA_DEVICE -Ikernels/cuda -c $< -o $@.o && \
-  $(CXX) $(OPT) -pthread $@.o $(BUILD)/obj/gpt_cuda_emu.o $(EMU_OBJ) $(LIB) $(LDLIBS) -o $@
-$(BUILD)/train_cuda_emu: train/train.c $(BUILD)/obj/gpt_cuda_emu.o $(EMU_OBJ) $(LIB)
+  $(CC) $(CFLAGS) -c $< -o $@.o && $(CXX) $(OPT) -pthread $@.o $(EMU_OBJ) $(LIB) $(LDLIBS) -o $@
+$(BUILD)/train_cuda_emu: train/train.c $(EMU_OBJ) $(LIB)
 	$(EMU_PROGRAM)
-$(BUILD)/infer_cuda_emu: infer/infer.c $(BUILD)/obj/gpt_cuda_emu.o $(EMU_OBJ) $(LIB)
+$(BUILD)/infer_cuda_emu: infer/infer.c $(EMU_OBJ) $(LIB)
 	$(EMU_PROGRAM)
 
 build/cuda/%.o: kernels/cuda/%.cu $(CUDA_HDR)
@@ -139,37 +134,32 @@ cuda-kernels: $(NVCC_OBJ)
 
 # the same kernel tests as the emulated ones, against the nvcc-built kernels on a real GPU (skipped without one)
 CUDA_LIBS := -L/usr/local/cuda/lib64 -Wl,-rpath,/usr/local/cuda/lib64 -lcublas -lcudart
-build/cuda/test_cuda: tests/test_cuda_emu.cpp tests/cuda_ref.c tests/cuda_ref.h build/cuda/gpt_cuda.o $(NVCC_OBJ) $(LIB)
+build/cuda/test_cuda: tests/test_cuda_emu.cpp tests/cuda_ref.c tests/cuda_ref.h $(NVCC_OBJ) $(LIB)
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) -Itests -Ikernels/cuda -c tests/cuda_ref.c -o build/cuda/cuda_ref.o
 	@$(CXX) -std=c++20 $(OPT) $(WARN) -pthread -Ikernels/cpu -Ikernels/cuda -Itests -Icore $< build/cuda/cuda_ref.o \
-	  build/cuda/gpt_cuda.o $(NVCC_OBJ) $(LIB) -lcriterion $(LDLIBS) $(CUDA_LIBS) -o $@
+	  $(NVCC_OBJ) $(LIB) -lcriterion $(LDLIBS) $(CUDA_LIBS) -o $@
 build/cuda/cuda_probe: tests/cuda_probe.c $(NVCC_OBJ)
 	@$(CC) $(CFLAGS) -Ikernels/cuda $< $(NVCC_OBJ) -lstdc++ $(CUDA_LIBS) -lm -o $@
 
-build/cuda/gpt_cuda.o: models/gpt_cuda.c models/gpt_cuda.h kernels/cuda/kernels_cuda.h
-	@mkdir -p $(dir $@)
-	@$(CC) $(CFLAGS) -Ikernels/cuda -c $< -o $@
-
 CUDA_PROGRAM = @echo "  LD  $@"; \
-  $(CC) $(CFLAGS) -DGL_CUDA_DEVICE -Ikernels/cuda $< build/cuda/gpt_cuda.o $(NVCC_OBJ) $(LIB) $(LDLIBS) -lstdc++ \
-  $(CUDA_LIBS) -o $@
-build/cuda/train: train/train.c build/cuda/gpt_cuda.o $(NVCC_OBJ) $(LIB)
+  $(CC) $(CFLAGS) $< $(NVCC_OBJ) $(LIB) $(LDLIBS) -lstdc++ $(CUDA_LIBS) -o $@
+build/cuda/train: train/train.c $(NVCC_OBJ) $(LIB)
 	$(CUDA_PROGRAM)
-build/cuda/infer: infer/infer.c build/cuda/gpt_cuda.o $(NVCC_OBJ) $(LIB)
+build/cuda/infer: infer/infer.c $(NVCC_OBJ) $(LIB)
 	$(CUDA_PROGRAM)
 
-# tokens/s of configs S and G on the GPU (the bench-train recipes), for the day a GPU is at hand
-bench-train-cuda: build/cuda/train build/cuda/cuda_probe
+# configs S and G of bench-train on the GPU: our training step and KV-cache generation against PyTorch's on CUDA
+# (bench/torch_gpt.py serve ... cuda), alternating, for the day a GPU is at hand; a clear skip without one
+build/cuda/bench_train: bench/bench_train.c $(NVCC_OBJ) $(LIB)
+	$(CUDA_PROGRAM)
+bench-train-cuda: build/cuda/bench_train build/cuda/cuda_probe
 	@mkdir -p out/bench
 	@if ./build/cuda/cuda_probe; then \
-	  ./build/cuda/train --device cuda --data data/tinyshakespeare/input.txt --n-layer 6 --n-head 6 --n-embd 384 \
-	    --block-size 256 --batch 16 --steps 50 --eval-interval 1000 --final-eval-batches 0 --sample 0 \
-	    --out out/bench/cuda_S.ckpt | tail -n 1; \
-	  ./build/cuda/train --device cuda --data data/tinyshakespeare/input.txt --tokenizer gpt2 --n-layer 12 --n-head 12 \
-	    --n-embd 768 --block-size 256 --batch 4 --steps 20 --eval-interval 1000 --final-eval-batches 0 --sample 0 \
-	    --out out/bench/cuda_G.ckpt | tail -n 1; \
-	else echo "bench-train-cuda: skipped: no CUDA device here (a PyTorch CUDA peer is not wired in yet)"; fi
+	  $(TORCH_PYTHON) -c "import torch; assert torch.cuda.is_available()" 2>/dev/null || \
+	    echo "bench-train-cuda: PyTorch with CUDA is not importable by $(TORCH_PYTHON): ours is measured alone"; \
+	  ./build/cuda/bench_train --device cuda --python $(TORCH_PYTHON) --json out/bench/train_cuda.json $(BENCH_ARGS); \
+	else echo "bench-train-cuda: skipped: no CUDA device here"; fi
 
 test-cuda: build/cuda/test_cuda build/cuda/cuda_probe
 	@if ./build/cuda/cuda_probe; then OMP_NUM_THREADS=2 ./build/cuda/test_cuda --jobs 1; \

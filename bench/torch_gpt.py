@@ -3,7 +3,7 @@
 fp32, torch.set_num_threads(THREADS).
 
   torch_gpt.py recipe DATA          train nanoGPT's CPU shakespeare-char recipe, print val loss and time
-  torch_gpt.py serve CONFIG...      benchmark server: reads commands on stdin, one per line, answers one line:
+  torch_gpt.py serve CONFIG... [cuda]  benchmark server (on the GPU with `cuda`, timed after synchronising): reads commands on stdin, one per line, answers one line:
         step            -> milliseconds of one training step (forward + backward + AdamW)
         gen N           -> milliseconds to generate N tokens at batch 1 with a KV cache (after a 1-token prompt)
         quit
@@ -44,7 +44,7 @@ class Block(nn.Module):
             cache[0], cache[1] = k, v
         att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))
         if cache is None or T > 1:
-            mask = torch.tril(torch.ones(T, k.size(2), dtype=torch.bool), diagonal=k.size(2) - T)
+            mask = torch.tril(torch.ones(T, k.size(2), dtype=torch.bool, device=x.device), diagonal=k.size(2) - T)
             att = att.masked_fill(~mask, float("-inf"))
         y = att.softmax(dim=-1) @ v
         return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
@@ -73,7 +73,7 @@ class GPT(nn.Module):
 
     def forward(self, idx, targets=None, caches=None, pos0=0):
         T = idx.size(1)
-        x = self.wte(idx) + self.wpe(torch.arange(pos0, pos0 + T))
+        x = self.wte(idx) + self.wpe(torch.arange(pos0, pos0 + T, device=idx.device))
         for i, blk in enumerate(self.h):
             x = blk(x, None if caches is None else caches[i])
         logits = self.lm_head(self.ln_f(x))
@@ -132,17 +132,23 @@ def recipe(path):
           f"({iters * B * T / elapsed:.0f} tokens/s); val loss {sum(losses) / len(losses):.4f} over 200 batches")
 
 
-def serve(V, L, H, C, T, B):
+def serve(V, L, H, C, T, B, device="cpu"):
     torch.manual_seed(0)
-    model = GPT(V, L, H, C, T)
+    if device == "cuda":  # fp32 throughout, as ours: no TF32 tensor-core shortcuts in the matmuls
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    model = GPT(V, L, H, C, T).to(device)
     opt = model.optimizer(1e-4, 0.1, (0.9, 0.95))
-    x = torch.randint(0, V, (B, T))
-    y = torch.randint(0, V, (B, T))
-    print(f"ready torch {torch.__version__} threads {torch.get_num_threads()}", flush=True)
+    x = torch.randint(0, V, (B, T), device=device)
+    y = torch.randint(0, V, (B, T), device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    where = torch.cuda.get_device_name() if device == "cuda" else f"threads {torch.get_num_threads()}"
+    print(f"ready torch {torch.__version__} {where}", flush=True)
     for line in sys.stdin:
         cmd = line.split()
         if not cmd or cmd[0] == "quit":
             break
+        sync()
         t0 = time.perf_counter()
         if cmd[0] == "step":
             loss = model(x, y)
@@ -153,10 +159,11 @@ def serve(V, L, H, C, T, B):
             n = int(cmd[1])
             with torch.no_grad():
                 caches = [[None, None] for _ in range(L)]
-                tok = torch.zeros((1, 1), dtype=torch.long)
+                tok = torch.zeros((1, 1), dtype=torch.long, device=device)
                 for pos in range(n):
                     logits = model(tok, caches=caches, pos0=pos)
                     tok = logits[:, -1].argmax(-1, keepdim=True)
+        sync()
         print(f"{(time.perf_counter() - t0) * 1000:.3f}", flush=True)
 
 
@@ -165,7 +172,7 @@ if __name__ == "__main__":
     torch.set_num_threads(threads)
     if len(sys.argv) >= 3 and sys.argv[1] == "recipe":
         recipe(sys.argv[2])
-    elif len(sys.argv) == 8 and sys.argv[1] == "serve":
-        serve(*map(int, sys.argv[2:]))
+    elif len(sys.argv) in (8, 9) and sys.argv[1] == "serve":
+        serve(*map(int, sys.argv[2:8]), *sys.argv[8:])
     else:
         sys.exit(__doc__)

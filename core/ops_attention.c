@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "kernels_cuda.h"
 #include "ops.h"
 
 enum { ROWS = 64 }; /* query rows per block */
@@ -228,12 +229,48 @@ static gl_tensor *attention_flash(gl_tensor *qkv, int n_head, bool causal) {
     return out;
 }
 
+/* ---- on the CUDA device: the kernels of kernels/cuda/attention.cu; naive keeps P, flash each row's lse ---- */
+
+static void attention_cuda_backward(gl_node *n) {
+    gl_tensor *qkv = n->in[0], *out = n->out;
+    attn_dims d = dims_of(qkv, n->ival[0]);
+    const gl_cuda_kernels *cu = gl_cu("attention");
+    if (n->ival[2] == GL_ATTN_FLASH) {
+        float *D = gl_device_arena_alloc((size_t)d.B * d.nh * d.T * sizeof(float));
+        cu->attention_flash_bwd(d.B, d.T, d.C, d.nh, n->ival[1], qkv->data, out->data, n->saved[0], out->grad, D,
+                                qkv->grad);
+    } else {
+        float *dS = gl_device_arena_alloc((size_t)d.B * d.nh * d.T * d.T * sizeof(float));
+        cu->attention_naive_bwd(d.B, d.T, d.C, d.nh, n->ival[1], qkv->data, n->saved[0], out->grad, dS, qkv->grad);
+    }
+}
+
+static gl_tensor *attention_cuda(gl_tensor *qkv, int n_head, bool causal, gl_attn_impl impl) {
+    attn_dims d = dims_of(qkv, n_head);
+    const gl_cuda_kernels *cu = gl_cu("attention");
+    gl_node *node;
+    gl_tensor *out = gl_op_output_any(impl == GL_ATTN_FLASH ? "attention_flash" : "attention_naive",
+                                      GL_DIMS(d.B, d.T, d.C), attention_cuda_backward, &node, GL_INPUTS(qkv));
+    size_t rows = (size_t)d.B * d.nh * d.T;
+    float *saved = gl_device_arena_alloc((impl == GL_ATTN_FLASH ? rows : rows * d.T) * sizeof(float));
+    if (impl == GL_ATTN_FLASH) cu->attention_flash_fwd(d.B, d.T, d.C, d.nh, causal, qkv->data, out->data, saved);
+    else cu->attention_naive_fwd(d.B, d.T, d.C, d.nh, causal, qkv->data, out->data, saved);
+    if (node) {
+        node->ival[0] = n_head;
+        node->ival[1] = causal;
+        node->ival[2] = impl;
+        node->saved[0] = saved;
+    }
+    return out;
+}
+
 gl_tensor *gl_attention_ex(gl_tensor *qkv, int n_head, bool causal, gl_attn_impl impl) {
     char s[64];
     qkv = gl_contiguous(qkv);
     if (qkv->ndim != 3 || qkv->shape[2] % 3 != 0 || n_head <= 0 || (qkv->shape[2] / 3) % n_head != 0)
         gl_fatal("attention", "qkv must be [B, T, 3C] with C divisible by n_head = %d, got %s", n_head,
                  gl_shape_str(qkv, s, sizeof s));
+    if (qkv->device == GL_CUDA) return attention_cuda(qkv, n_head, causal, impl);
     return impl == GL_ATTN_FLASH ? attention_flash(qkv, n_head, causal) : attention_naive(qkv, n_head, causal);
 }
 
@@ -251,6 +288,12 @@ gl_tensor *gl_attention_step(gl_tensor *qkv, float *k_cache, float *v_cache, int
     if (gl_grad_enabled() && qkv->requires_grad)
         gl_fatal("attention_step", "is for inference only; call it inside gl_no_grad_begin/end");
     int C = (int)(qkv->numel / 3), hs = C / n_head;
+    if (qkv->device == GL_CUDA) { /* the caches are device memory too (gpt_kv_cache on a CUDA model) */
+        gl_tensor *out = gl_new_on(GL_CUDA, GL_DIMS(1, C));
+        float *scores = gl_device_arena_alloc((size_t)n_head * (pos + 1) * sizeof(float));
+        gl_cu("attention_step")->attention_step(C, n_head, pos, qkv->data, k_cache, v_cache, scores, out->data);
+        return out;
+    }
     float scale = 1.0f / sqrtf((float)hs);
     memcpy(k_cache + (size_t)pos * C, qkv->data + C, (size_t)C * sizeof(float));
     memcpy(v_cache + (size_t)pos * C, qkv->data + 2 * C, (size_t)C * sizeof(float));
@@ -281,6 +324,7 @@ gl_tensor *gl_attention_weights(gl_tensor *qkv, int n_head, bool causal) {
     if (qkv->ndim != 3 || qkv->shape[2] % 3 != 0 || n_head <= 0 || (qkv->shape[2] / 3) % n_head != 0)
         gl_fatal("attention_weights", "qkv must be [B, T, 3C] with C divisible by n_head = %d, got %s", n_head,
                  gl_shape_str(qkv, s, sizeof s));
+    if (qkv->device == GL_CUDA) gl_fatal("attention_weights", "runs on the CPU (qkv is on the cuda device)");
     attn_dims d = dims_of(qkv, n_head);
     int T = d.T, C3 = 3 * d.C;
     gl_tensor *w = gl_new(GL_DIMS(d.B, d.nh, T, T));

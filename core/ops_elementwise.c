@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "kernels_cuda.h"
 #include "ops.h"
 
 enum { PAR_CHUNK = 1 << 14 }; /* floats per OpenMP work item: large enough to amortise, small enough to balance */
@@ -53,6 +54,41 @@ static void same_shape_forward(binop op, size_t n, const float *a, const float *
         op == OP_ADD ? k->add : op == OP_SUB ? k->sub : op == OP_MUL ? k->mul : k->div;
 #pragma omp parallel for schedule(static) if (n > 4 * PAR_CHUNK)
     for (size_t c = 0; c < n; c += PAR_CHUNK) f(n - c < PAR_CHUNK ? n - c : PAR_CHUNK, a + c, b + c, out + c);
+}
+
+/* On the CUDA device: add, of equal shapes or with b's shape a suffix of a's (rows of a plus b, as [B, T, C] +
+ * [T, C]); backward adds the gradient to a and the column sums of its rows to b. */
+static bool cuda_add_suffix(const gl_tensor *a, const gl_tensor *b) {
+    if (b->ndim > a->ndim) return false;
+    for (int d = 0; d < b->ndim; d++)
+        if (b->shape[d] != a->shape[a->ndim - b->ndim + d]) return false;
+    return true;
+}
+
+static void cuda_add_backward(gl_node *n) {
+    gl_tensor *a = n->in[0], *b = n->in[1], *out = n->out;
+    const gl_cuda_kernels *cu = gl_cu("add");
+    if (a->requires_grad) cu->axpy((size_t)out->numel, 1.0f, out->grad, a->grad);
+    if (b->requires_grad) {
+        if (gl_same_shape(a, b)) cu->axpy((size_t)out->numel, 1.0f, out->grad, b->grad);
+        else cu->bias_grad((size_t)(out->numel / (b->numel ? b->numel : 1)), (size_t)b->numel, out->grad, b->grad);
+    }
+}
+
+static gl_tensor *cuda_add(gl_tensor *a, gl_tensor *b) {
+    char sa[64], sb[64];
+    if (!cuda_add_suffix(a, b))
+        gl_fatal("add", "on the cuda device b's shape must equal a's or end it: %s + %s", gl_shape_str(a, sa, sizeof sa),
+                 gl_shape_str(b, sb, sizeof sb));
+    gl_node *node;
+    gl_tensor *out = gl_op_output_any("add", a->ndim, a->shape, cuda_add_backward, &node, GL_INPUTS(a, b));
+    const gl_cuda_kernels *cu = gl_cu("add");
+    if (gl_same_shape(a, b)) cu->add((size_t)out->numel, a->data, b->data, out->data);
+    else {
+        cu->copy(out->data, a->data, (size_t)out->numel * sizeof(float));
+        cu->add_bias((size_t)(out->numel / (b->numel ? b->numel : 1)), (size_t)b->numel, b->data, out->data);
+    }
+    return out;
 }
 
 static void binary_backward(gl_node *n) {
@@ -115,6 +151,7 @@ static void binary_backward(gl_node *n) {
 static gl_tensor *binary(binop op, gl_tensor *a, gl_tensor *b) {
     a = gl_contiguous(a);
     b = gl_contiguous(b);
+    if (op == OP_ADD && (a->device == GL_CUDA || b->device == GL_CUDA) && a->device == b->device) return cuda_add(a, b);
     bcast p;
     int nd, shape[4];
     bcast_plan(binop_names[op], a, b, &nd, shape, &p);
@@ -208,6 +245,10 @@ static void unary_backward_chunk(unop op, float s, size_t n, const float *x, con
 static void unary_backward(gl_node *nd) {
     gl_tensor *x = nd->in[0], *y = nd->out;
     size_t n = (size_t)y->numel;
+    if (y->device == GL_CUDA) { /* only gelu has a CUDA path (unary refuses the rest) */
+        gl_cu("gelu")->gelu_bwd(n, x->data, y->grad, x->grad);
+        return;
+    }
 #pragma omp parallel for schedule(static) if (n > 4 * PAR_CHUNK)
     for (size_t c = 0; c < n; c += PAR_CHUNK) {
         size_t m = n - c < PAR_CHUNK ? n - c : PAR_CHUNK;
@@ -218,12 +259,17 @@ static void unary_backward(gl_node *nd) {
 static gl_tensor *unary(unop op, gl_tensor *x, float s) {
     x = gl_contiguous(x);
     gl_node *node;
-    gl_tensor *y = gl_op_output(unop_names[op], x->ndim, x->shape, unary_backward, &node, GL_INPUTS(x));
+    gl_tensor *y = (op == U_GELU ? gl_op_output_any : gl_op_output)(unop_names[op], x->ndim, x->shape, unary_backward,
+                                                                    &node, GL_INPUTS(x));
     if (node) {
         node->ival[0] = op;
         node->fval[0] = s;
     }
     size_t n = (size_t)x->numel;
+    if (y->device == GL_CUDA) {
+        gl_cu("gelu")->gelu_fwd(n, x->data, y->data);
+        return y;
+    }
 #pragma omp parallel for schedule(static) if (n > 4 * PAR_CHUNK)
     for (size_t c = 0; c < n; c += PAR_CHUNK)
         unary_forward_chunk(op, s, n - c < PAR_CHUNK ? n - c : PAR_CHUNK, x->data + c, y->data + c);

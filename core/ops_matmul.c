@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "kernels_cuda.h"
 #include "ops.h"
 
 /* How the last two dims of t sit in memory: row-major (trans 0) or its transpose (trans 1), with leading dim. */
@@ -24,6 +25,10 @@ static bool matrix_layout(const gl_tensor *t, int *trans, int *ld) {
     }
     return false;
 }
+
+/* the GEMM of the device the operands are on: gl_gemm, or cuBLAS's through the CUDA table (same contract) */
+typedef void (*gemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
+static gemm_fn gemm_for(const gl_tensor *t) { return t->device == GL_CUDA ? gl_cu("matmul")->gemm : gl_gemm; }
 
 /* offset of batch index bi (row-major over the leading dims) */
 static int64_t batch_offset(const gl_tensor *t, int64_t bi) {
@@ -75,6 +80,7 @@ static void matmul_backward(gl_node *n) {
     p.lda = n->ival[2];
     p.ldb = n->ival[3];
     int M = p.M, N = p.N, K = p.K;
+    gemm_fn gemm = gemm_for(c);
     if (n->fval[0] != 0.0f) { /* batches folded into one GEMM of M*batches rows */
         M *= (int)p.batches;
         p.batches = 1;
@@ -86,16 +92,16 @@ static void matmul_backward(gl_node *n) {
         if (a->requires_grad) {
             float *dA = a->grad + batch_offset(a, bi);
             if (!p.ta) /* dA (M x K) += dC op(B)^T */
-                gl_gemm(0, !p.tb, M, K, N, 1.0f, dC, N, B, p.ldb, 1.0f, dA, p.lda);
+                gemm(0, !p.tb, M, K, N, 1.0f, dC, N, B, p.ldb, 1.0f, dA, p.lda);
             else /* A stored K x M: dA += op(B) dC^T */
-                gl_gemm(p.tb, 1, K, M, N, 1.0f, B, p.ldb, dC, N, 1.0f, dA, p.lda);
+                gemm(p.tb, 1, K, M, N, 1.0f, B, p.ldb, dC, N, 1.0f, dA, p.lda);
         }
         if (b->requires_grad) {
             float *dB = b->grad + (p.b_shared ? 0 : batch_offset(b, bi));
             if (!p.tb) /* dB (K x N) += op(A)^T dC */
-                gl_gemm(!p.ta, 0, K, N, M, 1.0f, A, p.lda, dC, N, 1.0f, dB, p.ldb);
+                gemm(!p.ta, 0, K, N, M, 1.0f, A, p.lda, dC, N, 1.0f, dB, p.ldb);
             else /* B stored N x K: dB += dC^T op(A) */
-                gl_gemm(1, p.ta, N, K, M, 1.0f, dC, N, A, p.lda, 1.0f, dB, p.ldb);
+                gemm(1, p.ta, N, K, M, 1.0f, dC, N, A, p.lda, 1.0f, dB, p.ldb);
         }
     }
 }
@@ -109,7 +115,8 @@ gl_tensor *gl_matmul(gl_tensor *a, gl_tensor *b) {
     shape[a->ndim - 2] = p.M;
     shape[a->ndim - 1] = p.N;
     gl_node *node;
-    gl_tensor *c = gl_op_output("matmul", a->ndim, shape, matmul_backward, &node, GL_INPUTS(a, b));
+    gl_tensor *c = gl_op_output_any("matmul", a->ndim, shape, matmul_backward, &node, GL_INPUTS(a, b));
+    gemm_fn gemm = gemm_for(c);
     /* x [B, T, C] @ W [C, D] with x contiguous is one GEMM of B*T rows: fewer, larger calls */
     bool fold = p.b_shared && p.batches > 1 && !p.ta && gl_is_contiguous(a);
     if (node) {
@@ -120,11 +127,11 @@ gl_tensor *gl_matmul(gl_tensor *a, gl_tensor *b) {
         node->fval[0] = fold ? 1.0f : 0.0f;
     }
     if (fold) {
-        gl_gemm(0, p.tb, p.M * (int)p.batches, p.N, p.K, 1.0f, a->data, p.lda, b->data, p.ldb, 0.0f, c->data, p.N);
+        gemm(0, p.tb, p.M * (int)p.batches, p.N, p.K, 1.0f, a->data, p.lda, b->data, p.ldb, 0.0f, c->data, p.N);
         return c;
     }
     for (int64_t bi = 0; bi < p.batches; bi++)
-        gl_gemm(p.ta, p.tb, p.M, p.N, p.K, 1.0f, a->data + batch_offset(a, bi),
+        gemm(p.ta, p.tb, p.M, p.N, p.K, 1.0f, a->data + batch_offset(a, bi),
                 p.lda, b->data + (p.b_shared ? 0 : batch_offset(b, bi)), p.ldb, 0.0f,
                 c->data + bi * (int64_t)p.M * p.N, p.N);
     return c;
@@ -138,15 +145,17 @@ static void linear_backward(gl_node *n) {
     int K = x->shape[x->ndim - 1], N = y->shape[y->ndim - 1];
     int rows = (int)(x->numel / (K ? K : 1));
     const float *dY = y->grad;
+    gemm_fn gemm = gemm_for(y);
     if (x->requires_grad) /* dX (rows x K) += dY op(W)^T */
-        gl_gemm(0, !tw, rows, K, N, 1.0f, dY, N, w->data, ldw, 1.0f, x->grad, K);
+        gemm(0, !tw, rows, K, N, 1.0f, dY, N, w->data, ldw, 1.0f, x->grad, K);
     if (w->requires_grad) {
         if (!tw) /* dW (K x N) += X^T dY */
-            gl_gemm(1, 0, K, N, rows, 1.0f, x->data, K, dY, N, 1.0f, w->grad, ldw);
+            gemm(1, 0, K, N, rows, 1.0f, x->data, K, dY, N, 1.0f, w->grad, ldw);
         else /* W stored N x K: dW += dY^T X */
-            gl_gemm(1, 0, N, K, rows, 1.0f, dY, N, x->data, K, 1.0f, w->grad, ldw);
+            gemm(1, 0, N, K, rows, 1.0f, dY, N, x->data, K, 1.0f, w->grad, ldw);
     }
-    if (b && b->requires_grad) {
+    if (b && b->requires_grad && y->device == GL_CUDA) gl_cu("linear")->bias_grad((size_t)rows, (size_t)N, dY, b->grad);
+    else if (b && b->requires_grad) {
         const gl_kernels *k = gl_kern();
         for (int r = 0; r < rows; r++) k->axpy((size_t)N, 1.0f, dY + (size_t)r * N, b->grad); /* rows in order */
     }
@@ -169,12 +178,18 @@ gl_tensor *gl_linear(gl_tensor *x, gl_tensor *w, gl_tensor *bias) {
     for (int d = 0; d < x->ndim; d++) shape[d] = x->shape[d];
     shape[x->ndim - 1] = N;
     gl_node *node;
-    gl_tensor *y = gl_op_output("linear", x->ndim, shape, linear_backward, &node, GL_INPUTS(x, w, bias));
+    gl_tensor *y = gl_op_output_any("linear", x->ndim, shape, linear_backward, &node, GL_INPUTS(x, w, bias));
     if (node) {
         node->ival[0] = tw;
         node->ival[1] = ldw;
     }
     int rows = (int)(x->numel / (K ? K : 1));
+    if (y->device == GL_CUDA) { /* the product, then the bias rows added */
+        const gl_cuda_kernels *cu = gl_cu("linear");
+        cu->gemm(0, tw, rows, N, K, 1.0f, x->data, K, w->data, ldw, 0.0f, y->data, N);
+        if (bias) cu->add_bias((size_t)rows, (size_t)N, bias->data, y->data);
+        return y;
+    }
     if (bias)
         for (int r = 0; r < rows; r++) memcpy(y->data + (size_t)r * N, bias->data, (size_t)N * sizeof(float));
     gl_gemm(0, tw, rows, N, K, 1.0f, x->data, K, w->data, ldw, bias ? 1.0f : 0.0f, y->data, N);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "kernels_cuda.h"
 #include "ops.h"
 
 static int64_t row_count(const gl_tensor *x) { return x->ndim ? x->numel / x->shape[x->ndim - 1] : 1; }
@@ -81,6 +82,11 @@ static void cross_entropy_backward(gl_node *nd) {
     if (n_valid == 0) return;
     int64_t rows = row_count(x);
     int V = last_dim(x);
+    if (x->device == GL_CUDA) { /* targets and lse are device copies; the loss's gradient comes back as one float */
+        float g = gl_item(&(gl_tensor){.numel = 1, .data = nd->out->grad, .device = GL_CUDA}) / (float)n_valid;
+        gl_cu("cross_entropy")->cross_entropy_bwd((size_t)rows, (size_t)V, x->data, targets, ignore, lse, g, x->grad);
+        return;
+    }
     float g = nd->out->grad[0] / (float)n_valid;
 #pragma omp parallel for schedule(static) if (x->numel > (1 << 15))
     for (int64_t r = 0; r < rows; r++) {
@@ -101,7 +107,25 @@ gl_tensor *gl_cross_entropy(gl_tensor *logits, const int32_t *targets, int ignor
         n_valid++;
     }
     gl_node *node;
-    gl_tensor *loss = gl_op_output("cross_entropy", 0, NULL, cross_entropy_backward, &node, GL_INPUTS(logits));
+    gl_tensor *loss = gl_op_output_any("cross_entropy", 0, NULL, cross_entropy_backward, &node, GL_INPUTS(logits));
+    if (loss->device == GL_CUDA) { /* row losses summed on the device in a fixed order, then scaled by 1/n_valid */
+        const gl_cuda_kernels *cu = gl_cu("cross_entropy");
+        int32_t *tgt = gl_arena_copy_in(GL_CUDA, targets, (size_t)rows * sizeof(int32_t));
+        float *lse = gl_device_arena_alloc((size_t)rows * sizeof(float));
+        float *row_loss = gl_device_arena_alloc((size_t)rows * sizeof(float));
+        float *scratch = gl_device_arena_alloc(cu->sum_scratch((size_t)rows) * sizeof(float));
+        float inv = n_valid ? 1.0f / (float)n_valid : 0.0f, *inv_dev = gl_arena_copy_in(GL_CUDA, &inv, sizeof inv);
+        cu->cross_entropy_fwd((size_t)rows, (size_t)V, logits->data, tgt, ignore_index, lse, row_loss);
+        cu->sum((size_t)rows, row_loss, scratch, loss->data);
+        cu->scale(1, inv_dev, loss->data);
+        if (node) {
+            node->saved[0] = tgt;
+            node->saved[1] = lse;
+            node->ival[0] = ignore_index;
+            node->ival[1] = n_valid;
+        }
+        return loss;
+    }
     float *lse = gl_arena_alloc((size_t)rows * sizeof(float));
     float *row_loss = gl_arena_alloc((size_t)rows * sizeof(float));
 #pragma omp parallel for schedule(static) if (logits->numel > (1 << 15))
@@ -178,6 +202,12 @@ static void layernorm_backward(gl_node *nd) {
     const float *mean = nd->saved[0], *rstd = nd->saved[1];
     int64_t rows = row_count(x);
     int C = last_dim(x);
+    if (y->device == GL_CUDA) {
+        gl_cu("layernorm")->layernorm_bwd((size_t)rows, (size_t)C, x->data, w ? w->data : NULL, mean, rstd, y->grad,
+                                          x->requires_grad ? x->grad : NULL, w && w->requires_grad ? w->grad : NULL,
+                                          b && b->requires_grad ? b->grad : NULL);
+        return;
+    }
     if (x->requires_grad) {
 #pragma omp parallel for schedule(static) if (x->numel > (1 << 15))
         for (int64_t r = 0; r < rows; r++) {
@@ -221,8 +251,16 @@ gl_tensor *gl_layernorm(gl_tensor *x, gl_tensor *w, gl_tensor *b, float eps) {
         gl_fatal("layernorm", "bias of shape %s does not match the last dim of input %s",
                  gl_shape_str(b, s1, sizeof s1), gl_shape_str(x, s2, sizeof s2));
     gl_node *node;
-    gl_tensor *y = gl_op_output("layernorm", x->ndim, x->shape, layernorm_backward, &node, GL_INPUTS(x, w, b));
+    gl_tensor *y = gl_op_output_any("layernorm", x->ndim, x->shape, layernorm_backward, &node, GL_INPUTS(x, w, b));
     int64_t rows = row_count(x);
+    if (y->device == GL_CUDA) {
+        float *mean = gl_device_arena_alloc((size_t)rows * sizeof(float));
+        float *rstd = gl_device_arena_alloc((size_t)rows * sizeof(float));
+        gl_cu("layernorm")->layernorm_fwd((size_t)rows, (size_t)C, x->data, w ? w->data : NULL, b ? b->data : NULL, eps,
+                                          y->data, mean, rstd);
+        if (node) node->saved[0] = mean, node->saved[1] = rstd;
+        return y;
+    }
     float *mean = gl_arena_alloc((size_t)rows * sizeof(float));
     float *rstd = gl_arena_alloc((size_t)rows * sizeof(float));
     const gl_kernels *k = gl_kern();
@@ -244,6 +282,10 @@ static void embedding_backward(gl_node *nd) {
     const int32_t *ids = nd->saved[0];
     int C = w->shape[1];
     int64_t n = y->numel / C;
+    if (y->device == GL_CUDA) { /* atomic adds: the one op whose CUDA gradient is not bitwise repeatable */
+        gl_cu("embedding")->embedding_bwd((size_t)n, (size_t)C, ids, y->grad, w->grad);
+        return;
+    }
     const gl_kernels *k = gl_kern();
     for (int64_t i = 0; i < n; i++) k->axpy((size_t)C, 1.0f, y->grad + i * C, w->grad + (int64_t)ids[i] * C);
 }
@@ -263,7 +305,13 @@ gl_tensor *gl_embedding(gl_tensor *weight, const int32_t *ids, int ids_ndim, con
         if (ids[i] < 0 || ids[i] >= V)
             gl_fatal("embedding", "id %d at position %lld is outside the vocabulary [0, %d)", ids[i], (long long)i, V);
     gl_node *node;
-    gl_tensor *y = gl_op_output("embedding", ids_ndim + 1, shape, embedding_backward, &node, GL_INPUTS(weight));
+    gl_tensor *y = gl_op_output_any("embedding", ids_ndim + 1, shape, embedding_backward, &node, GL_INPUTS(weight));
+    if (y->device == GL_CUDA) {
+        int32_t *dev_ids = gl_arena_copy_in(GL_CUDA, ids, (size_t)n * sizeof(int32_t));
+        gl_cu("embedding")->embedding_fwd((size_t)n, (size_t)C, dev_ids, weight->data, y->data);
+        if (node) node->saved[0] = dev_ids;
+        return y;
+    }
     for (int64_t i = 0; i < n; i++) memcpy(y->data + i * C, weight->data + (int64_t)ids[i] * C, (size_t)C * sizeof(float));
     if (node) {
         int32_t *saved = gl_arena_alloc((size_t)n * sizeof(int32_t));
@@ -276,7 +324,8 @@ gl_tensor *gl_embedding(gl_tensor *weight, const int32_t *ids, int ids_ndim, con
 /* ================================================================ dropout */
 
 static void dropout_backward(gl_node *nd) {
-    gl_kern()->mul_acc((size_t)nd->out->numel, nd->out->grad, nd->saved[0], nd->in[0]->grad);
+    if (nd->out->device == GL_CUDA) gl_cu("dropout")->mul_acc((size_t)nd->out->numel, nd->out->grad, nd->saved[0], nd->in[0]->grad);
+    else gl_kern()->mul_acc((size_t)nd->out->numel, nd->out->grad, nd->saved[0], nd->in[0]->grad);
 }
 
 gl_tensor *gl_dropout(gl_tensor *x, float p, gl_rng *rng, bool training) {
@@ -284,11 +333,14 @@ gl_tensor *gl_dropout(gl_tensor *x, float p, gl_rng *rng, bool training) {
     if (!training || p == 0.0f) return x;
     x = gl_contiguous(x);
     gl_node *node;
-    gl_tensor *y = gl_op_output("dropout", x->ndim, x->shape, dropout_backward, &node, GL_INPUTS(x));
+    gl_tensor *y = gl_op_output_any("dropout", x->ndim, x->shape, dropout_backward, &node, GL_INPUTS(x));
     float *mask = gl_arena_alloc((size_t)x->numel * sizeof(float));
     float keep_scale = 1.0f / (1.0f - p);
     for (int64_t i = 0; i < x->numel; i++) mask[i] = gl_rng_uniform(rng) >= p ? keep_scale : 0.0f; /* in order */
-    gl_kern()->mul((size_t)x->numel, x->data, mask, y->data);
+    if (y->device == GL_CUDA) { /* the CPU's mask, drawn from the same stream and copied in: the same model either way */
+        mask = gl_arena_copy_in(GL_CUDA, mask, (size_t)x->numel * sizeof(float));
+        gl_cu("dropout")->mul((size_t)x->numel, x->data, mask, y->data);
+    } else gl_kern()->mul((size_t)x->numel, x->data, mask, y->data);
     if (node) node->saved[0] = mask;
     return y;
 }

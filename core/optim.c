@@ -1,6 +1,7 @@
 #include "optim.h"
 
 #include "kernels.h"
+#include "kernels_cuda.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -16,12 +17,19 @@ static gl_optim *optim_new(gl_optim_kind kind, gl_tensor *const *params, int n, 
     for (int i = 0; i < n; i++) {
         if (!params[i]->requires_grad || !params[i]->grad)
             gl_fatal("optim", "parameter %d (%s) has no gradient", i, params[i]->name ? params[i]->name : "unnamed");
+        if (params[i]->device != params[0]->device)
+            gl_fatal("optim", "parameters are on different devices (%s is on %s, %s on %s)", params[0]->name,
+                     gl_device_name(params[0]->device), params[i]->name, gl_device_name(params[i]->device));
         o->params[i] = params[i];
         total += params[i]->numel;
     }
     o->state_floats = total * buffers;
     o->state = calloc((size_t)(o->state_floats ? o->state_floats : 1), sizeof(float));
     if (!o->params || !o->state) gl_fatal("optim", "out of memory for %lld state floats", (long long)o->state_floats);
+    if (n && params[0]->device == GL_CUDA) {
+        if (kind == GL_SGD) gl_fatal("optim", "SGD has no CUDA path; use Adam or AdamW for parameters on the cuda device");
+        gl_optim_to(o, GL_CUDA);
+    }
     return o;
 }
 
@@ -56,6 +64,18 @@ void gl_optim_step(gl_optim *o) {
     o->step++;
     float bc1 = 1.0f - powf(o->beta1, (float)o->step), bc2 = 1.0f - powf(o->beta2, (float)o->step);
     float *state = o->state;
+    if (o->device == GL_CUDA) { /* Adam/AdamW only (gl_sgd refuses CUDA parameters) */
+        const gl_cuda_kernels *cu = gl_cu("optim");
+        bool decoupled = o->kind == GL_ADAMW;
+        for (int i = 0; i < o->n_params; i++) {
+            gl_tensor *p = o->params[i];
+            float wd = p->no_weight_decay ? 0.0f : o->weight_decay;
+            cu->adam_update((size_t)p->numel, p->data, p->grad, state, state + p->numel, o->lr, o->beta1, o->beta2,
+                            o->eps, decoupled ? 0.0f : wd, decoupled ? wd : 0.0f, bc1, bc2);
+            state += 2 * p->numel;
+        }
+        return;
+    }
     for (int i = 0; i < o->n_params; i++) {
         gl_tensor *p = o->params[i];
         int64_t n = p->numel;
@@ -91,14 +111,57 @@ void gl_optim_step(gl_optim *o) {
 
 void gl_optim_zero_grad(gl_optim *o) { gl_zero_grad(o->params, o->n_params); }
 
+void gl_optim_to(gl_optim *o, gl_device d) {
+    if (o->device == d) return;
+    size_t bytes = (size_t)(o->state_floats ? o->state_floats : 1) * sizeof(float);
+    const gl_cuda_kernels *cu = gl_cu("optim");
+    if (d == GL_CUDA) {
+        float *dev = cu->alloc(bytes);
+        cu->upload(dev, o->state, bytes);
+        free(o->state);
+        o->state = dev;
+    } else {
+        float *host = malloc(bytes);
+        if (!host) gl_fatal("optim", "out of memory for %zu bytes of state", bytes);
+        cu->download(host, o->state, bytes);
+        cu->free(o->state);
+        o->state = host;
+    }
+    o->device = d;
+}
+
 void gl_optim_free(gl_optim *o) {
     if (!o) return;
     free(o->params);
-    free(o->state);
+    if (o->device == GL_CUDA) gl_cu("optim")->free(o->state);
+    else free(o->state);
     free(o);
 }
 
+/* on the device: the sum of squares in a fixed order there, the norm's one float back, the factor sent in */
+static float clip_grad_norm_cuda(gl_tensor *const *params, int n, float max_norm) {
+    const gl_cuda_kernels *cu = gl_cu("clip_grad_norm");
+    const float **bufs = gl_arena_alloc((size_t)n * sizeof *bufs);
+    size_t *lens = gl_arena_alloc((size_t)n * sizeof *lens), scratch_floats = 4;
+    for (int i = 0; i < n; i++) {
+        if (params[i]->device != GL_CUDA) gl_fatal("clip_grad_norm", "parameters are on different devices");
+        bufs[i] = params[i]->grad, lens[i] = (size_t)params[i]->numel;
+        scratch_floats += cu->sum_scratch(lens[i]);
+    }
+    float *scratch = gl_device_arena_alloc(scratch_floats * sizeof(float)), *ss = gl_device_arena_alloc(sizeof(float));
+    cu->sum_squares(n, bufs, lens, scratch, ss);
+    float sum_squares;
+    cu->download(&sum_squares, ss, sizeof sum_squares);
+    float norm = sqrtf(sum_squares);
+    if (max_norm > 0.0f && norm > max_norm) {
+        float scale = max_norm / (norm + 1e-6f), *factor = gl_arena_copy_in(GL_CUDA, &scale, sizeof scale);
+        for (int i = 0; i < n; i++) cu->scale(lens[i], factor, params[i]->grad);
+    }
+    return norm;
+}
+
 float gl_clip_grad_norm(gl_tensor *const *params, int n, float max_norm) {
+    if (n && params[0]->device == GL_CUDA) return clip_grad_norm_cuda(params, n, max_norm);
     double ss = 0.0;
     for (int i = 0; i < n; i++)
         for (int64_t j = 0; j < params[i]->numel; j++) ss += (double)params[i]->grad[j] * params[i]->grad[j];

@@ -22,6 +22,7 @@ typedef struct gl_optim {
     gl_tensor **params;
     float *state;        /* per parameter: SGD 1 buffer, Adam/AdamW 2 (m then v), each numel floats */
     int64_t state_floats;
+    gl_device device;    /* where state lives: the parameters' device (Adam/AdamW only on CUDA) */
 } gl_optim;
 
 gl_optim *gl_sgd(gl_tensor *const *params, int n, float lr, float momentum, float weight_decay);
@@ -30,9 +31,11 @@ gl_optim *gl_adamw(gl_tensor *const *params, int n, float lr, float beta1, float
 void gl_optim_step(gl_optim *o);
 void gl_optim_zero_grad(gl_optim *o);
 void gl_optim_free(gl_optim *o);
+/* Moves the state to device d (checkpoints read and write it on the CPU; the parameters move with gl_param_to). */
+void gl_optim_to(gl_optim *o, gl_device d);
 
 /* Scale all gradients so their global L2 norm is at most max_norm; returns the norm before clipping.
- * The norm is summed in double in parameter order: deterministic. */
+ * The norm is summed in double in parameter order: deterministic (on the CUDA device, in float in a fixed order). */
 float gl_clip_grad_norm(gl_tensor *const *params, int n, float max_norm);
 
 /* nanoGPT's schedule, step counted from 0: lr_max * (step + 1) / warmup_steps during warmup, then a cosine from

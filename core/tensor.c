@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "kernels_cuda.h"
 #include "rng.h"
 
 /* ------------------------------------------------------------------ errors */
@@ -30,61 +31,105 @@ const char *gl_shape_str(const gl_tensor *t, char *buf, size_t len) {
 
 const char *gl_kernels_in_use(void) { return gl_kern()->name; }
 
+/* ------------------------------------------------------------------ devices */
+
+/* defined by kernels/cuda/backend.cu when a build links the CUDA kernels (real or emulated); absent otherwise */
+extern const gl_cuda_kernels gl_cuda_backend __attribute__((weak));
+
+bool gl_cuda_linked(void) { return &gl_cuda_backend != NULL; }
+bool gl_cuda_present(void) { return gl_cuda_linked() && gl_cuda_backend.available(); }
+
+const gl_cuda_kernels *gl_cu(const char *op) {
+    if (!gl_cuda_linked())
+        gl_fatal(op, "a tensor is on the cuda device but this build has no CUDA kernels (make CUDA=1)");
+    return &gl_cuda_backend;
+}
+
+const char *gl_device_name(gl_device d) { return d == GL_CUDA ? "cuda" : "cpu"; }
+
 /* ------------------------------------------------------------------ arena */
 
+/* Chunk headers live on the host; a chunk's memory is host memory, or device memory for the device arena. */
 typedef struct chunk {
     struct chunk *next;
     size_t cap, used;
-    _Alignas(64) unsigned char data[];
+    unsigned char *data;
 } chunk;
 
-static struct {
+typedef struct arena_state {
     chunk *first, *cur;
     size_t used_before_cur; /* bytes used in chunks before cur */
     size_t high_water;
     size_t chunk_mallocs;
-} arena;
+    bool device;
+} arena_state;
+
+static arena_state arena, device_arena = {.device = true};
 
 enum { ARENA_MIN_CHUNK = 16 << 20 };
 
-void *gl_arena_alloc(size_t bytes) {
+static void *arena_alloc(arena_state *a, size_t bytes) {
     bytes = (bytes + 63) & ~(size_t)63;
     if (bytes == 0) bytes = 64;
-    while (arena.cur && arena.cur->used + bytes > arena.cur->cap) {
-        arena.used_before_cur += arena.cur->used;
-        arena.cur = arena.cur->next;
-        if (arena.cur) arena.cur->used = 0;
+    while (a->cur && a->cur->used + bytes > a->cur->cap) {
+        a->used_before_cur += a->cur->used;
+        a->cur = a->cur->next;
+        if (a->cur) a->cur->used = 0;
     }
-    if (!arena.cur) {
+    if (!a->cur) {
         size_t cap = bytes > ARENA_MIN_CHUNK ? bytes : ARENA_MIN_CHUNK;
-        chunk *c = aligned_alloc(64, sizeof(chunk) + cap);
-        if (!c) gl_fatal("arena", "out of memory allocating %zu bytes for activations", cap);
+        chunk *c = malloc(sizeof *c);
+        if (!c) gl_fatal("arena", "out of memory");
+        c->data = a->device ? gl_cu("arena")->alloc(cap) : aligned_alloc(64, cap);
+        if (!c->data) gl_fatal("arena", "out of memory allocating %zu bytes for activations", cap);
         c->next = NULL;
         c->cap = cap;
         c->used = 0;
-        arena.chunk_mallocs++;
-        if (!arena.first) arena.first = c;
+        a->chunk_mallocs++;
+        if (!a->first) a->first = c;
         else {
-            chunk *last = arena.first;
+            chunk *last = a->first;
             while (last->next) last = last->next;
             last->next = c;
         }
-        arena.cur = c;
+        a->cur = c;
     }
-    void *p = arena.cur->data + arena.cur->used;
-    arena.cur->used += bytes;
-    size_t in_use = arena.used_before_cur + arena.cur->used;
-    if (in_use > arena.high_water) arena.high_water = in_use;
+    void *p = a->cur->data + a->cur->used;
+    a->cur->used += bytes;
+    size_t in_use = a->used_before_cur + a->cur->used;
+    if (in_use > a->high_water) a->high_water = in_use;
     return p;
+}
+
+void *gl_arena_alloc(size_t bytes) { return arena_alloc(&arena, bytes); }
+void *gl_device_arena_alloc(size_t bytes) { return arena_alloc(&device_arena, bytes); }
+
+static void arena_rewind(arena_state *a) {
+    for (chunk *c = a->first; c; c = c->next) c->used = 0;
+    a->cur = a->first;
+    a->used_before_cur = 0;
+}
+
+static void arena_free(arena_state *a) {
+    chunk *c = a->first;
+    while (c) {
+        chunk *n = c->next;
+        if (a->device) gl_cu("arena")->free(c->data);
+        else free(c->data);
+        free(c);
+        c = n;
+    }
+    bool device = a->device;
+    memset(a, 0, sizeof *a);
+    a->device = device;
 }
 
 static gl_node *tape_last;
 static size_t tape_len;
 
 void gl_step_reset(void) {
-    for (chunk *c = arena.first; c; c = c->next) c->used = 0;
-    arena.cur = arena.first;
-    arena.used_before_cur = 0;
+    arena_rewind(&arena);
+    arena_rewind(&device_arena);
     tape_last = NULL;
     tape_len = 0;
 }
@@ -101,13 +146,8 @@ gl_arena_stats gl_arena_stats_get(void) {
 void gl_arena_reset_high_water(void) { arena.high_water = arena.used_before_cur + (arena.cur ? arena.cur->used : 0); }
 
 void gl_arena_release(void) {
-    chunk *c = arena.first;
-    while (c) {
-        chunk *n = c->next;
-        free(c);
-        c = n;
-    }
-    memset(&arena, 0, sizeof arena);
+    arena_free(&arena);
+    arena_free(&device_arena);
     tape_last = NULL;
     tape_len = 0;
 }
@@ -167,22 +207,102 @@ gl_tensor *gl_param(int ndim, const int *shape, const char *name) {
     return t;
 }
 
+static void buffer_free(gl_device d, float *b) {
+    if (d == GL_CUDA) gl_cu("param")->free(b);
+    else free(b);
+}
+
 void gl_param_free(gl_tensor *p) {
     if (!p) return;
-    free(p->data);
-    free(p->grad);
+    buffer_free(p->device, p->data);
+    buffer_free(p->device, p->grad);
     free(p);
 }
 
 void gl_param_freeze(gl_tensor *p) {
-    free(p->grad);
+    buffer_free(p->device, p->grad);
     p->grad = NULL;
     p->requires_grad = false;
 }
 
+/* a copy of host floats in a new buffer on device d (zeroed when src is NULL) */
+static float *buffer_on(gl_device d, const float *src, int64_t numel, const char *name) {
+    if (d == GL_CPU) {
+        float *b = param_buffer(numel, name);
+        if (src) memcpy(b, src, (size_t)numel * sizeof(float));
+        return b;
+    }
+    const gl_cuda_kernels *cu = gl_cu("param");
+    size_t bytes = (size_t)numel * sizeof(float);
+    float *b = cu->alloc(bytes ? bytes : 4);
+    if (src) cu->upload(b, src, bytes);
+    else cu->zero(b, bytes);
+    return b;
+}
+
 void gl_param_unfreeze(gl_tensor *p) {
-    if (!p->grad) p->grad = param_buffer(p->numel, p->name);
+    if (!p->grad) p->grad = buffer_on(p->device, NULL, p->numel, p->name);
     p->requires_grad = true;
+}
+
+void gl_param_to(gl_tensor *p, gl_device d) {
+    if (p->device == d) return;
+    if (!p->is_param) gl_fatal("to_device", "%s is not a parameter (activations are made on their inputs' device)",
+                               p->name ? p->name : "a tensor");
+    float *host_data = p->data, *host_grad = p->grad;
+    if (p->device == GL_CUDA) { /* to the CPU: through host copies */
+        host_data = param_buffer(p->numel, p->name);
+        gl_cu("param")->download(host_data, p->data, (size_t)p->numel * sizeof(float));
+        if (p->grad) {
+            host_grad = param_buffer(p->numel, p->name);
+            gl_cu("param")->download(host_grad, p->grad, (size_t)p->numel * sizeof(float));
+        }
+        buffer_free(GL_CUDA, p->data), buffer_free(GL_CUDA, p->grad);
+        p->data = host_data, p->grad = p->grad ? host_grad : NULL;
+    } else {
+        p->data = buffer_on(d, host_data, p->numel, p->name);
+        p->grad = host_grad ? buffer_on(d, host_grad, p->numel, p->name) : NULL;
+        free(host_data), free(host_grad);
+    }
+    p->device = d;
+}
+
+void gl_device_sync(gl_device d) {
+    if (d == GL_CUDA) gl_cu("sync")->synchronize();
+}
+
+void gl_copy_to_host(const gl_tensor *t, float *dst) {
+    if (!gl_is_contiguous(t)) gl_fatal("copy_to_host", "needs a contiguous tensor");
+    size_t bytes = (size_t)t->numel * sizeof(float);
+    if (t->device == GL_CUDA) gl_cu("copy_to_host")->download(dst, t->data, bytes);
+    else memcpy(dst, t->data, bytes);
+}
+
+float gl_item(const gl_tensor *t) {
+    if (t->numel != 1) {
+        char s[64];
+        gl_fatal("item", "needs a tensor of one element, got shape %s", gl_shape_str(t, s, sizeof s));
+    }
+    float v;
+    gl_copy_to_host(t, &v);
+    return v;
+}
+
+void *gl_arena_copy_in(gl_device d, const void *host, size_t bytes) {
+    void *p = d == GL_CUDA ? gl_device_arena_alloc(bytes) : gl_arena_alloc(bytes);
+    if (d == GL_CUDA) gl_cu("arena")->upload(p, host, bytes);
+    else memcpy(p, host, bytes);
+    return p;
+}
+
+gl_tensor *gl_new_on(gl_device d, int ndim, const int *shape) {
+    if (d == GL_CPU) return gl_new(ndim, shape);
+    gl_tensor *t = gl_arena_alloc(sizeof *t);
+    memset(t, 0, sizeof *t);
+    set_shape(t, ndim, shape, "new");
+    t->data = gl_device_arena_alloc((size_t)t->numel * sizeof(float));
+    t->device = d;
+    return t;
 }
 
 void gl_init_normal(gl_tensor *p, gl_rng *rng, float std) {
@@ -242,20 +362,35 @@ void gl_no_grad_end(void) {
 bool gl_grad_enabled(void) { return no_grad_depth == 0; }
 size_t gl_tape_length(void) { return tape_len; }
 
-gl_tensor *gl_op_output(const char *op, int ndim, const int *shape, gl_backward_fn backward, gl_node **node_out,
-                        int n_in, gl_tensor *const *in) {
+static gl_tensor *op_output(const char *op, bool device_ok, int ndim, const int *shape, gl_backward_fn backward,
+                            gl_node **node_out, int n_in, gl_tensor *const *in) {
+    gl_device dev = GL_CPU;
+    for (int i = 0; i < n_in; i++) {
+        if (!in[i]) continue;
+        if (i && in[i]->device != dev) gl_fatal(op, "inputs are on different devices (cpu and cuda)");
+        dev = in[i]->device;
+    }
+    if (dev == GL_CUDA && !device_ok)
+        gl_fatal(op, "has no CUDA kernel yet (an input is on the cuda device); compute it on the CPU");
     gl_tensor *out = gl_arena_alloc(sizeof *out);
     memset(out, 0, sizeof *out);
     set_shape(out, ndim, shape, op);
-    out->data = gl_arena_alloc((size_t)out->numel * sizeof(float));
+    out->device = dev;
+    size_t bytes = (size_t)out->numel * sizeof(float);
+    out->data = dev == GL_CUDA ? gl_device_arena_alloc(bytes) : gl_arena_alloc(bytes);
     bool needs = false;
     for (int i = 0; i < n_in; i++) needs |= in[i] && in[i]->requires_grad;
     needs &= gl_grad_enabled();
     *node_out = NULL;
     if (!needs) return out;
     out->requires_grad = true;
-    out->grad = gl_arena_alloc((size_t)out->numel * sizeof(float));
-    memset(out->grad, 0, (size_t)out->numel * sizeof(float));
+    if (dev == GL_CUDA) {
+        out->grad = gl_device_arena_alloc(bytes);
+        gl_cu(op)->zero(out->grad, bytes);
+    } else {
+        out->grad = gl_arena_alloc(bytes);
+        memset(out->grad, 0, bytes);
+    }
     gl_node *n = gl_arena_alloc(sizeof *n);
     memset(n, 0, sizeof *n);
     n->op = op;
@@ -270,6 +405,16 @@ gl_tensor *gl_op_output(const char *op, int ndim, const int *shape, gl_backward_
     return out;
 }
 
+gl_tensor *gl_op_output(const char *op, int ndim, const int *shape, gl_backward_fn backward, gl_node **node_out,
+                        int n_in, gl_tensor *const *in) {
+    return op_output(op, false, ndim, shape, backward, node_out, n_in, in);
+}
+
+gl_tensor *gl_op_output_any(const char *op, int ndim, const int *shape, gl_backward_fn backward, gl_node **node_out,
+                            int n_in, gl_tensor *const *in) {
+    return op_output(op, true, ndim, shape, backward, node_out, n_in, in);
+}
+
 void gl_backward(gl_tensor *loss) {
     if (loss->numel != 1) {
         char s[64];
@@ -277,11 +422,16 @@ void gl_backward(gl_tensor *loss) {
     }
     if (!loss->requires_grad || !loss->grad)
         gl_fatal("backward", "the loss does not depend on any tensor that requires a gradient");
-    loss->grad[0] += 1.0f;
+    if (loss->device == GL_CUDA) {
+        float g = gl_item(&(gl_tensor){.ndim = 0, .numel = 1, .data = loss->grad, .device = GL_CUDA}) + 1.0f;
+        gl_cu("backward")->upload(loss->grad, &g, sizeof g);
+    } else loss->grad[0] += 1.0f;
     for (gl_node *n = tape_last; n; n = n->prev) n->backward(n);
 }
 
 void gl_zero_grad(gl_tensor *const *params, int n) {
     for (int i = 0; i < n; i++)
-        if (params[i]->grad) memset(params[i]->grad, 0, (size_t)params[i]->numel * sizeof(float));
+        if (!params[i]->grad) continue;
+        else if (params[i]->device == GL_CUDA) gl_cu("zero_grad")->zero(params[i]->grad, (size_t)params[i]->numel * sizeof(float));
+        else memset(params[i]->grad, 0, (size_t)params[i]->numel * sizeof(float));
 }

@@ -23,6 +23,10 @@
 
 #define GL_MAX_DIMS 4
 
+/* Where a tensor's data and gradient live. CUDA tensors hold device pointers: ops with a CUDA path run their
+ * kernels (kernels/cuda, through the table a CUDA build links in), the rest stop with a message. */
+typedef enum { GL_CPU = 0, GL_CUDA = 1 } gl_device;
+
 typedef struct gl_tensor {
     int ndim;
     int shape[GL_MAX_DIMS];
@@ -33,6 +37,7 @@ typedef struct gl_tensor {
     bool requires_grad;
     bool is_param;
     bool no_weight_decay; /* parameters only: optimizers skip decoupled/L2 decay for it (biases, norms) */
+    gl_device device;
     const char *name;
 } gl_tensor;
 
@@ -70,8 +75,25 @@ int gl_axis(const char *op, const gl_tensor *t, int axis);
 /* name of the CPU kernel level in use: "avx512", "avx2" or "scalar" (see kernels/cpu/kernels.h) */
 const char *gl_kernels_in_use(void);
 
+/* ---- devices ---- */
+bool gl_cuda_linked(void);  /* this build has the CUDA kernels (make CUDA=1, or the emulated test builds) */
+bool gl_cuda_present(void); /* ... and a device to run them on */
+const char *gl_device_name(gl_device d);
+/* Moves a parameter's values and gradient to device d (frees the old buffers). Initialise on the CPU first. */
+void gl_param_to(gl_tensor *p, gl_device d);
+void gl_device_sync(gl_device d); /* waits until device d has finished its queued work (timing); no-op on the CPU */
+void gl_copy_to_host(const gl_tensor *t, float *dst); /* a contiguous tensor's values into host memory */
+float gl_item(const gl_tensor *t);                    /* the value of a one-element tensor, on either device */
+gl_tensor *gl_new_on(gl_device d, int ndim, const int *shape); /* gl_new on device d */
+/* bytes copied from the host into this step's activation memory on device d (ids, targets, masks for ops) */
+void *gl_arena_copy_in(gl_device d, const void *host, size_t bytes);
+/* the CUDA kernel table; fatal (naming op) in a build without CUDA kernels */
+struct gl_cuda_kernels;
+const struct gl_cuda_kernels *gl_cu(const char *op);
+
 /* ---- arena ---- */
 void *gl_arena_alloc(size_t bytes); /* 64-byte aligned, lives until the next gl_step_reset() */
+void *gl_device_arena_alloc(size_t bytes); /* the same on the CUDA device (activations of CUDA tensors) */
 void gl_step_reset(void);           /* drop all activations and the tape */
 typedef struct gl_arena_stats {
     size_t used, high_water, capacity;
@@ -101,6 +123,10 @@ struct gl_node {
  * for the op to complete with what its backward needs; else *node_out is NULL and nothing is recorded. */
 gl_tensor *gl_op_output(const char *op, int ndim, const int *shape, gl_backward_fn backward, gl_node **node_out,
                         int n_in, gl_tensor *const *in);
+/* the same for an op with a CUDA path: its inputs may be CUDA tensors, and then so is the output (gl_op_output
+ * refuses them, so an op without a CUDA path never reads device memory) */
+gl_tensor *gl_op_output_any(const char *op, int ndim, const int *shape, gl_backward_fn backward, gl_node **node_out,
+                            int n_in, gl_tensor *const *in);
 #define GL_INPUTS(...) (int)(sizeof((gl_tensor *[]){__VA_ARGS__}) / sizeof(gl_tensor *)), (gl_tensor *[]){__VA_ARGS__}
 
 void gl_backward(gl_tensor *loss);

@@ -13,9 +13,6 @@
 #include "gpt.h"
 #include "gpt_io.h"
 #include "sample.h"
-#ifdef GL_CUDA_DEVICE
-#include "gpt_cuda.h"
-#endif
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -29,7 +26,8 @@ static void usage(FILE *f) {
             "  --encoder F --merges F  GPT-2 tokenizer files for text prompts with --safetensors\n"
             "                      (default tokenizer/gpt2/encoder.json and vocab.bpe)\n"
             "  --lora FILE         LoRA adapters from `train --finetune CKPT --lora ...`, folded into the weights\n"
-            "  --device cpu|cuda   cuda (a `make CUDA=1` build): the forward on the GPU, the window recomputed per token\n"
+            "  --device cpu|cuda   cuda (a `make CUDA=1` build): the forward and the KV cache on the GPU; logits come back\n"
+            "                      per token and are sampled on the CPU\n"
             "Without --prompt or --prompt-ids the prompt is a newline.\n");
 }
 
@@ -103,9 +101,7 @@ int main(int argc, char **argv) {
     if (st && !st_config) fail("--safetensors needs --config config.json (the model's shape)", "");
     if (prompt && prompt_ids) fail("give --prompt or --prompt-ids, not both", "");
     if (strcmp(device, "cpu") && strcmp(device, "cuda")) fail("--device must be cpu or cuda, got: ", device);
-#ifndef GL_CUDA_DEVICE
-    if (!strcmp(device, "cuda")) fail("--device cuda needs a CUDA build of infer (make CUDA=1)", "");
-#endif
+    if (!strcmp(device, "cuda") && !gl_cuda_linked()) fail("--device cuda needs a CUDA build of infer (make CUDA=1)", "");
 
     char err[512];
     gpt m;
@@ -177,26 +173,8 @@ int main(int argc, char **argv) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int made = 0;
-#ifdef GL_CUDA_DEVICE
-    if (!strcmp(device, "cuda")) { /* the window of the last block_size tokens, recomputed on the device per token */
-        gpt_cuda *dev = gpt_cuda_create(&m, 1, m.cfg.block_size, err, sizeof err);
-        if (!dev) fail("--device cuda: ", err);
-        int cap = n_ids + max_new, n = n_ids;
-        int32_t *seq = malloc((size_t)(cap > 0 ? cap : 1) * sizeof *seq);
-        float *logits = malloc((size_t)V * sizeof *logits), *scratch = malloc((size_t)V * sizeof *scratch);
-        memcpy(seq, ids, (size_t)n_ids * sizeof *seq);
-        for (; made < max_new; made++) {
-            int window = n < m.cfg.block_size ? n : m.cfg.block_size;
-            gpt_cuda_next_logits(dev, seq + n - window, window, logits);
-            seq[n] = gl_sample_token(logits, V, &s, &rng, scratch);
-            if (!emit(seq[n++], &ctx)) break;
-        }
-        free(seq), free(logits), free(scratch);
-        gpt_cuda_free(dev);
-        use_cache = false;
-    } else
-#endif
-        made = gl_generate(&m, ids, n_ids, max_new, &s, &rng, use_cache, emit, &ctx);
+    if (!strcmp(device, "cuda") && !gpt_to(&m, GL_CUDA, err, sizeof err)) fail("--device cuda: ", err);
+    made = gl_generate(&m, ids, n_ids, max_new, &s, &rng, use_cache, emit, &ctx);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
     printf("\n");

@@ -1,5 +1,7 @@
 #include "gpt.h"
 
+#include "kernels_cuda.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +113,17 @@ void gpt_free(gpt *m) {
     memset(m, 0, sizeof *m);
 }
 
+bool gpt_to(gpt *m, gl_device d, char *err, size_t n) {
+    if (d == GL_CUDA && (m->n_adapters || m->nf4))
+        return snprintf(err, n, "LoRA adapters and NF4 weights run on the CPU (merge adapters for a CUDA run)"), false;
+    if (d == GL_CUDA && !gl_cuda_present())
+        return snprintf(err, n, "%s", gl_cuda_linked() ? "no CUDA device is available" :
+                                      "this build has no CUDA kernels (make CUDA=1)"), false;
+    for (int i = 0; i < m->n_params; i++) gl_param_to(m->params[i], d);
+    m->device = d;
+    return true;
+}
+
 /* ---- training / full-sequence forward ---- */
 
 gl_tensor *gpt_hidden(gpt *m, const int32_t *idx, int B, int T, gl_rng *rng, bool training) {
@@ -157,15 +170,21 @@ void gpt_kv_cache_init(gpt_kv_cache *c, const gpt *m) {
     c->block_size = m->cfg.block_size;
     c->n_embd = m->cfg.n_embd;
     c->len = 0;
+    c->device = m->device;
     size_t n = (size_t)c->n_layer * c->block_size * c->n_embd;
+    if (c->device == GL_CUDA) { /* rows past len are never read: no need to clear them */
+        c->k = gl_cu("kv_cache")->alloc(n * sizeof(float));
+        c->v = gl_cu("kv_cache")->alloc(n * sizeof(float));
+        return;
+    }
     c->k = calloc(n, sizeof(float));
     c->v = calloc(n, sizeof(float));
     if (!c->k || !c->v) gl_fatal("gpt", "out of memory for a KV cache of %zu floats", 2 * n);
 }
 
 void gpt_kv_cache_free(gpt_kv_cache *c) {
-    free(c->k);
-    free(c->v);
+    if (c->device == GL_CUDA) gl_cu("kv_cache")->free(c->k), gl_cu("kv_cache")->free(c->v);
+    else free(c->k), free(c->v);
     memset(c, 0, sizeof *c);
 }
 
@@ -173,6 +192,7 @@ void gpt_forward_cached(gpt *m, gpt_kv_cache *cache, int32_t token, float *logit
     const gpt_config *c = &m->cfg;
     int pos = cache->len;
     if (pos >= c->block_size) gl_fatal("gpt", "KV cache full: %d positions (block_size)", c->block_size);
+    if (cache->device != m->device) gl_fatal("gpt", "the KV cache and the model are on different devices");
     if (token < 0 || token >= c->vocab_size)
         gl_fatal("gpt", "token id %d is outside the vocabulary [0, %d)", token, c->vocab_size);
     gl_no_grad_begin();
@@ -191,7 +211,7 @@ void gpt_forward_cached(gpt *m, gpt_kv_cache *cache, int32_t token, float *logit
     }
     x = gl_layernorm(x, m->lnf_w, m->lnf_b, c->ln_eps);
     gl_tensor *out = gl_linear(x, gl_transpose(gl_slice(m->wte, 0, 0, c->vocab_size), 0, 1), NULL);
-    memcpy(logits, out->data, (size_t)c->vocab_size * sizeof(float));
+    gl_copy_to_host(out, logits);
     cache->len++;
     gl_no_grad_end();
 }

@@ -52,6 +52,7 @@ typedef struct {
     int n_params;
     int64_t n_weights; /* floats in all parameters */
     gl_attn_impl attention; /* naive (default) or flash: a run-time choice, not part of the checkpoint */
+    gl_device device;       /* where the parameters are (gpt_to); the forward runs there, through the same ops */
     char *names;       /* storage of the parameter names */
     /* fine-tuning state: adapters (n_adapters 0: none), the tensors an optimizer should update (all params, or
      * the adapters' A and B), and NF4 copies of the block linears (NULL unless quantised; their fp32 data freed) */
@@ -83,6 +84,10 @@ gl_tensor *gpt_param(const gpt *m, const char *name); /* by name, NULL if absent
 /* One of block l's four linear layers applied to x: the fp32 or NF4 base weight, plus its adapters if any. */
 gl_tensor *gpt_block_linear(gpt *m, int l, int linear, gl_tensor *x);
 void gpt_lora_free(gpt *m); /* drops adapters and NF4 weights (gpt_free calls it) */
+/* Moves every parameter to device d: gpt_forward, gpt_loss and the KV-cache path then run there unchanged, and
+ * one copy of the batch goes in and one float of loss comes out per step. CUDA takes plain models (no adapters or
+ * NF4 weights: false with a message). Checkpoints and sampling read the parameters on the CPU. */
+bool gpt_to(gpt *m, gl_device d, char *err, size_t err_len);
 void gpt_free(gpt *m);
 
 /* "r=8,alpha=16,targets=qv" (any subset, defaults r 8, alpha 16, targets qv); false with a message */
@@ -105,7 +110,8 @@ size_t gpt_base_weight_bytes(const gpt *m); /* the base parameters as stored: fp
 /* ---- inference with a KV cache: one token at a time ---- */
 typedef struct {
     int n_layer, block_size, n_embd, len; /* len: positions filled */
-    float *k, *v;                         /* [n_layer, block_size, n_embd] each */
+    float *k, *v;                         /* [n_layer, block_size, n_embd] each, on the model's device */
+    gl_device device;
 } gpt_kv_cache;
 
 void gpt_kv_cache_init(gpt_kv_cache *c, const gpt *m);

@@ -83,7 +83,7 @@ int gl_generate(gpt *m, const int32_t *prompt, int n_prompt, int max_new, const 
             gl_no_grad_begin();
             gl_tensor *lg = gpt_forward(m, seq + win, 1, len - win, NULL, false);
             gl_no_grad_end();
-            memcpy(logits, lg->data + (size_t)(len - win - 1) * V, (size_t)V * sizeof(float));
+            gl_copy_to_host(gl_slice(lg, 1, len - win - 1, len - win), logits); /* the last position's row */
         }
         int32_t tok = gl_sample_token(logits, V, s, rng, scratch);
         seq[len++] = tok;

@@ -50,7 +50,7 @@ static void expect_close(const char *what, const float *got, const float *want, 
                   i, (double)got[i], (double)want[i]);
 }
 
-Test(cuda_emu, elementwise_and_gelu) {
+Test(cuda_emu, elementwise_copy_and_gelu) {
     const size_t n = 1000; /* not a multiple of the block size */
     auto a = randn(n, 1, 2.0f), b = randn(n, 2), dy = randn(n, 3);
     dfloat da(a), db(b), ddy(dy), out(n), dx(n, 0.5f);
@@ -60,6 +60,14 @@ Test(cuda_emu, elementwise_and_gelu) {
     gl_cuda_axpy(n, -0.5f, da.p, db.p);
     auto acc = db.get();
     for (size_t i = 0; i < n; i++) cr_assert(acc[i] == b[i] + -0.5f * a[i]);
+    gl_cuda_mul(n, da.p, ddy.p, out.p);
+    o = out.get();
+    for (size_t i = 0; i < n; i++) cr_assert(o[i] == a[i] * dy[i]);
+    gl_cuda_mul_acc(n, da.p, ddy.p, out.p);
+    o = out.get();
+    for (size_t i = 0; i < n; i++) cr_assert(o[i] == a[i] * dy[i] + a[i] * dy[i]);
+    gl_cuda_copy(out.p, da.p, n * sizeof(float));
+    cr_assert(out.get() == a, "device-to-device copy");
     const gl_kernels *ref = gl_kern_for(GL_ISA_SCALAR);
     std::vector<float> y_cpu(n), dx_cpu(n, 0.5f);
     gl_cuda_gelu_fwd(n, da.p, out.p);
@@ -202,18 +210,39 @@ Test(cuda_emu, gemm_follows_the_cpu_contract) {
         }
 }
 
-/* the whole training step (models/gpt_cuda.c): 5 steps on the device against the CPU model, from the same weights
- * on the same batches, with and without biases; clipping and AdamW included */
-Test(cuda_emu, gpt_training_steps_match_the_cpu_model) {
-    for (int bias = 0; bias < 2; bias++) {
-        float cpu[5], gpu[5], diff;
-        ref_gpt_steps(bias, 5, cpu, gpu, &diff);
-        for (int s = 0; s < 5; s++)
-            cr_assert(std::fabs(cpu[s] - gpu[s]) < 1e-4f * std::fabs(cpu[s]), "bias %d step %d: cpu loss %.6f, cuda %.6f",
-                      bias, s, (double)cpu[s], (double)gpu[s]);
-        cr_assert(cpu[4] < cpu[0], "the loss falls over the 5 steps (%.4f -> %.4f)", (double)cpu[0], (double)cpu[4]);
-        /* AdamW moves every weight by about lr (1e-2) per step whatever its gradient's size, so for weights with
-         * near-zero gradients the rounding of other summation orders can turn the step: allow a tenth of one step */
-        cr_assert(diff < 1e-3f, "bias %d: weights differ by %g after 5 steps", bias, (double)diff);
-    }
+/* the whole training step through the op layer: the same gpt_loss / backward / clipping / AdamW code with the
+ * parameters on the CUDA device against the CPU, 4 steps from the same weights on the same batch. Two models
+ * cover biases off and on, naive and flash attention, dropout off and on (emulated launches are slow: each
+ * configuration costs seconds) */
+static void expect_same_training(int bias, int flash, float dropout) {
+    enum { STEPS = 4 };
+    float cpu[STEPS], gpu[STEPS], diff;
+    ref_gpt_steps(bias, flash, dropout, STEPS, cpu, gpu, &diff);
+    for (int s = 0; s < STEPS; s++)
+        cr_assert(std::fabs(cpu[s] - gpu[s]) < 1e-4f * std::fabs(cpu[s]),
+                  "bias %d flash %d dropout %g step %d: cpu loss %.6f, cuda %.6f", bias, flash, (double)dropout, s,
+                  (double)cpu[s], (double)gpu[s]);
+    cr_assert(cpu[STEPS - 1] < cpu[0], "the loss falls over the steps (%.4f -> %.4f)", (double)cpu[0],
+              (double)cpu[STEPS - 1]);
+    /* AdamW moves every weight by about lr (1e-2) per step whatever its gradient's size, so for weights with
+     * near-zero gradients the rounding of other summation orders can turn the step: allow a tenth of one step */
+    cr_assert(diff < 1e-3f, "bias %d flash %d: weights differ by %g after %d steps", bias, flash, (double)diff, STEPS);
 }
+
+Test(cuda_emu, gpt_training_steps_match_the_cpu_model) { expect_same_training(0, 0, 0.0f); }
+
+Test(cuda_emu, gpt_training_with_biases_flash_attention_and_dropout_matches_the_cpu) {
+    expect_same_training(1, 1, 0.2f); /* the device uses the CPU's dropout masks */
+}
+
+Test(cuda_emu, kv_cache_decoding_matches_the_cpu) {
+    enum { N = 10 };
+    int32_t cpu[2 * N], gpu[2 * N];
+    float diff = ref_gpt_cached_logits(N, cpu, gpu);
+    cr_assert(diff < 1e-4f, "logits through the KV cache differ by %g", (double)diff);
+    for (int i = 0; i < 2 * N; i++)
+        cr_assert(cpu[i] == gpu[i], "greedy token %d (%s): cpu %d, cuda %d", i % N, i < N ? "no cache" : "cache", cpu[i],
+                  gpu[i]);
+}
+
+Test(cuda_emu, an_op_without_a_cuda_kernel_stops_with_a_message, .exit_code = 1) { ref_op_without_cuda_path(); }

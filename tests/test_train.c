@@ -308,7 +308,7 @@ Test(train, finetune_lora_and_qlora_end_to_end) {
 Test(train, device_cuda_emulated_matches_cpu) {
     make_tmpdir();
     const char *tiny = "--data data/tinyshakespeare/input.txt --n-layer 1 --n-head 2 --n-embd 16 --block-size 8 --batch 2 "
-                       "--eval-interval 3 --eval-batches 1 --final-eval-batches 0 --sample 0 --quiet --steps 3";
+                       "--eval-interval 3 --eval-batches 1 --final-eval-batches 0 --sample 0 --quiet --steps 3 --dropout 0.1";
     char *out;
     int rc = run(&out, GL_BUILD_DIR "/train_cuda_emu %s --device cuda --out %s/cu.ckpt --loss-log %s/cu.log", tiny,
                  tmpdir, tmpdir);

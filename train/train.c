@@ -20,11 +20,6 @@
 #include "sample.h"
 #include "tokfile.h"
 #include "utf8.h"
-#ifdef GL_CUDA_DEVICE
-#include "gpt_cuda.h"
-#else
-typedef struct gpt_cuda gpt_cuda; /* CPU-only build: --device cuda is refused */
-#endif
 
 typedef struct {
     const char *data, *out, *resume, *plot, *loss_log, *tokenizer, *attention, *finetune, *lora, *device;
@@ -141,9 +136,7 @@ static options parse(int argc, char **argv) {
     if (o.finetune && o.resume) die("--finetune starts a new run; --resume continues one: give one of them%s%s", "", "");
     if (o.qlora && !o.lora) o.lora = "";
     if (strcmp(o.device, "cpu") && strcmp(o.device, "cuda")) die("--device must be cpu or cuda, got '%s'%s", o.device, "");
-#ifndef GL_CUDA_DEVICE
-    if (!strcmp(o.device, "cuda")) die("--device cuda needs a CUDA build of train (make CUDA=1)%s%s", "", "");
-#endif
+    if (!strcmp(o.device, "cuda") && !gl_cuda_linked()) die("--device cuda needs a CUDA build of train (make CUDA=1)%s%s", "", "");
     if (!strcmp(o.device, "cuda") && (o.lora || o.qlora)) die("--lora and --qlora run on the CPU for now (no --device cuda)%s%s", "", "");
     if (strcmp(o.attention, "auto") && strcmp(o.attention, "naive") && strcmp(o.attention, "flash"))
         die("--attention must be auto, naive or flash, got '%s'%s", o.attention, "");
@@ -172,7 +165,7 @@ static void get_batch(const int32_t *tokens, size_t lo, size_t n, int B, int T, 
 
 /* mean val loss over n_batches batches drawn with a fixed seed: the same batches at every evaluation, and the
  * training RNG is left untouched (so evaluating does not change the run) */
-static float val_loss(gpt *m, gpt_cuda *dev, const dataset *d, int B, int T, int n_batches, int32_t *x, int32_t *y) {
+static float val_loss(gpt *m, const dataset *d, int B, int T, int n_batches, int32_t *x, int32_t *y) {
     gl_rng rng;
     gl_rng_seed(&rng, 0x5eed);
     double sum = 0;
@@ -180,33 +173,20 @@ static float val_loss(gpt *m, gpt_cuda *dev, const dataset *d, int B, int T, int
     for (int i = 0; i < n_batches; i++) {
         gl_step_reset();
         get_batch(d->tokens, d->n_train, d->n_val, B, T, &rng, x, y);
-#ifdef GL_CUDA_DEVICE
-        if (dev) {
-            sum += gpt_cuda_loss(dev, x, y);
-            continue;
-        }
-#else
-        (void)dev;
-#endif
-        sum += gpt_loss(m, x, y, B, T, NULL, false)->data[0];
+        sum += gl_item(gpt_loss(m, x, y, B, T, NULL, false));
     }
     gl_no_grad_end();
     return (float)(sum / n_batches);
 }
 
-/* a full checkpoint, or the adapters alone when the run trains adapters; a device run's weights and AdamW state
- * are copied back first */
-static bool save_run(const char *path, gpt *m, gl_optim *opt, const gpt_run_state *rs, gpt_cuda *dev, char *err,
-                     size_t n) {
-#ifdef GL_CUDA_DEVICE
-    if (dev) {
-        gpt_cuda_download(dev, m);
-        gpt_cuda_adam_state(dev, opt->state, &opt->step, true);
-    }
-#else
-    (void)dev;
-#endif
-    return m->n_adapters ? gpt_lora_save(m, path, err, n) : gpt_save_checkpoint(path, m, opt, rs, err, n);
+/* a full checkpoint, or the adapters alone when the run trains adapters; a CUDA run's weights and AdamW state
+ * visit the CPU for it */
+static bool save_run(const char *path, gpt *m, gl_optim *opt, const gpt_run_state *rs, char *err, size_t n) {
+    gl_device d = m->device;
+    if (d != GL_CPU) gpt_to(m, GL_CPU, err, n), gl_optim_to(opt, GL_CPU);
+    bool ok = m->n_adapters ? gpt_lora_save(m, path, err, n) : gpt_save_checkpoint(path, m, opt, rs, err, n);
+    if (d != GL_CPU) gpt_to(m, d, err, n), gl_optim_to(opt, d);
+    return ok;
 }
 
 static bool emit_token(int32_t tok, void *ctx) {
@@ -357,14 +337,11 @@ int main(int argc, char **argv) {
         opt->step = opt_step;
         free(opt_state);
     }
-
-    gpt_cuda *dev = NULL;
-#ifdef GL_CUDA_DEVICE
-    if (!strcmp(o.device, "cuda")) {
-        if (!(dev = gpt_cuda_create(&m, B, T, err, sizeof err))) die("--device cuda: %s%s", err, "");
-        if (o.resume) gpt_cuda_adam_state(dev, opt->state, &opt->step, false);
+    bool cuda = !strcmp(o.device, "cuda");
+    if (cuda) { /* the same ops from here on, on the device: the batch goes in, one float of loss comes out */
+        if (!gpt_to(&m, GL_CUDA, err, sizeof err)) die("--device cuda: %s%s", err, "");
+        gl_optim_to(opt, GL_CUDA);
     }
-#endif
     printf("train: %s, %zu %s (vocabulary %d), train %zu / val %zu\n", o.data, n_tokens,
            codec.bpe ? "BPE tokens" : "characters", gl_codec_size(&codec), d.n_train, d.n_val);
     printf("model: %d layers, %d heads, %d dims, block %d, bias %s, dropout %.2f: %.2fM parameters\n", o.cfg.n_layer,
@@ -373,7 +350,7 @@ int main(int argc, char **argv) {
            "tokens; %d threads, kernels %s\n",
            (double)o.lr, (long long)o.warmup, (double)o.min_lr, (long long)o.decay_steps, (double)o.beta1,
            (double)o.beta2, (double)o.wd, (double)o.clip, B, T, omp_get_max_threads(), gl_kernels_in_use());
-    printf("attention: %s; device: %s\n", m.attention == GL_ATTN_FLASH && !dev ? "flash" : "naive", dev ? "cuda" : "cpu");
+    printf("attention: %s; device: %s\n", m.attention == GL_ATTN_FLASH ? "flash" : "naive", gl_device_name(m.device));
     if (o.resume) printf("resuming from %s at step %lld\n", o.resume, (long long)rs.step);
     if (o.finetune)
         printf("fine-tuning %s: %s%s; trainable %lld of %lld weights (%.2f%%); base weights %.2f MB%s\n", o.finetune,
@@ -404,23 +381,14 @@ int main(int argc, char **argv) {
     for (int64_t step = rs.step; step < stop_at; step++) {
         opt->lr = gl_lr_warmup_cosine(step, o.warmup, o.decay_steps, o.lr, o.min_lr);
         get_batch(tokens, 0, d.n_train, B, T, &rs.rng, x, y);
-        float lv;
-#ifdef GL_CUDA_DEVICE
-        if (dev) { /* the whole step on the device: the batch in, the loss out */
-            lv = gpt_cuda_train_step(dev, x, y, opt->lr, o.beta1, o.beta2, o.eps, o.wd, o.clip);
-            opt->step++;
-        } else
-#endif
-        {
-            gl_step_reset();
-            gl_tensor *loss = gpt_loss(&m, x, y, B, T, &rs.rng, o.cfg.dropout > 0.0f);
-            lv = loss->data[0];
-            if (isfinite(lv)) {
-                gl_backward(loss);
-                gl_clip_grad_norm(m.trainable, m.n_trainable, o.clip);
-                gl_optim_step(opt);
-                gl_optim_zero_grad(opt);
-            }
+        gl_step_reset();
+        gl_tensor *loss = gpt_loss(&m, x, y, B, T, &rs.rng, o.cfg.dropout > 0.0f);
+        float lv = gl_item(loss);
+        if (isfinite(lv)) {
+            gl_backward(loss);
+            gl_clip_grad_norm(m.trainable, m.n_trainable, o.clip);
+            gl_optim_step(opt);
+            gl_optim_zero_grad(opt);
         }
         if (!isfinite(lv)) {
             fprintf(stderr, "\ntrain: the loss became %f at step %lld; stopping (lower --lr or raise --warmup)\n",
@@ -451,13 +419,13 @@ int main(int argc, char **argv) {
             last = t;
         }
         if (eval) {
-            float vl = val_loss(&m, dev, &d, B, T, o.eval_batches, x, y);
+            float vl = val_loss(&m, &d, B, T, o.eval_batches, x, y);
             if (n_val_points < 1024) val_x[n_val_points] = (float)rs.step, val_y[n_val_points++] = vl;
             if (!o.quiet) printf("%sstep %lld: val loss %.4f (%d batches)\n", tty ? "\n" : "", (long long)rs.step,
                                  (double)vl, o.eval_batches);
         }
         if (rs.step % o.ckpt_interval == 0 || rs.step == stop_at) {
-            if (!save_run(o.out, &m, opt, &rs, dev, err, sizeof err)) {
+            if (!save_run(o.out, &m, opt, &rs, err, sizeof err)) {
                 fprintf(stderr, "\ntrain: %s\n", err);
                 return 1;
             }
@@ -465,7 +433,7 @@ int main(int argc, char **argv) {
     }
     double elapsed = now() - t0;
     if (loss_log) fclose(loss_log);
-    if (rs.step == first_step && !save_run(o.out, &m, opt, &rs, dev, err, sizeof err)) {
+    if (rs.step == first_step && !save_run(o.out, &m, opt, &rs, err, sizeof err)) {
         fprintf(stderr, "train: %s\n", err);
         return 1;
     }
@@ -474,7 +442,7 @@ int main(int argc, char **argv) {
            o.out);
     if (o.final_eval_batches > 0)
         printf("final val loss %.4f over %d batches (%d tokens)\n",
-               (double)val_loss(&m, dev, &d, B, T, o.final_eval_batches, x, y), o.final_eval_batches,
+               (double)val_loss(&m, &d, B, T, o.final_eval_batches, x, y), o.final_eval_batches,
                o.final_eval_batches * B * T);
 
     /* ---- loss curve ---- */
@@ -486,12 +454,7 @@ int main(int argc, char **argv) {
     if (!gl_plot_lines(plot_path, &chart, series, 2, err, (int)sizeof err)) fprintf(stderr, "train: plot: %s\n", err);
     else printf("loss curve: %s\n", plot_path);
 
-#ifdef GL_CUDA_DEVICE
-    if (dev) { /* sampling runs on the CPU copy of the trained weights */
-        gpt_cuda_download(dev, &m);
-        gpt_cuda_free(dev);
-    }
-#endif
+    if (cuda && o.sample_len > 0 && !gpt_to(&m, GL_CPU, err, sizeof err)) die("%s%s", err, ""); /* the sample: on the CPU */
     if (o.sample_len > 0) {
         printf("\n--- sample (temperature %.2f) ---\n", (double)o.temperature);
         int plen = T < 8 ? T : 8; /* the first characters of the validation text as the prompt */

@@ -11,6 +11,7 @@
  * is ever materialised. Each C element is summed over k in a fixed order (KC blocks in order, k in order inside),
  * independent of how row blocks are shared among threads: results are bitwise identical for any thread count.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -130,17 +131,38 @@ static void store_tile(const float *tile, int nr, int rows, int cols, float alph
 }
 
 /* Packing buffers grow once to the largest size seen and are then reused, so a training step's GEMMs do not
- * allocate. They are per calling thread: ops may run small GEMMs from inside their own parallel loops. */
+ * allocate. They are per calling thread: ops may run small GEMMs from inside their own parallel loops. A thread
+ * that ends (an OpenMP pool torn down, a caller's own thread) frees its set through the key's destructor. */
+typedef struct {
+    float *buf[3];
+    size_t cap[3];
+} scratch_set;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_set_free(void *p) {
+    scratch_set *set = p;
+    for (int i = 0; i < 3; i++) free(set->buf[i]);
+    free(set);
+}
+static void scratch_key_create(void) {
+    if (pthread_key_create(&scratch_key, scratch_set_free) != 0) abort();
+}
+
 static float *scratch(int which, size_t floats) {
-    static _Thread_local float *buf[3];
-    static _Thread_local size_t cap[3];
-    if (floats > cap[which]) {
-        free(buf[which]);
-        buf[which] = aligned_alloc(64, (floats * 4 + 63) / 64 * 64);
-        if (!buf[which]) abort();
-        cap[which] = floats;
+    static _Thread_local scratch_set *set;
+    if (!set) {
+        pthread_once(&scratch_once, scratch_key_create);
+        if (!(set = calloc(1, sizeof *set)) || pthread_setspecific(scratch_key, set) != 0) abort();
     }
-    return buf[which];
+    if (floats > set->cap[which]) {
+        free(set->buf[which]);
+        set->buf[which] = aligned_alloc(64, (floats * 4 + 63) / 64 * 64);
+        if (!set->buf[which]) abort();
+        set->cap[which] = floats;
+    }
+    return set->buf[which];
 }
 
 /* C[0, :] = alpha * op(A)[0, :] op(B) + beta * C: one row. Packing would copy B for a single use, so B is

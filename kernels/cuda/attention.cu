@@ -224,6 +224,46 @@ static geometry make_geometry(int B, int T, int C, int H, int causal) {
     return g;
 }
 
+/* ---------------- one decoding step against a KV cache ----------------
+ * One block per head: its threads take the cached keys 0..pos for the scores (kept in scratch), the block reduces
+ * max and sum, then the threads take the head dimensions and sum p_j v_j over j in order. */
+__global__ void decode_step_kernel(int C, int hs, int pos, float scale, const float *qkv, const float *k_cache,
+                                   const float *v_cache, float *scores, float *out) {
+    int h = blockIdx.x;
+    const float *q = qkv + h * hs;
+    float *sc = scores + (size_t)h * (pos + 1);
+    float m = -INFINITY;
+    for (int j = threadIdx.x; j <= pos; j += blockDim.x) {
+        const float *k = k_cache + (size_t)j * C + h * hs;
+        float s = 0.0f;
+        for (int d = 0; d < hs; d++) s += q[d] * k[d];
+        sc[j] = s * scale;
+        m = fmaxf(m, sc[j]);
+    }
+    float row_max = gl_block_reduce<true>(m), sum = 0.0f;
+    for (int j = threadIdx.x; j <= pos; j += blockDim.x) {
+        sc[j] = expf(sc[j] - row_max);
+        sum += sc[j];
+    }
+    float inv = 1.0f / gl_block_reduce<false>(sum);
+    __syncthreads();
+    for (int d = threadIdx.x; d < hs; d += blockDim.x) {
+        float acc = 0.0f;
+        for (int j = 0; j <= pos; j++) acc += sc[j] * inv * v_cache[(size_t)j * C + h * hs + d];
+        out[h * hs + d] = acc;
+    }
+}
+
+extern "C" void gl_cuda_attention_step(int C, int H, int pos, const float *qkv, float *k_cache, float *v_cache,
+                                       float *scores, float *out) {
+    geometry g = make_geometry(1, 1, C, H, 0);
+    gl_cuda_copy(k_cache + (size_t)pos * C, qkv + C, (size_t)C * sizeof(float));
+    gl_cuda_copy(v_cache + (size_t)pos * C, qkv + 2 * C, (size_t)C * sizeof(float));
+    GL_LAUNCH(decode_step_kernel, (unsigned)H, 128, 0, C, g.hs, pos, g.scale, qkv, (const float *)k_cache,
+              (const float *)v_cache, scores, out);
+    GL_CUDA_LAUNCHED();
+}
+
 extern "C" void gl_cuda_attention_naive_fwd(int B, int T, int C, int H, int causal, const float *qkv, float *out,
                                             float *P) {
     geometry g = make_geometry(B, T, C, H, causal);

@@ -16,6 +16,16 @@ __global__ void axpy_kernel(size_t n, float alpha, const float *x, float *y) {
         y[i] += alpha * x[i];
 }
 
+__global__ void mul_kernel(size_t n, const float *a, const float *b, float *out) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        out[i] = a[i] * b[i];
+}
+
+__global__ void mul_acc_kernel(size_t n, const float *a, const float *b, float *y) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        y[i] += a[i] * b[i];
+}
+
 __global__ void gelu_fwd_kernel(size_t n, const float *x, float *y) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         float v = x[i];
@@ -42,6 +52,14 @@ extern "C" void gl_cuda_add(size_t n, const float *a, const float *b, float *out
 }
 extern "C" void gl_cuda_axpy(size_t n, float alpha, const float *x, float *y) {
     GL_LAUNCH(axpy_kernel, grid_for(n), THREADS, 0, n, alpha, x, y);
+    GL_CUDA_LAUNCHED();
+}
+extern "C" void gl_cuda_mul(size_t n, const float *a, const float *b, float *out) {
+    GL_LAUNCH(mul_kernel, grid_for(n), THREADS, 0, n, a, b, out);
+    GL_CUDA_LAUNCHED();
+}
+extern "C" void gl_cuda_mul_acc(size_t n, const float *a, const float *b, float *y) {
+    GL_LAUNCH(mul_acc_kernel, grid_for(n), THREADS, 0, n, a, b, y);
     GL_CUDA_LAUNCHED();
 }
 extern "C" void gl_cuda_gelu_fwd(size_t n, const float *x, float *y) {

@@ -22,10 +22,14 @@ void gl_cuda_free(void *device);
 void gl_cuda_upload(void *device, const void *host, size_t bytes);
 void gl_cuda_download(void *host, const void *device, size_t bytes);
 void gl_cuda_zero(void *device, size_t bytes);
+void gl_cuda_copy(void *device_dst, const void *device_src, size_t bytes);
+void gl_cuda_synchronize(void); /* waits for every launched kernel (timing) */
 
 /* ---- elementwise ---- */
 void gl_cuda_add(size_t n, const float *a, const float *b, float *out);          /* out = a + b */
 void gl_cuda_axpy(size_t n, float alpha, const float *x, float *y);              /* y += alpha x */
+void gl_cuda_mul(size_t n, const float *a, const float *b, float *out);          /* out = a b */
+void gl_cuda_mul_acc(size_t n, const float *a, const float *b, float *y);        /* y += a b */
 void gl_cuda_gelu_fwd(size_t n, const float *x, float *y);                       /* GPT-2's tanh GELU */
 void gl_cuda_gelu_bwd(size_t n, const float *x, const float *dy, float *dx);      /* dx += dy gelu'(x) */
 void gl_cuda_add_bias(size_t rows, size_t cols, const float *b, float *y);        /* y[r, :] += b */
@@ -76,9 +80,66 @@ void gl_cuda_attention_flash_fwd(int B, int T, int C, int H, int causal, const f
 void gl_cuda_attention_flash_bwd(int B, int T, int C, int H, int causal, const float *qkv, const float *out,
                                  const float *lse, const float *dout, float *D, float *dqkv);
 
+/* one decoding step (inference): appends the k and v of qkv (one row of 3C) at row pos of the caches
+ * ([rows, C] each), and out (C) = softmax(q k^T / sqrt(hs)) v over cached rows 0..pos per head; scores holds
+ * H * (pos + 1) floats of scratch */
+void gl_cuda_attention_step(int C, int H, int pos, const float *qkv, float *k_cache, float *v_cache, float *scores,
+                            float *out);
+
 /* ---- matrix multiply: gl_gemm's contract (row-major, C = alpha op(A) op(B) + beta C) through cuBLAS ---- */
 void gl_cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                   int ldb, float beta, float *C, int ldc);
+
+/* ---- the table the op layer dispatches through (core/ops_*.c, for tensors on the CUDA device) ----
+ * backend.cu defines gl_cuda_backend; the core declares it weak, so a CPU-only build links without it and its ops
+ * report that the build has no CUDA backend. */
+typedef struct gl_cuda_kernels {
+    int (*available)(void);
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *device);
+    void (*upload)(void *device, const void *host, size_t bytes);
+    void (*download)(void *host, const void *device, size_t bytes);
+    void (*zero)(void *device, size_t bytes);
+    void (*copy)(void *device_dst, const void *device_src, size_t bytes);
+    void (*synchronize)(void);
+    void (*add)(size_t n, const float *a, const float *b, float *out);
+    void (*axpy)(size_t n, float alpha, const float *x, float *y);
+    void (*mul)(size_t n, const float *a, const float *b, float *out);
+    void (*mul_acc)(size_t n, const float *a, const float *b, float *y);
+    void (*gelu_fwd)(size_t n, const float *x, float *y);
+    void (*gelu_bwd)(size_t n, const float *x, const float *dy, float *dx);
+    void (*add_bias)(size_t rows, size_t cols, const float *b, float *y);
+    void (*bias_grad)(size_t rows, size_t cols, const float *dy, float *db);
+    size_t (*sum_scratch)(size_t n);
+    void (*sum)(size_t n, const float *x, float *scratch, float *out);
+    void (*sum_squares)(int n_bufs, const float *const *bufs, const size_t *lens, float *scratch, float *out);
+    void (*scale)(size_t n, const float *factor, float *x);
+    void (*clip_factor)(const float *sum_squares, float max_norm, float *factor);
+    void (*layernorm_fwd)(size_t rows, size_t cols, const float *x, const float *w, const float *b, float eps, float *y,
+                          float *mean, float *rstd);
+    void (*layernorm_bwd)(size_t rows, size_t cols, const float *x, const float *w, const float *mean,
+                          const float *rstd, const float *dy, float *dx, float *dw, float *db);
+    void (*embedding_fwd)(size_t n, size_t cols, const int32_t *ids, const float *weight, float *out);
+    void (*embedding_bwd)(size_t n, size_t cols, const int32_t *ids, const float *dout, float *dweight);
+    void (*cross_entropy_fwd)(size_t rows, size_t V, const float *x, const int32_t *targets, int ignore, float *lse,
+                              float *row_loss);
+    void (*cross_entropy_bwd)(size_t rows, size_t V, const float *x, const int32_t *targets, int ignore,
+                              const float *lse, float scale, float *dx);
+    void (*adam_update)(size_t n, float *w, const float *g, float *m, float *v, float lr, float beta1, float beta2,
+                        float eps, float l2, float decoupled, float bc1, float bc2);
+    void (*attention_naive_fwd)(int B, int T, int C, int H, int causal, const float *qkv, float *out, float *P);
+    void (*attention_naive_bwd)(int B, int T, int C, int H, int causal, const float *qkv, const float *P,
+                                const float *dout, float *dS, float *dqkv);
+    void (*attention_flash_fwd)(int B, int T, int C, int H, int causal, const float *qkv, float *out, float *lse);
+    void (*attention_flash_bwd)(int B, int T, int C, int H, int causal, const float *qkv, const float *out,
+                                const float *lse, const float *dout, float *D, float *dqkv);
+    void (*attention_step)(int C, int H, int pos, const float *qkv, float *k_cache, float *v_cache, float *scores,
+                           float *out);
+    void (*gemm)(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                 int ldb, float beta, float *C, int ldc);
+} gl_cuda_kernels;
+
+extern const gl_cuda_kernels gl_cuda_backend;
 
 #ifdef __cplusplus
 }

@@ -26,3 +26,7 @@ extern "C" void gl_cuda_download(void *host, const void *device, size_t bytes) {
     GL_CUDA_CHECK(cudaMemcpy(host, device, bytes, cudaMemcpyDeviceToHost));
 }
 extern "C" void gl_cuda_zero(void *device, size_t bytes) { GL_CUDA_CHECK(cudaMemset(device, 0, bytes)); }
+extern "C" void gl_cuda_copy(void *dst, const void *src, size_t bytes) {
+    GL_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
+}
+extern "C" void gl_cuda_synchronize(void) { GL_CUDA_CHECK(cudaDeviceSynchronize()); }
