@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "kernels_cuda.h"
 #include "ops.h"
 
 static gl_tensor *view_of(gl_tensor *x) {
@@ -211,6 +212,16 @@ static void add_columns_backward(gl_node *n) {
     int N = out->shape[out->ndim - 1];
     float scale = n->fval[0];
     int64_t rows = out->numel / N;
+    if (out->device == GL_CUDA) {
+        const gl_cuda_kernels *cu = gl_cu("add_columns");
+        if (y->requires_grad) cu->axpy((size_t)out->numel, 1.0f, out->grad, y->grad);
+        for (int i = 1; i < n->n_in; i++) {
+            gl_tensor *d = n->in[i];
+            size_t W = (size_t)d->shape[d->ndim - 1];
+            if (d->requires_grad) cu->axpy_rows((size_t)rows, W, scale, out->grad + n->ival[i - 1], (size_t)N, d->grad, W);
+        }
+        return;
+    }
     const gl_kernels *k = gl_kern();
     if (y->requires_grad) k->axpy((size_t)out->numel, 1.0f, out->grad, y->grad);
     for (int i = 1; i < n->n_in; i++) {
@@ -238,10 +249,19 @@ gl_tensor *gl_add_columns(gl_tensor *y, int n, gl_tensor *const *ds, const int *
         }
     }
     gl_node *node;
-    gl_tensor *out = gl_op_output("add_columns", y->ndim, y->shape, add_columns_backward, &node, n + 1, in);
+    gl_tensor *out = gl_op_output_any("add_columns", y->ndim, y->shape, add_columns_backward, &node, n + 1, in);
     if (node) {
         for (int k = 0; k < n; k++) node->ival[k] = col0[k];
         node->fval[0] = scale;
+    }
+    if (out->device == GL_CUDA) {
+        const gl_cuda_kernels *cu = gl_cu("add_columns");
+        cu->copy(out->data, y->data, (size_t)y->numel * sizeof(float));
+        for (int k = 0; k < n; k++) {
+            size_t W = (size_t)in[k + 1]->shape[y->ndim - 1];
+            cu->axpy_rows((size_t)(y->numel / N), W, scale, in[k + 1]->data, W, out->data + col0[k], (size_t)N);
+        }
+        return out;
     }
     memcpy(out->data, y->data, (size_t)y->numel * sizeof(float));
     const gl_kernels *kern = gl_kern();

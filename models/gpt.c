@@ -114,12 +114,13 @@ void gpt_free(gpt *m) {
 }
 
 bool gpt_to(gpt *m, gl_device d, char *err, size_t n) {
-    if (d == GL_CUDA && (m->n_adapters || m->nf4))
-        return snprintf(err, n, "LoRA adapters and NF4 weights run on the CPU (merge adapters for a CUDA run)"), false;
+    if (d == GL_CUDA && m->nf4)
+        return snprintf(err, n, "NF4 (QLoRA) weights run on the CPU: the CUDA kernels have no 4-bit GEMM yet"), false;
     if (d == GL_CUDA && !gl_cuda_present())
         return snprintf(err, n, "%s", gl_cuda_linked() ? "no CUDA device is available" :
                                       "this build has no CUDA kernels (make CUDA=1)"), false;
     for (int i = 0; i < m->n_params; i++) gl_param_to(m->params[i], d);
+    for (int i = 0; i < m->n_adapters; i++) gl_param_to(m->adapters[i].a, d), gl_param_to(m->adapters[i].b, d);
     m->device = d;
     return true;
 }

@@ -85,8 +85,8 @@ gl_tensor *gpt_param(const gpt *m, const char *name); /* by name, NULL if absent
 gl_tensor *gpt_block_linear(gpt *m, int l, int linear, gl_tensor *x);
 void gpt_lora_free(gpt *m); /* drops adapters and NF4 weights (gpt_free calls it) */
 /* Moves every parameter to device d: gpt_forward, gpt_loss and the KV-cache path then run there unchanged, and
- * one copy of the batch goes in and one float of loss comes out per step. CUDA takes plain models (no adapters or
- * NF4 weights: false with a message). Checkpoints and sampling read the parameters on the CPU. */
+ * one copy of the batch goes in and one float of loss comes out per step. LoRA adapters move with the model; NF4
+ * (QLoRA) weights stay on the CPU (false with a message). Checkpoints read the parameters on the CPU. */
 bool gpt_to(gpt *m, gl_device d, char *err, size_t err_len);
 void gpt_free(gpt *m);
 

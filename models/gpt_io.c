@@ -36,6 +36,9 @@ static void put(writer *w, const void *p, size_t n) {
 
 bool gpt_save_checkpoint(const char *path, const gpt *m, const gl_optim *opt, const gpt_run_state *s, char *err,
                          size_t err_len) {
+    if (m->device != GL_CPU || (opt && opt->device != GL_CPU))
+        return snprintf(err, err_len, "checkpoints are written from the CPU: move the model and optimizer there first"),
+               false;
     if (m->nf4 || m->n_adapters)
         return snprintf(err, err_len, "a model with %s is saved as its adapters (gpt_lora_save), or merged first",
                         m->nf4 ? "a 4-bit base" : "adapters"), false;

@@ -120,6 +120,7 @@ void gpt_lora_attach(gpt *m, gpt_lora_config c, uint64_t seed) {
     for (int i = 0; i < m->n_adapters; i++) {
         float bound = 1.0f / sqrtf((float)m->adapters[i].a->shape[0]);
         gl_init_uniform(m->adapters[i].a, &rng, -bound, bound);
+        gl_param_to(m->adapters[i].a, m->device), gl_param_to(m->adapters[i].b, m->device); /* beside the base */
     }
 }
 
@@ -172,6 +173,7 @@ void gpt_lora_free(gpt *m) {
 }
 
 void gpt_lora_merge(gpt *m) {
+    if (m->device != GL_CPU) gl_fatal("lora", "merging runs on the CPU: move the model there first (gpt_to)");
     if (m->nf4) dequantize_nf4(m);
     float scale = m->lora.alpha / (float)m->lora.rank;
     for (int i = 0; i < m->n_adapters; i++) {
@@ -215,6 +217,7 @@ typedef struct {
 } adapter_record;
 
 bool gpt_lora_save(const gpt *m, const char *path, char *err, size_t n) {
+    if (m->device != GL_CPU) return snprintf(err, n, "adapters are read and written on the CPU: move the model there first"), false;
     if (!m->n_adapters) return snprintf(err, n, "the model has no adapters to save"), false;
     gl_atomic at;
     FILE *f = gl_atomic_open(&at, path);
@@ -241,6 +244,7 @@ bool gpt_lora_save(const gpt *m, const char *path, char *err, size_t n) {
 }
 
 bool gpt_lora_load(gpt *m, const char *path, char *err, size_t n) {
+    if (m->device != GL_CPU) return snprintf(err, n, "adapters are read and written on the CPU: move the model there first"), false;
     unsigned char *data;
     size_t len;
     if (!gl_read_whole_file(path, &data, &len, err, n)) return false;

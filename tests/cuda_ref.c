@@ -66,13 +66,22 @@ static gpt_config small_config(int bias, float dropout) {
                         .padded_vocab_size = 64, .dropout = dropout, .bias = bias, .ln_eps = 1e-5f};
 }
 
-/* a CPU model and a copy of it moved to the CUDA device, from the same initial weights */
-static void model_pair(gpt_config cfg, gl_attn_impl attention, gpt *cpu, gpt *dev) {
+/* a CPU model and a copy of it moved to the CUDA device, from the same initial weights (and the same LoRA
+ * adapters, with B made nonzero so they change the output from the first step, when lora) */
+static void model_pair(gpt_config cfg, gl_attn_impl attention, bool lora, gpt *cpu, gpt *dev) {
     gpt_build(cpu, cfg);
     gpt_init(cpu, 3);
     gpt_build(dev, cfg);
     gpt_init(dev, 3);
     cpu->attention = dev->attention = attention;
+    for (int k = 0; lora && k < 2; k++) {
+        gpt *m = k ? dev : cpu;
+        gpt_lora_config lc = {.rank = 4, .alpha = 8.0f, .targets = "qvf"};
+        gpt_lora_attach(m, lc, 9);
+        gl_rng r;
+        gl_rng_seed(&r, 4);
+        for (int i = 0; i < m->n_adapters; i++) gl_init_normal(m->adapters[i].b, &r, 0.05f);
+    }
     char err[256];
     if (!gpt_to(dev, GL_CUDA, err, sizeof err)) {
         fprintf(stderr, "gpt_to: %s\n", err);
@@ -80,13 +89,13 @@ static void model_pair(gpt_config cfg, gl_attn_impl attention, gpt *cpu, gpt *de
     }
 }
 
-void ref_gpt_steps(int bias, int flash, float dropout, int steps, float *cpu_loss, float *cuda_loss,
+void ref_gpt_steps(int bias, int flash, float dropout, int lora, int steps, float *cpu_loss, float *cuda_loss,
                    float *max_weight_diff) {
     enum { B = 2, T = 12 };
     gpt cpu, dev;
-    model_pair(small_config(bias, dropout), flash ? GL_ATTN_FLASH : GL_ATTN_NAIVE, &cpu, &dev);
-    gl_optim *opt_cpu = gl_adamw(cpu.params, cpu.n_params, 1e-2f, 0.9f, 0.99f, 1e-8f, 0.1f);
-    gl_optim *opt_dev = gl_adamw(dev.params, dev.n_params, 1e-2f, 0.9f, 0.99f, 1e-8f, 0.1f);
+    model_pair(small_config(bias, dropout), flash ? GL_ATTN_FLASH : GL_ATTN_NAIVE, lora, &cpu, &dev);
+    gl_optim *opt_cpu = gl_adamw(cpu.trainable, cpu.n_trainable, 1e-2f, 0.9f, 0.99f, 1e-8f, 0.1f);
+    gl_optim *opt_dev = gl_adamw(dev.trainable, dev.n_trainable, 1e-2f, 0.9f, 0.99f, 1e-8f, 0.1f);
     gl_rng r, drop_cpu, drop_dev;
     gl_rng_seed(&r, 11);
     gl_rng_seed(&drop_cpu, 5), gl_rng_seed(&drop_dev, 5);
@@ -100,16 +109,16 @@ void ref_gpt_steps(int bias, int flash, float dropout, int steps, float *cpu_los
             gl_tensor *loss = gpt_loss(m, x, y, B, T, d ? &drop_dev : &drop_cpu, dropout > 0.0f);
             (d ? cuda_loss : cpu_loss)[s] = gl_item(loss);
             gl_backward(loss);
-            gl_clip_grad_norm(m->params, m->n_params, 0.5f); /* small enough that clipping acts */
+            gl_clip_grad_norm(m->trainable, m->n_trainable, 0.5f); /* small enough that clipping acts */
             gl_optim_step(opt);
             gl_optim_zero_grad(opt);
         }
     char err[256];
     gpt_to(&dev, GL_CPU, err, sizeof err);
     float diff = 0;
-    for (int i = 0; i < cpu.n_params; i++)
-        for (int64_t j = 0; j < cpu.params[i]->numel; j++)
-            diff = fmaxf(diff, fabsf(cpu.params[i]->data[j] - dev.params[i]->data[j]));
+    for (int i = 0; i < cpu.n_trainable; i++)
+        for (int64_t j = 0; j < cpu.trainable[i]->numel; j++)
+            diff = fmaxf(diff, fabsf(cpu.trainable[i]->data[j] - dev.trainable[i]->data[j]));
     *max_weight_diff = diff;
     gl_optim_free(opt_cpu), gl_optim_free(opt_dev);
     gpt_free(&cpu), gpt_free(&dev);
@@ -122,7 +131,7 @@ float ref_gpt_cached_logits(int n, int32_t *cpu_tokens, int32_t *cuda_tokens) {
      * emulated threads had come and gone), which no other process shows. */
     omp_set_num_threads(1);
     gpt cpu, dev;
-    model_pair(small_config(1, 0.0f), GL_ATTN_NAIVE, &cpu, &dev);
+    model_pair(small_config(1, 0.0f), GL_ATTN_NAIVE, false, &cpu, &dev);
     gpt_kv_cache kc, kd;
     gpt_kv_cache_init(&kc, &cpu), gpt_kv_cache_init(&kd, &dev);
     float lc[13], ld[13], diff = 0;

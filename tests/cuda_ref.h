@@ -14,10 +14,11 @@ void ref_layernorm_grads(int rows, int cols, const float *x, const float *w, con
 float ref_cross_entropy(int rows, int V, const float *x, const int32_t *targets, int ignore, float *dx);
 /* attention (gl_attention_ex, naive) output and the gradient of sum(out * dout) w.r.t. qkv */
 void ref_attention(int B, int T, int C, int H, int causal, const float *qkv, const float *dout, float *out, float *dqkv);
-/* `steps` training steps of a small GPT (bias on or off, naive or flash attention, dropout) through the same ops
+/* `steps` training steps of a small GPT (bias on or off, naive or flash attention, dropout, LoRA adapters on q, v
+ * and the MLP's first linear with the base frozen) through the same ops
  * with its parameters on the CPU and on the CUDA device, from the same weights on the same batch (and the same
  * dropout masks): the losses of both, and the largest weight difference at the end */
-void ref_gpt_steps(int bias, int flash, float dropout, int steps, float *cpu_loss, float *cuda_loss,
+void ref_gpt_steps(int bias, int flash, float dropout, int lora, int steps, float *cpu_loss, float *cuda_loss,
                    float *max_weight_diff);
 /* n tokens through the KV cache on both devices: the largest logit difference; and greedy generations of n tokens
  * (without, then with the cache: 2n tokens each) into cpu_tokens and cuda_tokens */

@@ -214,10 +214,10 @@ Test(cuda_emu, gemm_follows_the_cpu_contract) {
  * parameters on the CUDA device against the CPU, 4 steps from the same weights on the same batch. Two models
  * cover biases off and on, naive and flash attention, dropout off and on (emulated launches are slow: each
  * configuration costs seconds) */
-static void expect_same_training(int bias, int flash, float dropout) {
+static void expect_same_training(int bias, int flash, float dropout, int lora = 0) {
     enum { STEPS = 4 };
     float cpu[STEPS], gpu[STEPS], diff;
-    ref_gpt_steps(bias, flash, dropout, STEPS, cpu, gpu, &diff);
+    ref_gpt_steps(bias, flash, dropout, lora, STEPS, cpu, gpu, &diff);
     for (int s = 0; s < STEPS; s++)
         cr_assert(std::fabs(cpu[s] - gpu[s]) < 1e-4f * std::fabs(cpu[s]),
                   "bias %d flash %d dropout %g step %d: cpu loss %.6f, cuda %.6f", bias, flash, (double)dropout, s,
@@ -234,6 +234,9 @@ Test(cuda_emu, gpt_training_steps_match_the_cpu_model) { expect_same_training(0,
 Test(cuda_emu, gpt_training_with_biases_flash_attention_and_dropout_matches_the_cpu) {
     expect_same_training(1, 1, 0.2f); /* the device uses the CPU's dropout masks */
 }
+
+/* LoRA on the device: the base frozen (no gradient buffers), gradients into the adapters' column blocks */
+Test(cuda_emu, lora_training_matches_the_cpu) { expect_same_training(1, 0, 0.0f, 1); }
 
 Test(cuda_emu, kv_cache_decoding_matches_the_cpu) {
     enum { N = 10 };

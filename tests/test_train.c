@@ -303,6 +303,26 @@ Test(train, finetune_lora_and_qlora_end_to_end) {
     free(out);
 }
 
+/* the first n losses of two --loss-log files in tmpdir agree to 1e-5 relative */
+static void expect_same_losses(const char *cuda_log, const char *cpu_log, int n) {
+    char path[256];
+    size_t len;
+    snprintf(path, sizeof path, "%s/%s", tmpdir, cuda_log);
+    char *cu = slurp(path, &len);
+    snprintf(path, sizeof path, "%s/%s", tmpdir, cpu_log);
+    char *cpu = slurp(path, &len);
+    char *p = cu, *q = cpu;
+    for (int step = 0; step < n; step++) { /* lines: step, exact hex float, decimal */
+        long s1 = strtol(p, &p, 10), s2 = strtol(q, &q, 10);
+        double a = strtod(p, &p), b = strtod(q, &q);
+        strtod(p, &p), strtod(q, &q);
+        cr_assert(s1 == step && s2 == step, "%s / %s: step %d", cuda_log, cpu_log, step);
+        cr_assert(fabs(a - b) < 1e-5 * fabs(b), "%s step %d: cuda loss %.7f, cpu %.7f", cuda_log, step, a, b);
+    }
+    free(cu);
+    free(cpu);
+}
+
 /* train --device cuda through the emulated kernels (a CPU-only build refuses it): the same losses as --device cpu,
  * and its checkpoint resumes on the CPU */
 Test(train, device_cuda_emulated_matches_cpu) {
@@ -317,22 +337,23 @@ Test(train, device_cuda_emulated_matches_cpu) {
     rc = run(&out, GL_BUILD_DIR "/train %s --out %s/cpu.ckpt --loss-log %s/cpu.log", tiny, tmpdir, tmpdir);
     cr_assert_eq(rc, 0, "%s", out);
     free(out);
-    char path[256];
-    size_t len;
-    snprintf(path, sizeof path, "%s/cu.log", tmpdir);
-    char *cu = slurp(path, &len);
-    snprintf(path, sizeof path, "%s/cpu.log", tmpdir);
-    char *cpu = slurp(path, &len);
-    char *p = cu, *q = cpu;
-    for (int step = 0; step < 3; step++) { /* lines: step, exact hex float, decimal */
-        long s1 = strtol(p, &p, 10), s2 = strtol(q, &q, 10);
-        double a = strtod(p, &p), b = strtod(q, &q);
-        strtod(p, &p), strtod(q, &q);
-        cr_assert(s1 == step && s2 == step);
-        cr_assert(fabs(a - b) < 1e-5 * fabs(b), "step %d: cuda loss %.7f, cpu %.7f", step, a, b);
-    }
-    free(cu);
-    free(cpu);
+    expect_same_losses("cu.log", "cpu.log", 3);
+    /* LoRA fine-tuning of that checkpoint on the device: the CPU's losses too; QLoRA is refused there */
+    const char *tune = "--data data/tinyshakespeare/input.txt --batch 2 --eval-interval 3 --eval-batches 1 "
+                       "--final-eval-batches 0 --sample 0 --quiet --steps 3 --lora r=2,targets=qvf --lr 1e-2";
+    rc = run(&out, GL_BUILD_DIR "/train_cuda_emu %s --finetune %s/cu.ckpt --device cuda --out %s/cu.lora --loss-log "
+                   "%s/lcu.log", tune, tmpdir, tmpdir, tmpdir);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+    rc = run(&out, GL_BUILD_DIR "/train %s --finetune %s/cu.ckpt --out %s/cpu.lora --loss-log %s/lcpu.log", tune, tmpdir,
+             tmpdir, tmpdir);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+    expect_same_losses("lcu.log", "lcpu.log", 3);
+    rc = run(&out, GL_BUILD_DIR "/train_cuda_emu %s --finetune %s/cu.ckpt --device cuda --qlora --out %s/q.lora", tune,
+             tmpdir, tmpdir);
+    cr_assert(rc == 2 && strstr(out, "--qlora runs on the CPU"), "%s", out);
+    free(out);
     rc = run(&out, GL_BUILD_DIR "/train --resume %s/cu.ckpt --data data/tinyshakespeare/input.txt --steps 4 --quiet "
                    "--sample 0 --final-eval-batches 0 --eval-batches 1 --out %s/cu2.ckpt", tmpdir, tmpdir);
     cr_assert_eq(rc, 0, "a device checkpoint resumes on the CPU: %s", out);

@@ -137,7 +137,7 @@ static options parse(int argc, char **argv) {
     if (o.qlora && !o.lora) o.lora = "";
     if (strcmp(o.device, "cpu") && strcmp(o.device, "cuda")) die("--device must be cpu or cuda, got '%s'%s", o.device, "");
     if (!strcmp(o.device, "cuda") && !gl_cuda_linked()) die("--device cuda needs a CUDA build of train (make CUDA=1)%s%s", "", "");
-    if (!strcmp(o.device, "cuda") && (o.lora || o.qlora)) die("--lora and --qlora run on the CPU for now (no --device cuda)%s%s", "", "");
+    if (!strcmp(o.device, "cuda") && o.qlora) die("--qlora runs on the CPU for now (no 4-bit GEMM on the GPU; --lora works with --device cuda)%s%s", "", "");
     if (strcmp(o.attention, "auto") && strcmp(o.attention, "naive") && strcmp(o.attention, "flash"))
         die("--attention must be auto, naive or flash, got '%s'%s", o.attention, "");
     return o;

@@ -15,6 +15,7 @@ extern "C" const gl_cuda_kernels gl_cuda_backend = {
     gl_cuda_axpy,
     gl_cuda_mul,
     gl_cuda_mul_acc,
+    gl_cuda_axpy_rows,
     gl_cuda_gelu_fwd,
     gl_cuda_gelu_bwd,
     gl_cuda_add_bias,

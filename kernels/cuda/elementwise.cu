@@ -26,6 +26,14 @@ __global__ void mul_acc_kernel(size_t n, const float *a, const float *b, float *
         y[i] += a[i] * b[i];
 }
 
+/* y[r, j] += alpha x[r, j] for j < width, rows with their own strides (column blocks: LoRA's updates) */
+__global__ void axpy_rows_kernel(size_t rows, size_t width, float alpha, const float *x, size_t ldx, float *y,
+                                 size_t ldy) {
+    size_t n = rows * width;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        y[i / width * ldy + i % width] += alpha * x[i / width * ldx + i % width];
+}
+
 __global__ void gelu_fwd_kernel(size_t n, const float *x, float *y) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         float v = x[i];
@@ -60,6 +68,11 @@ extern "C" void gl_cuda_mul(size_t n, const float *a, const float *b, float *out
 }
 extern "C" void gl_cuda_mul_acc(size_t n, const float *a, const float *b, float *y) {
     GL_LAUNCH(mul_acc_kernel, grid_for(n), THREADS, 0, n, a, b, y);
+    GL_CUDA_LAUNCHED();
+}
+extern "C" void gl_cuda_axpy_rows(size_t rows, size_t width, float alpha, const float *x, size_t ldx, float *y,
+                                  size_t ldy) {
+    GL_LAUNCH(axpy_rows_kernel, grid_for(rows * width), THREADS, 0, rows, width, alpha, x, ldx, y, ldy);
     GL_CUDA_LAUNCHED();
 }
 extern "C" void gl_cuda_gelu_fwd(size_t n, const float *x, float *y) {
