@@ -83,8 +83,10 @@ static void cross_entropy_backward(gl_node *nd) {
     int64_t rows = row_count(x);
     int V = last_dim(x);
     if (x->device == GL_CUDA) { /* targets and lse are device copies; the loss's gradient comes back as one float */
-        float g = gl_item(&(gl_tensor){.numel = 1, .data = nd->out->grad, .device = GL_CUDA}) / (float)n_valid;
-        gl_cu("cross_entropy")->cross_entropy_bwd((size_t)rows, (size_t)V, x->data, targets, ignore, lse, g, x->grad);
+        const gl_cuda_kernels *cu = gl_cu("cross_entropy");
+        float g;
+        cu->download(&g, nd->out->grad, sizeof g);
+        cu->cross_entropy_bwd((size_t)rows, (size_t)V, x->data, targets, ignore, lse, g / (float)n_valid, x->grad);
         return;
     }
     float g = nd->out->grad[0] / (float)n_valid;

@@ -423,8 +423,11 @@ void gl_backward(gl_tensor *loss) {
     if (!loss->requires_grad || !loss->grad)
         gl_fatal("backward", "the loss does not depend on any tensor that requires a gradient");
     if (loss->device == GL_CUDA) {
-        float g = gl_item(&(gl_tensor){.ndim = 0, .numel = 1, .data = loss->grad, .device = GL_CUDA}) + 1.0f;
-        gl_cu("backward")->upload(loss->grad, &g, sizeof g);
+        const gl_cuda_kernels *cu = gl_cu("backward");
+        float g;
+        cu->download(&g, loss->grad, sizeof g);
+        g += 1.0f;
+        cu->upload(loss->grad, &g, sizeof g);
     } else loss->grad[0] += 1.0f;
     for (gl_node *n = tape_last; n; n = n->prev) n->backward(n);
 }

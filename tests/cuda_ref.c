@@ -61,6 +61,15 @@ void ref_attention(int B, int T, int C, int H, int causal, const float *qkv, con
     gl_step_reset();
 }
 
+void ref_attention_step(int C, int H, int pos, const float *qkv, float *k_cache, float *v_cache, float *out) {
+    gl_step_reset();
+    gl_no_grad_begin();
+    gl_tensor *y = gl_attention_step(gl_from(GL_DIMS(1, 3 * C), qkv), k_cache, v_cache, pos, H);
+    memcpy(out, y->data, (size_t)C * sizeof(float));
+    gl_no_grad_end();
+    gl_step_reset();
+}
+
 static gpt_config small_config(int bias, float dropout) {
     return (gpt_config){.n_layer = 2, .n_head = 2, .n_embd = 32, .block_size = 16, .vocab_size = 13,
                         .padded_vocab_size = 64, .dropout = dropout, .bias = bias, .ln_eps = 1e-5f};

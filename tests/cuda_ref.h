@@ -14,6 +14,8 @@ void ref_layernorm_grads(int rows, int cols, const float *x, const float *w, con
 float ref_cross_entropy(int rows, int V, const float *x, const int32_t *targets, int ignore, float *dx);
 /* attention (gl_attention_ex, naive) output and the gradient of sum(out * dout) w.r.t. qkv */
 void ref_attention(int B, int T, int C, int H, int causal, const float *qkv, const float *dout, float *out, float *dqkv);
+/* gl_attention_step on the CPU: appends row pos of the caches ([rows, C]) from qkv (3C) and writes out (C) */
+void ref_attention_step(int C, int H, int pos, const float *qkv, float *k_cache, float *v_cache, float *out);
 /* `steps` training steps of a small GPT (bias on or off, naive or flash attention, dropout, LoRA adapters on q, v
  * and the MLP's first linear with the base frozen) through the same ops
  * with its parameters on the CPU and on the CUDA device, from the same weights on the same batch (and the same

@@ -196,6 +196,59 @@ Test(cuda_emu, attention_naive_and_flash_match_the_cpu_op) {
     }
 }
 
+Test(cuda_emu, bias_column_blocks_zero_and_clip_factor) {
+    const size_t rows = 37, cols = 70; /* bias_grad: one thread per column, rows summed in order */
+    auto y = randn(rows * cols, 21), b = randn(cols, 22), db0 = randn(cols, 23);
+    dfloat dy(y), dbias(b), dgrad(db0);
+    gl_cuda_add_bias(rows, cols, dbias.p, dy.p);
+    auto got = dy.get();
+    for (size_t i = 0; i < rows * cols; i++) cr_assert(got[i] == y[i] + b[i % cols], "add_bias[%zu]", i);
+    gl_cuda_bias_grad(rows, cols, dy.p, dgrad.p);
+    auto g = dgrad.get();
+    for (size_t j = 0; j < cols; j++) {
+        float s = 0.0f;
+        for (size_t r = 0; r < rows; r++) s += got[r * cols + j];
+        cr_assert(g[j] == db0[j] + s, "bias_grad[%zu]: %g vs %g", j, (double)g[j], (double)(db0[j] + s));
+    }
+    /* axpy_rows: columns 5..5+W of each row of a [rows, cols] matrix += 0.5 x [rows, W] */
+    const size_t W = 11;
+    auto x = randn(rows * W, 24);
+    dfloat dx(x);
+    gl_cuda_axpy_rows(rows, W, 0.5f, dx.p, W, dy.p + 5, cols);
+    auto after = dy.get();
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < cols; j++) {
+            float want = got[r * cols + j] + (j >= 5 && j < 5 + W ? 0.5f * x[r * W + j - 5] : 0.0f);
+            cr_assert(after[r * cols + j] == want, "axpy_rows[%zu, %zu]", r, j);
+        }
+    gl_cuda_zero(dy.p, rows * cols * sizeof(float));
+    for (float v : dy.get()) cr_assert(v == 0.0f);
+    /* clip factor: gl_clip_grad_norm's rule from a device sum of squares */
+    for (float ss : {100.0f, 0.25f}) {
+        dfloat dss(std::vector<float>{ss}), factor(1);
+        gl_cuda_clip_factor(dss.p, 1.0f, factor.p);
+        float want = ss > 1.0f ? 1.0f / (std::sqrt(ss) + 1e-6f) : 1.0f;
+        cr_assert(std::fabs(factor.get()[0] - want) < 1e-7f, "clip factor for %g: %g, want %g", (double)ss,
+                  (double)factor.get()[0], (double)want);
+    }
+}
+
+/* the decode step against gl_attention_step, position by position over a growing cache (2 heads of 16) */
+Test(cuda_emu, attention_decode_step_matches_the_cpu_op) {
+    const int C = 32, H = 2, rows = 40;
+    std::vector<float> kc((size_t)rows * C), vc((size_t)rows * C), out_cpu(C);
+    dfloat dk((size_t)rows * C), dv((size_t)rows * C), out((size_t)C), scores((size_t)H * rows);
+    for (int pos = 0; pos < rows; pos++) {
+        auto qkv = randn(3 * (size_t)C, 100 + pos);
+        dfloat dq(qkv);
+        gl_cuda_attention_step(C, H, pos, dq.p, dk.p, dv.p, scores.p, out.p);
+        ref_attention_step(C, H, pos, qkv.data(), kc.data(), vc.data(), out_cpu.data());
+        expect_close("decode step", out.get().data(), out_cpu.data(), (size_t)C, 1e-5f, 1e-5f);
+    }
+    expect_close("k cache", dk.get().data(), kc.data(), kc.size(), 0.0f, 0.0f);
+    expect_close("v cache", dv.get().data(), vc.data(), vc.size(), 0.0f, 0.0f);
+}
+
 Test(cuda_emu, gemm_follows_the_cpu_contract) {
     const int M = 19, N = 23, K = 31;
     auto a = randn((size_t)M * K, 40), b = randn((size_t)K * N, 41), c0 = randn((size_t)M * N, 42);

@@ -454,7 +454,6 @@ int main(int argc, char **argv) {
     if (!gl_plot_lines(plot_path, &chart, series, 2, err, (int)sizeof err)) fprintf(stderr, "train: plot: %s\n", err);
     else printf("loss curve: %s\n", plot_path);
 
-    if (cuda && o.sample_len > 0 && !gpt_to(&m, GL_CPU, err, sizeof err)) die("%s%s", err, ""); /* the sample: on the CPU */
     if (o.sample_len > 0) {
         printf("\n--- sample (temperature %.2f) ---\n", (double)o.temperature);
         int plen = T < 8 ? T : 8; /* the first characters of the validation text as the prompt */
