@@ -245,8 +245,7 @@ __global__ void decode_step_kernel(int C, int hs, int pos, float scale, const fl
         sc[j] = expf(sc[j] - row_max);
         sum += sc[j];
     }
-    float inv = 1.0f / gl_block_reduce<false>(sum);
-    __syncthreads();
+    float inv = 1.0f / gl_block_reduce<false>(sum); /* its barriers also publish every thread's sc[j] */
     for (int d = threadIdx.x; d < hs; d += blockDim.x) {
         float acc = 0.0f;
         for (int j = 0; j <= pos; j++) acc += sc[j] * inv * v_cache[(size_t)j * C + h * hs + d];
