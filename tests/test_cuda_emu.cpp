@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -306,3 +307,37 @@ Test(cuda_emu, kv_cache_decoding_matches_the_cpu) {
 }
 
 Test(cuda_emu, an_op_without_a_cuda_kernel_stops_with_a_message, .exit_code = 1) { ref_op_without_cuda_path(); }
+
+#ifdef GL_CUDA_EMU
+/* ---- the emulation harness itself (only in the emulated build) ---- */
+#include "emu/cuda_emu.h"
+
+/* thread 0 publishes v through shared memory; the others copy what they see, after a barrier or not */
+__global__ void publish_kernel(float v, bool barrier, float *seen) {
+    __shared__ float value;
+    if (threadIdx.x == 0) value = v;
+    if (barrier) __syncthreads();
+    seen[threadIdx.x] = value;
+}
+
+Test(cuda_emu, harness_runs_readers_before_a_low_writer_when_the_barrier_is_missing) {
+    std::vector<float> seen(64);
+    GL_LAUNCH(publish_kernel, 1, 64, 0, 1.0f, true, seen.data());
+    for (float x : seen) cr_assert(x == 1.0f, "with the barrier every thread sees the value");
+    GL_LAUNCH(publish_kernel, 1, 64, 0, 2.0f, false, seen.data());
+    cr_assert(seen[0] == 2.0f);
+    for (int t = 1; t < 64; t++) /* descending order: they ran before thread 0 wrote, on every run */
+        cr_assert(seen[t] == 1.0f, "without the barrier thread %d read %g, not the stale 1", t, (double)seen[t]);
+}
+
+/* half a warp at __syncthreads, the other half at a warp exchange: no barrier can ever complete */
+__global__ void divergent_barrier_kernel(float *out) {
+    if (threadIdx.x < 16) __syncthreads();
+    else out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.0f, 1);
+}
+
+Test(cuda_emu, harness_stops_on_a_divergent_barrier, .signal = SIGABRT) {
+    std::vector<float> out(32);
+    GL_LAUNCH(divergent_barrier_kernel, 1, 32, 0, out.data());
+}
+#endif
