@@ -7,7 +7,6 @@
 #include "sample.h"
 #include "gradlab.h"
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -136,10 +135,6 @@ void ref_gpt_steps(int bias, int flash, float dropout, int lora, int steps, floa
 }
 
 float ref_gpt_cached_logits(int n, int32_t *cpu_tokens, int32_t *cuda_tokens) {
-    /* One OpenMP thread: the CPU results are the same bits at any thread count, and with a second thread
-     * LeakSanitizer reported that thread's GEMM packing buffers as leaked at this test's exit (after thousands of
-     * emulated threads had come and gone), which no other process shows. */
-    omp_set_num_threads(1);
     gpt cpu, dev;
     model_pair(small_config(1, 0.0f), GL_ATTN_NAIVE, false, &cpu, &dev);
     gpt_kv_cache kc, kd;
