@@ -232,3 +232,107 @@ const gl_json *gl_json_get(const gl_json *obj, const char *key) {
         if (!strcmp(obj->keys[i], key)) return &obj->items[i];
     return NULL;
 }
+
+/* ------------------------------------------------------------------ writer */
+
+static _Noreturn void jw_misuse(const char *what) {
+    fprintf(stderr, "gradlab: json writer: %s\n", what);
+    abort();
+}
+
+static void jw_escaped(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p == '\n') fputs("\\n", f);
+        else if (*p == '\t') fputs("\\t", f);
+        else if (*p == '\r') fputs("\\r", f);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* the separator, indentation and key before a value at the current depth */
+static void jw_begin_value(gl_json_writer *w, const char *key) {
+    if (!w->f) jw_misuse("write after close, or the writer was never opened");
+    if (w->depth == 0) {
+        if (w->wrote_root) jw_misuse("a second top-level value");
+        if (key) jw_misuse("a key at the top level");
+        w->wrote_root = true;
+        return;
+    }
+    int d = w->depth - 1;
+    if (w->in_object[d] != (key != NULL)) jw_misuse(key ? "a key inside an array" : "a value without a key inside an object");
+    fputs(w->has_items[d] ? ",\n" : "\n", w->f);
+    w->has_items[d] = true;
+    for (int i = 0; i < w->depth; i++) fputs("  ", w->f);
+    if (key) {
+        jw_escaped(w->f, key);
+        fputs(": ", w->f);
+    }
+}
+
+bool gl_jw_open(gl_json_writer *w, const char *path) {
+    memset(w, 0, sizeof *w);
+    w->f = gl_atomic_open(&w->file, path);
+    return w->f != NULL;
+}
+
+static void jw_open_container(gl_json_writer *w, const char *key, bool object) {
+    jw_begin_value(w, key);
+    if (w->depth == GL_JW_MAX_DEPTH) jw_misuse("nested too deeply");
+    fputc(object ? '{' : '[', w->f);
+    w->in_object[w->depth] = object;
+    w->has_items[w->depth] = false;
+    w->depth++;
+}
+
+void gl_jw_object(gl_json_writer *w, const char *key) { jw_open_container(w, key, true); }
+void gl_jw_array(gl_json_writer *w, const char *key) { jw_open_container(w, key, false); }
+
+void gl_jw_end(gl_json_writer *w) {
+    if (!w->f || w->depth == 0) jw_misuse("end without an open object or array");
+    int d = --w->depth;
+    if (w->has_items[d]) {
+        fputc('\n', w->f);
+        for (int i = 0; i < d; i++) fputs("  ", w->f);
+    }
+    fputc(w->in_object[d] ? '}' : ']', w->f);
+}
+
+void gl_jw_number(gl_json_writer *w, const char *key, double v) {
+    jw_begin_value(w, key);
+    if (isfinite(v)) fprintf(w->f, "%.7g", v);
+    else fputs("null", w->f);
+}
+
+void gl_jw_int(gl_json_writer *w, const char *key, long long v) {
+    jw_begin_value(w, key);
+    fprintf(w->f, "%lld", v);
+}
+
+void gl_jw_string(gl_json_writer *w, const char *key, const char *s) {
+    jw_begin_value(w, key);
+    jw_escaped(w->f, s);
+}
+
+void gl_jw_bool(gl_json_writer *w, const char *key, bool v) {
+    jw_begin_value(w, key);
+    fputs(v ? "true" : "false", w->f);
+}
+
+bool gl_jw_close(gl_json_writer *w) {
+    if (!w->f) return false;
+    bool ok;
+    if (w->depth == 0 && w->wrote_root) {
+        fputc('\n', w->f);
+        ok = gl_atomic_commit(&w->file);
+    } else { /* an unfinished document is never committed */
+        fclose(w->f);
+        remove(w->file.tmp);
+        ok = false;
+    }
+    w->f = NULL;
+    return ok;
+}

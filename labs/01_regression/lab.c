@@ -14,6 +14,7 @@
 #include "csv.h"
 #include "gradlab.h"
 #include "io.h"
+#include "json.h"
 #include "plot.h"
 #include "regression.h"
 
@@ -186,14 +187,18 @@ int main(int argc, char **argv) {
     printf("   the model is three lines; the gradient of section 2, derived by hand, is computed by backward()\n\n");
 
     snprintf(path, sizeof path, "%s/results.json", out);
-    gl_atomic file;
-    FILE *f = gl_atomic_open(&file, path);
-    if (f) {
-        fprintf(f, "{\n  \"linreg_max_coefficient_difference\": %.3g,\n  \"linreg_test_mse\": %.2f,\n  \"linreg_test_r2\": %.4f,\n"
-                   "  \"logreg_test_accuracy\": %.4f,\n  \"logreg_two_feature_test_accuracy\": %.4f,\n"
-                   "  \"autograd_logreg_test_accuracy\": %.4f\n}\n", diff, mse_te, r2_te, acc_te, acc2, acc_ag);
-        if (!gl_atomic_commit(&file)) fprintf(stderr, "lab01: could not write %s\n", path);
+    gl_json_writer js;
+    if (gl_jw_open(&js, path)) {
+        gl_jw_object(&js, NULL);
+        gl_jw_number(&js, "linreg_max_coefficient_difference", diff);
+        gl_jw_number(&js, "linreg_test_mse", mse_te);
+        gl_jw_number(&js, "linreg_test_r2", r2_te);
+        gl_jw_number(&js, "logreg_test_accuracy", acc_te);
+        gl_jw_number(&js, "logreg_two_feature_test_accuracy", acc2);
+        gl_jw_number(&js, "autograd_logreg_test_accuracy", acc_ag);
+        gl_jw_end(&js);
     }
+    if (!gl_jw_close(&js)) fprintf(stderr, "lab01: could not write %s\n", path);
     printf("wrote %s/linreg_loss.png, logreg_loss.png, decision_boundary.png, results.json\n", out);
     return 0;
 }

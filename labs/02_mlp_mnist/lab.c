@@ -17,6 +17,7 @@
 #include "gradlab.h"
 #include "idx.h"
 #include "io.h"
+#include "json.h"
 #include "plot.h"
 
 typedef struct {
@@ -355,16 +356,23 @@ int main(int argc, char **argv) {
     }
 
     snprintf(path, sizeof path, "%s/results.json", out);
-    gl_atomic file;
-    FILE *f = gl_atomic_open(&file, path);
-    if (f) {
-        fprintf(f, "{\n  \"mnist_train\": %d,\n  \"mnist_test\": %d,\n  \"epochs\": %d,\n", tr.images.count,
-                te.images.count, epochs);
-        for (int k = 0; k < 3; k++)
-            fprintf(f, "  \"%s_test_accuracy\": %.4f,\n  \"%s_seconds\": %.2f,\n", names[k], acc[k][epochs - 1], names[k], secs[k]);
-        fprintf(f, "  \"fashion_test_accuracy\": %.4f\n}\n", have_fashion ? facc[fashion_epochs - 1] : -1.0);
-        if (!gl_atomic_commit(&file)) fprintf(stderr, "lab02: could not write %s\n", path);
+    gl_json_writer js;
+    if (gl_jw_open(&js, path)) {
+        gl_jw_object(&js, NULL);
+        gl_jw_int(&js, "mnist_train", tr.images.count);
+        gl_jw_int(&js, "mnist_test", te.images.count);
+        gl_jw_int(&js, "epochs", epochs);
+        for (int k = 0; k < 3; k++) {
+            char key[64];
+            snprintf(key, sizeof key, "%s_test_accuracy", names[k]);
+            gl_jw_number(&js, key, acc[k][epochs - 1]);
+            snprintf(key, sizeof key, "%s_seconds", names[k]);
+            gl_jw_number(&js, key, secs[k]);
+        }
+        gl_jw_number(&js, "fashion_test_accuracy", have_fashion ? facc[fashion_epochs - 1] : NAN); /* null if absent */
+        gl_jw_end(&js);
     }
+    if (!gl_jw_close(&js)) fprintf(stderr, "lab02: could not write %s\n", path);
     printf("wrote %s/optimizers.png, confusion.png, misclassified.png, results.json\n", out);
     return 0;
 }

@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "io.h"
+#include "json.h"
 #include "plot.h"
 #include "word2vec.h"
 
@@ -261,23 +262,34 @@ int main(int argc, char **argv) {
     if (!gl_w2v_save(path, &vocab, model.in, model.dim, model.stride, err, sizeof err)) fprintf(stderr, "lab03: %s\n", err);
 
     snprintf(path, sizeof path, "%s/results.json", out);
-    gl_atomic a;
-    FILE *f = gl_atomic_open(&a, path);
-    if (f) {
-        fprintf(f, "{\n  \"corpus_words\": %lld,\n  \"vocab_size\": %d,\n  \"training_words\": %lld,\n  \"epochs\": %d,\n"
-                   "  \"threads\": %d,\n  \"seconds\": %.2f,\n  \"words_per_second\": %.0f,\n  \"final_loss\": %.4f,\n"
-                   "  \"analogy_questions\": %d,\n  \"analogy_covered\": %d,\n  \"analogy_accuracy\": %.4f,\n"
-                   "  \"semantic_accuracy\": %.4f,\n  \"syntactic_accuracy\": %.4f,\n  \"sections\": {",
-                (long long)corpus.raw_words, vocab.size, (long long)vocab.total, cfg.epochs, cfg.threads, stats.seconds,
-                stats.words_per_second, stats.final_loss, an.total, an.covered, acc,
-                an.semantic_covered ? (double)an.semantic_correct / an.semantic_covered : 0,
-                an.syntactic_covered ? (double)an.syntactic_correct / an.syntactic_covered : 0);
-        for (int i = 0; i < an.n_sections; i++)
-            fprintf(f, "%s\n    \"%s\": {\"questions\": %d, \"covered\": %d, \"correct\": %d}", i ? "," : "",
-                    an.sections[i].name, an.sections[i].total, an.sections[i].covered, an.sections[i].correct);
-        fprintf(f, "\n  }\n}\n");
-        if (!gl_atomic_commit(&a)) fprintf(stderr, "lab03: cannot write %s\n", path);
+    gl_json_writer js;
+    if (gl_jw_open(&js, path)) {
+        gl_jw_object(&js, NULL);
+        gl_jw_int(&js, "corpus_words", (long long)corpus.raw_words);
+        gl_jw_int(&js, "vocab_size", vocab.size);
+        gl_jw_int(&js, "training_words", (long long)vocab.total);
+        gl_jw_int(&js, "epochs", cfg.epochs);
+        gl_jw_int(&js, "threads", cfg.threads);
+        gl_jw_number(&js, "seconds", stats.seconds);
+        gl_jw_number(&js, "words_per_second", stats.words_per_second);
+        gl_jw_number(&js, "final_loss", stats.final_loss);
+        gl_jw_int(&js, "analogy_questions", an.total);
+        gl_jw_int(&js, "analogy_covered", an.covered);
+        gl_jw_number(&js, "analogy_accuracy", acc);
+        gl_jw_number(&js, "semantic_accuracy", an.semantic_covered ? (double)an.semantic_correct / an.semantic_covered : NAN);
+        gl_jw_number(&js, "syntactic_accuracy", an.syntactic_covered ? (double)an.syntactic_correct / an.syntactic_covered : NAN);
+        gl_jw_object(&js, "sections");
+        for (int i = 0; i < an.n_sections; i++) {
+            gl_jw_object(&js, an.sections[i].name);
+            gl_jw_int(&js, "questions", an.sections[i].total);
+            gl_jw_int(&js, "covered", an.sections[i].covered);
+            gl_jw_int(&js, "correct", an.sections[i].correct);
+            gl_jw_end(&js);
+        }
+        gl_jw_end(&js);
+        gl_jw_end(&js);
     }
+    if (!gl_jw_close(&js)) fprintf(stderr, "lab03: cannot write %s\n", path);
     printf("wrote %s/loss.png, %spca.png, vectors.bin (word2vec binary format), results.json\n", out, plotted ? "" : "(no) ");
     gl_w2v_analogies_free(&an);
     free(unit);

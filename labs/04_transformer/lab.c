@@ -19,6 +19,7 @@
 #include "gpt.h"
 #include "gpt_io.h"
 #include "io.h"
+#include "json.h"
 #include "plot.h"
 #include "sample.h"
 
@@ -177,7 +178,7 @@ static int heatmaps(const char *ckpt, const char *out_dir, const char *sentence)
 }
 
 /* ---- 4 ---- */
-static void naive_vs_flash(const char *out_dir, FILE *js) {
+static void naive_vs_flash(const char *out_dir, gl_json_writer *js) {
     printf("4. Naive vs flash attention (B = 1, 12 heads of 64, causal, forward + backward, best of 3)\n");
     printf("  %6s %10s %10s %12s %12s\n", "T", "naive ms", "flash ms", "naive MiB", "flash MiB");
     enum { N = 5 };
@@ -204,8 +205,15 @@ static void naive_vs_flash(const char *out_dir, FILE *js) {
             }
         printf("  %6d %10.1f %10.1f %12.1f %12.1f\n", T, (double)best[0], (double)best[1], (double)mem[0], (double)mem[1]);
         tx[i] = (float)T, tn[i] = best[0], tf[i] = best[1], mn[i] = mem[0], mf[i] = mem[1];
-        if (js) fprintf(js, "%s\n    {\"T\": %d, \"naive_ms\": %.2f, \"flash_ms\": %.2f, \"naive_mib\": %.1f, \"flash_mib\": %.1f}",
-                        i ? "," : "", T, (double)best[0], (double)best[1], (double)mem[0], (double)mem[1]);
+        if (js) {
+            gl_jw_object(js, NULL);
+            gl_jw_int(js, "T", T);
+            gl_jw_number(js, "naive_ms", best[0]);
+            gl_jw_number(js, "flash_ms", best[1]);
+            gl_jw_number(js, "naive_mib", mem[0]);
+            gl_jw_number(js, "flash_mib", mem[1]);
+            gl_jw_end(js);
+        }
         gl_param_free(qkv);
         gl_arena_release();
     }
@@ -282,14 +290,17 @@ int main(int argc, char **argv) {
     int maps = heatmaps(ckpt, out, "ROMEO:\nBut soft, what light through yonder window breaks?");
     char path[4096];
     snprintf(path, sizeof path, "%s/results.json", out);
-    gl_atomic file;
-    FILE *js = gl_atomic_open(&file, path);
-    if (js) fprintf(js, "{\n  \"by_hand_max_difference\": %.3g,\n  \"heatmaps\": %d,\n  \"naive_vs_flash\": [", diff, maps);
-    naive_vs_flash(out, js);
-    if (js) {
-        fprintf(js, "\n  ]\n}\n");
-        if (!gl_atomic_commit(&file)) fprintf(stderr, "lab04: could not write %s\n", path);
+    gl_json_writer js;
+    bool have_js = gl_jw_open(&js, path);
+    if (have_js) {
+        gl_jw_object(&js, NULL);
+        gl_jw_number(&js, "by_hand_max_difference", diff);
+        gl_jw_int(&js, "heatmaps", maps);
+        gl_jw_array(&js, "naive_vs_flash");
     }
+    naive_vs_flash(out, have_js ? &js : NULL);
+    if (have_js) gl_jw_end(&js), gl_jw_end(&js);
+    if (!gl_jw_close(&js)) fprintf(stderr, "lab04: could not write %s\n", path);
     pretrained(gpt2_dir);
     printf("\nwrote %s/attention_heads.png, %s/naive_vs_flash.png, %s/results.json\n", out, out, out);
     return 0;

@@ -14,6 +14,7 @@
 
 #include "bpe.h"
 #include "io.h"
+#include "json.h"
 #include "plot.h"
 
 static double now(void) {
@@ -180,20 +181,33 @@ int main(int argc, char **argv) {
 
     /* results.json */
     snprintf(path, sizeof path, "%s/results.json", out);
-    gl_atomic file;
-    FILE *f = gl_atomic_open(&file, path);
-    if (f) {
-        fprintf(f, "{\n  \"corpus\": \"%s\",\n  \"bytes\": %zu,\n  \"compression\": [", corpus, len);
-        for (int k = 0; k < N_SIZES; k++)
-            fprintf(f, "%s\n    {\"vocab\": %d, \"bytes_per_token\": %.4f, \"train_seconds\": %.4f}", k ? "," : "",
-                    sizes[k], (double)bpt[k], (double)secs[k]);
-        fprintf(f, "\n  ],\n  \"gpt2_bytes_per_token\": %.4f,\n  \"gpt2_distinct_tokens\": %d,\n  \"splits\": [", (double)gy, u1);
-        for (int k = 0; k < n_cases; k++)
-            fprintf(f, "%s\n    {\"case\": \"%s\", \"bytes_per_token\": %.3f}", k ? "," : "", cases[k].label,
-                    (double)bytes_per_token[k]);
-        fprintf(f, "\n  ]\n}\n");
-        if (!gl_atomic_commit(&file)) fprintf(stderr, "lab05: could not write %s\n", path);
+    gl_json_writer js;
+    if (gl_jw_open(&js, path)) {
+        gl_jw_object(&js, NULL);
+        gl_jw_string(&js, "corpus", corpus);
+        gl_jw_int(&js, "bytes", (long long)len);
+        gl_jw_array(&js, "compression");
+        for (int k = 0; k < N_SIZES; k++) {
+            gl_jw_object(&js, NULL);
+            gl_jw_int(&js, "vocab", sizes[k]);
+            gl_jw_number(&js, "bytes_per_token", bpt[k]);
+            gl_jw_number(&js, "train_seconds", secs[k]);
+            gl_jw_end(&js);
+        }
+        gl_jw_end(&js);
+        gl_jw_number(&js, "gpt2_bytes_per_token", gy);
+        gl_jw_int(&js, "gpt2_distinct_tokens", u1);
+        gl_jw_array(&js, "splits");
+        for (int k = 0; k < n_cases; k++) {
+            gl_jw_object(&js, NULL);
+            gl_jw_string(&js, "case", cases[k].label);
+            gl_jw_number(&js, "bytes_per_token", bytes_per_token[k]);
+            gl_jw_end(&js);
+        }
+        gl_jw_end(&js);
+        gl_jw_end(&js);
     }
+    if (!gl_jw_close(&js)) fprintf(stderr, "lab05: could not write %s\n", path);
     printf("\nwrote %s/compression.png, %s/zipf.png, %s/results.json\n", out, out, out);
     for (int k = 0; k < N_SIZES; k++) gl_bpe_free(trained[k]);
     gl_bpe_free(gpt2);

@@ -16,6 +16,7 @@
 #include "gpt.h"
 #include "gpt_io.h"
 #include "io.h"
+#include "json.h"
 #include "kernels.h"
 #include "plot.h"
 #include "sample.h"
@@ -279,20 +280,30 @@ int main(int argc, char **argv) {
     if (!gl_plot_lines(path, &c2, pts, N_METHODS + 1, err, sizeof err)) fprintf(stderr, "lab06: %s\n", err);
 
     snprintf(path, sizeof path, "%s/results.json", out);
-    gl_atomic a;
-    FILE *f = gl_atomic_open(&a, path);
-    if (f) {
-        fprintf(f, "{\n  \"steps\": %d,\n  \"base_val_loss_new_text\": %.4f,\n  \"base_val_loss_shakespeare\": %.4f,\n"
-                   "  \"methods\": [", steps, base_dom, base_shk);
-        for (int k = 0; k < N_METHODS; k++)
-            fprintf(f, "%s\n    {\"method\": \"%s\", \"trainable\": %lld, \"base_mb\": %.3f, \"train_state_mb\": %.3f, "
-                       "\"activations_mb\": %.3f, \"peak_mb\": %.3f, \"ms_per_step\": %.2f, \"val_loss_new_text\": %.4f, "
-                       "\"val_loss_shakespeare\": %.4f}", k ? "," : "", methods[k].name, (long long)res[k].trainable,
-                    res[k].base_mb, res[k].train_state_mb, res[k].activations_mb, res[k].peak_mb, res[k].ms_per_step,
-                    res[k].domain_loss, res[k].shakespeare_loss);
-        fprintf(f, "\n  ]\n}\n");
-        if (!gl_atomic_commit(&a)) fprintf(stderr, "lab06: cannot write %s\n", path);
+    gl_json_writer js;
+    if (gl_jw_open(&js, path)) {
+        gl_jw_object(&js, NULL);
+        gl_jw_int(&js, "steps", steps);
+        gl_jw_number(&js, "base_val_loss_new_text", base_dom);
+        gl_jw_number(&js, "base_val_loss_shakespeare", base_shk);
+        gl_jw_array(&js, "methods");
+        for (int k = 0; k < N_METHODS; k++) {
+            gl_jw_object(&js, NULL);
+            gl_jw_string(&js, "method", methods[k].name);
+            gl_jw_int(&js, "trainable", (long long)res[k].trainable);
+            gl_jw_number(&js, "base_mb", res[k].base_mb);
+            gl_jw_number(&js, "train_state_mb", res[k].train_state_mb);
+            gl_jw_number(&js, "activations_mb", res[k].activations_mb);
+            gl_jw_number(&js, "peak_mb", res[k].peak_mb);
+            gl_jw_number(&js, "ms_per_step", res[k].ms_per_step);
+            gl_jw_number(&js, "val_loss_new_text", res[k].domain_loss);
+            gl_jw_number(&js, "val_loss_shakespeare", res[k].shakespeare_loss);
+            gl_jw_end(&js);
+        }
+        gl_jw_end(&js);
+        gl_jw_end(&js);
     }
+    if (!gl_jw_close(&js)) fprintf(stderr, "lab06: cannot write %s\n", path);
     printf("wrote %s/val_loss.png, forgetting.png, results.json\n", out);
     free(x);
     free(y);

@@ -16,6 +16,7 @@
 #include "codec.h"
 #include "gpt_io.h"
 #include "io.h"
+#include "json.h"
 #include "plot.h"
 #include "preference.h"
 #include "sample.h"
@@ -432,21 +433,35 @@ int main(int argc, char **argv) {
     if (!gl_plot_lines(path, &dc, dl, 2, err, sizeof err)) fprintf(stderr, "lab07: %s\n", err);
 
     snprintf(path, sizeof path, "%s/results.json", out);
-    gl_atomic a;
-    FILE *f = gl_atomic_open(&a, path);
-    if (f) {
-        fprintf(f, "{\n  \"train_pairs\": %d,\n  \"heldout_pairs\": %d,\n  \"reward_train_accuracy\": %.4f,\n"
-                   "  \"reward_heldout_accuracy\": %.4f,\n  \"reward_judge_correlation\": %.4f,\n"
-                   "  \"base_judge\": %.4f,\n  \"best_of_n\": {", n_train, n_test, (double)right_train / n_train,
-                (double)right_test / n_test, corr, base_judge);
-        for (int k = 0; k < 5; k++)
-            fprintf(f, "%s\"%d\": {\"reward\": %.4f, \"random\": %.4f, \"judge\": %.4f}", k ? ", " : "", ns[k],
-                    by_reward[k], by_random[k], by_oracle[k]);
-        fprintf(f, "},\n  \"dpo_beta\": %g,\n  \"dpo_loss_start\": %.4f,\n  \"dpo_loss_end\": %.4f,\n"
-                   "  \"dpo_judge\": %.4f,\n  \"dpo_gain_over_base\": %.4f,\n  \"best_of_n_matching_dpo\": %.2f\n}\n",
-                (double)beta, dpo_curve[0], dpo_curve[dpo_steps - 1], dpo_judge, dpo_judge - base_judge, matched);
-        if (!gl_atomic_commit(&a)) fprintf(stderr, "lab07: cannot write %s\n", path);
+    gl_json_writer js;
+    if (gl_jw_open(&js, path)) {
+        gl_jw_object(&js, NULL);
+        gl_jw_int(&js, "train_pairs", n_train);
+        gl_jw_int(&js, "heldout_pairs", n_test);
+        gl_jw_number(&js, "reward_train_accuracy", (double)right_train / n_train);
+        gl_jw_number(&js, "reward_heldout_accuracy", (double)right_test / n_test);
+        gl_jw_number(&js, "reward_judge_correlation", corr);
+        gl_jw_number(&js, "base_judge", base_judge);
+        gl_jw_object(&js, "best_of_n");
+        for (int k = 0; k < 5; k++) {
+            char n[16];
+            snprintf(n, sizeof n, "%d", ns[k]);
+            gl_jw_object(&js, n);
+            gl_jw_number(&js, "reward", by_reward[k]);
+            gl_jw_number(&js, "random", by_random[k]);
+            gl_jw_number(&js, "judge", by_oracle[k]);
+            gl_jw_end(&js);
+        }
+        gl_jw_end(&js);
+        gl_jw_number(&js, "dpo_beta", beta);
+        gl_jw_number(&js, "dpo_loss_start", dpo_curve[0]);
+        gl_jw_number(&js, "dpo_loss_end", dpo_curve[dpo_steps - 1]);
+        gl_jw_number(&js, "dpo_judge", dpo_judge);
+        gl_jw_number(&js, "dpo_gain_over_base", dpo_judge - base_judge);
+        gl_jw_number(&js, "best_of_n_matching_dpo", matched);
+        gl_jw_end(&js);
     }
+    if (!gl_jw_close(&js)) fprintf(stderr, "lab07: cannot write %s\n", path);
     printf("wrote %s/best_of_n.png, reward_vs_judge.png, losses.png, results.json\n", out);
     pref_reward_free(&rm);
     gpt_free(&policy);
