@@ -67,13 +67,13 @@ int main(int argc, char **argv) {
            "sdpa fwd", "naive f+b", "flash f+b", "torch f+b", "sdpa f+b", "naive MiB", "flash MiB", "torch MiB");
     float tx[N_T], t_naive[N_T], t_flash[N_T], t_torch[N_T], t_sdpa[N_T], m_naive[N_T], m_flash[N_T], m_torch[N_T];
     int nt = 0;
-    FILE *js = NULL;
-    char jtmp[4096];
-    if (json) {
-        snprintf(jtmp, sizeof jtmp, "%s.tmp", json);
-        if ((js = fopen(jtmp, "w")))
-            fprintf(js, "{\n  \"benchmark\": \"attention\",\n  \"heads\": %d,\n  \"head_dim\": %d,\n  \"rounds\": %d,\n"
-                        "  \"peer\": \"%s\",\n  \"results\": [", H, HS, rounds, have_peer ? p.banner : "");
+    gl_json_writer jw, *js = bench_json_open(&jw, json, "bench_attention");
+    if (js) {
+        gl_jw_int(js, "heads", H);
+        gl_jw_int(js, "head_dim", HS);
+        gl_jw_int(js, "rounds", rounds);
+        gl_jw_string(js, "peer", have_peer ? p.banner : "");
+        gl_jw_array(js, "results");
     }
     for (int ti = 0; ti < N_T && Ts[ti] <= max_T; ti++, nt++) {
         int T = Ts[ti];
@@ -104,13 +104,18 @@ int main(int argc, char **argv) {
         fflush(stdout);
         tx[ti] = (float)T, t_naive[ti] = (float)med_fb[0], t_flash[ti] = (float)med_fb[1], t_torch[ti] = (float)med_fb[2];
         t_sdpa[ti] = (float)med_fb[3], m_naive[ti] = (float)mem[0], m_flash[ti] = (float)mem[1], m_torch[ti] = (float)mem[2];
-        if (js)
-            fprintf(js, "%s\n    {\"T\": %d, \"fwd_ms\": {\"naive\": %.3f, \"flash\": %.3f, \"torch_explicit\": %.3f, "
-                        "\"torch_sdpa\": %.3f}, \"fwd_bwd_ms\": {\"naive\": %.3f, \"flash\": %.3f, \"torch_explicit\": %.3f, "
-                        "\"torch_sdpa\": %.3f}, \"peak_extra_mib\": {\"naive\": %.1f, \"flash\": %.1f, \"torch_explicit\": %.1f}}",
-                    ti ? "," : "", T, med_f[0], med_f[1], isnan(med_f[2]) ? -1 : med_f[2], isnan(med_f[3]) ? -1 : med_f[3],
-                    med_fb[0], med_fb[1], isnan(med_fb[2]) ? -1 : med_fb[2], isnan(med_fb[3]) ? -1 : med_fb[3], mem[0],
-                    mem[1], isnan(mem[2]) ? -1 : mem[2]);
+        if (js) { /* a figure without the peer is null */
+            static const char *const who[4] = {"naive", "flash", "torch_explicit", "torch_sdpa"};
+            gl_jw_object(js, NULL);
+            gl_jw_int(js, "T", T);
+            for (int part = 0; part < 3; part++) {
+                gl_jw_object(js, part == 0 ? "fwd_ms" : part == 1 ? "fwd_bwd_ms" : "peak_extra_mib");
+                for (int m = 0; m < (part == 2 ? 3 : 4); m++)
+                    gl_jw_number(js, who[m], part == 0 ? med_f[m] : part == 1 ? med_fb[m] : mem[m]);
+                gl_jw_end(js);
+            }
+            gl_jw_end(js);
+        }
         gl_param_free(qkv);
         gl_arena_release();
     }
@@ -137,8 +142,7 @@ int main(int argc, char **argv) {
     gpt_build(&m, (gpt_config){.n_layer = 12, .n_head = 12, .n_embd = 768, .block_size = 8192, .vocab_size = 50257,
                                .padded_vocab_size = 50304, .bias = true, .ln_eps = 1e-5f});
     gpt_init(&m, 0);
-    if (js) fprintf(js, "\n  ],\n  \"gpt2_forward\": [");
-    fflush(js);
+    if (js) gl_jw_end(js), gl_jw_array(js, "gpt2_forward");
     for (int ti = 0; ti < N_T && Ts[ti] <= max_T; ti++) {
         int T = Ts[ti];
         int32_t *idx = malloc((size_t)T * sizeof *idx);
@@ -162,18 +166,20 @@ int main(int argc, char **argv) {
         double f = bench_median(fw, 3), a = bench_median(at, 3);
         printf("%6d %12.1f %14.1f %15.0f%%  (%s)\n", T, f, a, 100 * a / f, impl == GL_ATTN_FLASH ? "flash" : "naive");
         fflush(stdout);
-        if (js) fprintf(js, "%s\n    {\"T\": %d, \"forward_ms\": %.2f, \"attention_ms\": %.2f, \"attention\": \"%s\"}",
-                        ti ? "," : "", T, f, a, impl == GL_ATTN_FLASH ? "flash" : "naive");
+        if (js) {
+            gl_jw_object(js, NULL);
+            gl_jw_int(js, "T", T);
+            gl_jw_number(js, "forward_ms", f);
+            gl_jw_number(js, "attention_ms", a);
+            gl_jw_string(js, "attention", impl == GL_ATTN_FLASH ? "flash" : "naive");
+            gl_jw_end(js);
+        }
         gl_param_free(qkv);
         gl_arena_release();
         free(idx);
     }
     gpt_free(&m);
-    if (js) {
-        fprintf(js, "\n  ]\n}\n");
-        bool ok = fflush(js) == 0 && fsync(fileno(js)) == 0;
-        ok = fclose(js) == 0 && ok;
-        if (ok && rename(jtmp, json) == 0) printf("\nwrote %s, %s/attention_time.png, %s/attention_memory.png\n", json, out_dir, out_dir);
-    }
+    printf("\nwrote %s/attention_time.png, %s/attention_memory.png\n", out_dir, out_dir);
+    if (!bench_json_close(js, json, "bench_attention")) return 1;
     return 0;
 }

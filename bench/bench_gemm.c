@@ -137,22 +137,19 @@ int main(int argc, char **argv) {
     printf("%3s %-18s %-6s %9s %9s %7s %7s %7s %9s\n", "thr", "M x K x N", "case", "ours GF", "blas GF", "ratio",
            "ours%pk", "blas%pk", "max|diff|");
 
-    FILE *js = NULL;
-    char tmp_path[4096];
-    if (json_path) {
-        snprintf(tmp_path, sizeof tmp_path, "%s.tmp", json_path);
-        js = fopen(tmp_path, "w");
-        if (!js) {
-            fprintf(stderr, "bench_gemm: cannot write %s\n", tmp_path);
-            return 1;
-        }
-        fprintf(js, "{\n  \"benchmark\": \"gemm\",\n  \"kernels\": \"%s\",\n  \"peer\": \"OpenBLAS %s\",\n",
-                gl_isa_name(gl_isa_active()), OPENBLAS_VERSION);
-        fprintf(js, "  \"ghz_source\": \"%s\",\n", ghz_source);
-        fprintf(js, "  \"ghz\": %.3f,\n  \"peak_gflops_per_core\": %.1f,\n  \"pairs\": %d,\n  \"results\": [", ghz,
-                64.0 * ghz, pairs);
+    gl_json_writer jw, *js = bench_json_open(&jw, json_path, "bench_gemm");
+    if (json_path && !js) return 1;
+    if (js) {
+        char peer[64];
+        snprintf(peer, sizeof peer, "OpenBLAS %s", OPENBLAS_VERSION);
+        gl_jw_string(js, "kernels", gl_isa_name(gl_isa_active()));
+        gl_jw_string(js, "peer", peer);
+        gl_jw_string(js, "ghz_source", ghz_source);
+        gl_jw_number(js, "ghz", ghz);
+        gl_jw_number(js, "peak_gflops_per_core", 64.0 * ghz);
+        gl_jw_int(js, "pairs", pairs);
+        gl_jw_array(js, "results");
     }
-    int first_row = 1;
     for (int ti = 0; ti < n_threads; ti++) {
         int nt = threads[ti];
         omp_set_num_threads(nt);
@@ -195,13 +192,19 @@ int main(int argc, char **argv) {
                        gf_blas, rmed, 100 * gf_ours / peak, 100 * gf_blas / peak, diff);
                 fflush(stdout);
                 if (js) {
-                    fprintf(js,
-                            "%s\n    {\"threads\": %d, \"M\": %d, \"K\": %d, \"N\": %d, \"case\": \"%s\", "
-                            "\"ours_gflops\": %.2f, \"openblas_gflops\": %.2f, \"ratio\": %.4f, "
-                            "\"ours_peak_fraction\": %.4f, \"openblas_peak_fraction\": %.4f, \"max_abs_diff\": %.3e}",
-                            first_row ? "" : ",", nt, M, K, N, case_names[c], gf_ours, gf_blas, rmed, gf_ours / peak,
-                            gf_blas / peak, diff);
-                    first_row = 0;
+                    gl_jw_object(js, NULL);
+                    gl_jw_int(js, "threads", nt);
+                    gl_jw_int(js, "M", M);
+                    gl_jw_int(js, "K", K);
+                    gl_jw_int(js, "N", N);
+                    gl_jw_string(js, "case", case_names[c]);
+                    gl_jw_number(js, "ours_gflops", gf_ours);
+                    gl_jw_number(js, "openblas_gflops", gf_blas);
+                    gl_jw_number(js, "ratio", rmed);
+                    gl_jw_number(js, "ours_peak_fraction", gf_ours / peak);
+                    gl_jw_number(js, "openblas_peak_fraction", gf_blas / peak);
+                    gl_jw_number(js, "max_abs_diff", diff);
+                    gl_jw_end(js);
                 }
             }
             free(A);
@@ -210,18 +213,13 @@ int main(int argc, char **argv) {
             free(C2);
         }
         printf("%3d threads: median ratio ours/OpenBLAS over all cases = %.3f\n\n", nt, bench_median(ratios_all, n_ratios));
-        if (js) fprintf(js, "%s\n    {\"threads\": %d, \"summary_median_ratio\": %.4f}", first_row ? "" : ",", nt,
-                        bench_median(ratios_all, n_ratios));
-        first_row = 0;
-    }
-    if (js) {
-        fprintf(js, "\n  ]\n}\n");
-        if (fflush(js) != 0 || fsync(fileno(js)) != 0 || fclose(js) != 0 || rename(tmp_path, json_path) != 0) {
-            fprintf(stderr, "bench_gemm: could not finish writing %s\n", json_path);
-            remove(tmp_path);
-            return 1;
+        if (js) {
+            gl_jw_object(js, NULL);
+            gl_jw_int(js, "threads", nt);
+            gl_jw_number(js, "summary_median_ratio", bench_median(ratios_all, n_ratios));
+            gl_jw_end(js);
         }
-        printf("wrote %s\n", json_path);
     }
+    if (!bench_json_close(js, json_path, "bench_gemm")) return 1;
     return 0;
 }

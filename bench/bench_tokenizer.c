@@ -69,15 +69,13 @@ int main(int argc, char **argv) {
     snprintf(tmp_ids, sizeof tmp_ids, "/tmp/gradlab_bench_tok_%d.u16", (int)getpid());
     printf("%-34s %8s %10s %10s %10s %8s %8s %s\n", "text", "MB", "ours MB/s", "tiktoken", "HF tok", "vs tik",
            "vs HF", "ids equal to tiktoken / HF");
-    FILE *js = NULL;
-    char jtmp[4096];
-    if (json) {
-        snprintf(jtmp, sizeof jtmp, "%s.tmp", json);
-        js = fopen(jtmp, "w");
-        if (js) fprintf(js, "{\n  \"benchmark\": \"tokenizer\",\n  \"rounds\": %d,\n  \"peers\": \"%s\",\n  \"results\": [",
-                        rounds, have_peer ? p.banner : "");
+    gl_json_writer jw, *js = bench_json_open(&jw, json, "bench_tokenizer");
+    if (js) {
+        gl_jw_int(js, "rounds", rounds);
+        gl_jw_string(js, "peers", have_peer ? p.banner : "");
+        gl_jw_array(js, "results");
     }
-    int parity_texts = 0, parity_equal = 0, first = 1;
+    int parity_texts = 0, parity_equal = 0;
     for (int fi = 0; fi < 3; fi++) {
         unsigned char *text;
         size_t len;
@@ -107,13 +105,20 @@ int main(int argc, char **argv) {
         printf("%-34s %8.2f %10.1f %10.1f %10.1f %8.2f %8.2f %s / %s\n", name, mb, mo, mt, mh, rt, rh,
                isnan(tik[0]) ? "-" : eq_tik ? "yes" : "NO", isnan(hf[0]) ? "-" : eq_hf ? "yes" : "NO");
         if (!isnan(tik[0])) parity_texts++, parity_equal += eq_tik;
-        if (js)
-            fprintf(js, "%s\n    {\"text\": \"%s\", \"bytes\": %zu, \"tokens\": %zu, \"ours_mb_s\": %.2f, \"tiktoken_mb_s\": %.2f, "
-                        "\"hf_mb_s\": %.2f, \"ratio_vs_tiktoken\": %.3f, \"ratio_vs_hf\": %.3f, \"ids_equal_tiktoken\": %s, "
-                        "\"ids_equal_hf\": %s}",
-                    first ? "" : ",", name, len, n, mo, isnan(mt) ? 0 : mt, isnan(mh) ? 0 : mh, isnan(rt) ? 0 : rt,
-                    isnan(rh) ? 0 : rh, eq_tik ? "true" : "false", eq_hf ? "true" : "false");
-        first = 0;
+        if (js) { /* peer figures are null without the peers */
+            gl_jw_object(js, NULL);
+            gl_jw_string(js, "text", name);
+            gl_jw_int(js, "bytes", (long long)len);
+            gl_jw_int(js, "tokens", (long long)n);
+            gl_jw_number(js, "ours_mb_s", mo);
+            gl_jw_number(js, "tiktoken_mb_s", mt);
+            gl_jw_number(js, "hf_mb_s", mh);
+            gl_jw_number(js, "ratio_vs_tiktoken", rt);
+            gl_jw_number(js, "ratio_vs_hf", rh);
+            gl_jw_bool(js, "ids_equal_tiktoken", eq_tik);
+            gl_jw_bool(js, "ids_equal_hf", eq_hf);
+            gl_jw_end(js);
+        }
         free(ids);
         free(text);
     }
@@ -133,15 +138,15 @@ int main(int argc, char **argv) {
         }
         printf("training a 4,096-token vocabulary on tiny shakespeare (1.1 MB): %.3f s (median of 5)\n",
                bench_median(tt, 5));
-        if (js) fprintf(js, ",\n    {\"train_vocab\": 4096, \"train_seconds\": %.4f}", bench_median(tt, 5));
+        if (js) {
+            gl_jw_object(js, NULL);
+            gl_jw_int(js, "train_vocab", 4096);
+            gl_jw_number(js, "train_seconds", bench_median(tt, 5));
+            gl_jw_end(js);
+        }
         free(text);
     }
-    if (js) {
-        fprintf(js, "\n  ]\n}\n");
-        bool ok = fflush(js) == 0 && fsync(fileno(js)) == 0;
-        ok = fclose(js) == 0 && ok;
-        if (ok && rename(jtmp, json) == 0) printf("wrote %s\n", json);
-    }
+    bench_json_close(js, json, "bench_tokenizer");
     if (have_peer) bench_peer_stop(&p);
     gl_bpe_free(t);
     return 0;

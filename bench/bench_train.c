@@ -120,21 +120,18 @@ int main(int argc, char **argv) {
     double bw = copy_bandwidth();
     printf("copy bandwidth (read + write, %d threads): %.1f GB/s\n\n", omp_get_max_threads(), bw / 1e9);
 
-    FILE *js = NULL;
-    char tmp[4096];
-    if (json_path) {
-        snprintf(tmp, sizeof tmp, "%s.tmp", json_path);
-        if (!(js = fopen(tmp, "w"))) {
-            fprintf(stderr, "bench_train: cannot write %s\n", tmp);
-            return 1;
-        }
-        fprintf(js, "{\n  \"benchmark\": \"train\",\n  \"device\": \"%s\",\n  \"threads\": %d,\n  \"kernels\": \"%s\",\n  \"pairs\": %d,\n"
-                    "  \"copy_bandwidth_gbs\": %.2f,\n  \"results\": [",
-                cuda ? "cuda" : "cpu", omp_get_max_threads(), gl_kernels_in_use(), pairs, bw / 1e9);
+    gl_json_writer jw, *js = bench_json_open(&jw, json_path, "bench_train");
+    if (json_path && !js) return 1;
+    if (js) {
+        gl_jw_string(js, "device", cuda ? "cuda" : "cpu");
+        gl_jw_int(js, "threads", omp_get_max_threads());
+        gl_jw_string(js, "kernels", gl_kernels_in_use());
+        gl_jw_int(js, "pairs", pairs);
+        gl_jw_number(js, "copy_bandwidth_gbs", bw / 1e9);
+        gl_jw_array(js, "results");
     }
     printf("%-6s %-28s %10s %10s %10s %10s %7s\n", "config", "what", "ours ms", "peer ms", "ours tok/s", "peer tok/s",
            "ratio");
-    int first = 1;
     for (size_t ci = 0; ci < sizeof configs / sizeof *configs; ci++) {
         const bench_config *c = &configs[ci];
         if (only && strcmp(only, c->name) != 0) continue;
@@ -179,12 +176,18 @@ int main(int argc, char **argv) {
                B * T / mp * 1e3, mr);
         }
         if (js && !gen_only) {
-            fprintf(js, "%s\n    {\"config\": \"%s\", \"what\": \"train_step\", \"batch\": %d, \"block\": %d, "
-                        "\"params\": %lld, \"ours_ms\": %.3f, \"peer_ms\": %.3f, \"ours_tokens_per_s\": %.1f, "
-                        "\"peer_tokens_per_s\": %.1f, \"ratio\": %.4f}",
-                    first ? "" : ",", c->name, B, T, (long long)m.n_weights, mo, mp, B * T / mo * 1e3,
-                    B * T / mp * 1e3, mr);
-            first = 0;
+            gl_jw_object(js, NULL);
+            gl_jw_string(js, "config", c->name);
+            gl_jw_string(js, "what", "train_step");
+            gl_jw_int(js, "batch", B);
+            gl_jw_int(js, "block", T);
+            gl_jw_int(js, "params", (long long)m.n_weights);
+            gl_jw_number(js, "ours_ms", mo);
+            gl_jw_number(js, "peer_ms", mp);
+            gl_jw_number(js, "ours_tokens_per_s", B * T / mo * 1e3);
+            gl_jw_number(js, "peer_tokens_per_s", B * T / mp * 1e3);
+            gl_jw_number(js, "ratio", mr);
+            gl_jw_end(js);
         }
         fflush(stdout);
         /* generation with a KV cache, G only (the model the bandwidth question is about) */
@@ -215,18 +218,32 @@ int main(int argc, char **argv) {
             if (!cuda) printf("%-6s bandwidth bound: %.0f MB of weights per token / %.1f GB/s = %.1f tokens/s; ours reaches %.0f%% "
                    "(median over pairs, each against the bandwidth measured beside it)\n",
                    c->name, bytes / 1e6, bw / 1e9, bound, 100 * mf);
-            if (js)
-                fprintf(js, ",\n    {\"config\": \"G\", \"what\": \"generate_kv_cache\", \"tokens\": %d, \"ours_ms\": %.3f, "
-                            "\"peer_ms\": %.3f, \"ours_tokens_per_s\": %.2f, \"peer_tokens_per_s\": %.2f, \"ratio\": %.4f",
-                        n, mo, mp, ours_tps, n / mp * 1e3, mr);
-            if (js && !cuda) /* the host memory's bound: a CPU figure */
-                fprintf(js, ", \"bytes_per_token\": %.0f, \"bound_tokens_per_s\": %.2f, \"fraction_of_bound\": %.4f",
-                        bytes, bound, mf);
-            if (js) fprintf(js, "}");
+            if (js) {
+                gl_jw_object(js, NULL);
+                gl_jw_string(js, "config", "G");
+                gl_jw_string(js, "what", "generate_kv_cache");
+                gl_jw_int(js, "tokens", n);
+                gl_jw_number(js, "ours_ms", mo);
+                gl_jw_number(js, "peer_ms", mp);
+                gl_jw_number(js, "ours_tokens_per_s", ours_tps);
+                gl_jw_number(js, "peer_tokens_per_s", n / mp * 1e3);
+                gl_jw_number(js, "ratio", mr);
+                if (!cuda) { /* the host memory's bound: a CPU figure */
+                    gl_jw_number(js, "bytes_per_token", bytes);
+                    gl_jw_number(js, "bound_tokens_per_s", bound);
+                    gl_jw_number(js, "fraction_of_bound", mf);
+                }
+                gl_jw_end(js);
+            }
         }
         if (have_peer) {
             printf("%-6s peer: %s\n", c->name, p.banner);
-            if (js) fprintf(js, ",\n    {\"config\": \"%s\", \"peer\": \"%s\"}", c->name, p.banner);
+            if (js) {
+                gl_jw_object(js, NULL);
+                gl_jw_string(js, "config", c->name);
+                gl_jw_string(js, "peer", p.banner);
+                gl_jw_end(js);
+            }
             bench_peer_stop(&p);
         }
         if (opt) gl_optim_free(opt);
@@ -235,15 +252,6 @@ int main(int argc, char **argv) {
         free(x);
         free(y);
     }
-    if (js) {
-        fprintf(js, "\n  ]\n}\n");
-        bool ok = fflush(js) == 0 && fsync(fileno(js)) == 0;
-        ok = fclose(js) == 0 && ok;
-        if (!ok || rename(tmp, json_path) != 0) {
-            fprintf(stderr, "bench_train: could not write %s\n", json_path);
-            return 1;
-        }
-        printf("\nwrote %s\n", json_path);
-    }
+    if (!bench_json_close(js, json_path, "bench_train")) return 1;
     return 0;
 }

@@ -1,4 +1,4 @@
-/* Helpers shared by the benchmarks: a monotonic clock and medians. */
+/* Helpers shared by the benchmarks: a monotonic clock, medians, the peer process and the figures file. */
 #ifndef GRADLAB_BENCH_UTIL_H
 #define GRADLAB_BENCH_UTIL_H
 
@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "json.h"
 
 static inline double bench_now(void) {
     struct timespec ts;
@@ -78,6 +80,28 @@ static inline void bench_peer_stop(bench_peer *p) {
     fclose(p->to);
     fclose(p->from);
     waitpid(p->pid, NULL, 0);
+}
+
+/* The figures file (--json PATH): opened with the top-level object begun and "benchmark": name written; NULL when
+ * no path was given, or with a message when it cannot be written (the benchmark still prints its table). */
+static inline gl_json_writer *bench_json_open(gl_json_writer *w, const char *path, const char *name) {
+    if (!path) return NULL;
+    if (!gl_jw_open(w, path)) {
+        fprintf(stderr, "%s: cannot write %s\n", name, path);
+        return NULL;
+    }
+    gl_jw_object(w, NULL);
+    gl_jw_string(w, "benchmark", name);
+    return w;
+}
+
+/* closes whatever is still open and commits the file; false with a message */
+static inline bool bench_json_close(gl_json_writer *w, const char *path, const char *name) {
+    if (!w) return true;
+    while (w->depth > 0) gl_jw_end(w);
+    if (gl_jw_close(w)) return printf("wrote %s\n", path), true;
+    fprintf(stderr, "%s: could not write %s\n", name, path);
+    return false;
 }
 
 #endif

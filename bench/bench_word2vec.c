@@ -156,23 +156,28 @@ int main(int argc, char **argv) {
     if (have_peer)
         printf("gensim's evaluator on the last runs: ours %.2f%% of %d, gensim %.2f%% of %d\n", 100 * g_ours, gc_ours,
                100 * g_theirs, gc_theirs);
-    if (json) {
-        FILE *j = gl_atomic_open(&a, json);
-        if (j) {
-            fprintf(j, "{\n  \"threads\": %d,\n  \"epochs\": %d,\n  \"training_words\": %lld,\n  \"vocab_size\": %d,\n"
-                       "  \"peer\": \"%s\",\n  \"ours_words_per_second\": [", cfg.threads, cfg.epochs,
-                    (long long)vocab.total, vocab.size, have_peer ? peer.banner : "none");
-            for (int p = 0; p < pairs; p++) fprintf(j, "%s%.0f", p ? ", " : "", ours[p]);
-            fprintf(j, "],\n  \"gensim_words_per_second\": [");
-            for (int p = 0; p < pairs; p++) fprintf(j, "%s%.0f", p ? ", " : "", isfinite(theirs[p]) ? theirs[p] : -1);
-            fprintf(j, "],\n  \"median_ratio\": %.4f,\n  \"ours_analogy_accuracy\": %.4f,\n"
-                       "  \"gensim_analogy_accuracy\": %.4f,\n  \"analogy_covered\": %d,\n"
-                       "  \"gensim_evaluator_ours\": %.4f,\n  \"gensim_evaluator_gensim\": %.4f\n}\n",
-                    isfinite(med_ratio) ? med_ratio : -1, ma, isfinite(mt) ? mt : -1, cov_ours,
-                    isfinite(g_ours) ? g_ours : -1, isfinite(g_theirs) ? g_theirs : -1);
-            if (!gl_atomic_commit(&a)) fprintf(stderr, "bench_word2vec: cannot write %s\n", json);
-        }
+    gl_json_writer jw, *js = bench_json_open(&jw, json, "bench_word2vec");
+    if (js) { /* figures without the peer are null */
+        gl_jw_int(js, "threads", cfg.threads);
+        gl_jw_int(js, "epochs", cfg.epochs);
+        gl_jw_int(js, "training_words", (long long)vocab.total);
+        gl_jw_int(js, "vocab_size", vocab.size);
+        gl_jw_string(js, "peer", have_peer ? peer.banner : "none");
+        gl_jw_array(js, "ours_words_per_second");
+        for (int p = 0; p < pairs; p++) gl_jw_number(js, NULL, ours[p]);
+        gl_jw_end(js);
+        gl_jw_array(js, "gensim_words_per_second");
+        for (int p = 0; p < pairs; p++) gl_jw_number(js, NULL, theirs[p]);
+        gl_jw_end(js);
+        gl_jw_number(js, "median_ratio", med_ratio);
+        gl_jw_number(js, "ours_analogy_accuracy", ma);
+        gl_jw_number(js, "gensim_analogy_accuracy", mt);
+        gl_jw_int(js, "analogy_covered", cov_ours);
+        gl_jw_number(js, "gensim_evaluator_ours", g_ours);
+        gl_jw_number(js, "gensim_evaluator_gensim", g_theirs);
+        gl_jw_end(js);
     }
+    bench_json_close(js, json, "bench_word2vec");
     gl_w2v_vocab_free(&vocab);
     gl_w2v_corpus_free(&corpus);
     free(questions);
