@@ -295,6 +295,16 @@ void *gl_arena_copy_in(gl_device d, const void *host, size_t bytes) {
     return p;
 }
 
+int gl_device_sample(const gl_tensor *logits, float temperature, double u) {
+    if (logits->device != GL_CUDA || !gl_is_contiguous(logits))
+        gl_fatal("sample", "needs a contiguous row of logits on the cuda device");
+    const gl_cuda_kernels *cu = gl_cu("sample");
+    int32_t *token = gl_device_arena_alloc(sizeof *token), host;
+    cu->sample((int)logits->numel, logits->data, temperature, u, token);
+    cu->download(&host, token, sizeof host);
+    return host;
+}
+
 gl_tensor *gl_new_on(gl_device d, int ndim, const int *shape) {
     if (d == GL_CPU) return gl_new(ndim, shape);
     gl_tensor *t = gl_arena_alloc(sizeof *t);

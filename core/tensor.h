@@ -85,6 +85,10 @@ void gl_device_sync(gl_device d); /* waits until device d has finished its queue
 void gl_copy_to_host(const gl_tensor *t, float *dst); /* a contiguous tensor's values into host memory */
 float gl_item(const gl_tensor *t);                    /* the value of a one-element tensor, on either device */
 gl_tensor *gl_new_on(gl_device d, int ndim, const int *shape); /* gl_new on device d */
+/* The next token drawn on the CUDA device from a contiguous row of logits (a CUDA tensor): the argmax when
+ * temperature <= 0, else where u * total falls in the running sum of exp((x - max) / temperature) (u in [0, 1)).
+ * One int comes back instead of the row. */
+int gl_device_sample(const gl_tensor *logits, float temperature, double u);
 /* bytes copied from the host into this step's activation memory on device d (ids, targets, masks for ops) */
 void *gl_arena_copy_in(gl_device d, const void *host, size_t bytes);
 /* the CUDA kernel table; fatal (naming op) in a build without CUDA kernels */

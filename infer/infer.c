@@ -26,8 +26,8 @@ static void usage(FILE *f) {
             "  --encoder F --merges F  GPT-2 tokenizer files for text prompts with --safetensors\n"
             "                      (default tokenizer/gpt2/encoder.json and vocab.bpe)\n"
             "  --lora FILE         LoRA adapters from `train --finetune CKPT --lora ...`, folded into the weights\n"
-            "  --device cpu|cuda   cuda (a `make CUDA=1` build): the forward and the KV cache on the GPU; logits come back\n"
-            "                      per token and are sampled on the CPU\n"
+            "  --device cpu|cuda   cuda (a `make CUDA=1` build): the forward, the KV cache and greedy or temperature\n"
+            "                      sampling on the GPU (one token back per step); --top-k/--top-p sample on the CPU\n"
             "Without --prompt or --prompt-ids the prompt is a newline.\n");
 }
 

@@ -189,7 +189,7 @@ void gpt_kv_cache_free(gpt_kv_cache *c) {
     memset(c, 0, sizeof *c);
 }
 
-void gpt_forward_cached(gpt *m, gpt_kv_cache *cache, int32_t token, float *logits) {
+gl_tensor *gpt_forward_cached_logits(gpt *m, gpt_kv_cache *cache, int32_t token) {
     const gpt_config *c = &m->cfg;
     int pos = cache->len;
     if (pos >= c->block_size) gl_fatal("gpt", "KV cache full: %d positions (block_size)", c->block_size);
@@ -212,7 +212,11 @@ void gpt_forward_cached(gpt *m, gpt_kv_cache *cache, int32_t token, float *logit
     }
     x = gl_layernorm(x, m->lnf_w, m->lnf_b, c->ln_eps);
     gl_tensor *out = gl_linear(x, gl_transpose(gl_slice(m->wte, 0, 0, c->vocab_size), 0, 1), NULL);
-    gl_copy_to_host(out, logits);
     cache->len++;
     gl_no_grad_end();
+    return out;
+}
+
+void gpt_forward_cached(gpt *m, gpt_kv_cache *cache, int32_t token, float *logits) {
+    gl_copy_to_host(gpt_forward_cached_logits(m, cache, token), logits);
 }

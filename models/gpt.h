@@ -120,5 +120,7 @@ void gpt_kv_cache_free(gpt_kv_cache *c);
  * (vocab_size floats). Runs without recording gradients and resets the activation arena (gl_step_reset) first.
  * Fatal if the cache is full. */
 void gpt_forward_cached(gpt *m, gpt_kv_cache *c, int32_t token, float *logits);
+/* the same, leaving the logits [1, vocab_size] where the model is (valid until the next gl_step_reset) */
+gl_tensor *gpt_forward_cached_logits(gpt *m, gpt_kv_cache *c, int32_t token);
 
 #endif

@@ -53,6 +53,17 @@ int gl_sample_token(const float *logits, int V, const gl_sampling *s, gl_rng *rn
     return pr[keep - 1].id;
 }
 
+/* The next token from a row of logits [.., V] where the model is: drawn on the CUDA device when the sampling needs
+ * no sort (greedy or plain temperature: one int comes back), else on the host from a copy of the row. The rng
+ * advances as in gl_sample_token either way. */
+static int32_t sample_row(gl_tensor *row, const gl_sampling *s, gl_rng *rng, float *logits, float *scratch) {
+    bool greedy = s->temperature <= 0.0f || s->top_k == 1;
+    if (row->device == GL_CUDA && (greedy || (s->top_k == 0 && s->top_p >= 1.0f)))
+        return gl_device_sample(row, greedy ? 0.0f : s->temperature, greedy ? 0.0 : (double)gl_rng_uniform(rng));
+    gl_copy_to_host(row, logits);
+    return gl_sample_token(logits, (int)row->numel, s, rng, scratch);
+}
+
 int gl_generate(gpt *m, const int32_t *prompt, int n_prompt, int max_new, const gl_sampling *s, gl_rng *rng,
                 bool use_cache, gl_emit_fn emit, void *ctx) {
     int V = m->cfg.vocab_size, bs = m->cfg.block_size;
@@ -72,20 +83,21 @@ int gl_generate(gpt *m, const int32_t *prompt, int n_prompt, int max_new, const 
             win = len - bs / 2;
             refill = true;
         }
+        gl_tensor *row = NULL; /* the window holds at least one token: the loop below always sets it */
         if (use_cache && refill) {
             cache.len = 0;
-            for (int i = win; i < len; i++) gpt_forward_cached(m, &cache, seq[i], logits);
+            for (int i = win; i < len; i++) row = gpt_forward_cached_logits(m, &cache, seq[i]);
             refill = false;
         } else if (use_cache) {
-            gpt_forward_cached(m, &cache, seq[len - 1], logits);
+            row = gpt_forward_cached_logits(m, &cache, seq[len - 1]);
         } else {
             gl_step_reset();
             gl_no_grad_begin();
             gl_tensor *lg = gpt_forward(m, seq + win, 1, len - win, NULL, false);
             gl_no_grad_end();
-            gl_copy_to_host(gl_slice(lg, 1, len - win - 1, len - win), logits); /* the last position's row */
+            row = gl_slice(lg, 1, len - win - 1, len - win); /* the last position's */
         }
-        int32_t tok = gl_sample_token(logits, V, s, rng, scratch);
+        int32_t tok = sample_row(row, s, rng, logits, scratch);
         seq[len++] = tok;
         made++;
         if (emit && !emit(tok, ctx)) break;

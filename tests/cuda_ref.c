@@ -60,6 +60,14 @@ void ref_attention(int B, int T, int C, int H, int causal, const float *qkv, con
     gl_step_reset();
 }
 
+int ref_sample_token(const float *logits, int V, float temperature, gl_rng *rng) {
+    gl_sampling s = {.temperature = temperature, .top_k = 0, .top_p = 1.0f};
+    float *scratch = malloc(2 * (size_t)V * sizeof(float));
+    int token = gl_sample_token(logits, V, &s, rng, scratch);
+    free(scratch);
+    return token;
+}
+
 void ref_attention_step(int C, int H, int pos, const float *qkv, float *k_cache, float *v_cache, float *out) {
     gl_step_reset();
     gl_no_grad_begin();
@@ -147,16 +155,18 @@ float ref_gpt_cached_logits(int n, int32_t *cpu_tokens, int32_t *cuda_tokens) {
         for (int v = 0; v < 13; v++) diff = fmaxf(diff, fabsf(lc[v] - ld[v]));
     }
     gpt_kv_cache_free(&kc), gpt_kv_cache_free(&kd);
-    gl_sampling greedy = {.temperature = 0.0f, .top_k = 0, .top_p = 1.0f};
+    /* generation: greedy, then temperature 0.8 (drawn on the device there), each with the window recomputed and
+     * with the cache */
+    gl_sampling modes[2] = {{.temperature = 0.0f, .top_k = 0, .top_p = 1.0f},
+                            {.temperature = 0.8f, .top_k = 0, .top_p = 1.0f}};
     int32_t prompt[2] = {1, 2};
-    for (int d = 0; d < 2; d++) { /* greedy generation, with the cache and with the window recomputed */
+    for (int d = 0; d < 2; d++) {
         gl_rng rng;
         gl_rng_seed(&rng, 1);
-        for (int cached = 0; cached < 2; cached++) {
-            int32_t *out = (d ? cuda_tokens : cpu_tokens) + cached * n;
-            gpt *m = d ? &dev : &cpu;
+        for (int k = 0; k < 4; k++) {
+            int32_t *out = (d ? cuda_tokens : cpu_tokens) + k * n;
             collect_ctx ctx = {out, 0};
-            gl_generate(m, prompt, 2, n, &greedy, &rng, cached, collect_token, &ctx);
+            gl_generate(d ? &dev : &cpu, prompt, 2, n, &modes[k / 2], &rng, k % 2, collect_token, &ctx);
         }
     }
     gpt_free(&cpu), gpt_free(&dev);

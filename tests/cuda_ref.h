@@ -14,6 +14,9 @@ void ref_layernorm_grads(int rows, int cols, const float *x, const float *w, con
 float ref_cross_entropy(int rows, int V, const float *x, const int32_t *targets, int ignore, float *dx);
 /* attention (gl_attention_ex, naive) output and the gradient of sum(out * dout) w.r.t. qkv */
 void ref_attention(int B, int T, int C, int H, int causal, const float *qkv, const float *dout, float *out, float *dqkv);
+/* gl_sample_token with temperature only (top-k 0, top-p 1), drawing from rng */
+struct gl_rng;
+int ref_sample_token(const float *logits, int V, float temperature, struct gl_rng *rng);
 /* gl_attention_step on the CPU: appends row pos of the caches ([rows, C]) from qkv (3C) and writes out (C) */
 void ref_attention_step(int C, int H, int pos, const float *qkv, float *k_cache, float *v_cache, float *out);
 /* `steps` training steps of a small GPT (bias on or off, naive or flash attention, dropout, LoRA adapters on q, v
@@ -22,8 +25,9 @@ void ref_attention_step(int C, int H, int pos, const float *qkv, float *k_cache,
  * dropout masks): the losses of both, and the largest weight difference at the end */
 void ref_gpt_steps(int bias, int flash, float dropout, int lora, int steps, float *cpu_loss, float *cuda_loss,
                    float *max_weight_diff);
-/* n tokens through the KV cache on both devices: the largest logit difference; and greedy generations of n tokens
- * (without, then with the cache: 2n tokens each) into cpu_tokens and cuda_tokens */
+/* n tokens through the KV cache on both devices: the largest logit difference; and generations of n tokens
+ * (greedy without and with the cache, then temperature 0.8 without and with it: 4n tokens each) into cpu_tokens
+ * and cuda_tokens */
 float ref_gpt_cached_logits(int n, int32_t *cpu_tokens, int32_t *cuda_tokens);
 /* an op with no CUDA path on a CUDA tensor: exits with status 1 and a message */
 void ref_op_without_cuda_path(void);

@@ -250,6 +250,28 @@ Test(cuda_emu, attention_decode_step_matches_the_cpu_op) {
     expect_close("v cache", dv.get().data(), vc.data(), vc.size(), 0.0f, 0.0f);
 }
 
+/* the device draw against gl_sample_token on the same uniform: greedy and temperature, V below and above the
+ * block's 256 threads */
+Test(cuda_emu, sampling_on_the_device_picks_the_cpu_token) {
+    for (int V : {50, 257, 5000})
+        for (float temperature : {0.0f, 0.7f, 1.3f}) {
+            auto logits = randn((size_t)V, (uint64_t)V + 7, 3.0f);
+            if (V == 257) logits[100] = logits[200] = 20.0f; /* a tie for the maximum: the lower id wins */
+            dfloat dl(logits);
+            dev<int32_t> tok((size_t)1);
+            gl_rng rng;
+            gl_rng_seed(&rng, 3);
+            for (int draw = 0; draw < 200; draw++) {
+                gl_rng before = rng;
+                double u = temperature > 0.0f ? (double)gl_rng_uniform(&before) : 0.0;
+                int want = ref_sample_token(logits.data(), V, temperature, &rng);
+                gl_cuda_sample(V, dl.p, temperature, u, tok.p);
+                cr_assert(tok.get()[0] == want, "V %d, T %g, draw %d: cuda %d, cpu %d", V, (double)temperature, draw,
+                          tok.get()[0], want);
+            }
+        }
+}
+
 Test(cuda_emu, gemm_follows_the_cpu_contract) {
     const int M = 19, N = 23, K = 31;
     auto a = randn((size_t)M * K, 40), b = randn((size_t)K * N, 41), c0 = randn((size_t)M * N, 42);
@@ -298,12 +320,12 @@ Test(cuda_emu, lora_training_matches_the_cpu) { expect_same_training(1, 0, 0.0f,
 
 Test(cuda_emu, kv_cache_decoding_matches_the_cpu) {
     enum { N = 20 };
-    int32_t cpu[2 * N], gpu[2 * N];
+    int32_t cpu[4 * N], gpu[4 * N];
     float diff = ref_gpt_cached_logits(N, cpu, gpu);
     cr_assert(diff < 1e-4f, "logits through the KV cache differ by %g", (double)diff);
-    for (int i = 0; i < 2 * N; i++)
-        cr_assert(cpu[i] == gpu[i], "greedy token %d (%s): cpu %d, cuda %d", i % N, i < N ? "no cache" : "cache", cpu[i],
-                  gpu[i]);
+    static const char *const run[4] = {"greedy, no cache", "greedy, cache", "T 0.8, no cache", "T 0.8, cache"};
+    for (int i = 0; i < 4 * N; i++)
+        cr_assert(cpu[i] == gpu[i], "token %d (%s): cpu %d, cuda %d", i % N, run[i / N], cpu[i], gpu[i]);
 }
 
 Test(cuda_emu, an_op_without_a_cuda_kernel_stops_with_a_message, .exit_code = 1) { ref_op_without_cuda_path(); }

@@ -37,5 +37,6 @@ extern "C" const gl_cuda_kernels gl_cuda_backend = {
     gl_cuda_attention_flash_fwd,
     gl_cuda_attention_flash_bwd,
     gl_cuda_attention_step,
+    gl_cuda_sample,
     gl_cuda_gemm,
 };

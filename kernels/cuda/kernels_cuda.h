@@ -88,6 +88,11 @@ void gl_cuda_attention_flash_bwd(int B, int T, int C, int H, int causal, const f
 void gl_cuda_attention_step(int C, int H, int pos, const float *qkv, float *k_cache, float *v_cache, float *scores,
                             float *out);
 
+/* the next token from one row of V logits (sample.cu): the argmax when temperature <= 0, else the token where
+ * u * total falls in the running sum of exp((x - max) / temperature) over ids in order (gl_sample_token's rule
+ * without top-k/top-p; u in [0, 1) from the host's generator); written to *token (device) */
+void gl_cuda_sample(int V, const float *logits, float temperature, double u, int32_t *token);
+
 /* ---- matrix multiply: gl_gemm's contract (row-major, C = alpha op(A) op(B) + beta C) through cuBLAS ---- */
 void gl_cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                   int ldb, float beta, float *C, int ldc);
@@ -138,6 +143,7 @@ typedef struct gl_cuda_kernels {
                                 const float *lse, const float *dout, float *D, float *dqkv);
     void (*attention_step)(int C, int H, int pos, const float *qkv, float *k_cache, float *v_cache, float *scores,
                            float *out);
+    void (*sample)(int V, const float *logits, float temperature, double u, int32_t *token);
     void (*gemm)(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                  int ldb, float beta, float *C, int ldc);
 } gl_cuda_kernels;
