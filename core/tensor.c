@@ -240,6 +240,9 @@ static float *buffer_on(gl_device d, const float *src, int64_t numel, const char
     return b;
 }
 
+float *gl_buffer_alloc(gl_device d, int64_t numel, const char *what) { return buffer_on(d, NULL, numel, what); }
+void gl_buffer_free(gl_device d, float *b) { buffer_free(d, b); }
+
 void gl_param_unfreeze(gl_tensor *p) {
     if (!p->grad) p->grad = buffer_on(p->device, NULL, p->numel, p->name);
     p->requires_grad = true;

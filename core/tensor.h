@@ -81,6 +81,10 @@ bool gl_cuda_present(void); /* ... and a device to run them on */
 const char *gl_device_name(gl_device d);
 /* Moves a parameter's values and gradient to device d (frees the old buffers). Initialise on the CPU first. */
 void gl_param_to(gl_tensor *p, gl_device d);
+/* A zeroed, long-lived buffer of numel floats on device d (a KV cache, ...); `what` names it in an out-of-memory
+ * message. Free with gl_buffer_free on the same device. */
+float *gl_buffer_alloc(gl_device d, int64_t numel, const char *what);
+void gl_buffer_free(gl_device d, float *b);
 void gl_device_sync(gl_device d); /* waits until device d has finished its queued work (timing); no-op on the CPU */
 void gl_copy_to_host(const gl_tensor *t, float *dst); /* a contiguous tensor's values into host memory */
 float gl_item(const gl_tensor *t);                    /* the value of a one-element tensor, on either device */

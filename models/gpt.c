@@ -1,7 +1,5 @@
 #include "gpt.h"
 
-#include "kernels_cuda.h"
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,20 +170,14 @@ void gpt_kv_cache_init(gpt_kv_cache *c, const gpt *m) {
     c->n_embd = m->cfg.n_embd;
     c->len = 0;
     c->device = m->device;
-    size_t n = (size_t)c->n_layer * c->block_size * c->n_embd;
-    if (c->device == GL_CUDA) { /* rows past len are never read: no need to clear them */
-        c->k = gl_cu("kv_cache")->alloc(n * sizeof(float));
-        c->v = gl_cu("kv_cache")->alloc(n * sizeof(float));
-        return;
-    }
-    c->k = calloc(n, sizeof(float));
-    c->v = calloc(n, sizeof(float));
-    if (!c->k || !c->v) gl_fatal("gpt", "out of memory for a KV cache of %zu floats", 2 * n);
+    int64_t n = (int64_t)c->n_layer * c->block_size * c->n_embd;
+    c->k = gl_buffer_alloc(c->device, n, "KV cache keys");
+    c->v = gl_buffer_alloc(c->device, n, "KV cache values");
 }
 
 void gpt_kv_cache_free(gpt_kv_cache *c) {
-    if (c->device == GL_CUDA) gl_cu("kv_cache")->free(c->k), gl_cu("kv_cache")->free(c->v);
-    else free(c->k), free(c->v);
+    gl_buffer_free(c->device, c->k);
+    gl_buffer_free(c->device, c->v);
     memset(c, 0, sizeof *c);
 }
 
