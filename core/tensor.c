@@ -318,15 +318,25 @@ gl_tensor *gl_new_on(gl_device d, int ndim, const int *shape) {
     return t;
 }
 
+/* host-side element access on a CUDA tensor would read device memory: a clear stop instead */
+static void require_cpu(const gl_tensor *t, const char *op) {
+    if (t->device != GL_CPU)
+        gl_fatal(op, "reads or writes values on the host; %s is on the cuda device (initialise before gl_param_to, "
+                     "or copy out with gl_copy_to_host)", t->name ? t->name : "the tensor");
+}
+
 void gl_init_normal(gl_tensor *p, gl_rng *rng, float std) {
+    require_cpu(p, "init_normal");
     for (int64_t i = 0; i < p->numel; i++) p->data[i] = std * gl_rng_normal(rng);
 }
 
 void gl_init_uniform(gl_tensor *p, gl_rng *rng, float lo, float hi) {
+    require_cpu(p, "init_uniform");
     for (int64_t i = 0; i < p->numel; i++) p->data[i] = lo + (hi - lo) * gl_rng_uniform(rng);
 }
 
 void gl_fill(gl_tensor *t, float value) {
+    require_cpu(t, "fill");
     for (int64_t i = 0; i < t->numel; i++) t->data[i] = value;
 }
 
@@ -347,6 +357,7 @@ bool gl_same_shape(const gl_tensor *a, const gl_tensor *b) {
 }
 
 float gl_get(const gl_tensor *t, int64_t flat) {
+    require_cpu(t, "get");
     int64_t off = 0;
     for (int d = t->ndim - 1; d >= 0; d--) {
         off += (flat % t->shape[d]) * t->stride[d];

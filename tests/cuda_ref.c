@@ -174,6 +174,12 @@ float ref_gpt_cached_logits(int n, int32_t *cpu_tokens, int32_t *cuda_tokens) {
     return diff;
 }
 
+void ref_host_access_to_a_device_tensor(void) {
+    gl_tensor *p = gl_param(GL_DIMS(4), "w");
+    gl_param_to(p, GL_CUDA);
+    gl_fill(p, 1.0f); /* would write device memory from the host: stops with a message */
+}
+
 void ref_op_without_cuda_path(void) {
     gl_tensor *p = gl_param(GL_DIMS(4), "p");
     gl_param_to(p, GL_CUDA);

@@ -31,6 +31,8 @@ void ref_gpt_steps(int bias, int flash, float dropout, int lora, int steps, floa
 float ref_gpt_cached_logits(int n, int32_t *cpu_tokens, int32_t *cuda_tokens);
 /* an op with no CUDA path on a CUDA tensor: exits with status 1 and a message */
 void ref_op_without_cuda_path(void);
+/* gl_fill on a parameter moved to the device: exits with status 1 and a message */
+void ref_host_access_to_a_device_tensor(void);
 #ifdef __cplusplus
 }
 #endif

@@ -329,6 +329,9 @@ Test(cuda_emu, kv_cache_decoding_matches_the_cpu) {
 }
 
 Test(cuda_emu, an_op_without_a_cuda_kernel_stops_with_a_message, .exit_code = 1) { ref_op_without_cuda_path(); }
+Test(cuda_emu, host_access_to_a_device_tensor_stops_with_a_message, .exit_code = 1) {
+    ref_host_access_to_a_device_tensor();
+}
 
 #ifdef GL_CUDA_EMU
 /* ---- the emulation harness itself (only in the emulated build) ---- */
