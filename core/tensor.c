@@ -388,12 +388,13 @@ size_t gl_tape_length(void) { return tape_len; }
 
 static gl_tensor *op_output(const char *op, bool device_ok, int ndim, const int *shape, gl_backward_fn backward,
                             gl_node **node_out, int n_in, gl_tensor *const *in) {
-    gl_device dev = GL_CPU;
+    const gl_tensor *first = NULL; /* the first input given: the device every other one must share */
     for (int i = 0; i < n_in; i++) {
         if (!in[i]) continue;
-        if (i && in[i]->device != dev) gl_fatal(op, "inputs are on different devices (cpu and cuda)");
-        dev = in[i]->device;
+        if (!first) first = in[i];
+        else if (in[i]->device != first->device) gl_fatal(op, "inputs are on different devices (cpu and cuda)");
     }
+    gl_device dev = first ? first->device : GL_CPU;
     if (dev == GL_CUDA && !device_ok)
         gl_fatal(op, "has no CUDA kernel yet (an input is on the cuda device); compute it on the CPU");
     gl_tensor *out = gl_arena_alloc(sizeof *out);

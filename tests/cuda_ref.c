@@ -107,8 +107,8 @@ static void model_pair(gpt_config cfg, gl_attn_impl attention, bool lora, gpt *c
 
 void ref_gpt_steps(int bias, int flash, float dropout, int lora, int steps, float *cpu_loss, float *cuda_loss,
                    float *max_weight_diff) {
-    enum { B = 2 };
-    int T = flash ? 40 : 12; /* flash: two 32-row tiles; naive attention's emulation costs ~T^2 fiber switches */
+    enum { B = 2, MAX_T = 40 };
+    int T = flash ? MAX_T : 12; /* flash: two 32-row tiles; naive attention's emulation costs ~T^2 fiber switches */
     gpt cpu, dev;
     model_pair(small_config(bias, dropout), flash ? GL_ATTN_FLASH : GL_ATTN_NAIVE, lora, &cpu, &dev);
     gl_optim *opt_cpu = gl_adamw(cpu.trainable, cpu.n_trainable, 1e-2f, 0.9f, 0.99f, 1e-8f, 0.1f);
@@ -116,7 +116,7 @@ void ref_gpt_steps(int bias, int flash, float dropout, int lora, int steps, floa
     gl_rng r, drop_cpu, drop_dev;
     gl_rng_seed(&r, 11);
     gl_rng_seed(&drop_cpu, 5), gl_rng_seed(&drop_dev, 5);
-    int32_t x[B * 40], y[B * 40]; /* one batch, seen at every step: the loss must fall */
+    int32_t x[B * MAX_T], y[B * MAX_T]; /* one batch, seen at every step: the loss must fall */
     for (int i = 0; i < B * T; i++) x[i] = (int32_t)gl_rng_below(&r, 13), y[i] = (int32_t)gl_rng_below(&r, 13);
     for (int s = 0; s < steps; s++) /* the same code for both: only where the parameters live differs */
         for (int d = 0; d < 2; d++) {

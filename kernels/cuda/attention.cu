@@ -24,6 +24,15 @@ __device__ __forceinline__ const float *q_row(const float *qkv, const geometry &
     return qkv + ((size_t)b * g.T + t) * 3 * g.C + h * g.hs;
 }
 
+/* the (tile of rows, head, batch) a block of the flash kernels works on: blocks run over tiles fastest */
+struct tile_pos {
+    int tile, h, b;
+};
+__device__ __forceinline__ tile_pos tile_of_block(const geometry &g, int rows_per_tile) {
+    int tiles = (g.T + rows_per_tile - 1) / rows_per_tile;
+    return {(int)(blockIdx.x % tiles), (int)(blockIdx.x / tiles) % g.H, (int)(blockIdx.x / (tiles * g.H))};
+}
+
 /* ---------------- naive ---------------- */
 
 __global__ void naive_fwd_kernel(geometry g, const float *qkv, float *out, float *P) {
@@ -108,8 +117,8 @@ __global__ void naive_bwd_cols_kernel(geometry g, const float *qkv, const float 
 /* ---------------- flash ---------------- */
 
 __global__ void flash_fwd_kernel(geometry g, const float *qkv, float *out, float *lse) {
-    int tiles = (g.T + FLASH_ROWS - 1) / FLASH_ROWS;
-    int tile = blockIdx.x % tiles, h = (blockIdx.x / tiles) % g.H, b = blockIdx.x / (tiles * g.H);
+    tile_pos at = tile_of_block(g, FLASH_ROWS);
+    int tile = at.tile, h = at.h, b = at.b;
     int i = tile * FLASH_ROWS + threadIdx.x;
     __shared__ float ks[FLASH_KEYS * MAX_HS], vs[FLASH_KEYS * MAX_HS];
     float q[MAX_HS], acc[MAX_HS], m = -INFINITY, l = 0.0f;
@@ -173,8 +182,8 @@ __device__ __forceinline__ void flash_p_ds(const geometry &g, const float *q, co
 /* one thread per key row j: dk_j, dv_j over all query rows (recomputing p_ij from the log-sum-exp) */
 __global__ void flash_dkdv_kernel(geometry g, const float *qkv, const float *lse, const float *D, const float *dout,
                                   float *dqkv) {
-    int tiles = (g.T + FLASH_KEYS - 1) / FLASH_KEYS;
-    int tile = blockIdx.x % tiles, h = (blockIdx.x / tiles) % g.H, b = blockIdx.x / (tiles * g.H);
+    tile_pos at = tile_of_block(g, FLASH_KEYS);
+    int tile = at.tile, h = at.h, b = at.b;
     int j = tile * FLASH_KEYS + threadIdx.x;
     if (j >= g.T) return;
     const float *k = q_row(qkv, g, b, j, h) + g.C, *v = k + g.C;
@@ -194,8 +203,8 @@ __global__ void flash_dkdv_kernel(geometry g, const float *qkv, const float *lse
 /* one thread per query row i: dq_i over its keys */
 __global__ void flash_dq_kernel(geometry g, const float *qkv, const float *lse, const float *D, const float *dout,
                                 float *dqkv) {
-    int tiles = (g.T + FLASH_ROWS - 1) / FLASH_ROWS;
-    int tile = blockIdx.x % tiles, h = (blockIdx.x / tiles) % g.H, b = blockIdx.x / (tiles * g.H);
+    tile_pos at = tile_of_block(g, FLASH_ROWS);
+    int tile = at.tile, h = at.h, b = at.b;
     int i = tile * FLASH_ROWS + threadIdx.x;
     if (i >= g.T) return;
     const float *q = q_row(qkv, g, b, i, h), *go = dout + ((size_t)b * g.T + i) * g.C + h * g.hs;
