@@ -6,6 +6,8 @@
  *   ops_reduce.c       sum, mean (over an axis or all)
  *   ops_nn.c           softmax, log_softmax, cross_entropy, token_logprob, layernorm, embedding, dropout
  *   ops_shape.c        reshape, transpose, contiguous, slice, concat, add_columns
+ *   ops_decoder.c      what Llama-family decoders add: rmsnorm, rope, swiglu, linear_q and embedding_q (weights in
+ *                      ggml's quantized blocks, used in place), attention_gqa over a KV cache
  * Inputs that are non-contiguous views are made contiguous first (a recorded copy) except by matmul.
  * A shape error stops the program with a message naming the op and the shapes involved.
  */
@@ -86,5 +88,27 @@ gl_tensor *gl_concat(gl_tensor *const *xs, int n, int axis);
 /* y + scale * d[k] placed in y's last-axis columns [col0[k], col0[k] + width of d[k]) for k < n (n <= 3): LoRA
  * updates of some of a linear's outputs (q and v of c_attn) in one tensor, without zeros for the rest */
 gl_tensor *gl_add_columns(gl_tensor *y, int n, gl_tensor *const *d, const int *col0, float scale);
+
+/* ---- Llama-family decoders (ops_decoder.c) ---- */
+/* over the last axis: x / sqrt(mean(x^2) + eps) * w; w of shape [C] (the mean of squares summed in double) */
+gl_tensor *gl_rmsnorm(gl_tensor *x, gl_tensor *w, float eps);
+/* Rotary position embedding of x [T, n_head * hd], row t at position pos0 + t: in each head, the pairs
+ * (x[2i], x[2i+1]) for 2i < rope_dim are rotated by (pos0 + t) * base^(-2i / rope_dim); the rest pass. This is
+ * the adjacent-pair form that GGUF's llama weights are stored for (llama.cpp's rope type 0). */
+gl_tensor *gl_rope(gl_tensor *x, int n_head, int pos0, float base, int rope_dim);
+/* silu(a) * b elementwise (equal shapes), silu(a) = a / (1 + e^-a): the gated MLP of Llama */
+gl_tensor *gl_swiglu(gl_tensor *a, gl_tensor *b);
+/* x [..., K] W^T -> [..., N] for a weight of N rows of K values in a ggml block format (kernels.h gl_qmatrix),
+ * multiplied in place, never expanded; gradients flow to x only */
+struct gl_qmatrix;
+gl_tensor *gl_linear_q(gl_tensor *x, const struct gl_qmatrix *w);
+/* rows ids[0..n) of a [V, C] table in a block format, dequantized: [n, C] (no gradient) */
+gl_tensor *gl_embedding_q(const struct gl_qmatrix *table, const int32_t *ids, int n);
+/* Grouped-query causal attention over a KV cache (inference only). q [T, n_head * hd], k and v [T, n_kv_head * hd]
+ * for positions pos .. pos + T - 1: their keys and values go into rows pos.. of the caches ([capacity,
+ * n_kv_head * hd] each; rounded to fp16 precision when kv_f16, as llama.cpp's default cache stores them), and
+ * query head h attends to kv head h / (n_head / n_kv_head) over rows 0 .. its own position. -> [T, n_head * hd] */
+gl_tensor *gl_attention_gqa(gl_tensor *q, gl_tensor *k, gl_tensor *v, float *k_cache, float *v_cache, int pos,
+                            int n_head, int n_kv_head, bool kv_f16);
 
 #endif

@@ -12,12 +12,18 @@
 #include "codec.h"
 #include "gpt.h"
 #include "gpt_io.h"
+#include "llama.h"
 #include "sample.h"
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: infer --checkpoint CKPT [--lora ADAPTERS] [--prompt TEXT | --prompt-ids 1,2,3] [flags]\n"
             "       infer --safetensors model.safetensors --config config.json --prompt-ids 1,2,3 [flags]\n"
+            "       infer --gguf MODEL.gguf [--chat TEXT | --chat - | --prompt TEXT | --prompt-ids 1,2,3] [flags]\n"
+            "  --chat TEXT         one chat turn through the model's ChatML template (greedy unless --temperature);\n"
+            "  --chat -            interactive: one user turn per line on stdin, history kept, Ctrl-D ends\n"
+            "  --system TEXT       the system message (default: the template's own)\n"
+            "  --ctx N             context positions for a GGUF model (default min(its context, 4096))\n"
             "  --max-new-tokens N  tokens to generate (200)      --temperature F  0 = greedy (0.8)\n"
             "  --top-k N           keep the N most likely (0 = all)  --top-p F   nucleus mass (1 = all)\n"
             "  --seed N            sampling seed (1337)          --threads N\n"
@@ -34,6 +40,150 @@ static void usage(FILE *f) {
 static void fail(const char *msg, const char *detail) {
     fprintf(stderr, "infer: %s%s\n", msg, detail);
     exit(1);
+}
+
+/* ---- GGUF models: prompts, one chat turn, or an interactive chat ---- */
+typedef struct {
+    llama *m;
+    bool print_ids;
+    int count;
+    char *reply; /* the text of a chat reply, kept for the history */
+    size_t reply_len;
+} llama_emit_ctx;
+
+static bool llama_emit(int32_t tok, void *p) {
+    llama_emit_ctx *c = p;
+    if (tok == c->m->eot || tok == c->m->eos) return true; /* the stop token is not text */
+    c->count++;
+    if (c->print_ids) printf(c->count > 1 ? " %d" : "%d", tok);
+    else {
+        size_t len;
+        const unsigned char *b = gl_bpe_token_bytes(c->m->tok, tok, &len);
+        if (!gl_bpe_is_special(c->m->tok, tok)) fwrite(b, 1, len, stdout);
+        c->reply = realloc(c->reply, c->reply_len + len + 1);
+        memcpy(c->reply + c->reply_len, b, len);
+        c->reply_len += len;
+        c->reply[c->reply_len] = 0;
+    }
+    fflush(stdout);
+    return true;
+}
+
+static int32_t *parse_ids(const char *text, int V, int *n_out) {
+    int32_t *ids = malloc((strlen(text) / 2 + 2) * sizeof(int32_t));
+    int n = 0;
+    const char *p = text;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long id = strtol(p, &end, 10);
+        if (end == p || errno) fail("--prompt-ids must be comma-separated integers, got: ", text);
+        if (id < 0 || id >= V) {
+            fprintf(stderr, "infer: prompt id %ld (position %d) is outside the vocabulary [0, %d)\n", id, n, V);
+            exit(1);
+        }
+        ids[n++] = (int32_t)id;
+        p = end;
+        if (*p == ',') p++;
+        else if (*p) fail("--prompt-ids must be comma-separated integers, got: ", text);
+    }
+    *n_out = n;
+    return ids;
+}
+
+static int run_gguf(const char *path, const char *prompt, const char *prompt_ids, const char *chat, const char *system,
+                    int ctx, int max_new, gl_sampling s, uint64_t seed, bool print_ids, bool use_cache) {
+    char err[512];
+    llama m;
+    if (!llama_load(&m, path, err, sizeof err)) fail(err, "");
+    if (!m.tok && !prompt_ids) fail(path, ": the model has no tokenizer gradlab reads; give --prompt-ids");
+    if (chat && !m.chatml) fail(path, ": --chat needs a model with a ChatML chat template, and this one has none");
+    if (ctx == 0) ctx = m.cfg.ctx_len < 4096 ? m.cfg.ctx_len : 4096;
+    if (ctx > m.cfg.ctx_len) {
+        fprintf(stderr, "infer: --ctx %d is beyond the model's context of %d\n", ctx, m.cfg.ctx_len);
+        return 1;
+    }
+    llama_cache cache;
+    llama_cache_init(&cache, &m, ctx, true);
+    gl_rng rng;
+    gl_rng_seed(&rng, seed);
+    llama_emit_ctx ec = {&m, print_ids, 0, NULL, 0};
+    int32_t *ids = NULL;
+    size_t cap = 0;
+    int n = 0, made = 0;
+    double secs = 0;
+    struct timespec t0, t1;
+    if (!chat || strcmp(chat, "-")) { /* one prompt or one chat turn */
+        if (prompt_ids) ids = parse_ids(prompt_ids, m.cfg.vocab_size, &n);
+        else if (chat) {
+            const char *roles[2] = {"system", "user"}, *texts[2] = {system, chat};
+            n = llama_chat_ids(&m, system ? roles : roles + 1, system ? texts : texts + 1, system ? 2 : 1, &ids, &cap);
+        } else {
+            const char *text = prompt ? prompt : "\n";
+            if (m.add_bos) ids = malloc(sizeof *ids), ids[0] = m.bos, cap = 1, n = 1;
+            int32_t *rest = NULL;
+            size_t rest_cap = 0, k = gl_bpe_encode(m.tok, (const unsigned char *)text, strlen(text), &rest, &rest_cap);
+            ids = realloc(ids, (n + k + 1) * sizeof *ids);
+            memcpy(ids + n, rest, k * sizeof *rest);
+            n += (int)k;
+            free(rest);
+            if (!print_ids) fputs(text, stdout);
+        }
+        if (n < 1) fail("the prompt is empty", "");
+        if (n > ctx) {
+            fprintf(stderr, "infer: the prompt has %d tokens; the context holds %d (--ctx)\n", n, ctx);
+            return 1;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        made = llama_generate(&m, &cache, ids, n, max_new, &s, &rng, use_cache, llama_emit, &ec);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+        printf("\n");
+    } else { /* interactive: the whole conversation is re-rendered each turn; the cache keeps its common prefix */
+        int turns = 0, cap_msgs = 16;
+        const char **roles = malloc(cap_msgs * sizeof *roles);
+        char **texts = malloc(cap_msgs * sizeof *texts);
+        if (system) roles[turns] = "system", texts[turns++] = strdup(system);
+        char *line = NULL;
+        size_t line_cap = 0;
+        ssize_t got;
+        fprintf(stderr, "chat with %s (%d context positions); one message per line, Ctrl-D ends\n", path, ctx);
+        while (fprintf(stderr, "> "), (got = getline(&line, &line_cap, stdin)) >= 0) {
+            while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = 0;
+            if (!got) continue;
+            if (turns + 2 > cap_msgs) {
+                cap_msgs *= 2;
+                roles = realloc(roles, cap_msgs * sizeof *roles);
+                texts = realloc(texts, cap_msgs * sizeof *texts);
+            }
+            roles[turns] = "user", texts[turns++] = strdup(line);
+            n = llama_chat_ids(&m, roles, (const char *const *)texts, turns, &ids, &cap);
+            if (n >= ctx) {
+                fprintf(stderr, "infer: the conversation has %d tokens; the context holds %d (--ctx): ending it\n", n, ctx);
+                break;
+            }
+            ec.reply_len = 0;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            made += llama_generate(&m, &cache, ids, n, max_new, &s, &rng, true, llama_emit, &ec);
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            secs += (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+            printf("\n");
+            fflush(stdout);
+            roles[turns] = "assistant", texts[turns++] = strdup(ec.reply_len ? ec.reply : "");
+        }
+        for (int i = 0; i < turns; i++) free(texts[i]);
+        free(roles);
+        free(texts);
+        free(line);
+    }
+    fprintf(stderr, "infer: %d tokens in %.2f s (%.1f tokens/s, %s, %d threads)\n", made, secs,
+            secs > 0 ? made / secs : 0.0, use_cache ? "KV cache" : "no cache", omp_get_max_threads());
+    free(ids);
+    free(ec.reply);
+    llama_cache_free(&cache);
+    llama_free(&m);
+    gl_arena_release();
+    return 0;
 }
 
 typedef struct {
@@ -58,7 +208,9 @@ static bool emit(int32_t tok, void *p) {
 
 int main(int argc, char **argv) {
     const char *ckpt = NULL, *st = NULL, *st_config = NULL, *prompt = NULL, *prompt_ids = NULL, *lora = NULL;
-    const char *device = "cpu";
+    const char *device = "cpu", *gguf = NULL, *chat = NULL, *system = NULL;
+    int ctx_len = 0;
+    bool temperature_set = false;
     const char *gpt2_encoder = "tokenizer/gpt2/encoder.json", *gpt2_merges = "tokenizer/gpt2/vocab.bpe";
     int max_new = 200, threads = 0;
     gl_sampling s = {.temperature = 0.8f, .top_k = 0, .top_p = 1.0f};
@@ -79,13 +231,17 @@ int main(int argc, char **argv) {
         else if (!strcmp(f, "--lora")) lora = v;
         else if (!strcmp(f, "--device")) device = v;
         else if (!strcmp(f, "--safetensors")) st = v;
+        else if (!strcmp(f, "--gguf")) gguf = v;
+        else if (!strcmp(f, "--chat")) chat = v;
+        else if (!strcmp(f, "--system")) system = v;
+        else if (!strcmp(f, "--ctx")) ctx_len = (int)gl_flag_number("infer", f, v, 1, 1 << 24);
         else if (!strcmp(f, "--config")) st_config = v;
         else if (!strcmp(f, "--encoder")) gpt2_encoder = v;
         else if (!strcmp(f, "--merges")) gpt2_merges = v;
         else if (!strcmp(f, "--prompt")) prompt = v;
         else if (!strcmp(f, "--prompt-ids")) prompt_ids = v;
         else if (!strcmp(f, "--max-new-tokens")) max_new = (int)gl_flag_number("infer", f, v, 0, 1e8);
-        else if (!strcmp(f, "--temperature")) s.temperature = (float)gl_flag_number("infer", f, v, 0, 100);
+        else if (!strcmp(f, "--temperature")) s.temperature = (float)gl_flag_number("infer", f, v, 0, 100), temperature_set = true;
         else if (!strcmp(f, "--top-k")) s.top_k = (int)gl_flag_number("infer", f, v, 0, 1e8);
         else if (!strcmp(f, "--top-p")) s.top_p = (float)gl_flag_number("infer", f, v, 1e-6, 1);
         else if (!strcmp(f, "--seed")) seed = (uint64_t)gl_flag_number("infer", f, v, 0, 9007199254740992.0);
@@ -97,7 +253,16 @@ int main(int argc, char **argv) {
         }
     }
     if (threads) omp_set_num_threads(threads);
-    if (!ckpt == !st) fail("give exactly one of --checkpoint CKPT or --safetensors FILE --config FILE", "");
+    if ((chat || system) && !gguf) fail("--chat and --system need a chat model: --gguf FILE", "");
+    if (gguf) {
+        if (ckpt || st || lora) fail("--gguf runs alone: not with --checkpoint, --safetensors or --lora", "");
+        if (strcmp(device, "cpu")) fail("--gguf models run on the CPU (--device cuda is not implemented for them yet)", "");
+        if ((prompt != NULL) + (prompt_ids != NULL) + (chat != NULL) > 1) fail("give one of --chat, --prompt, --prompt-ids", "");
+        if (system && !chat) fail("--system goes with --chat", "");
+        if (chat && !temperature_set) s.temperature = 0; /* a chat answers greedily unless asked otherwise */
+        return run_gguf(gguf, prompt, prompt_ids, chat, system, ctx_len, max_new, s, seed, print_ids, use_cache);
+    }
+    if (!ckpt == !st) fail("give exactly one of --checkpoint CKPT, --safetensors FILE --config FILE or --gguf FILE", "");
     if (st && !st_config) fail("--safetensors needs --config config.json (the model's shape)", "");
     if (prompt && prompt_ids) fail("give --prompt or --prompt-ids, not both", "");
     if (strcmp(device, "cpu") && strcmp(device, "cuda")) fail("--device must be cpu or cuda, got: ", device);

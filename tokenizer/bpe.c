@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gguf.h"
 #include "io.h"
 #include "json.h"
 #include "pretok.h"
@@ -25,6 +26,15 @@ struct gl_bpe {
     unsigned char *blob;                          /* token bytes, token i at blob[off[i] .. off[i+1]) */
     size_t *off;
     bool *special;                                /* special tokens are never merge results */
+    int32_t *special_ids;                         /* the n_special ids, ascending (built by build_index) */
+    /* Hugging Face's merge rule (GGUF vocabularies): the rank of a pair of parts is its merge's position in the
+     * merges list, looked up by the pair's ids (open addressing; key left << 32 | right), not the id of the
+     * concatenation as in tiktoken. pretok_digits: every \p{N} character is a piece of its own before the GPT-2
+     * split (llama.cpp's "smollm"/"starcoder" pre-tokenizers). */
+    bool pair_ranks, pretok_digits;
+    uint64_t *pair_key;
+    int32_t *pair_rank;
+    size_t pair_mask;
     int32_t *map;                                 /* open addressing: token bytes -> id, -1 = empty */
     size_t map_mask;
     /* piece cache: bytes -> ids */
@@ -77,6 +87,11 @@ static void build_index(gl_bpe *t) {
     }
     t->cache_mask = (1u << 16) - 1;
     t->cache = calloc(t->cache_mask + 1, sizeof *t->cache);
+    t->special_ids = malloc(((size_t)t->n_special + 1) * sizeof *t->special_ids);
+    int k = 0;
+    for (int32_t id = 0; id < t->n_tokens && k < t->n_special; id++)
+        if (t->special[id]) t->special_ids[k++] = id;
+    t->n_special = k;
 }
 
 static void cache_clear(gl_bpe *t) {
@@ -94,6 +109,9 @@ void gl_bpe_free(gl_bpe *t) {
     free(t->blob);
     free(t->off);
     free(t->special);
+    free(t->special_ids);
+    free(t->pair_key);
+    free(t->pair_rank);
     free(t->map);
     free(t->cache);
     free(t->cache_keys);
@@ -107,19 +125,54 @@ const unsigned char *gl_bpe_token_bytes(const gl_bpe *t, int32_t id, size_t *len
 
 int32_t gl_bpe_special_id(const gl_bpe *t, const char *text) {
     size_t n = strlen(text);
-    for (int32_t id = 0; id < t->n_tokens; id++) {
+    for (int k = 0; k < t->n_special; k++) {
         size_t len;
-        const unsigned char *b = tok(t, id, &len);
-        if (t->special[id] && len == n && memcmp(b, text, n) == 0) return id;
+        const unsigned char *b = tok(t, t->special_ids[k], &len);
+        if (len == n && memcmp(b, text, n) == 0) return t->special_ids[k];
     }
     return -1;
 }
 
+bool gl_bpe_is_special(const gl_bpe *t, int32_t id) { return id >= 0 && id < t->n_tokens && t->special[id]; }
+
 /* ---------------------------------------------------------------- encoding */
+
+static uint64_t pair_hash(uint64_t key) { return (key * 0x9E3779B97F4A7C15ull) >> 20; }
+
+/* rank of merging parts a and b (ids), INT32_MAX if no merge makes them one */
+static int32_t pair_rank(const gl_bpe *t, int32_t a, int32_t b) {
+    uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
+    for (size_t i = pair_hash(key) & t->pair_mask;; i = (i + 1) & t->pair_mask) {
+        if (t->pair_rank[i] < 0) return INT32_MAX;
+        if (t->pair_key[i] == key) return t->pair_rank[i];
+    }
+}
+
+/* Hugging Face's BPE of one piece: start from its bytes' tokens, merge the adjacent pair whose merge comes first in
+ * the list (the leftmost among equals) until no adjacent pair has a merge. */
+static size_t bpe_piece_pairs(const gl_bpe *t, const unsigned char *p, size_t n, int32_t *out) {
+    size_t parts = 0; /* a byte without a token of its own is dropped, as llama.cpp does */
+    for (size_t i = 0; i < n; i++)
+        if (t->byte_id[p[i]] >= 0) out[parts++] = t->byte_id[p[i]];
+    while (parts > 1) {
+        size_t best = 0;
+        int32_t best_rank = INT32_MAX;
+        for (size_t i = 0; i + 1 < parts; i++) {
+            int32_t r = pair_rank(t, out[i], out[i + 1]);
+            if (r < best_rank) best_rank = r, best = i;
+        }
+        if (best_rank == INT32_MAX) break;
+        out[best] = t->merge_id[best_rank];
+        memmove(out + best + 1, out + best + 2, (parts - best - 2) * sizeof *out);
+        parts--;
+    }
+    return parts;
+}
 
 /* BPE of one piece into out (room for n ids); returns the count */
 static size_t bpe_piece(const gl_bpe *t, const unsigned char *p, size_t n, int32_t *out) {
-    if (n == 1) return out[0] = t->byte_id[p[0]], 1;
+    if (n == 1) return t->byte_id[p[0]] < 0 ? 0 : (out[0] = t->byte_id[p[0]], 1);
+    if (t->pair_ranks) return bpe_piece_pairs(t, p, n, out);
     int32_t whole = lookup(t, p, n);
     if (whole >= 0) return out[0] = whole, 1;
     enum { SMALL = 256 };
@@ -171,7 +224,7 @@ static void reserve(int32_t **ids, size_t *cap, size_t need) {
 /* encode one piece through the cache */
 static size_t encode_piece(gl_bpe *t, const unsigned char *p, size_t n, int32_t **ids, size_t *cap, size_t at) {
     reserve(ids, cap, at + n);
-    if (n == 1) return (*ids)[at] = t->byte_id[p[0]], 1;
+    if (n == 1) return t->byte_id[p[0]] < 0 ? 0 : ((*ids)[at] = t->byte_id[p[0]], 1);
     uint64_t h = hash_bytes(p, n);
     size_t i = h & t->cache_mask;
     for (; t->cache[i].key_len; i = (i + 1) & t->cache_mask) {
@@ -204,12 +257,24 @@ static size_t encode_piece(gl_bpe *t, const unsigned char *p, size_t n, int32_t 
     return m;
 }
 
+/* the end of the segment at pos when every number character stands alone: the character itself if it is a
+ * number, else the run up to the next number character (or the end) */
+static size_t digit_segment(const unsigned char *s, size_t len, size_t pos) {
+    size_t n;
+    if (gl_char_at(s, len, pos, &n) == GL_CHAR_NUMBER) return pos + n;
+    while (pos < len && gl_char_at(s, len, pos, &n) != GL_CHAR_NUMBER) pos += n;
+    return pos;
+}
+
 size_t gl_bpe_encode(gl_bpe *t, const unsigned char *text, size_t len, int32_t **ids, size_t *cap) {
     size_t pos = 0, n = 0;
     while (pos < len) {
-        size_t end = gl_pretok_next(text, len, pos);
-        n += encode_piece(t, text + pos, end - pos, ids, cap, n);
-        pos = end;
+        size_t seg_end = t->pretok_digits ? digit_segment(text, len, pos) : len;
+        while (pos < seg_end) {
+            size_t end = gl_pretok_next(text, seg_end, pos);
+            n += encode_piece(t, text + pos, end - pos, ids, cap, n);
+            pos = end;
+        }
     }
     return n;
 }
@@ -219,9 +284,8 @@ size_t gl_bpe_encode_with_specials(gl_bpe *t, const unsigned char *text, size_t 
     while (pos < len) {
         int32_t hit = -1;
         size_t hit_len = 0;
-        if (text[pos] == '<' || t->n_special > 0) /* specials are checked at every byte; they are few */
-            for (int32_t id = 0; id < t->n_tokens && t->n_special; id++) {
-                if (!t->special[id]) continue;
+        for (int k = 0; k < t->n_special; k++) { /* specials are checked at every byte; they are few */
+                int32_t id = t->special_ids[k];
                 size_t l;
                 const unsigned char *b = tok(t, id, &l);
                 if (l && l <= len - pos && memcmp(text + pos, b, l) == 0 && l > hit_len) hit = id, hit_len = l;
@@ -615,5 +679,111 @@ gl_bpe *gl_bpe_from_merges(const int32_t (*merges)[2], int n_merges, const char 
     for (int b = 0; b < 256; b++) t->byte_id[b] = b;
     free(len);
     build_index(t);
+    return t;
+}
+
+/* ---------------------------------------------------------------- GGUF vocabularies */
+
+gl_bpe *gl_bpe_load_gguf(const gl_gguf *g, char *err, size_t err_len) {
+    gguf_str model, pre = {"gpt2", 4};
+    if (!gl_gguf_get_str(g, "tokenizer.ggml.model", &model, err, err_len)) return NULL;
+    if (!gl_gguf_str_eq(model, "gpt2"))
+        return snprintf(err, err_len, "%s: tokenizer.ggml.model is '%.*s'; gradlab reads byte-level BPE ('gpt2') only",
+                        g->path, (int)model.len, model.ptr), NULL;
+    const gguf_kv *pre_kv = gl_gguf_find(g, "tokenizer.ggml.pre");
+    if (pre_kv && pre_kv->type == GGUF_STRING) pre = pre_kv->v.s;
+    bool digits;
+    if (gl_gguf_str_eq(pre, "gpt2") || gl_gguf_str_eq(pre, "default")) digits = false;
+    else if (gl_gguf_str_eq(pre, "smollm") || gl_gguf_str_eq(pre, "starcoder") || gl_gguf_str_eq(pre, "refact"))
+        digits = true;
+    else
+        return snprintf(err, err_len, "%s: the pre-tokenizer '%.*s' is not implemented (gpt2, smollm and starcoder are)",
+                        g->path, (int)pre.len, pre.ptr), NULL;
+    const gguf_kv *tokens = gl_gguf_find(g, "tokenizer.ggml.tokens"), *types = gl_gguf_find(g, "tokenizer.ggml.token_type"),
+                  *merges = gl_gguf_find(g, "tokenizer.ggml.merges");
+    if (!tokens || tokens->type != GGUF_ARRAY || tokens->arr_type != GGUF_STRING || tokens->arr_count < 256 ||
+        tokens->arr_count > (1u << 24))
+        return snprintf(err, err_len, "%s: tokenizer.ggml.tokens must be an array of 256 to 2^24 strings", g->path), NULL;
+    if (!merges || merges->type != GGUF_ARRAY || merges->arr_type != GGUF_STRING || merges->arr_count >= tokens->arr_count)
+        return snprintf(err, err_len, "%s: tokenizer.ggml.merges must be an array of fewer strings than tokens", g->path),
+               NULL;
+    if (types && (types->type != GGUF_ARRAY || types->arr_count != tokens->arr_count || types->arr_type == GGUF_STRING ||
+                  types->arr_type == GGUF_ARRAY))
+        return snprintf(err, err_len, "%s: tokenizer.ggml.token_type must be numbers, one per token", g->path), NULL;
+    int n = (int)tokens->arr_count;
+    uint32_t byte_to_cp[256];
+    int cp_to_byte[324];
+    gpt2_byte_table(byte_to_cp);
+    for (int i = 0; i < 324; i++) cp_to_byte[i] = -1;
+    for (int b = 0; b < 256; b++) cp_to_byte[byte_to_cp[b]] = b;
+
+    gl_bpe *t = alloc_bpe(n, (int)merges->arr_count);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += tokens->strs[i].len;
+    t->blob = malloc(total + 1);
+    if (!t->blob) {
+        gl_bpe_free(t);
+        return snprintf(err, err_len, "%s: out of memory for the vocabulary", g->path), NULL;
+    }
+    size_t o = 0;
+    for (int i = 0; i < n; i++) {
+        gguf_str s = tokens->strs[i];
+        int type = types ? (int)gl_gguf_arr_number(types, (uint64_t)i) : 1;
+        t->off[i] = o;
+        if (type == 3 || type == 4) { /* control and user-defined tokens: their text as is */
+            memcpy(t->blob + o, s.ptr, s.len);
+            o += s.len;
+            t->special[i] = true;
+            t->n_special++;
+            continue;
+        }
+        size_t len;
+        if (!gpt2_unmap(s.ptr, s.len, cp_to_byte, t->blob + o, &len)) {
+            snprintf(err, err_len, "%s: token %d \"%.*s\" uses a character outside GPT-2's byte map", g->path, i,
+                     (int)(s.len > 40 ? 40 : s.len), s.ptr);
+            gl_bpe_free(t);
+            return NULL;
+        }
+        o += len;
+    }
+    t->off[n] = o;
+    build_index(t);
+    for (int b = 0; b < 256; b++) { /* some vocabularies lack rare bytes (SmolLM2 has no 0x04): -1, dropped */
+        unsigned char byte = (unsigned char)b;
+        t->byte_id[b] = lookup(t, &byte, 1);
+    }
+    size_t cap = 1;
+    while (cap < merges->arr_count * 2 + 2) cap <<= 1;
+    t->pair_key = malloc(cap * sizeof *t->pair_key);
+    t->pair_rank = malloc(cap * sizeof *t->pair_rank);
+    t->pair_mask = cap - 1;
+    memset(t->pair_rank, 0xff, cap * sizeof *t->pair_rank);
+    t->pair_ranks = true;
+    t->pretok_digits = digits;
+    for (uint64_t k = 0; k < merges->arr_count; k++) {
+        gguf_str m = merges->strs[k];
+        const char *sp = memchr(m.ptr, ' ', m.len);
+        unsigned char a[256], b[256], ab[512];
+        size_t al = 0, bl = 0;
+        int32_t ia = -1, ib = -1, iab = -1;
+        if (sp && sp > m.ptr && (size_t)(sp - m.ptr) < 256 && m.len - (size_t)(sp - m.ptr) - 1 < 256 &&
+            gpt2_unmap(m.ptr, (size_t)(sp - m.ptr), cp_to_byte, a, &al) &&
+            gpt2_unmap(sp + 1, m.len - (size_t)(sp - m.ptr) - 1, cp_to_byte, b, &bl) && al && bl) {
+            memcpy(ab, a, al);
+            memcpy(ab + al, b, bl);
+            ia = lookup(t, a, al), ib = lookup(t, b, bl), iab = lookup(t, ab, al + bl);
+        }
+        if (ia < 0 || ib < 0 || iab < 0) {
+            snprintf(err, err_len, "%s: merge %llu \"%.*s\" is not two tokens of the vocabulary whose join is one too",
+                     g->path, (unsigned long long)k, (int)(m.len > 40 ? 40 : m.len), m.ptr);
+            gl_bpe_free(t);
+            return NULL;
+        }
+        t->merge_left[k] = ia, t->merge_right[k] = ib, t->merge_id[k] = iab;
+        uint64_t key = (uint64_t)(uint32_t)ia << 32 | (uint32_t)ib;
+        size_t i = pair_hash(key) & t->pair_mask;
+        while (t->pair_rank[i] >= 0 && t->pair_key[i] != key) i = (i + 1) & t->pair_mask;
+        if (t->pair_rank[i] < 0) t->pair_key[i] = key, t->pair_rank[i] = (int32_t)k; /* the first merge wins */
+    }
     return t;
 }

@@ -34,6 +34,14 @@ int gl_bpe_n_merges(const gl_bpe *t);
 const unsigned char *gl_bpe_token_bytes(const gl_bpe *t, int32_t id, size_t *len);
 /* id of a special token by its text, or -1 */
 int32_t gl_bpe_special_id(const gl_bpe *t, const char *text);
+bool gl_bpe_is_special(const gl_bpe *t, int32_t id);
+
+/* The tokenizer of a GGUF model (tokenizer.ggml.model "gpt2"): tokens in GPT-2's byte-to-character map, token
+ * types (control and user-defined tokens are special), merges in list order (Hugging Face's pair-rank rule), and
+ * the pre-tokenizer named by tokenizer.ggml.pre ("gpt2", "smollm", "starcoder": digits split one by one).
+ * Gives llama.cpp's ids. Errors name the file and the entry. */
+struct gl_gguf;
+gl_bpe *gl_bpe_load_gguf(const struct gl_gguf *g, char *err, size_t err_len);
 
 /* Encodes ordinary text: special-token strings inside it are ordinary characters (as tiktoken's encode_ordinary).
  * Appends to *ids (grown with realloc; *cap is its capacity) and returns the number of ids written. */

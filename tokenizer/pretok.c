@@ -36,8 +36,7 @@ gl_char_class gl_char_class_of(uint32_t cp) {
     return GL_CHAR_OTHER;
 }
 
-/* the character at pos: its class and byte length (1 for a byte that is not valid UTF-8) */
-static gl_char_class char_at(const unsigned char *s, size_t len, size_t pos, size_t *n) {
+gl_char_class gl_char_at(const unsigned char *s, size_t len, size_t pos, size_t *n) {
     unsigned char c = s[pos];
     if (c < 0x80) {
         *n = 1;
@@ -69,7 +68,7 @@ static gl_char_class char_at(const unsigned char *s, size_t len, size_t pos, siz
 static size_t run_of(const unsigned char *s, size_t len, size_t pos, gl_char_class k) {
     while (pos < len) {
         size_t n;
-        if (char_at(s, len, pos, &n) != k) break;
+        if (gl_char_at(s, len, pos, &n) != k) break;
         pos += n;
     }
     return pos;
@@ -93,11 +92,11 @@ size_t gl_pretok_next(const unsigned char *s, size_t len, size_t pos) {
         if (c) return pos + c;
     }
     size_t n;
-    gl_char_class k = char_at(s, len, pos, &n);
+    gl_char_class k = gl_char_at(s, len, pos, &n);
     if (k != GL_CHAR_SPACE) return run_of(s, len, pos + n, k); /* \p{L}+, \p{N}+ or [^\s\p{L}\p{N}]+ */
     if (s[pos] == ' ' && pos + 1 < len) { /* " ?" before a letter, number or other run */
         size_t n2;
-        gl_char_class k2 = char_at(s, len, pos + 1, &n2);
+        gl_char_class k2 = gl_char_at(s, len, pos + 1, &n2);
         if (k2 != GL_CHAR_SPACE) return run_of(s, len, pos + 1 + n2, k2);
     }
     /* whitespace: \s+(?!\S) takes the run but leaves its last character when a non-space follows; a run of one
@@ -105,7 +104,7 @@ size_t gl_pretok_next(const unsigned char *s, size_t len, size_t pos) {
     size_t end = pos, last = pos;
     while (end < len) {
         size_t m;
-        if (char_at(s, len, end, &m) != GL_CHAR_SPACE) break;
+        if (gl_char_at(s, len, end, &m) != GL_CHAR_SPACE) break;
         last = end;
         end += m;
     }

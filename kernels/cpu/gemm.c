@@ -134,8 +134,8 @@ static void store_tile(const float *tile, int nr, int rows, int cols, float alph
  * allocate. They are per calling thread: ops may run small GEMMs from inside their own parallel loops. A thread
  * that ends (an OpenMP pool torn down, a caller's own thread) frees its set through the key's destructor. */
 typedef struct {
-    float *buf[3];
-    size_t cap[3];
+    float *buf[GL_SCRATCH_SLOTS];
+    size_t cap[GL_SCRATCH_SLOTS];
 } scratch_set;
 
 static pthread_key_t scratch_key;
@@ -143,14 +143,14 @@ static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 
 static void scratch_set_free(void *p) {
     scratch_set *set = p;
-    for (int i = 0; i < 3; i++) free(set->buf[i]);
+    for (int i = 0; i < GL_SCRATCH_SLOTS; i++) free(set->buf[i]);
     free(set);
 }
 static void scratch_key_create(void) {
     if (pthread_key_create(&scratch_key, scratch_set_free) != 0) abort();
 }
 
-static float *scratch(int which, size_t floats) {
+float *gl_kernel_scratch(int which, size_t floats) {
     static _Thread_local scratch_set *set;
     if (!set) {
         pthread_once(&scratch_once, scratch_key_create);
@@ -192,7 +192,7 @@ static void gemv(const gl_kernels *k, int trans_a, int trans_b, int N, int K, fl
          * depend on the thread count. */
         enum { KROWS = 64 };
         int blocks = (K + KROWS - 1) / KROWS;
-        float *part = scratch(2, (size_t)blocks * N);
+        float *part = gl_kernel_scratch(2, (size_t)blocks * N);
 #pragma omp parallel for schedule(static) if (big && !omp_in_parallel())
         for (int bk = 0; bk < blocks; bk++) {
             float *acc = part + (size_t)bk * N;
@@ -243,8 +243,8 @@ static void gemm_driver(const gl_kernels *k, int trans_a, int trans_b, int M, in
     int nc_max = N < GEMM_NC ? round_up(N, nr) : GEMM_NC;
 
     size_t a_floats = (size_t)round_up(mc * kc_max, 16);
-    float *b_packed = scratch(0, (size_t)nc_max * kc_max);
-    float *a_packed = scratch(1, a_floats * (size_t)nthreads);
+    float *b_packed = gl_kernel_scratch(0, (size_t)nc_max * kc_max);
+    float *a_packed = gl_kernel_scratch(1, a_floats * (size_t)nthreads);
 
     for (int jc = 0; jc < N; jc += GEMM_NC) {
         int nc = N - jc < GEMM_NC ? N - jc : GEMM_NC;

@@ -121,4 +121,53 @@ void gl_gemm_nf4(int trans_a, int trans_b, int M, int N, int K, float alpha, con
 void gl_gemm_with(const gl_kernels *k, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                   int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* Per-thread scratch that grows to the largest size asked and is then reused (freed when the thread ends):
+ * slots 0-2 are the GEMM's packing buffers, 3 the quantized matmul's activations. */
+#define GL_SCRATCH_SLOTS 4
+float *gl_kernel_scratch(int which, size_t floats);
+
+/* ---- ggml's block formats (kernels/cpu/quant.c; layouts in docs/formats.md) ----
+ * A row of K weights (K a multiple of 32) is K / 32 blocks; each block holds fp16 scale(s) and 32 small integers:
+ *   Q8_0  d, int8 q[32]            w = d * q                                  34 bytes (8.5 bits per weight)
+ *   Q4_0  d, 4-bit q[32] in 16 B   w = d * (q - 8)                            18 bytes (4.5 bits)
+ *   Q4_1  d, m, 4-bit q[32]        w = d * q + m                              20 bytes (5 bits)
+ * 4-bit values: byte j holds weight j in its low nibble and weight j + 16 in its high nibble.
+ * For the integer dot product, activations are quantized the same way as Q8_0 (d = max|x| / 127, q = round(x / d))
+ * into gl_block_q8a, which also keeps sum(q) and d * sum(q) (ggml's Q8_1) for the offsets of Q4_0 and Q4_1.
+ * The type numbers are ggml's (and GGUF's). */
+typedef enum { GL_QT_F32 = 0, GL_QT_F16 = 1, GL_QT_Q4_0 = 2, GL_QT_Q4_1 = 3, GL_QT_Q8_0 = 8 } gl_qtype;
+#define GL_QK 32
+typedef struct { uint16_t d; int8_t qs[GL_QK]; } gl_block_q8_0;
+typedef struct { uint16_t d; uint8_t qs[GL_QK / 2]; } gl_block_q4_0;
+typedef struct { uint16_t d, m; uint8_t qs[GL_QK / 2]; } gl_block_q4_1;
+typedef struct {
+    float d, s;  /* both rounded to fp16 precision, as ggml stores them: the same products as llama.cpp */
+    int32_t sum; /* sum of qs */
+    int8_t qs[GL_QK];
+} gl_block_q8a;
+
+float gl_f16_to_f32(uint16_t h);
+uint16_t gl_f32_to_f16(float f); /* round to nearest even; overflow gives infinity */
+/* bytes of one row of k weights of type t (k a multiple of 32 for the block types); 0 for an unknown type */
+size_t gl_qtype_row_bytes(gl_qtype t, int64_t k);
+bool gl_qtype_known(gl_qtype t);
+/* a row of k weights of type t to floats / floats to a row (round to nearest per block, as ggml's reference) */
+void gl_dequantize_row(gl_qtype t, const void *src, float *dst, int64_t k);
+void gl_quantize_row(gl_qtype t, const float *src, void *dst, int64_t k);
+void gl_quantize_act(const float *x, gl_block_q8a *y, int64_t k);
+/* dot of a weight row (k weights of a block type) with quantized activations; the scalar reference */
+float gl_vec_dot_q_ref(gl_qtype t, int64_t k, const void *w, const gl_block_q8a *x);
+/* the same through the active level's SIMD path (AVX-512 VNNI, AVX2, or the reference) */
+float gl_vec_dot_q(gl_qtype t, int64_t k, const void *w, const gl_block_q8a *x);
+/* Y[M, N] = X[M, K] W^T for W of N rows of K weights of type t, stored row after row (GGUF's [K, N] tensor).
+ * Block types quantize X to gl_block_q8a and use the integer dot; F32 and F16 weights take a float dot. Each output
+ * is summed in a fixed order by one thread, so results are bitwise the same for any thread count. */
+void gl_matmul_q(gl_qtype t, const void *W, int N, int K, const float *X, int M, float *Y);
+/* a weight matrix in one of these types: rows (N) rows of cols (K) values, row after row */
+typedef struct gl_qmatrix {
+    gl_qtype type;
+    int rows, cols;
+    const void *data;
+} gl_qmatrix;
+
 #endif

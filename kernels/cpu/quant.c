@@ -1,0 +1,314 @@
+/* ggml's block formats Q8_0, Q4_0, Q4_1 (kernels.h): conversion, the integer dot product against 8-bit
+ * activations, and the quantized matrix product that a Llama model's decoding and prefill run on.
+ *
+ * Each dot product has the scalar reference first and its SIMD bodies after it. The SIMD bodies need more than
+ * vec.c's per-level flags (byte shuffles, VNNI), so they are compiled with function target attributes and chosen
+ * from the active level (GRADLAB_KERNELS lowers it as for every kernel): AVX-512 when the CPU also has BW, VL and
+ * VNNI, AVX2 + FMA + F16C otherwise. Per block both compute d_w d_x sum(q_w q_x) exactly in integers, then add it
+ * to a float accumulator, so they differ from the reference only in the order of those float additions. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define GL_QUANT_SIMD 1
+#endif
+
+/* ---- fp16 ---- */
+float gl_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
+    if (exp == 0x1F) bits = sign | 0x7F800000 | (man << 13); /* inf, nan */
+    else if (exp) bits = sign | ((exp + 112) << 23) | (man << 13);
+    else if (!man) bits = sign;
+    else { /* subnormal: normalise */
+        int e = -1;
+        do e++, man <<= 1; while (!(man & 0x400));
+        bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3FF) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t gl_f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000, ax = x & 0x7FFFFFFF;
+    if (ax > 0x7F800000) return (uint16_t)(sign | 0x7E00);   /* nan */
+    if (ax >= 0x477FF000) return (uint16_t)(sign | 0x7C00);  /* rounds above 65504: inf */
+    if (ax < 0x38800000) {                                   /* below 2^-14: subnormal or zero */
+        float a;
+        memcpy(&a, &ax, 4);
+        return (uint16_t)(sign | (uint32_t)lrintf(a * 16777216.0f)); /* units of 2^-24, ties to even */
+    }
+    uint32_t r = ax + 0xFFF + ((ax >> 13) & 1); /* round the 13 dropped bits to nearest even */
+    return (uint16_t)(sign | ((r - 0x38000000) >> 13));
+}
+
+bool gl_qtype_known(gl_qtype t) {
+    return t == GL_QT_F32 || t == GL_QT_F16 || t == GL_QT_Q4_0 || t == GL_QT_Q4_1 || t == GL_QT_Q8_0;
+}
+
+size_t gl_qtype_row_bytes(gl_qtype t, int64_t k) {
+    switch (t) {
+    case GL_QT_F32: return (size_t)k * 4;
+    case GL_QT_F16: return (size_t)k * 2;
+    case GL_QT_Q4_0: return (size_t)(k / GL_QK) * sizeof(gl_block_q4_0);
+    case GL_QT_Q4_1: return (size_t)(k / GL_QK) * sizeof(gl_block_q4_1);
+    case GL_QT_Q8_0: return (size_t)(k / GL_QK) * sizeof(gl_block_q8_0);
+    }
+    return 0;
+}
+
+/* ---- conversion ---- */
+void gl_dequantize_row(gl_qtype t, const void *src, float *dst, int64_t k) {
+    switch (t) {
+    case GL_QT_F32: memcpy(dst, src, (size_t)k * 4); return;
+    case GL_QT_F16:
+        for (int64_t i = 0; i < k; i++) dst[i] = gl_f16_to_f32(((const uint16_t *)src)[i]);
+        return;
+    case GL_QT_Q8_0:
+        for (int64_t b = 0; b < k / GL_QK; b++) {
+            const gl_block_q8_0 *x = (const gl_block_q8_0 *)src + b;
+            float d = gl_f16_to_f32(x->d);
+            for (int j = 0; j < GL_QK; j++) dst[b * GL_QK + j] = d * x->qs[j];
+        }
+        return;
+    case GL_QT_Q4_0:
+        for (int64_t b = 0; b < k / GL_QK; b++) {
+            const gl_block_q4_0 *x = (const gl_block_q4_0 *)src + b;
+            float d = gl_f16_to_f32(x->d);
+            for (int j = 0; j < GL_QK / 2; j++) {
+                dst[b * GL_QK + j] = d * ((x->qs[j] & 15) - 8);
+                dst[b * GL_QK + j + 16] = d * ((x->qs[j] >> 4) - 8);
+            }
+        }
+        return;
+    case GL_QT_Q4_1:
+        for (int64_t b = 0; b < k / GL_QK; b++) {
+            const gl_block_q4_1 *x = (const gl_block_q4_1 *)src + b;
+            float d = gl_f16_to_f32(x->d), m = gl_f16_to_f32(x->m);
+            for (int j = 0; j < GL_QK / 2; j++) {
+                dst[b * GL_QK + j] = d * (x->qs[j] & 15) + m;
+                dst[b * GL_QK + j + 16] = d * (x->qs[j] >> 4) + m;
+            }
+        }
+        return;
+    }
+}
+
+void gl_quantize_row(gl_qtype t, const float *src, void *dst, int64_t k) {
+    switch (t) {
+    case GL_QT_F32: memcpy(dst, src, (size_t)k * 4); return;
+    case GL_QT_F16:
+        for (int64_t i = 0; i < k; i++) ((uint16_t *)dst)[i] = gl_f32_to_f16(src[i]);
+        return;
+    case GL_QT_Q8_0:
+        for (int64_t b = 0; b < k / GL_QK; b++) {
+            const float *x = src + b * GL_QK;
+            gl_block_q8_0 *y = (gl_block_q8_0 *)dst + b;
+            float amax = 0;
+            for (int j = 0; j < GL_QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+            float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+            y->d = gl_f32_to_f16(d);
+            for (int j = 0; j < GL_QK; j++) y->qs[j] = (int8_t)roundf(x[j] * id);
+        }
+        return;
+    case GL_QT_Q4_0: /* ggml: d = (the value of largest magnitude) / -8, so that value maps to q = 0 */
+        for (int64_t b = 0; b < k / GL_QK; b++) {
+            const float *x = src + b * GL_QK;
+            gl_block_q4_0 *y = (gl_block_q4_0 *)dst + b;
+            float amax = 0, max = 0;
+            for (int j = 0; j < GL_QK; j++)
+                if (fabsf(x[j]) > amax) amax = fabsf(x[j]), max = x[j];
+            float d = max / -8.0f, id = d ? 1.0f / d : 0.0f;
+            y->d = gl_f32_to_f16(d);
+            for (int j = 0; j < GL_QK / 2; j++) {
+                int lo = (int)fminf(15.0f, x[j] * id + 8.5f), hi = (int)fminf(15.0f, x[j + 16] * id + 8.5f);
+                y->qs[j] = (uint8_t)(lo | hi << 4);
+            }
+        }
+        return;
+    case GL_QT_Q4_1: /* ggml: m = min, d = (max - min) / 15 */
+        for (int64_t b = 0; b < k / GL_QK; b++) {
+            const float *x = src + b * GL_QK;
+            gl_block_q4_1 *y = (gl_block_q4_1 *)dst + b;
+            float min = x[0], max = x[0];
+            for (int j = 1; j < GL_QK; j++) min = fminf(min, x[j]), max = fmaxf(max, x[j]);
+            float d = (max - min) / 15.0f, id = d ? 1.0f / d : 0.0f;
+            y->d = gl_f32_to_f16(d);
+            y->m = gl_f32_to_f16(min);
+            for (int j = 0; j < GL_QK / 2; j++) {
+                int lo = (int)fminf(15.0f, (x[j] - min) * id + 0.5f), hi = (int)fminf(15.0f, (x[j + 16] - min) * id + 0.5f);
+                y->qs[j] = (uint8_t)(lo | hi << 4);
+            }
+        }
+        return;
+    }
+}
+
+/* ggml's quantize_row_q8_1 as its x86 SIMD builds compute it (its Q8_0 gives the same d and q): d = max|x| / 127,
+ * q = x * (127 / max|x|) rounded half to even. The exact rounding matters: a block holding one of the model's huge
+ * activations has a large d, and a q one step off moves a product by d. */
+void gl_quantize_act(const float *x, gl_block_q8a *y, int64_t k) {
+    for (int64_t b = 0; b < k / GL_QK; b++, x += GL_QK, y++) {
+        float amax = 0;
+        for (int j = 0; j < GL_QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        int32_t sum = 0;
+        for (int j = 0; j < GL_QK; j++) sum += y->qs[j] = (int8_t)nearbyintf(x[j] * id);
+        y->d = gl_f16_to_f32(gl_f32_to_f16(d));
+        y->s = gl_f16_to_f32(gl_f32_to_f16(d * (float)sum));
+        y->sum = sum;
+    }
+}
+
+/* ---- the dot product: reference ---- */
+float gl_vec_dot_q_ref(gl_qtype t, int64_t k, const void *w, const gl_block_q8a *x) {
+    float s = 0;
+    for (int64_t b = 0; b < k / GL_QK; b++) {
+        const int8_t *q = x[b].qs;
+        int32_t isum = 0;
+        if (t == GL_QT_Q8_0) {
+            const gl_block_q8_0 *y = (const gl_block_q8_0 *)w + b;
+            for (int j = 0; j < GL_QK; j++) isum += y->qs[j] * q[j];
+            s += gl_f16_to_f32(y->d) * x[b].d * (float)isum;
+        } else if (t == GL_QT_Q4_0) {
+            const gl_block_q4_0 *y = (const gl_block_q4_0 *)w + b;
+            for (int j = 0; j < GL_QK / 2; j++) isum += ((y->qs[j] & 15) - 8) * q[j] + ((y->qs[j] >> 4) - 8) * q[j + 16];
+            s += gl_f16_to_f32(y->d) * x[b].d * (float)isum;
+        } else { /* Q4_1: sum (d q_w + m) d_x q_x = d d_x sum(q_w q_x) + m s_x */
+            const gl_block_q4_1 *y = (const gl_block_q4_1 *)w + b;
+            for (int j = 0; j < GL_QK / 2; j++) isum += (y->qs[j] & 15) * q[j] + (y->qs[j] >> 4) * q[j + 16];
+            s += gl_f16_to_f32(y->d) * x[b].d * (float)isum + gl_f16_to_f32(y->m) * x[b].s;
+        }
+    }
+    return s;
+}
+
+#ifdef GL_QUANT_SIMD
+/* ---- SIMD: one block per 8 int32 lanes, each lane the sum of 4 adjacent byte products, scaled and added to a float
+ * accumulator; then the 8 lanes are summed as (lo + hi) halves. This is ggml's x86 order, so for the same
+ * activations the dot products equal llama.cpp's to the bit. AVX2 forms the lanes with maddubs + madd,
+ * AVX-512 VNNI with one vpdpbusd: the same integers either way. */
+#define SIMD_DOT(NAME, TARGET, LANES)                                                                                 \
+    TARGET static float NAME(gl_qtype t, int64_t nb, const void *w, const gl_block_q8a *x) {                          \
+        __m256 acc = _mm256_setzero_ps();                                                                              \
+        float extra = 0;                                                                                               \
+        const __m256i low4 = _mm256_set1_epi8(15);                                                                     \
+        for (int64_t b = 0; b < nb; b++) {                                                                             \
+            __m256i q = _mm256_loadu_si256((const __m256i *)x[b].qs), wv;                                              \
+            float dw;                                                                                                  \
+            if (t == GL_QT_Q8_0) {                                                                                     \
+                const gl_block_q8_0 *y = (const gl_block_q8_0 *)w + b;                                                 \
+                wv = _mm256_loadu_si256((const __m256i *)y->qs), dw = _cvtsh_ss(y->d);                                 \
+            } else {                                                                                                   \
+                const uint8_t *qs = t == GL_QT_Q4_0 ? ((const gl_block_q4_0 *)w)[b].qs : ((const gl_block_q4_1 *)w)[b].qs; \
+                __m128i h = _mm_loadu_si128((const __m128i *)qs);                                                      \
+                wv = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(h, 4), h), low4);                                \
+                dw = _cvtsh_ss(t == GL_QT_Q4_0 ? ((const gl_block_q4_0 *)w)[b].d : ((const gl_block_q4_1 *)w)[b].d);   \
+                if (t == GL_QT_Q4_0) wv = _mm256_sub_epi8(wv, _mm256_set1_epi8(8));                                    \
+            }                                                                                                          \
+            __m256i lanes;                                                                                             \
+            if (t == GL_QT_Q4_1) lanes = LANES(wv, q); /* unsigned 0..15 times signed */                               \
+            else lanes = LANES(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(q, wv)); /* |w| times q with w's sign */     \
+            if (t == GL_QT_Q4_1) extra += _cvtsh_ss(((const gl_block_q4_1 *)w)[b].m) * x[b].s;                         \
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * x[b].d), _mm256_cvtepi32_ps(lanes), acc);                         \
+        }                                                                                                              \
+        __m128 r = _mm_add_ps(_mm256_extractf128_ps(acc, 1), _mm256_castps256_ps128(acc));                             \
+        r = _mm_add_ps(r, _mm_movehl_ps(r, r));                                                                        \
+        r = _mm_add_ss(r, _mm_movehdup_ps(r));                                                                         \
+        return _mm_cvtss_f32(r) + extra;                                                                               \
+    }
+
+#define AVX2_TARGET __attribute__((target("avx2,fma,f16c")))
+#define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+AVX2_TARGET static inline __m256i lanes_avx2(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+AVX512_TARGET static inline __m256i lanes_vnni(__m256i u, __m256i s) {
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+}
+SIMD_DOT(dot_avx2, AVX2_TARGET, lanes_avx2)
+SIMD_DOT(dot_avx512, AVX512_TARGET, lanes_vnni)
+
+static bool avx512_quant_ok(void) {
+    static int ok = -1;
+    if (ok < 0) {
+        __builtin_cpu_init();
+        ok = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+             __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c");
+    }
+    return ok;
+}
+static bool avx2_quant_ok(void) {
+    static int ok = -1;
+    if (ok < 0) __builtin_cpu_init(), ok = __builtin_cpu_supports("f16c");
+    return ok;
+}
+#endif
+
+typedef float (*dot_fn)(gl_qtype t, int64_t nb, const void *w, const gl_block_q8a *x);
+
+static float dot_ref_blocks(gl_qtype t, int64_t nb, const void *w, const gl_block_q8a *x) {
+    return gl_vec_dot_q_ref(t, nb * GL_QK, w, x);
+}
+
+static dot_fn active_dot(void) {
+#ifdef GL_QUANT_SIMD
+    gl_isa isa = gl_isa_active();
+    if (isa == GL_ISA_AVX512 && avx512_quant_ok()) return dot_avx512;
+    if (isa >= GL_ISA_AVX2 && avx2_quant_ok()) return dot_avx2;
+#endif
+    return dot_ref_blocks;
+}
+
+float gl_vec_dot_q(gl_qtype t, int64_t k, const void *w, const gl_block_q8a *x) {
+    return active_dot()(t, k / GL_QK, w, x);
+}
+
+/* ---- the matrix product ---- */
+enum { ROWS_PER_TASK = 16 };
+
+void gl_matmul_q(gl_qtype t, const void *W, int N, int K, const float *X, int M, float *Y) {
+    size_t row_bytes = gl_qtype_row_bytes(t, K);
+    const uint8_t *w = W;
+    int tasks = (N + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+    bool parallel = (int64_t)N * K * M >= 32768 && !omp_in_parallel();
+    if (t == GL_QT_F32 || t == GL_QT_F16) { /* float weights: a row at a time into floats, then dot products */
+        const gl_kernels *k = gl_kern();
+        int nthreads = parallel ? omp_get_max_threads() : 1;
+        float *rows = gl_kernel_scratch(3, (size_t)K * nthreads);
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+        for (int task = 0; task < tasks; task++) {
+            float *row = rows + (size_t)K * omp_get_thread_num();
+            for (int n = task * ROWS_PER_TASK; n < N && n < (task + 1) * ROWS_PER_TASK; n++) {
+                const float *wr = (const float *)(w + n * row_bytes);
+                if (t == GL_QT_F16) gl_dequantize_row(t, w + n * row_bytes, row, K), wr = row;
+                for (int m = 0; m < M; m++) Y[(size_t)m * N + n] = k->dot((size_t)K, wr, X + (size_t)m * K);
+            }
+        }
+        return;
+    }
+    int nb = K / GL_QK;
+    size_t act_floats = ((size_t)M * nb * sizeof(gl_block_q8a) + 3) / 4;
+    gl_block_q8a *xq = (gl_block_q8a *)gl_kernel_scratch(3, act_floats);
+    dot_fn dot = active_dot();
+#pragma omp parallel if (parallel)
+    {
+#pragma omp for schedule(static)
+        for (int m = 0; m < M; m++) gl_quantize_act(X + (size_t)m * K, xq + (size_t)m * nb, K);
+        /* a task's rows stay in L1 while every activation row passes them */
+#pragma omp for schedule(static)
+        for (int task = 0; task < tasks; task++) {
+            int n1 = (task + 1) * ROWS_PER_TASK < N ? (task + 1) * ROWS_PER_TASK : N;
+            for (int m = 0; m < M; m++)
+                for (int n = task * ROWS_PER_TASK; n < n1; n++)
+                    Y[(size_t)m * N + n] = dot(t, nb, w + (size_t)n * row_bytes, xq + (size_t)m * nb);
+        }
+    }
+}

@@ -1,0 +1,78 @@
+/* Llama-family decoders read from GGUF (SmolLM2, TinyLlama, Llama 2/3 shapes with ggml's F32/F16/Q8_0/Q4_0/Q4_1
+ * weights):
+ *   x = tok_embd[ids]
+ *   for each block:  h = rmsnorm(x) attn_norm
+ *                    q, k = rope(h Wq^T), rope(h Wk^T);  v = h Wv^T       grouped-query: n_kv_head <= n_head
+ *                    x = x + attention(q, k, v over the KV cache) Wo^T
+ *                    x = x + (silu(h' Wgate^T) * (h' Wup^T)) Wdown^T      h' = rmsnorm(x) ffn_norm
+ *   logits = rmsnorm(x) output_norm  Wout^T                               Wout = tok_embd when the file has no output
+ * Quantized weights are used where the file's mapping holds them; only the norm vectors are copied. */
+#ifndef GRADLAB_LLAMA_H
+#define GRADLAB_LLAMA_H
+
+#include "bpe.h"
+#include "gguf.h"
+#include "gradlab.h"
+#include "kernels.h"
+#include "sample.h"
+
+typedef struct {
+    int n_layer, n_embd, n_ff, n_head, n_kv_head, head_dim, vocab_size, ctx_len, rope_dim;
+    float rope_base, norm_eps;
+} llama_config;
+
+typedef struct {
+    gl_tensor *attn_norm, *ffn_norm;
+    gl_qmatrix wq, wk, wv, wo, gate, up, down;
+} llama_layer;
+
+typedef struct {
+    llama_config cfg;
+    gl_gguf *file;
+    gl_qmatrix tok_embd, output;
+    bool tied;          /* the output head is the token embedding */
+    gl_tensor *out_norm;
+    llama_layer *layers;
+    gl_bpe *tok;        /* NULL if the file has no tokenizer gradlab reads */
+    int32_t bos, eos, eot; /* eot: <|im_end|> for ChatML models, else eos; -1 if absent */
+    bool add_bos;
+    bool chatml;        /* the chat template is ChatML (<|im_start|>role\n...<|im_end|>\n) */
+    char *default_system; /* the system message the template adds when a chat has none (NULL: none) */
+    int64_t weight_bytes; /* bytes of every weight a token's forward reads (the decode bandwidth bound) */
+} llama;
+
+/* Opens path (mmapped), checks the architecture and every tensor's shape and type; false with one line naming the
+ * file and the problem. */
+bool llama_load(llama *m, const char *path, char *err, size_t err_len);
+void llama_free(llama *m);
+
+typedef struct {
+    int n_layer, capacity, width, len; /* len: positions filled */
+    float *k, *v;                       /* [n_layer, capacity, n_kv_head * head_dim] */
+    int32_t *ids;                       /* the tokens at positions 0 .. len - 1 (what a later prompt may reuse) */
+    bool f16;                           /* keys and values rounded to fp16 precision (llama.cpp's default cache) */
+} llama_cache;
+
+void llama_cache_init(llama_cache *c, const llama *m, int capacity, bool f16);
+void llama_cache_free(llama_cache *c);
+
+/* Feeds tokens ids[0..T) at positions c->len.. (fatal if they do not fit the cache) and writes the logits of the
+ * last one (all_logits false: vocab_size floats) or of every one (T x vocab_size). Runs without gradients and resets
+ * the arena first. */
+void llama_forward(llama *m, llama_cache *c, const int32_t *ids, int T, float *logits, bool all_logits);
+
+/* Generation: the prompt's tokens that the cache does not already hold (the longest common prefix of c->ids and
+ * the prompt is kept, so a follow-up turn only feeds what is new), then up to max_new sampled tokens, each passed
+ * to emit. Stops after emitting a stop token (m->eot or m->eos; it is not fed to the model) or when the cache is
+ * full. use_cache false recomputes every position at every step (the reference the cache is tested against).
+ * Returns the number of tokens emitted. */
+int llama_generate(llama *m, llama_cache *c, const int32_t *prompt, int n_prompt, int max_new, const gl_sampling *s,
+                   gl_rng *rng, bool use_cache, gl_emit_fn emit, void *ctx);
+
+/* The ChatML prompt for a conversation: roles[i] ("system", "user", "assistant") with texts[i], then
+ * "<|im_start|>assistant\n". The model's default system message comes first when the conversation has none, as its
+ * template does. Texts are encoded as plain text: "<|im_end|>" typed by a user is text, not a control token.
+ * Appends to *ids; returns the count written, or -1 if the model has no ChatML template. */
+int llama_chat_ids(llama *m, const char *const *roles, const char *const *texts, int n, int32_t **ids, size_t *cap);
+
+#endif
