@@ -167,7 +167,7 @@ test-cuda: build/cuda/test_cuda build/cuda/cuda_probe
 
 test: check-cuda $(TESTS) $(PROGRAMS) $(BUILD)/train_cuda_emu $(BUILD)/infer_cuda_emu
 	@set -e; for t in $(TESTS); do echo "== $$t"; OMP_NUM_THREADS=2 $$t --jobs 1; done
-	@set -e; for isa in avx2 scalar; do for t in test_grad test_tensor test_determinism; do \
+	@set -e; for isa in avx2 scalar; do for t in test_grad test_tensor test_determinism test_llama; do \
 	  echo "== $(BUILD)/tests/$$t (GRADLAB_KERNELS=$$isa)"; \
 	  GRADLAB_KERNELS=$$isa OMP_NUM_THREADS=2 $(BUILD)/tests/$$t --jobs 1; done; done
 	@echo "all test binaries passed"

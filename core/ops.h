@@ -105,10 +105,13 @@ gl_tensor *gl_linear_q(gl_tensor *x, const struct gl_qmatrix *w);
 /* rows ids[0..n) of a [V, C] table in a block format, dequantized: [n, C] (no gradient) */
 gl_tensor *gl_embedding_q(const struct gl_qmatrix *table, const int32_t *ids, int n);
 /* Grouped-query causal attention over a KV cache (inference only). q [T, n_head * hd], k and v [T, n_kv_head * hd]
- * for positions pos .. pos + T - 1: their keys and values go into rows pos.. of the caches ([capacity,
- * n_kv_head * hd] each; rounded to fp16 precision when kv_f16, as llama.cpp's default cache stores them), and
- * query head h attends to kv head h / (n_head / n_kv_head) over rows 0 .. its own position. -> [T, n_head * hd] */
-gl_tensor *gl_attention_gqa(gl_tensor *q, gl_tensor *k, gl_tensor *v, float *k_cache, float *v_cache, int pos,
-                            int n_head, int n_kv_head, bool kv_f16);
+ * for positions pos .. pos + T - 1 (pos + T <= capacity): their keys go into rows pos.. of k_cache ([capacity,
+ * n_kv_head * hd]) and their values into columns pos.. of v_cache, which is stored transposed ([n_kv_head * hd,
+ * capacity]: one row per dimension, as llama.cpp stores it). Query head h attends to kv head h / (n_head /
+ * n_kv_head) over positions 0 .. its own. kv_f16: llama.cpp's attention with its default fp16 cache, operation
+ * for operation (keys, values, q and the probabilities rounded to fp16, its sum orders and expf), so a GGUF model
+ * gives llama.cpp's logits to the bit; else plain float attention. -> [T, n_head * hd] */
+gl_tensor *gl_attention_gqa(gl_tensor *q, gl_tensor *k, gl_tensor *v, float *k_cache, float *v_cache, int capacity,
+                            int pos, int n_head, int n_kv_head, bool kv_f16);
 
 #endif

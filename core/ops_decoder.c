@@ -57,7 +57,7 @@ gl_tensor *gl_rmsnorm(gl_tensor *x, gl_tensor *w, float eps) {
 
 /* ---- RoPE ----
  * The angles as ggml computes them: theta starts at the position and is multiplied by base^(-2/rope_dim) for each
- * following pair, in float, so our rotations are llama.cpp's to the last bit of the angle. */
+ * following pair, in float; the rotation fused as llama.cpp's build computes it, so ours equals it bit for bit. */
 static void rope_rotate(float *x, int T, int n_head, int hd, int pos0, float base, int rope_dim, float sign) {
     float step = powf(base, -2.0f / (float)rope_dim);
     for (int t = 0; t < T; t++) {
@@ -66,9 +66,9 @@ static void rope_rotate(float *x, int T, int n_head, int hd, int pos0, float bas
             float c = cosf(theta), s = sign * sinf(theta);
             for (int h = 0; h < n_head; h++) {
                 float *p = x + (size_t)t * n_head * hd + (size_t)h * hd + 2 * i;
-                float a = p[0], b = p[1];
-                p[0] = a * c - b * s;
-                p[1] = a * s + b * c;
+                float a = p[0], b = p[1]; /* fused as GCC contracts ggml's a c - b s and a s + b c */
+                p[0] = fmaf(a, c, -(b * s)); /* libm's fmaf: exact on any CPU */
+                p[1] = fmaf(a, s, b * c);
             }
         }
     }
@@ -100,6 +100,21 @@ gl_tensor *gl_rope(gl_tensor *x, int n_head, int pos0, float base, int rope_dim)
     return y;
 }
 
+/* ---- llama.cpp's arithmetic, where its rounding decides a greedy choice ----
+ * SmolLM2-sized models are sensitive enough that the last bit of an attention sum or of exp() can flip an int8
+ * activation to the next step and, a few layers on, a greedy token. The helpers below compute what ggml's x86
+ * AVX-512 kernels compute, operation for operation (docs/llama.md): GCC's reduction tree of a 16-lane vector here;
+ * its fp16 dot products and its vector expf in the kernels (dot_acc4x16, dot_lanes16, swiglu_ggml,
+ * exp_shift_ggml). */
+
+/* _mm512_reduce_add_ps as GCC expands it: 16 lanes to 8 (high + low), to 4, then (0 + 2) + (1 + 3) */
+static float reduce16(const float v[16]) {
+    float a[8], b[4];
+    for (int l = 0; l < 8; l++) a[l] = v[8 + l] + v[l];
+    for (int l = 0; l < 4; l++) b[l] = a[4 + l] + a[l];
+    return (b[0] + b[2]) + (b[1] + b[3]);
+}
+
 /* ---- SwiGLU: silu(a) * b ---- */
 static void swiglu_backward(gl_node *nd) {
     gl_tensor *a = nd->in[0], *b = nd->in[1], *y = nd->out;
@@ -118,7 +133,7 @@ gl_tensor *gl_swiglu(gl_tensor *a, gl_tensor *b) {
         gl_fatal("swiglu", "gate %s and up %s differ in shape", gl_shape_str(a, s1, sizeof s1), gl_shape_str(b, s2, sizeof s2));
     gl_node *node;
     gl_tensor *y = gl_op_output("swiglu", a->ndim, a->shape, swiglu_backward, &node, GL_INPUTS(a, b));
-    for (int64_t i = 0; i < y->numel; i++) y->data[i] = a->data[i] / (1.0f + expf(-a->data[i])) * b->data[i];
+    gl_kern()->swiglu_ggml((size_t)y->numel, a->data, b->data, y->data); /* with ggml's expf: llama.cpp's bits */
     return y;
 }
 
@@ -166,57 +181,81 @@ gl_tensor *gl_embedding_q(const gl_qmatrix *table, const int32_t *ids, int n) {
 }
 
 /* ---- grouped-query attention over a KV cache ---- */
-gl_tensor *gl_attention_gqa(gl_tensor *q, gl_tensor *k, gl_tensor *v, float *k_cache, float *v_cache, int pos,
-                            int n_head, int n_kv_head, bool kv_f16) {
+gl_tensor *gl_attention_gqa(gl_tensor *q, gl_tensor *k, gl_tensor *v, float *k_cache, float *v_cache,
+                            int capacity, int pos, int n_head, int n_kv_head, bool kv_f16) {
     char s1[64], s2[64], s3[64];
     q = gl_contiguous(q);
     k = gl_contiguous(k);
     v = gl_contiguous(v);
     int T = q->ndim == 2 ? q->shape[0] : 0, Cq = q->shape[q->ndim - 1], Ckv = k->shape[k->ndim - 1];
     if (q->ndim != 2 || k->ndim != 2 || v->ndim != 2 || !gl_same_shape(k, v) || k->shape[0] != T || n_kv_head < 1 ||
-        n_head % n_kv_head || Cq % n_head || Ckv != Cq / n_head * n_kv_head || pos < 0)
-        gl_fatal("attention_gqa", "q %s, k %s, v %s do not fit %d query heads over %d kv heads",
+        n_head % n_kv_head || Cq % n_head || Ckv != Cq / n_head * n_kv_head || pos < 0 || T > capacity - pos)
+        gl_fatal("attention_gqa", "q %s, k %s, v %s do not fit %d query heads over %d kv heads (or the cache)",
                  gl_shape_str(q, s1, sizeof s1), gl_shape_str(k, s2, sizeof s2), gl_shape_str(v, s3, sizeof s3), n_head,
                  n_kv_head);
     if (gl_grad_enabled() && (q->requires_grad || k->requires_grad || v->requires_grad))
         gl_fatal("attention_gqa", "is for inference only; call it inside gl_no_grad_begin/end");
     int hd = Cq / n_head, group = n_head / n_kv_head;
-    for (int64_t i = 0; i < (int64_t)T * Ckv; i++) {
-        float kv = k->data[i], vv = v->data[i];
-        if (kv_f16) kv = gl_f16_to_f32(gl_f32_to_f16(kv)), vv = gl_f16_to_f32(gl_f32_to_f16(vv));
-        k_cache[(size_t)pos * Ckv + i] = kv;
-        v_cache[(size_t)pos * Ckv + i] = vv;
+    for (int t = 0; t < T; t++) /* keys by row; values transposed, one row per dimension (llama.cpp's layout) */
+        for (int i = 0; i < Ckv; i++) {
+            float kv = k->data[(size_t)t * Ckv + i], vv = v->data[(size_t)t * Ckv + i];
+            k_cache[(size_t)(pos + t) * Ckv + i] = kv;
+            v_cache[(size_t)i * capacity + pos + t] = vv;
+        }
+    if (kv_f16) {
+        gl_round_to_f16(k_cache + (size_t)pos * Ckv, (size_t)T * Ckv);
+        for (int i = 0; i < Ckv; i++) gl_round_to_f16(v_cache + (size_t)i * capacity + pos, (size_t)T);
     }
     gl_tensor *out = gl_zeros(GL_DIMS(T, Cq));
     int n_keys = pos + T;
-    float *scores = gl_arena_alloc((size_t)T * n_head * n_keys * sizeof(float));
+    /* llama.cpp attends over n_kv = the keys rounded up to 256 (at most the cache), the rest masked to 0; zeros
+     * change no sum, so only where the last steps of 64 or 16 end matters: pad to that */
+    int n_kv = n_keys <= 256 ? 256 : (n_keys + 255) / 256 * 256;
+    if (n_kv > capacity) n_kv = capacity;
+    bool tiled = T >= 2;
+    int step = tiled ? 16 : 64, n_pad = (n_keys + step - 1) / step * step;
+    if (n_pad > n_kv - n_kv % step) n_pad = n_kv; /* the tail then takes the leftover path, as in ggml */
+    size_t row = (size_t)(n_pad > n_keys ? n_pad : n_keys);
+    float *scores = gl_arena_alloc((size_t)T * n_head * row * sizeof(float));
+    float *qr = gl_arena_alloc((size_t)T * Cq * sizeof(float));
+    memcpy(qr, q->data, (size_t)T * Cq * sizeof(float));
+    if (kv_f16) gl_round_to_f16(qr, (size_t)T * Cq);
     float scale = 1.0f / sqrtf((float)hd);
     const gl_kernels *kn = gl_kern();
 #pragma omp parallel for schedule(dynamic, 1) collapse(2) if ((int64_t)T * n_keys * Cq >= 65536)
     for (int t = 0; t < T; t++)
         for (int h = 0; h < n_head; h++) {
-            const float *qh = q->data + (size_t)t * Cq + (size_t)h * hd;
+            const float *qh = qr + (size_t)t * Cq + (size_t)h * hd;
             int g = h / group, last = pos + t;
-            float *sc = scores + ((size_t)t * n_head + h) * n_keys, qr[512];
-            if (kv_f16 && hd <= 512) { /* llama.cpp multiplies an fp16 cache by q in fp16 */
-                for (int i = 0; i < hd; i++) qr[i] = gl_f16_to_f32(gl_f32_to_f16(qh[i]));
-                qh = qr;
+            float *sc = scores + ((size_t)t * n_head + h) * row, *o = out->data + (size_t)t * Cq + (size_t)h * hd;
+            const float *vt = v_cache + (size_t)g * hd * capacity; /* dimension i of kv head g: vt[i * capacity + j] */
+            if (!kv_f16) { /* plain float attention */
+                for (int j = 0; j <= last; j++) sc[j] = kn->dot((size_t)hd, qh, k_cache + (size_t)j * Ckv + (size_t)g * hd) * scale;
+                kn->softmax_rows(1, (size_t)last + 1, sc, sc);
+                for (int i = 0; i < hd; i++) o[i] = kn->dot((size_t)last + 1, sc, vt + (size_t)i * capacity);
+                continue;
             }
+            /* llama.cpp: q k in fp16 (tinyBLAS's order for two or more tokens when hd is a multiple of 16), scaled,
+             * softmax with its expf and 16-key chunk sums in double, probabilities to fp16, then p v */
             float max = -INFINITY;
             for (int j = 0; j <= last; j++) {
                 const float *kj = k_cache + (size_t)j * Ckv + (size_t)g * hd;
-                sc[j] = kn->dot((size_t)hd, qh, kj) * scale;
+                sc[j] = (tiled && hd % 16 == 0 ? kn->dot_lanes16 : kn->dot_acc4x16)((size_t)hd, qh, kj) * scale;
                 max = fmaxf(max, sc[j]);
             }
-            double sum = 0; /* softmax as ggml computes it: expf per score, the sum in double */
-            for (int j = 0; j <= last; j++) sum += (double)(sc[j] = expf(sc[j] - max));
-            float inv = (float)(1.0 / sum);
-            for (int j = 0; j <= last; j++) {
-                sc[j] *= inv;
-                if (kv_f16) sc[j] = gl_f16_to_f32(gl_f32_to_f16(sc[j])); /* ... and the probabilities in fp16 too */
+            kn->exp_shift_ggml((size_t)last + 1, sc, max);
+            double sum = 0;
+            for (int c = 0; c * 16 <= last; c++) {
+                float chunk[16] = {0};
+                for (int l = 0; l < 16 && c * 16 + l <= last; l++) chunk[l] = sc[c * 16 + l];
+                sum += (double)reduce16(chunk);
             }
-            float *o = out->data + (size_t)t * Cq + (size_t)h * hd;
-            for (int j = 0; j <= last; j++) kn->axpy((size_t)hd, sc[j], v_cache + (size_t)j * Ckv + (size_t)g * hd, o);
+            float inv = (float)(1.0 / sum);
+            for (int j = 0; j <= last; j++) sc[j] *= inv;
+            gl_round_to_f16(sc, (size_t)last + 1);
+            for (int j = last + 1; j < n_pad; j++) sc[j] = 0.0f;
+            for (int i = 0; i < hd; i++)
+                o[i] = (tiled ? kn->dot_lanes16 : kn->dot_acc4x16)((size_t)n_pad, sc, vt + (size_t)i * capacity);
         }
     return out;
 }

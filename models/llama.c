@@ -212,7 +212,8 @@ void llama_forward(llama *m, llama_cache *cache, const int32_t *ids, int T, floa
         gl_tensor *q = gl_rope(gl_linear_q(h, &L->wq), c->n_head, pos, c->rope_base, c->rope_dim);
         gl_tensor *k = gl_rope(gl_linear_q(h, &L->wk), c->n_kv_head, pos, c->rope_base, c->rope_dim);
         gl_tensor *a = gl_attention_gqa(q, k, gl_linear_q(h, &L->wv), cache->k + l * layer_floats,
-                                        cache->v + l * layer_floats, pos, c->n_head, c->n_kv_head, cache->f16);
+                                        cache->v + l * layer_floats, cache->capacity, pos, c->n_head, c->n_kv_head,
+                                        cache->f16);
         x = gl_add(x, gl_linear_q(a, &L->wo));
         h = gl_rmsnorm(x, L->ffn_norm, c->norm_eps);
         x = gl_add(x, gl_linear_q(gl_swiglu(gl_linear_q(h, &L->gate), gl_linear_q(h, &L->up)), &L->down));

@@ -48,9 +48,9 @@ void llama_free(llama *m);
 
 typedef struct {
     int n_layer, capacity, width, len; /* len: positions filled */
-    float *k, *v;                       /* [n_layer, capacity, n_kv_head * head_dim] */
+    float *k, *v;                       /* per layer: k [capacity, n_kv_head * head_dim], v transposed */
     int32_t *ids;                       /* the tokens at positions 0 .. len - 1 (what a later prompt may reuse) */
-    bool f16;                           /* keys and values rounded to fp16 precision (llama.cpp's default cache) */
+    bool f16; /* llama.cpp's attention over its default fp16 cache, to the bit (ops.h gl_attention_gqa); else float */
 } llama_cache;
 
 void llama_cache_init(llama_cache *c, const llama *m, int capacity, bool f16);

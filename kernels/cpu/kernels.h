@@ -57,6 +57,13 @@ typedef struct gl_kernels {
     /* per row: y = (x - mean) * rstd * w + b; w and/or b may be NULL; mean/rstd (rows) may be NULL */
     void (*layernorm_rows)(size_t rows, size_t cols, const float *x, const float *w, const float *b, float eps,
                            float *y, float *mean, float *rstd);
+    /* llama.cpp's fp16 dot products (a and b hold fp16 values as floats; every level returns the same bits):
+     * acc4x16 is ggml_vec_dot_f16 (one token), lanes16 llamafile's tinyBLAS (n a multiple of 16; two or more) */
+    float (*dot_acc4x16)(size_t n, const float *a, const float *b);
+    float (*dot_lanes16)(size_t n, const float *a, const float *b);
+    /* with ggml's vector expf, the same bits at every level: y = x / (1 + e^-x) * g (SwiGLU), x = e^(x - shift) */
+    void (*swiglu_ggml)(size_t n, const float *x, const float *g, float *y);
+    void (*exp_shift_ggml)(size_t n, float *x, float shift);
     /* GEMM micro-kernel: C[MR x NR] (row stride ldc) = alpha * packed A panel (kc x MR) times packed
      * B panel (kc x NR) + beta * C; beta == 0 does not read C */
     void (*gemm_micro)(int kc, const float *a_panel, const float *b_panel, float *c, size_t ldc, float alpha,
@@ -148,6 +155,7 @@ typedef struct {
 
 float gl_f16_to_f32(uint16_t h);
 uint16_t gl_f32_to_f16(float f); /* round to nearest even; overflow gives infinity */
+void gl_round_to_f16(float *x, size_t n); /* x[i] = the nearest fp16 value (F16C where the CPU has it) */
 /* bytes of one row of k weights of type t (k a multiple of 32 for the block types); 0 for an unknown type */
 size_t gl_qtype_row_bytes(gl_qtype t, int64_t k);
 bool gl_qtype_known(gl_qtype t);

@@ -4,8 +4,7 @@
  * Each dot product has the scalar reference first and its SIMD bodies after it. The SIMD bodies need more than
  * vec.c's per-level flags (byte shuffles, VNNI), so they are compiled with function target attributes and chosen
  * from the active level (GRADLAB_KERNELS lowers it as for every kernel): AVX-512 when the CPU also has BW, VL and
- * VNNI, AVX2 + FMA + F16C otherwise. Per block both compute d_w d_x sum(q_w q_x) exactly in integers, then add it
- * to a float accumulator, so they differ from the reference only in the order of those float additions. */
+ * VNNI, AVX2 + FMA + F16C otherwise. All three add in ggml's x86 order and return the same bits (tested). */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -47,6 +46,24 @@ uint16_t gl_f32_to_f16(float f) {
     }
     uint32_t r = ax + 0xFFF + ((ax >> 13) & 1); /* round the 13 dropped bits to nearest even */
     return (uint16_t)(sign | ((r - 0x38000000) >> 13));
+}
+
+#ifdef GL_QUANT_SIMD
+__attribute__((target("avx,f16c"))) static void round_to_f16_f16c(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; i++) x[i] = gl_f16_to_f32(gl_f32_to_f16(x[i]));
+}
+#endif
+
+void gl_round_to_f16(float *x, size_t n) {
+#ifdef GL_QUANT_SIMD
+    static int f16c = -1;
+    if (f16c < 0) __builtin_cpu_init(), f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+    if (f16c && gl_isa_active() != GL_ISA_SCALAR) return round_to_f16_f16c(x, n);
+#endif
+    for (size_t i = 0; i < n; i++) x[i] = gl_f16_to_f32(gl_f32_to_f16(x[i]));
 }
 
 bool gl_qtype_known(gl_qtype t) {
@@ -167,27 +184,36 @@ void gl_quantize_act(const float *x, gl_block_q8a *y, int64_t k) {
     }
 }
 
-/* ---- the dot product: reference ---- */
+/* ---- the dot product: reference ----
+ * Written in the order the SIMD bodies (and ggml's x86 kernels) add: per block, 8 integer lanes of 4 adjacent byte
+ * products each; lane l of a float accumulator gets d_w d_x lane (fused: fmaf); then the 8 lanes are summed as
+ * (l + l+4), then (0 + 2) + (1 + 3); Q4_1 adds m s_x per block to a separate sum. So every level gives the same
+ * bits, and the tests can demand it. */
 float gl_vec_dot_q_ref(gl_qtype t, int64_t k, const void *w, const gl_block_q8a *x) {
-    float s = 0;
+    float acc[8] = {0}, extra = 0;
     for (int64_t b = 0; b < k / GL_QK; b++) {
-        const int8_t *q = x[b].qs;
-        int32_t isum = 0;
+        int wq[GL_QK];
+        float dw;
         if (t == GL_QT_Q8_0) {
             const gl_block_q8_0 *y = (const gl_block_q8_0 *)w + b;
-            for (int j = 0; j < GL_QK; j++) isum += y->qs[j] * q[j];
-            s += gl_f16_to_f32(y->d) * x[b].d * (float)isum;
-        } else if (t == GL_QT_Q4_0) {
-            const gl_block_q4_0 *y = (const gl_block_q4_0 *)w + b;
-            for (int j = 0; j < GL_QK / 2; j++) isum += ((y->qs[j] & 15) - 8) * q[j] + ((y->qs[j] >> 4) - 8) * q[j + 16];
-            s += gl_f16_to_f32(y->d) * x[b].d * (float)isum;
-        } else { /* Q4_1: sum (d q_w + m) d_x q_x = d d_x sum(q_w q_x) + m s_x */
-            const gl_block_q4_1 *y = (const gl_block_q4_1 *)w + b;
-            for (int j = 0; j < GL_QK / 2; j++) isum += (y->qs[j] & 15) * q[j] + (y->qs[j] >> 4) * q[j + 16];
-            s += gl_f16_to_f32(y->d) * x[b].d * (float)isum + gl_f16_to_f32(y->m) * x[b].s;
+            for (int j = 0; j < GL_QK; j++) wq[j] = y->qs[j];
+            dw = gl_f16_to_f32(y->d);
+        } else {
+            const uint8_t *qs = t == GL_QT_Q4_0 ? ((const gl_block_q4_0 *)w)[b].qs : ((const gl_block_q4_1 *)w)[b].qs;
+            int offset = t == GL_QT_Q4_0 ? 8 : 0;
+            for (int j = 0; j < GL_QK / 2; j++) wq[j] = (qs[j] & 15) - offset, wq[j + 16] = (qs[j] >> 4) - offset;
+            dw = gl_f16_to_f32(t == GL_QT_Q4_0 ? ((const gl_block_q4_0 *)w)[b].d : ((const gl_block_q4_1 *)w)[b].d);
+            if (t == GL_QT_Q4_1) extra += gl_f16_to_f32(((const gl_block_q4_1 *)w)[b].m) * x[b].s;
+        }
+        for (int l = 0; l < 8; l++) {
+            int32_t lane = 0;
+            for (int j = 4 * l; j < 4 * l + 4; j++) lane += wq[j] * x[b].qs[j];
+            acc[l] = fmaf(dw * x[b].d, (float)lane, acc[l]);
         }
     }
-    return s;
+    float r[4];
+    for (int l = 0; l < 4; l++) r[l] = acc[4 + l] + acc[l];
+    return ((r[0] + r[2]) + (r[1] + r[3])) + extra;
 }
 
 #ifdef GL_QUANT_SIMD

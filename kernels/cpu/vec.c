@@ -370,6 +370,67 @@ static void k_gemm_micro(int kc, const float *a, const float *b, float *c, size_
 #endif
 }
 
+/* ---- fp16 dot products in llama.cpp's order ----
+ * For values that are fp16 numbers held in floats the products are exact, so fused or separate multiply-adds give
+ * the same sums and every build of this file returns the same bits: the order alone decides them.
+ * 16 lanes, whatever GL_VL: lane l takes the elements i with i % 16 == l. */
+static inline float reduce16(const float v[16]) { /* GCC's _mm512_reduce_add_ps: 16 -> 8 -> 4, (0+2) + (1+3) */
+    float a[8], b[4];
+    for (int l = 0; l < 8; l++) a[l] = v[8 + l] + v[l];
+    for (int l = 0; l < 4; l++) b[l] = a[4 + l] + a[l];
+    return (b[0] + b[2]) + (b[1] + b[3]);
+}
+
+/* ggml_vec_dot_f16: four 16-lane accumulators over steps of 64, combined (0+2) + (1+3), reduced; the last n % 64
+ * products summed in double */
+static float k_dot_acc4x16(size_t n, const float *a, const float *b) {
+    float acc[4][16] = {{0}}, v[16];
+    size_t np = n - n % 64;
+    for (size_t s = 0; s < np; s += 64)
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < 16; l++) acc[j][l] += a[s + 16 * j + l] * b[s + 16 * j + l];
+    for (int l = 0; l < 16; l++) v[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+    double sum = reduce16(v);
+    for (size_t i = np; i < n; i++) sum += (double)(a[i] * b[i]);
+    return (float)sum;
+}
+
+/* llamafile's tinyBLAS on AVX-512: one 16-lane accumulator over steps of 16 (n a multiple of 16), reduced */
+static float k_dot_lanes16(size_t n, const float *a, const float *b) {
+    float acc[16] = {0};
+    for (size_t s = 0; s < n; s += 16)
+        for (int l = 0; l < 16; l++) acc[l] += a[s + l] * b[s + l];
+    return reduce16(acc);
+}
+
+/* ggml's vector expf (ARM optimized-routines' scheme): x = n ln2 + b, a degree-5 polynomial in b, times 2^n;
+ * |n| > 192 gives 0 or infinity. fmaf is exact in every build (an instruction in the SIMD ones, libm's in the
+ * scalar one), and 2^n is built in the exponent bits in two exact steps, so all levels agree to the bit. */
+static inline float ggml_expf(float x) {
+    const float shift = 0x1.8p23f;
+    float z = fmaf(x, 0x1.715476p+0f, shift), n = z - shift;
+    float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x)), u = b * b;
+    float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                   fmaf(0x1.ffffecp-1f, b, 1.0f));
+    int32_t k = (int32_t)n, k1 = k / 2, k2 = k - k1; /* j 2^k = (j 2^k1) 2^k2: each factor a normal power of two */
+    uint32_t e1 = (uint32_t)(k1 + 127) << 23, e2 = (uint32_t)(k2 + 127) << 23;
+    float p1, p2;
+    memcpy(&p1, &e1, 4);
+    memcpy(&p2, &e2, 4);
+    float r = j * p1 * p2;
+    return fabsf(n) > 192.0f ? (n <= 0.0f ? 0.0f : INFINITY) : r;
+}
+
+/* ggml's swiglu: y = x / (1 + expf(0 - x)) * g */
+static void k_swiglu_ggml(size_t n, const float *x, const float *g, float *y) {
+    for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + ggml_expf(0.0f - x[i])) * g[i];
+}
+
+/* x[i] = expf(x[i] - shift) with ggml's expf (its softmax) */
+static void k_exp_shift_ggml(size_t n, float *x, float shift) {
+    for (size_t i = 0; i < n; i++) x[i] = ggml_expf(x[i] - shift);
+}
+
 const gl_kernels GL_KERNELS_NAME = {
     .name = GL_ISA_LABEL,
     .add = k_add,
@@ -392,6 +453,10 @@ const gl_kernels GL_KERNELS_NAME = {
     .gelu_bwd = k_gelu_bwd,
     .softmax_rows = k_softmax_rows,
     .layernorm_rows = k_layernorm_rows,
+    .dot_acc4x16 = k_dot_acc4x16,
+    .dot_lanes16 = k_dot_lanes16,
+    .swiglu_ggml = k_swiglu_ggml,
+    .exp_shift_ggml = k_exp_shift_ggml,
     .gemm_micro = k_gemm_micro,
     .gemm_mr = GEMM_MR,
     .gemm_nr = GEMM_NR,
