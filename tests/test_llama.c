@@ -316,6 +316,27 @@ Test(llama, tiny_model_matches_numpy_and_the_cache_matches_one_pass) {
     llama_free(&m);
 }
 
+/* llama.cpp's attention (kv_f16) and everything else: the same bits for 1 and 2 threads */
+Test(llama, logits_do_not_depend_on_the_thread_count) {
+    char err[256];
+    llama m;
+    cr_assert(llama_load(&m, "tests/ref/llama_tiny.gguf", err, sizeof err), "%s", err);
+    enum { T = 12, V = 97 };
+    int32_t ids[T] = {3, 96, 0, 41, 41, 7, 58, 13, 2, 77, 5, 64};
+    float one[T * V], two[T * V];
+    llama_cache c;
+    llama_cache_init(&c, &m, 16, true);
+    for (int threads = 1; threads <= 2; threads++) {
+        omp_set_num_threads(threads);
+        c.len = 0;
+        llama_forward(&m, &c, ids, T - 3, threads == 1 ? one : two, true);
+        for (int t = T - 3; t < T; t++) llama_forward(&m, &c, ids + t, 1, (threads == 1 ? one : two) + t * V, false);
+    }
+    cr_assert(!memcmp(one, two, sizeof one), "1 and 2 threads give different logits");
+    llama_cache_free(&c);
+    llama_free(&m);
+}
+
 Test(llama, bad_models_get_one_line_errors) {
     char err[256];
     llama m;

@@ -262,6 +262,57 @@ AVX512_TARGET static inline __m256i lanes_vnni(__m256i u, __m256i s) {
 SIMD_DOT(dot_avx2, AVX2_TARGET, lanes_avx2)
 SIMD_DOT(dot_avx512, AVX512_TARGET, lanes_vnni)
 
+/* ---- a tile of RM weight rows x RN tokens: each weight block unpacked once for RN tokens, each activation block
+ * loaded once for RM rows; every output keeps its own accumulator and the dot's order, so the bits are the dot's ---- */
+#define SIMD_TILE(NAME, TARGET, LANES, RM, RN)                                                                          \
+    TARGET static void NAME(gl_qtype t, int64_t nb, const uint8_t *w, size_t row_bytes, const gl_block_q8a *x,      \
+                            float *y, size_t ldy) {                                                                     \
+        __m256 acc[RM][RN];                                                                                            \
+        float extra[RM][RN];                                                                                           \
+        for (int r = 0; r < RM; r++)                                                                                   \
+            for (int c = 0; c < RN; c++) acc[r][c] = _mm256_setzero_ps(), extra[r][c] = 0;                             \
+        const __m256i low4 = _mm256_set1_epi8(15);                                                                     \
+        for (int64_t b = 0; b < nb; b++) {                                                                             \
+            __m256i wv[RM], wabs[RM];                                                                                  \
+            float dw[RM], mw[RM];                                                                                      \
+            _Pragma("GCC unroll 8") for (int r = 0; r < RM; r++) {                                                     \
+                const uint8_t *row = w + r * row_bytes;                                                                \
+                if (t == GL_QT_Q8_0) {                                                                                 \
+                    const gl_block_q8_0 *y0 = (const gl_block_q8_0 *)row + b;                                          \
+                    wv[r] = _mm256_loadu_si256((const __m256i *)y0->qs), dw[r] = _cvtsh_ss(y0->d), mw[r] = 0;          \
+                } else {                                                                                               \
+                    const uint8_t *qs = t == GL_QT_Q4_0 ? ((const gl_block_q4_0 *)row)[b].qs : ((const gl_block_q4_1 *)row)[b].qs; \
+                    __m128i h = _mm_loadu_si128((const __m128i *)qs);                                                  \
+                    wv[r] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(h, 4), h), low4);                         \
+                    if (t == GL_QT_Q4_0) {                                                                             \
+                        wv[r] = _mm256_sub_epi8(wv[r], _mm256_set1_epi8(8));                                           \
+                        dw[r] = _cvtsh_ss(((const gl_block_q4_0 *)row)[b].d), mw[r] = 0;                               \
+                    } else                                                                                             \
+                        dw[r] = _cvtsh_ss(((const gl_block_q4_1 *)row)[b].d), mw[r] = _cvtsh_ss(((const gl_block_q4_1 *)row)[b].m); \
+                }                                                                                                      \
+                wabs[r] = _mm256_sign_epi8(wv[r], wv[r]);                                                              \
+            }                                                                                                          \
+            _Pragma("GCC unroll 8") for (int c = 0; c < RN; c++) {                                                     \
+                const gl_block_q8a *xb = x + c * nb + b;                                                               \
+                __m256i q = _mm256_loadu_si256((const __m256i *)xb->qs);                                               \
+                _Pragma("GCC unroll 8") for (int r = 0; r < RM; r++) {                                                 \
+                    __m256i lanes = t == GL_QT_Q4_1 ? LANES(wv[r], q) : LANES(wabs[r], _mm256_sign_epi8(q, wv[r]));    \
+                    acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * xb->d), _mm256_cvtepi32_ps(lanes), acc[r][c]);  \
+                    extra[r][c] += mw[r] * xb->s; /* m and s are fp16 values: the product is exact, fused or not */    \
+                }                                                                                                      \
+            }                                                                                                          \
+        }                                                                                                              \
+        for (int r = 0; r < RM; r++)                                                                                   \
+            for (int c = 0; c < RN; c++) {                                                                             \
+                __m128 s4 = _mm_add_ps(_mm256_extractf128_ps(acc[r][c], 1), _mm256_castps256_ps128(acc[r][c]));       \
+                s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                                            \
+                s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));                                                              \
+                y[c * ldy + r] = _mm_cvtss_f32(s4) + extra[r][c];                                                      \
+            }                                                                                                          \
+    }
+SIMD_TILE(tile_avx2, AVX2_TARGET, lanes_avx2, 2, 4)
+SIMD_TILE(tile_avx512, AVX512_TARGET, lanes_vnni, 4, 4)
+
 static bool avx512_quant_ok(void) {
     static int ok = -1;
     if (ok < 0) {
@@ -297,6 +348,19 @@ float gl_vec_dot_q(gl_qtype t, int64_t k, const void *w, const gl_block_q8a *x) 
     return active_dot()(t, k / GL_QK, w, x);
 }
 
+typedef void (*tile_fn)(gl_qtype t, int64_t nb, const uint8_t *w, size_t row_bytes, const gl_block_q8a *x, float *y,
+                        size_t ldy);
+/* the tile kernel of the active level and its shape, or NULL (the reference goes pair by pair) */
+static tile_fn active_tile(int *rm, int *rn) {
+    *rn = 4;
+#ifdef GL_QUANT_SIMD
+    gl_isa isa = gl_isa_active();
+    if (isa == GL_ISA_AVX512 && avx512_quant_ok()) return *rm = 4, tile_avx512;
+    if (isa >= GL_ISA_AVX2 && avx2_quant_ok()) return *rm = 2, tile_avx2;
+#endif
+    return *rm = 1, NULL;
+}
+
 /* ---- the matrix product ---- */
 enum { ROWS_PER_TASK = 16 };
 
@@ -324,16 +388,28 @@ void gl_matmul_q(gl_qtype t, const void *W, int N, int K, const float *X, int M,
     size_t act_floats = ((size_t)M * nb * sizeof(gl_block_q8a) + 3) / 4;
     gl_block_q8a *xq = (gl_block_q8a *)gl_kernel_scratch(3, act_floats);
     dot_fn dot = active_dot();
+    int rm, rn;
+    tile_fn tile = active_tile(&rm, &rn);
 #pragma omp parallel if (parallel)
     {
 #pragma omp for schedule(static)
         for (int m = 0; m < M; m++) gl_quantize_act(X + (size_t)m * K, xq + (size_t)m * nb, K);
-        /* a task's rows stay in L1 while every activation row passes them */
+        /* a task's rows stay in L1 while every activation row passes them; tiles of rm rows x rn tokens where they
+         * fit, single dot products at the edges (the same bits either way) */
 #pragma omp for schedule(static)
         for (int task = 0; task < tasks; task++) {
-            int n1 = (task + 1) * ROWS_PER_TASK < N ? (task + 1) * ROWS_PER_TASK : N;
-            for (int m = 0; m < M; m++)
-                for (int n = task * ROWS_PER_TASK; n < n1; n++)
+            int n0 = task * ROWS_PER_TASK, n1 = n0 + ROWS_PER_TASK < N ? n0 + ROWS_PER_TASK : N, m = 0;
+            if (tile)
+                for (; m + rn <= M; m += rn) {
+                    int n = n0;
+                    for (; n + rm <= n1; n += rm)
+                        tile(t, nb, w + (size_t)n * row_bytes, row_bytes, xq + (size_t)m * nb, Y + (size_t)m * N + n, (size_t)N);
+                    for (; n < n1; n++)
+                        for (int c = 0; c < rn; c++)
+                            Y[(size_t)(m + c) * N + n] = dot(t, nb, w + (size_t)n * row_bytes, xq + (size_t)(m + c) * nb);
+                }
+            for (; m < M; m++)
+                for (int n = n0; n < n1; n++)
                     Y[(size_t)m * N + n] = dot(t, nb, w + (size_t)n * row_bytes, xq + (size_t)m * nb);
         }
     }
