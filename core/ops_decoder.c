@@ -7,7 +7,13 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "kernels_cuda.h"
 #include "ops.h"
+
+/* the decoder's CUDA kernels are for inference: no tape node may be made for a CUDA tensor */
+static void no_cuda_backward(const char *op, const gl_node *node) {
+    if (node) gl_fatal(op, "has no backward on the cuda device (run it inside gl_no_grad_begin/end)");
+}
 
 /* ---- RMSNorm: y = x r w, r = 1 / sqrt(mean(x^2) + eps) per row ---- */
 static void rmsnorm_backward(gl_node *nd) {
@@ -38,8 +44,13 @@ gl_tensor *gl_rmsnorm(gl_tensor *x, gl_tensor *w, float eps) {
         gl_fatal("rmsnorm", "weight %s does not match the last axis of %s", gl_shape_str(w, s2, sizeof s2),
                  gl_shape_str(x, s1, sizeof s1));
     gl_node *node;
-    gl_tensor *y = gl_op_output("rmsnorm", x->ndim, x->shape, rmsnorm_backward, &node, GL_INPUTS(x, w));
+    gl_tensor *y = gl_op_output_any("rmsnorm", x->ndim, x->shape, rmsnorm_backward, &node, GL_INPUTS(x, w));
     int64_t rows = x->numel / C;
+    if (y->device == GL_CUDA) {
+        no_cuda_backward("rmsnorm", node);
+        gl_cu("rmsnorm")->rmsnorm_fwd((size_t)rows, (size_t)C, x->data, w->data, eps, y->data);
+        return y;
+    }
     float *rstd = node ? gl_arena_alloc((size_t)rows * sizeof(float)) : NULL;
     if (node) node->saved[0] = rstd;
 #pragma omp parallel for schedule(static) if (rows * C >= 65536)
@@ -93,7 +104,14 @@ gl_tensor *gl_rope(gl_tensor *x, int n_head, int pos0, float base, int rope_dim)
         gl_fatal("rope", "%s cannot be %d heads with %d rotated dims at position %d (base %g)",
                  gl_shape_str(x, s, sizeof s), n_head, rope_dim, pos0, (double)base);
     gl_node *node;
-    gl_tensor *y = gl_op_output("rope", x->ndim, x->shape, rope_backward, &node, GL_INPUTS(x));
+    gl_tensor *y = gl_op_output_any("rope", x->ndim, x->shape, rope_backward, &node, GL_INPUTS(x));
+    if (y->device == GL_CUDA) {
+        no_cuda_backward("rope", node);
+        const gl_cuda_kernels *cu = gl_cu("rope");
+        cu->copy(y->data, x->data, (size_t)x->numel * sizeof(float));
+        cu->rope((int)(x->numel / width), n_head, width / n_head, pos0, base, rope_dim, y->data);
+        return y;
+    }
     if (node) node->ival[0] = n_head, node->ival[1] = pos0, node->ival[2] = rope_dim, node->fval[0] = base;
     memcpy(y->data, x->data, (size_t)x->numel * sizeof(float));
     rope_rotate(y->data, (int)(x->numel / width), n_head, width / n_head, pos0, base, rope_dim, 1.0f);
@@ -132,7 +150,12 @@ gl_tensor *gl_swiglu(gl_tensor *a, gl_tensor *b) {
     if (!gl_same_shape(a, b))
         gl_fatal("swiglu", "gate %s and up %s differ in shape", gl_shape_str(a, s1, sizeof s1), gl_shape_str(b, s2, sizeof s2));
     gl_node *node;
-    gl_tensor *y = gl_op_output("swiglu", a->ndim, a->shape, swiglu_backward, &node, GL_INPUTS(a, b));
+    gl_tensor *y = gl_op_output_any("swiglu", a->ndim, a->shape, swiglu_backward, &node, GL_INPUTS(a, b));
+    if (y->device == GL_CUDA) {
+        no_cuda_backward("swiglu", node);
+        gl_cu("swiglu")->swiglu((size_t)y->numel, a->data, b->data, y->data);
+        return y;
+    }
     gl_kern()->swiglu_ggml((size_t)y->numel, a->data, b->data, y->data); /* with ggml's expf: llama.cpp's bits */
     return y;
 }
@@ -196,6 +219,15 @@ gl_tensor *gl_attention_gqa(gl_tensor *q, gl_tensor *k, gl_tensor *v, float *k_c
     if (gl_grad_enabled() && (q->requires_grad || k->requires_grad || v->requires_grad))
         gl_fatal("attention_gqa", "is for inference only; call it inside gl_no_grad_begin/end");
     int hd = Cq / n_head, group = n_head / n_kv_head;
+    if (q->device == GL_CUDA || k->device == GL_CUDA || v->device == GL_CUDA) { /* the caches are device memory too */
+        if (q->device != k->device || q->device != v->device)
+            gl_fatal("attention_gqa", "q, k and v must be on the same device");
+        gl_tensor *out = gl_new_on(GL_CUDA, GL_DIMS(T, Cq));
+        float *scores = gl_device_arena_alloc((size_t)T * n_head * (pos + T) * sizeof(float));
+        gl_cu("attention_gqa")->attention_gqa(T, n_head, n_kv_head, hd, pos, capacity, q->data, k->data, v->data,
+                                              k_cache, v_cache, scores, out->data);
+        return out;
+    }
     for (int t = 0; t < T; t++) /* keys by row; values transposed, one row per dimension (llama.cpp's layout) */
         for (int i = 0; i < Ckv; i++) {
             float kv = k->data[(size_t)t * Ckv + i], vv = v->data[(size_t)t * Ckv + i];

@@ -33,7 +33,8 @@ static void usage(FILE *f) {
             "                      (default tokenizer/gpt2/encoder.json and vocab.bpe)\n"
             "  --lora FILE         LoRA adapters from `train --finetune CKPT --lora ...`, folded into the weights\n"
             "  --device cpu|cuda   cuda (a `make CUDA=1` build): the forward, the KV cache and greedy or temperature\n"
-            "                      sampling on the GPU (one token back per step); --top-k/--top-p sample on the CPU\n"
+            "                      sampling on the GPU (one token back per step); --top-k/--top-p sample on the CPU;\n"
+            "                      a GGUF model is dequantized to fp32 there once (not llama.cpp's bits: the CPU's)\n"
             "Without --prompt or --prompt-ids the prompt is a newline.\n");
 }
 
@@ -92,10 +93,11 @@ static int32_t *parse_ids(const char *text, int V, int *n_out) {
 }
 
 static int run_gguf(const char *path, const char *prompt, const char *prompt_ids, const char *chat, const char *system,
-                    int ctx, int max_new, gl_sampling s, uint64_t seed, bool print_ids, bool use_cache) {
+                    int ctx, int max_new, gl_sampling s, uint64_t seed, bool print_ids, bool use_cache, bool cuda) {
     char err[512];
     llama m;
     if (!llama_load(&m, path, err, sizeof err)) fail(err, "");
+    if (cuda && !llama_to(&m, GL_CUDA, err, sizeof err)) fail("--device cuda: ", err);
     if (!m.tok && !prompt_ids) fail(path, ": the model has no tokenizer gradlab reads; give --prompt-ids");
     if (chat && !m.chatml) fail(path, ": --chat needs a model with a ChatML chat template, and this one has none");
     if (ctx == 0) ctx = m.cfg.ctx_len < 4096 ? m.cfg.ctx_len : 4096;
@@ -256,11 +258,11 @@ int main(int argc, char **argv) {
     if ((chat || system) && !gguf) fail("--chat and --system need a chat model: --gguf FILE", "");
     if (gguf) {
         if (ckpt || st || lora) fail("--gguf runs alone: not with --checkpoint, --safetensors or --lora", "");
-        if (strcmp(device, "cpu")) fail("--gguf models run on the CPU (--device cuda is not implemented for them yet)", "");
         if ((prompt != NULL) + (prompt_ids != NULL) + (chat != NULL) > 1) fail("give one of --chat, --prompt, --prompt-ids", "");
         if (system && !chat) fail("--system goes with --chat", "");
         if (chat && !temperature_set) s.temperature = 0; /* a chat answers greedily unless asked otherwise */
-        return run_gguf(gguf, prompt, prompt_ids, chat, system, ctx_len, max_new, s, seed, print_ids, use_cache);
+        return run_gguf(gguf, prompt, prompt_ids, chat, system, ctx_len, max_new, s, seed, print_ids, use_cache,
+                        !strcmp(device, "cuda"));
     }
     if (!ckpt == !st) fail("give exactly one of --checkpoint CKPT, --safetensors FILE --config FILE or --gguf FILE", "");
     if (st && !st_config) fail("--safetensors needs --config config.json (the model's shape)", "");

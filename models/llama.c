@@ -164,7 +164,50 @@ fail:
     return false;
 }
 
+enum { DENSE_PER_LAYER = 7 };
+
+/* the matrices in the order of llama.h's dense[] */
+static const gl_qmatrix *matrix_at(const llama *m, int i) {
+    if (i == 0) return &m->tok_embd;
+    if (i == 1) return &m->output;
+    const llama_layer *L = &m->layers[(i - 2) / DENSE_PER_LAYER];
+    const gl_qmatrix *ms[DENSE_PER_LAYER] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+    return ms[(i - 2) % DENSE_PER_LAYER];
+}
+
+bool llama_to(llama *m, gl_device d, char *err, size_t n) {
+    if (d == m->device) return true;
+    if (d == GL_CPU) return snprintf(err, n, "a model on the cuda device stays there (load it again for the CPU)"), false;
+    if (!gl_cuda_present())
+        return snprintf(err, n, "%s", gl_cuda_linked() ? "no CUDA device is available" :
+                                      "this build has no CUDA kernels (make CUDA=1)"), false;
+    int count = 2 + DENSE_PER_LAYER * m->cfg.n_layer;
+    m->dense = calloc((size_t)count, sizeof *m->dense);
+    for (int i = 0; i < count; i++) {
+        const gl_qmatrix *q = matrix_at(m, i);
+        if (i == 1 && m->tied) {
+            m->dense[1] = m->dense[0];
+            continue;
+        }
+        gl_tensor *t = gl_param(GL_DIMS(q->rows, q->cols), "dequantized weight");
+        gl_param_freeze(t);
+        size_t row_bytes = gl_qtype_row_bytes(q->type, q->cols);
+        for (int r = 0; r < q->rows; r++)
+            gl_dequantize_row(q->type, (const uint8_t *)q->data + (size_t)r * row_bytes, t->data + (size_t)r * q->cols, q->cols);
+        gl_param_to(t, d);
+        m->dense[i] = t;
+    }
+    gl_param_to(m->out_norm, d);
+    for (int l = 0; l < m->cfg.n_layer; l++) gl_param_to(m->layers[l].attn_norm, d), gl_param_to(m->layers[l].ffn_norm, d);
+    m->device = d;
+    return true;
+}
+
 void llama_free(llama *m) {
+    if (m->dense)
+        for (int i = 0; i < 2 + DENSE_PER_LAYER * m->cfg.n_layer; i++)
+            if (m->dense[i] && !(i == 1 && m->tied)) gl_param_free(m->dense[i]);
+    free(m->dense);
     if (m->layers)
         for (int l = 0; l < m->cfg.n_layer; l++) gl_param_free(m->layers[l].attn_norm), gl_param_free(m->layers[l].ffn_norm);
     if (m->out_norm) gl_param_free(m->out_norm);
@@ -184,17 +227,24 @@ void llama_cache_init(llama_cache *c, const llama *m, int capacity, bool f16) {
     c->len = 0;
     c->f16 = f16;
     int64_t n = (int64_t)c->n_layer * capacity * c->width;
-    c->k = gl_buffer_alloc(GL_CPU, n, "KV cache keys");
-    c->v = gl_buffer_alloc(GL_CPU, n, "KV cache values");
+    c->device = m->device;
+    c->k = gl_buffer_alloc(c->device, n, "KV cache keys");
+    c->v = gl_buffer_alloc(c->device, n, "KV cache values");
     c->ids = calloc((size_t)capacity, sizeof *c->ids);
     if (!c->ids) gl_fatal("llama", "out of memory for a cache of %d positions", capacity);
 }
 
 void llama_cache_free(llama_cache *c) {
-    gl_buffer_free(GL_CPU, c->k);
-    gl_buffer_free(GL_CPU, c->v);
+    gl_buffer_free(c->device, c->k);
+    gl_buffer_free(c->device, c->v);
     free(c->ids);
     memset(c, 0, sizeof *c);
+}
+
+/* x W^T for matrix i of dense[] (llama.h): in place in its blocks on the CPU, dequantized fp32 through cuBLAS on CUDA */
+static gl_tensor *linear(llama *m, gl_tensor *x, int i) {
+    if (m->dense) return gl_linear(x, gl_transpose(m->dense[i], 0, 1), NULL);
+    return gl_linear_q(x, matrix_at(m, i));
 }
 
 void llama_forward(llama *m, llama_cache *cache, const int32_t *ids, int T, float *logits, bool all_logits) {
@@ -202,25 +252,26 @@ void llama_forward(llama *m, llama_cache *cache, const int32_t *ids, int T, floa
     int pos = cache->len;
     if (T < 1 || T > cache->capacity - pos)
         gl_fatal("llama", "%d tokens at position %d do not fit the KV cache of %d positions", T, pos, cache->capacity);
+    if (cache->device != m->device) gl_fatal("llama", "the KV cache and the model are on different devices");
     gl_no_grad_begin();
     gl_step_reset();
     size_t layer_floats = (size_t)cache->capacity * cache->width;
-    gl_tensor *x = gl_embedding_q(&m->tok_embd, ids, T); /* [T, C] */
+    gl_tensor *x = m->dense ? gl_embedding(m->dense[0], ids, GL_DIMS(T)) : gl_embedding_q(&m->tok_embd, ids, T); /* [T, C] */
     for (int l = 0; l < c->n_layer; l++) {
         llama_layer *L = &m->layers[l];
+        int w = 2 + DENSE_PER_LAYER * l; /* wq wk wv wo gate up down */
         gl_tensor *h = gl_rmsnorm(x, L->attn_norm, c->norm_eps);
-        gl_tensor *q = gl_rope(gl_linear_q(h, &L->wq), c->n_head, pos, c->rope_base, c->rope_dim);
-        gl_tensor *k = gl_rope(gl_linear_q(h, &L->wk), c->n_kv_head, pos, c->rope_base, c->rope_dim);
-        gl_tensor *a = gl_attention_gqa(q, k, gl_linear_q(h, &L->wv), cache->k + l * layer_floats,
-                                        cache->v + l * layer_floats, cache->capacity, pos, c->n_head, c->n_kv_head,
-                                        cache->f16);
-        x = gl_add(x, gl_linear_q(a, &L->wo));
+        gl_tensor *q = gl_rope(linear(m, h, w + 0), c->n_head, pos, c->rope_base, c->rope_dim);
+        gl_tensor *k = gl_rope(linear(m, h, w + 1), c->n_kv_head, pos, c->rope_base, c->rope_dim);
+        gl_tensor *a = gl_attention_gqa(q, k, linear(m, h, w + 2), cache->k + l * layer_floats, cache->v + l * layer_floats,
+                                        cache->capacity, pos, c->n_head, c->n_kv_head, cache->f16);
+        x = gl_add(x, linear(m, a, w + 3));
         h = gl_rmsnorm(x, L->ffn_norm, c->norm_eps);
-        x = gl_add(x, gl_linear_q(gl_swiglu(gl_linear_q(h, &L->gate), gl_linear_q(h, &L->up)), &L->down));
+        x = gl_add(x, linear(m, gl_swiglu(linear(m, h, w + 4), linear(m, h, w + 5)), w + 6));
     }
     if (!all_logits) x = gl_slice(x, 0, T - 1, T); /* the head (vocab x width) only where a token is sampled */
-    gl_tensor *out = gl_linear_q(gl_rmsnorm(x, m->out_norm, c->norm_eps), &m->output);
-    memcpy(logits, out->data, (size_t)out->numel * sizeof(float));
+    gl_tensor *out = linear(m, gl_rmsnorm(x, m->out_norm, c->norm_eps), 1);
+    gl_copy_to_host(out, logits);
     memcpy(cache->ids + pos, ids, (size_t)T * sizeof *ids);
     cache->len += T;
     gl_no_grad_end();

@@ -39,20 +39,30 @@ typedef struct {
     bool chatml;        /* the chat template is ChatML (<|im_start|>role\n...<|im_end|>\n) */
     char *default_system; /* the system message the template adds when a chat has none (NULL: none) */
     int64_t weight_bytes; /* bytes of every weight a token's forward reads (the decode bandwidth bound) */
+    gl_device device;     /* where the forward runs (llama_to) */
+    /* on a CUDA device: each matrix dequantized once to fp32 [rows, cols] there (cuBLAS multiplies them): [0] the
+     * token embedding, [1] the output head (the same tensor when tied), then 7 per layer in llama_layer's order */
+    gl_tensor **dense;
 } llama;
 
 /* Opens path (mmapped), checks the architecture and every tensor's shape and type; false with one line naming the
  * file and the problem. */
 bool llama_load(llama *m, const char *path, char *err, size_t err_len);
 void llama_free(llama *m);
+/* Moves the model to device d. On CUDA the quantized matrices are dequantized to fp32 once (540 MB for SmolLM2-135M)
+ * and the forward runs through the same ops with their CUDA kernels (plain float attention: llama.cpp's bit-exact
+ * arithmetic is the CPU's). false with a message if the build or the machine has no CUDA device. */
+bool llama_to(llama *m, gl_device d, char *err, size_t err_len);
 
 typedef struct {
     int n_layer, capacity, width, len; /* len: positions filled */
     float *k, *v;                       /* per layer: k [capacity, n_kv_head * head_dim], v transposed */
     int32_t *ids;                       /* the tokens at positions 0 .. len - 1 (what a later prompt may reuse) */
     bool f16; /* llama.cpp's attention over its default fp16 cache, to the bit (ops.h gl_attention_gqa); else float */
+    gl_device device;
 } llama_cache;
 
+/* a cache on the model's device */
 void llama_cache_init(llama_cache *c, const llama *m, int capacity, bool f16);
 void llama_cache_free(llama_cache *c);
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "gpt.h"
+#include "llama.h"
 #include "sample.h"
 #include "gradlab.h"
 #include <math.h>
@@ -184,4 +185,33 @@ void ref_op_without_cuda_path(void) {
     gl_tensor *p = gl_param(GL_DIMS(4), "p");
     gl_param_to(p, GL_CUDA);
     gl_exp(p); /* exp has no CUDA kernel: stops with a message */
+}
+
+float ref_llama_logits(int n, int32_t *cpu_tokens, int32_t *cuda_tokens) {
+    char err[256];
+    llama a, b;
+    if (!llama_load(&a, "tests/ref/llama_tiny.gguf", err, sizeof err) || !llama_load(&b, "tests/ref/llama_tiny.gguf", err, sizeof err) ||
+        !llama_to(&b, GL_CUDA, err, sizeof err))
+        gl_fatal("ref_llama_logits", "%s", err);
+    int V = a.cfg.vocab_size, T = 9;
+    int32_t ids[9] = {3, 96, 0, 41, 41, 7, 58, 13, 2};
+    float *la = malloc((size_t)T * V * sizeof(float)), *lb = malloc((size_t)T * V * sizeof(float)), diff = 0;
+    llama_cache ca, cb;
+    llama_cache_init(&ca, &a, 32, false), llama_cache_init(&cb, &b, 32, false);
+    /* a prompt of 6 in one pass, then 3 single steps: both attention paths of each device */
+    llama_forward(&a, &ca, ids, 6, la, true), llama_forward(&b, &cb, ids, 6, lb, true);
+    for (int t = 6; t < T; t++)
+        llama_forward(&a, &ca, ids + t, 1, la + (size_t)t * V, false), llama_forward(&b, &cb, ids + t, 1, lb + (size_t)t * V, false);
+    for (int i = 0; i < T * V; i++) diff = fmaxf(diff, fabsf(la[i] - lb[i]));
+    gl_sampling greedy = {0, 0, 1};
+    collect_ctx ka = {cpu_tokens, 0}, kb = {cuda_tokens, 0};
+    ca.len = cb.len = 0;
+    llama_generate(&a, &ca, ids, 3, n, &greedy, NULL, true, collect_token, &ka);
+    llama_generate(&b, &cb, ids, 3, n, &greedy, NULL, true, collect_token, &kb);
+    for (int i = ka.k; i < n; i++) cpu_tokens[i] = -1;
+    for (int i = kb.k; i < n; i++) cuda_tokens[i] = -1;
+    llama_cache_free(&ca), llama_cache_free(&cb);
+    llama_free(&a), llama_free(&b);
+    free(la), free(lb);
+    return diff;
 }

@@ -29,6 +29,9 @@ void ref_gpt_steps(int bias, int flash, float dropout, int lora, int steps, floa
  * (greedy without and with the cache, then temperature 0.8 without and with it: 4n tokens each) into cpu_tokens
  * and cuda_tokens */
 float ref_gpt_cached_logits(int n, int32_t *cpu_tokens, int32_t *cuda_tokens);
+/* the tiny Llama (tests/ref/llama_tiny.gguf) on the CPU and, dequantized, on the CUDA device: the largest logit
+ * difference over a 6-token prompt and 3 decoding steps; and n greedy tokens from each (-1 after a stop) */
+float ref_llama_logits(int n, int32_t *cpu_tokens, int32_t *cuda_tokens);
 /* an op with no CUDA path on a CUDA tensor: exits with status 1 and a message */
 void ref_op_without_cuda_path(void);
 /* gl_fill on a parameter moved to the device: exits with status 1 and a message */

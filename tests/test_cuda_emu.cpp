@@ -328,6 +328,17 @@ Test(cuda_emu, kv_cache_decoding_matches_the_cpu) {
         cr_assert(cpu[i] == gpu[i], "token %d (%s): cpu %d, cuda %d", i % N, run[i / N], cpu[i], gpu[i]);
 }
 
+/* a GGUF Llama on the device: RMSNorm, RoPE, SwiGLU, grouped-query attention over the device cache (prompt and
+ * single steps), the dequantized weights through cuBLAS's GEMM */
+Test(cuda_emu, llama_from_gguf_matches_the_cpu) {
+    enum { N = 12 };
+    int32_t cpu[N], gpu[N];
+    float diff = ref_llama_logits(N, cpu, gpu);
+    cr_log_info("llama on the device: logits within %g of the cpu's", (double)diff);
+    cr_assert(diff < 2e-4f, "logits differ by %g", (double)diff);
+    for (int i = 0; i < N; i++) cr_assert(cpu[i] == gpu[i], "greedy token %d: cpu %d, cuda %d", i, cpu[i], gpu[i]);
+}
+
 Test(cuda_emu, an_op_without_a_cuda_kernel_stops_with_a_message, .exit_code = 1) { ref_op_without_cuda_path(); }
 Test(cuda_emu, host_access_to_a_device_tensor_stops_with_a_message, .exit_code = 1) {
     ref_host_access_to_a_device_tensor();

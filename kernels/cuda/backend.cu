@@ -39,4 +39,8 @@ extern "C" const gl_cuda_kernels gl_cuda_backend = {
     gl_cuda_attention_step,
     gl_cuda_sample,
     gl_cuda_gemm,
+    gl_cuda_rmsnorm_fwd,
+    gl_cuda_rope,
+    gl_cuda_swiglu,
+    gl_cuda_attention_gqa,
 };

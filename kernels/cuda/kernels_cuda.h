@@ -93,6 +93,18 @@ void gl_cuda_attention_step(int C, int H, int pos, const float *qkv, float *k_ca
  * without top-k/top-p; u in [0, 1) from the host's generator); written to *token (device) */
 void gl_cuda_sample(int V, const float *logits, float temperature, double u, int32_t *token);
 
+/* ---- Llama-family decoders (decoder.cu), inference ----
+ * rmsnorm: y = x / sqrt(mean(x^2) + eps) w per row; rope: in place on x [T, n_head * hd], pairs (2i, 2i+1) of the
+ * first rope_dim dims of each head rotated by (pos0 + t) base^(-2i/rope_dim); swiglu: y = a / (1 + e^-a) b;
+ * attention_gqa: appends k, v [T, n_kv_head * hd] at positions pos.. of k_cache [capacity, n_kv_head * hd] and the
+ * transposed v_cache [n_kv_head * hd, capacity], then out [T, n_head * hd] = causal softmax(q k^T / sqrt(hd)) v with
+ * query head h on kv head h / (n_head / n_kv_head); scores holds T * n_head * (pos + T) floats of scratch */
+void gl_cuda_rmsnorm_fwd(size_t rows, size_t cols, const float *x, const float *w, float eps, float *y);
+void gl_cuda_rope(int T, int n_head, int hd, int pos0, float base, int rope_dim, float *x);
+void gl_cuda_swiglu(size_t n, const float *a, const float *b, float *y);
+void gl_cuda_attention_gqa(int T, int n_head, int n_kv_head, int hd, int pos, int capacity, const float *q,
+                           const float *k, const float *v, float *k_cache, float *v_cache, float *scores, float *out);
+
 /* ---- matrix multiply: gl_gemm's contract (row-major, C = alpha op(A) op(B) + beta C) through cuBLAS ---- */
 void gl_cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                   int ldb, float beta, float *C, int ldc);
@@ -146,6 +158,11 @@ typedef struct gl_cuda_kernels {
     void (*sample)(int V, const float *logits, float temperature, double u, int32_t *token);
     void (*gemm)(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                  int ldb, float beta, float *C, int ldc);
+    void (*rmsnorm_fwd)(size_t rows, size_t cols, const float *x, const float *w, float eps, float *y);
+    void (*rope)(int T, int n_head, int hd, int pos0, float base, int rope_dim, float *x);
+    void (*swiglu)(size_t n, const float *a, const float *b, float *y);
+    void (*attention_gqa)(int T, int n_head, int n_kv_head, int hd, int pos, int capacity, const float *q,
+                          const float *k, const float *v, float *k_cache, float *v_cache, float *scores, float *out);
 } gl_cuda_kernels;
 
 extern const gl_cuda_kernels gl_cuda_backend;
