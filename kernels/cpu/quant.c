@@ -390,10 +390,15 @@ void gl_matmul_q(gl_qtype t, const void *W, int N, int K, const float *X, int M,
     dot_fn dot = active_dot();
     int rm, rn;
     tile_fn tile = active_tile(&rm, &rn);
+    bool quantize_together = M >= 4; /* a row or two: quantized here, sparing the threads a barrier */
+    if (!quantize_together)
+        for (int m = 0; m < M; m++) gl_quantize_act(X + (size_t)m * K, xq + (size_t)m * nb, K);
 #pragma omp parallel if (parallel)
     {
+        if (quantize_together) {
 #pragma omp for schedule(static)
-        for (int m = 0; m < M; m++) gl_quantize_act(X + (size_t)m * K, xq + (size_t)m * nb, K);
+            for (int m = 0; m < M; m++) gl_quantize_act(X + (size_t)m * K, xq + (size_t)m * nb, K);
+        }
         /* a task's rows stay in L1 while every activation row passes them; tiles of rm rows x rn tokens where they
          * fit, single dot products at the edges (the same bits either way) */
 #pragma omp for schedule(static)
