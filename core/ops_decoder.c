@@ -254,7 +254,7 @@ gl_tensor *gl_attention_gqa(gl_tensor *q, gl_tensor *k, gl_tensor *v, float *k_c
     if (kv_f16) gl_round_to_f16(qr, (size_t)T * Cq);
     float scale = 1.0f / sqrtf((float)hd);
     const gl_kernels *kn = gl_kern();
-#pragma omp parallel for schedule(dynamic, 1) collapse(2) if ((int64_t)T * n_keys * Cq >= 65536)
+#pragma omp parallel for schedule(dynamic, 1) collapse(2) if ((int64_t)T * n_keys * Cq >= 8192)
     for (int t = 0; t < T; t++)
         for (int h = 0; h < n_head; h++) {
             const float *qh = qr + (size_t)t * Cq + (size_t)h * hd;
