@@ -75,12 +75,14 @@ int gl_generate(gpt *m, const int32_t *prompt, int n_prompt, int max_new, const 
     gpt_kv_cache cache;
     if (use_cache) gpt_kv_cache_init(&cache, m);
     /* The context is seq[win, len). When it would exceed block_size, win jumps so that the last block_size/2
-     * tokens remain; both paths follow the same rule, so they see the same context at every step. */
-    int win = len > bs ? len - bs / 2 : 0;
+     * tokens remain (at least one: a block of 1 keeps the last token); both paths follow the same rule, so they see
+     * the same context at every step. */
+    int keep = bs / 2 > 0 ? bs / 2 : 1;
+    int win = len > bs ? len - keep : 0;
     bool refill = true;
     while (made < max_new) {
         if (len - win > bs) {
-            win = len - bs / 2;
+            win = len - keep;
             refill = true;
         }
         gl_tensor *row = NULL; /* the window holds at least one token: the loop below always sets it */

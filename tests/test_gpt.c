@@ -8,6 +8,7 @@
  * or more. */
 #include "gpt.h"
 #include "testutil.h"
+#include "sample.h"
 
 typedef struct {
     int hdr[16];
@@ -155,6 +156,41 @@ Test(gpt, kv_cache_generation_equals_full_forward) {
     cr_assert(distinct > 0, "degenerate test: generation repeats one token");
     gpt_kv_cache_free(&cache);
     gpt_free(&m);
+}
+
+/* A block of 1 or 2 positions: the sliding window keeps at least the last token (a window of 0 used to crash
+ * generation), and the cached and uncached paths give the same tokens. */
+typedef struct {
+    int32_t ids[16];
+    int n;
+} token_list;
+
+static bool keep_token(int32_t tok, void *ctx) {
+    token_list *l = ctx;
+    if (l->n < 16) l->ids[l->n++] = tok;
+    return true;
+}
+
+Test(gpt, generation_slides_the_window_for_tiny_blocks) {
+    for (int bs = 1; bs <= 3; bs++) {
+        gpt m;
+        gpt_build(&m, (gpt_config){.n_layer = 1, .n_head = 1, .n_embd = 8, .block_size = bs, .vocab_size = 7,
+                                   .padded_vocab_size = gpt_padded_vocab(7), .bias = true, .ln_eps = 1e-5f});
+        gpt_init(&m, 5);
+        int32_t prompt[1] = {2};
+        gl_sampling s = {.temperature = 0.9f, .top_k = 0, .top_p = 1.0f};
+        token_list got[2] = {{{0}, 0}, {{0}, 0}};
+        for (int cache = 0; cache < 2; cache++) {
+            gl_rng rng;
+            gl_rng_seed(&rng, 11);
+            cr_assert_eq(gl_generate(&m, prompt, 1, 9, &s, &rng, cache, keep_token, &got[cache]), 9, "block %d", bs);
+        }
+        cr_assert(got[0].n == 9 && got[1].n == 9, "block %d: %d and %d tokens emitted", bs, got[0].n, got[1].n);
+        for (int i = 0; i < 9; i++)
+            cr_assert_eq(got[0].ids[i], got[1].ids[i], "block %d token %d: no cache %d, cache %d", bs, i, got[0].ids[i],
+                         got[1].ids[i]);
+        gpt_free(&m);
+    }
 }
 
 /* ---------------------------------------------------------------- Hugging Face safetensors */
