@@ -165,6 +165,15 @@ bool gpt_load_checkpoint(const char *path, gpt *m, gpt_run_state *s, float **opt
         snprintf(err, err_len, "'%s' holds neither exactly one character vocabulary nor one BPE tokenizer", path);
         goto done;
     }
+    if (s->bpe_len) { /* the tokenizer must cover the vocabulary exactly: a smaller one decodes ids it lacks */
+        uint32_t n_tokens = 0;
+        if (s->bpe_len >= 24 && r.len - r.pos >= 8 + 24) memcpy(&n_tokens, r.p + r.pos + 8 + 12, 4);
+        if (n_tokens != (uint32_t)c.vocab_size) {
+            snprintf(err, err_len, "'%s': its BPE tokenizer has %u tokens but the model's vocabulary is %d", path,
+                     n_tokens, c.vocab_size);
+            goto done;
+        }
+    }
     gpt_build(m, c);
     if (n_weights != m->n_weights || n_opt < 0 || (n_opt != 0 && n_opt != 2 * n_weights)) {
         snprintf(err, err_len, "'%s' stores %lld weights and %lld optimizer floats; its config needs %lld and %lld",

@@ -6,6 +6,9 @@
  * loss within 1e-4, gradients within 2e-4 (backward runs about twice as many operations), and AdamW losses over
  * 5 steps within 1e-4 relative. A wrong op (missed mask, transposed weight, absent bias gradient) is off by 1e-2
  * or more. */
+#include <sys/stat.h>
+
+#include "bpe.h"
 #include "gpt.h"
 #include "testutil.h"
 #include "sample.h"
@@ -273,4 +276,35 @@ Test(gpt, safetensors_rejects_bad_files_clearly) {
     fclose(f);
     expect_load_error("tests/ref/gpt2_tiny.safetensors", "/tmp/gradlab_test_cfg.json", "not a JSON object");
     remove("/tmp/gradlab_test_cfg.json");
+}
+
+/* A checkpoint whose embedded tokenizer does not cover the model's vocabulary is refused when read (decoding an id
+ * the tokenizer lacks used to read out of bounds). */
+Test(gpt, checkpoint_with_a_smaller_tokenizer_is_refused) {
+    const char *specials[1] = {"<|end|>"};
+    gl_bpe *t = gl_bpe_from_merges(NULL, 0, specials, 1); /* 257 tokens */
+    size_t len;
+    unsigned char *bytes = gl_bpe_serialize(t, &len);
+    gl_bpe_free(t);
+    char err[512];
+    mkdir("out", 0755), mkdir("out/test", 0755);
+    for (int vocab = 257; vocab <= 300; vocab += 43) {
+        gpt m, back;
+        gpt_build(&m, (gpt_config){.n_layer = 1, .n_head = 1, .n_embd = 8, .block_size = 4, .vocab_size = vocab,
+                                   .padded_vocab_size = gpt_padded_vocab(vocab), .bias = true, .ln_eps = 1e-5f});
+        gpt_run_state s = {.batch = 1, .val_fraction = 0.1f, .bpe_len = len, .bpe = bytes};
+        cr_assert(gpt_save_checkpoint("out/test/tok.ckpt", &m, NULL, &s, err, sizeof err), "%s", err);
+        gpt_run_state r;
+        bool ok = gpt_load_checkpoint("out/test/tok.ckpt", &back, &r, NULL, NULL, NULL, err, sizeof err);
+        if (vocab == 257) {
+            cr_assert(ok, "%s", err);
+            free(r.symbols), free(r.bpe), gpt_free(&back);
+        } else {
+            cr_assert_not(ok);
+            cr_assert(strstr(err, "its BPE tokenizer has 257 tokens but the model's vocabulary is 300"), "%s", err);
+        }
+        gpt_free(&m);
+    }
+    free(bytes);
+    remove("out/test/tok.ckpt");
 }
