@@ -2,14 +2,27 @@
 #include "io.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 bool gl_read_whole_file(const char *path, unsigned char **data, size_t *len, char *err, size_t err_len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return snprintf(err, err_len, "cannot open '%s': %s", path, strerror(errno)), false;
+    /* a directory would report a size of 2^63, a FIFO would block forever: only regular files are read */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) return snprintf(err, err_len, "cannot open '%s': %s", path, strerror(errno)), false;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return snprintf(err, err_len, "'%s' is not a regular file", path), false;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return snprintf(err, err_len, "cannot open '%s': %s", path, strerror(errno)), false;
+    }
     if (fseek(f, 0, SEEK_END) != 0) {
         fclose(f);
         return snprintf(err, err_len, "cannot seek in '%s'", path), false;

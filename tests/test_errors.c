@@ -31,3 +31,24 @@ Test(errors, messages_name_the_op_and_shapes) {
     expect_fatal(bad_embedding_id, (const char *[]){"embedding", "id 7", "position 2", NULL});
     expect_fatal(bad_backward, (const char *[]){"backward", "one element", NULL});
 }
+
+/* Input files must be regular files: a directory reported a size of 2^63 and a FIFO blocked forever. */
+#include <sys/stat.h>
+
+#include "io.h"
+
+Test(errors, reading_a_directory_or_a_fifo_is_refused_at_once) {
+    char err[256];
+    unsigned char *data;
+    size_t len;
+    cr_assert_not(gl_read_whole_file("tests", &data, &len, err, sizeof err));
+    cr_assert(strstr(err, "'tests' is not a regular file"), "%s", err);
+    mkdir("out", 0755), mkdir("out/test", 0755);
+    remove("out/test/fifo");
+    cr_assert_eq(mkfifo("out/test/fifo", 0600), 0);
+    cr_assert_not(gl_read_whole_file("out/test/fifo", &data, &len, err, sizeof err)); /* returns: no writer needed */
+    cr_assert(strstr(err, "is not a regular file"), "%s", err);
+    remove("out/test/fifo");
+    cr_assert(gl_read_whole_file("README.md", &data, &len, err, sizeof err) && len > 100, "%s", err);
+    free(data);
+}
