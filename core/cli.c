@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static double parse(const char *prog, const char *flag, const char *s, double lo, double hi, bool whole) {
     char *end;
@@ -23,4 +24,12 @@ double gl_flag_number(const char *prog, const char *flag, const char *value, dou
 
 int gl_flag_int(const char *prog, const char *flag, const char *value, double lo, double hi) {
     return (int)parse(prog, flag, value, lo, hi, true);
+}
+
+void gl_stdout_check(const char *prog) {
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "%s: could not write the output: %s\n", prog, errno ? strerror(errno) : "write error");
+        exit(1);
+    }
 }

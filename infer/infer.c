@@ -56,7 +56,7 @@ static bool llama_emit(int32_t tok, void *p) {
     llama_emit_ctx *c = p;
     if (tok == c->m->eot || tok == c->m->eos) return true; /* the stop token is not text */
     c->count++;
-    if (c->print_ids) printf(c->count > 1 ? " %d" : "%d", tok);
+    if (c->print_ids || !c->m->tok) printf(c->count > 1 ? " %d" : "%d", tok); /* no tokenizer: ids are the text */
     else {
         size_t len;
         const unsigned char *b = gl_bpe_token_bytes(c->m->tok, tok, &len);
@@ -185,6 +185,7 @@ static int run_gguf(const char *path, const char *prompt, const char *prompt_ids
     llama_cache_free(&cache);
     llama_free(&m);
     gl_arena_release();
+    gl_stdout_check("infer");
     return 0;
 }
 
@@ -351,5 +352,6 @@ int main(int argc, char **argv) {
     gl_codec_free(&codec);
     gpt_free(&m);
     gl_arena_release();
+    gl_stdout_check("infer");
     return 0;
 }

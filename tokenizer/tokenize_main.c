@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "bpe.h"
+#include "cli.h"
 #include "io.h"
 #include "tokfile.h"
 
@@ -68,7 +69,7 @@ static output open_output(const char *path) {
 
 static void close_output(output *o) {
     if (!o->path) {
-        fflush(stdout);
+        gl_stdout_check("tokenize");
         return;
     }
     bool ok = !ferror(o->f) && fflush(o->f) == 0 && fsync(fileno(o->f)) == 0;
@@ -227,5 +228,6 @@ int main(int argc, char **argv) {
         return 2;
     }
     gl_bpe_free(t);
+    gl_stdout_check("tokenize");
     return 0;
 }
