@@ -26,6 +26,10 @@ int gl_flag_int(const char *prog, const char *flag, const char *value, double lo
     return (int)parse(prog, flag, value, lo, hi, true);
 }
 
+uint64_t gl_flag_u64(const char *prog, const char *flag, const char *value, double lo, double hi) {
+    return (uint64_t)parse(prog, flag, value, lo < 0 ? 0 : lo, hi > 9007199254740992.0 ? 9007199254740992.0 : hi, true);
+}
+
 void gl_stdout_check(const char *prog) {
     errno = 0;
     if (fflush(stdout) != 0 || ferror(stdout)) {

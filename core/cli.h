@@ -6,6 +6,9 @@
 double gl_flag_number(const char *prog, const char *flag, const char *value, double lo, double hi);
 /* as gl_flag_number, and the value must be a whole number */
 int gl_flag_int(const char *prog, const char *flag, const char *value, double lo, double hi);
+/* a whole number in [lo, hi] within [0, 2^53] (seeds): "2.5" is refused, not truncated */
+#include <stdint.h>
+uint64_t gl_flag_u64(const char *prog, const char *flag, const char *value, double lo, double hi);
 
 /* Flushes stdout and, if anything written to it failed (a full disk, a closed pipe), says so naming the program and
  * exits with status 1: a program's results are never lost silently. Call it before returning from main. */

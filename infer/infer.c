@@ -237,18 +237,18 @@ int main(int argc, char **argv) {
         else if (!strcmp(f, "--gguf")) gguf = v;
         else if (!strcmp(f, "--chat")) chat = v;
         else if (!strcmp(f, "--system")) system = v;
-        else if (!strcmp(f, "--ctx")) ctx_len = (int)gl_flag_number("infer", f, v, 1, 1 << 24);
+        else if (!strcmp(f, "--ctx")) ctx_len = gl_flag_int("infer", f, v, 1, 1 << 24);
         else if (!strcmp(f, "--config")) st_config = v;
         else if (!strcmp(f, "--encoder")) gpt2_encoder = v;
         else if (!strcmp(f, "--merges")) gpt2_merges = v;
         else if (!strcmp(f, "--prompt")) prompt = v;
         else if (!strcmp(f, "--prompt-ids")) prompt_ids = v;
-        else if (!strcmp(f, "--max-new-tokens")) max_new = (int)gl_flag_number("infer", f, v, 0, 1e8);
+        else if (!strcmp(f, "--max-new-tokens")) max_new = gl_flag_int("infer", f, v, 0, 1e8);
         else if (!strcmp(f, "--temperature")) s.temperature = (float)gl_flag_number("infer", f, v, 0, 100), temperature_set = true;
-        else if (!strcmp(f, "--top-k")) s.top_k = (int)gl_flag_number("infer", f, v, 0, 1e8);
+        else if (!strcmp(f, "--top-k")) s.top_k = gl_flag_int("infer", f, v, 0, 1e8);
         else if (!strcmp(f, "--top-p")) s.top_p = (float)gl_flag_number("infer", f, v, 1e-6, 1);
-        else if (!strcmp(f, "--seed")) seed = (uint64_t)gl_flag_number("infer", f, v, 0, 9007199254740992.0);
-        else if (!strcmp(f, "--threads")) threads = (int)gl_flag_number("infer", f, v, 1, 1024);
+        else if (!strcmp(f, "--seed")) seed = gl_flag_u64("infer", f, v, 0, 9007199254740992.0);
+        else if (!strcmp(f, "--threads")) threads = gl_flag_int("infer", f, v, 1, 1024);
         else {
             fprintf(stderr, "infer: unknown flag '%s'\n", f);
             usage(stderr);

@@ -116,7 +116,7 @@ static options parse(int argc, char **argv) {
         else if (!strcmp(f, "--weight-decay")) o.wd = (float)gl_flag_number("train", f, v, 0, 10);
         else if (!strcmp(f, "--clip")) o.clip = (float)gl_flag_number("train", f, v, 0, 1e9);
         else if (!strcmp(f, "--val-fraction")) o.val_fraction = (float)gl_flag_number("train", f, v, 0.001, 0.5);
-        else if (!strcmp(f, "--seed")) o.seed = (uint64_t)gl_flag_number("train", f, v, 0, 9007199254740992.0);
+        else if (!strcmp(f, "--seed")) o.seed = gl_flag_u64("train", f, v, 0, 9007199254740992.0);
         else if (!strcmp(f, "--threads")) o.threads = gl_flag_int("train", f, v, 1, 1024);
         else if (!strcmp(f, "--eval-interval")) o.eval_interval = gl_flag_int("train", f, v, 1, 2e9);
         else if (!strcmp(f, "--eval-batches")) o.eval_batches = gl_flag_int("train", f, v, 1, 1e6);
