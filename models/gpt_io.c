@@ -1,6 +1,9 @@
 /* Checkpoint reading and writing (layout in docs/formats.md). */
 #include "gpt_io.h"
 
+#include <limits.h>
+#include <math.h>
+
 #include "io.h"
 #include "json.h"
 
@@ -211,7 +214,8 @@ static bool config_int(const gl_json *cfg, const char *key, const char *alt, int
                        const char *path) {
     const gl_json *v = gl_json_get(cfg, key);
     if (!v && alt) v = gl_json_get(cfg, alt);
-    if (!v || v->type != GL_JSON_NUMBER || v->number != (double)(int)v->number || v->number < 1)
+    /* the range first: casting 1e300 to int is undefined behaviour */
+    if (!v || v->type != GL_JSON_NUMBER || !(v->number >= 1 && v->number <= INT_MAX) || v->number != floor(v->number))
         return snprintf(err, err_len, "'%s' lacks a positive integer \"%s\"", path, key), false;
     *out = (int)v->number;
     return true;
@@ -243,7 +247,7 @@ bool gpt_load_safetensors(const char *weights_path, const char *config_path, gpt
               config_int(cfg, "n_positions", "n_ctx", &c.block_size, err, err_len, config_path) &&
               config_int(cfg, "vocab_size", NULL, &c.vocab_size, err, err_len, config_path);
     const gl_json *eps = gl_json_get(cfg, "layer_norm_epsilon");
-    if (eps && eps->type == GL_JSON_NUMBER) c.ln_eps = (float)eps->number;
+    if (eps && eps->type == GL_JSON_NUMBER) c.ln_eps = fabs(eps->number) < 1 ? (float)eps->number : 1.0f; /* 1: refused below */
     gl_json_free(cfg);
     if (!ok) return false;
     c.padded_vocab_size = gpt_padded_vocab(c.vocab_size);

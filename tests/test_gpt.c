@@ -275,6 +275,15 @@ Test(gpt, safetensors_rejects_bad_files_clearly) {
     fputs("{\"n_layer\": 2, \"n_head\": 2,", f);
     fclose(f);
     expect_load_error("tests/ref/gpt2_tiny.safetensors", "/tmp/gradlab_test_cfg.json", "not a JSON object");
+    f = fopen("/tmp/gradlab_test_cfg.json", "w"); /* a number no int holds: refused, not cast */
+    fputs("{\"n_layer\": 2, \"n_head\": 2, \"n_embd\": 1e300, \"n_positions\": 12, \"vocab_size\": 50}", f);
+    fclose(f);
+    expect_load_error("tests/ref/gpt2_tiny.safetensors", "/tmp/gradlab_test_cfg.json", "positive integer \"n_embd\"");
+    f = fopen("/tmp/gradlab_test_cfg.json", "w");
+    fputs("{\"n_layer\": 2, \"n_head\": 2, \"n_embd\": 32, \"n_positions\": 12, \"vocab_size\": 50, "
+          "\"layer_norm_epsilon\": 1e300}", f);
+    fclose(f);
+    expect_load_error("tests/ref/gpt2_tiny.safetensors", "/tmp/gradlab_test_cfg.json", "eps");
     remove("/tmp/gradlab_test_cfg.json");
 }
 
