@@ -118,21 +118,6 @@ gl_tensor *gl_rope(gl_tensor *x, int n_head, int pos0, float base, int rope_dim)
     return y;
 }
 
-/* ---- llama.cpp's arithmetic, where its rounding decides a greedy choice ----
- * SmolLM2-sized models are sensitive enough that the last bit of an attention sum or of exp() can flip an int8
- * activation to the next step and, a few layers on, a greedy token. The helpers below compute what ggml's x86
- * AVX-512 kernels compute, operation for operation (docs/llama.md): GCC's reduction tree of a 16-lane vector here;
- * its fp16 dot products and its vector expf in the kernels (dot_acc4x16, dot_lanes16, swiglu_ggml,
- * exp_shift_ggml). */
-
-/* _mm512_reduce_add_ps as GCC expands it: 16 lanes to 8 (high + low), to 4, then (0 + 2) + (1 + 3) */
-static float reduce16(const float v[16]) {
-    float a[8], b[4];
-    for (int l = 0; l < 8; l++) a[l] = v[8 + l] + v[l];
-    for (int l = 0; l < 4; l++) b[l] = a[4 + l] + a[l];
-    return (b[0] + b[2]) + (b[1] + b[3]);
-}
-
 /* ---- SwiGLU: silu(a) * b ---- */
 static void swiglu_backward(gl_node *nd) {
     gl_tensor *a = nd->in[0], *b = nd->in[1], *y = nd->out;
@@ -275,14 +260,7 @@ gl_tensor *gl_attention_gqa(gl_tensor *q, gl_tensor *k, gl_tensor *v, float *k_c
                 sc[j] = (tiled && hd % 16 == 0 ? kn->dot_lanes16 : kn->dot_acc4x16)((size_t)hd, qh, kj) * scale;
                 max = fmaxf(max, sc[j]);
             }
-            kn->exp_shift_ggml((size_t)last + 1, sc, max);
-            double sum = 0;
-            for (int c = 0; c * 16 <= last; c++) {
-                float chunk[16] = {0};
-                for (int l = 0; l < 16 && c * 16 + l <= last; l++) chunk[l] = sc[c * 16 + l];
-                sum += (double)reduce16(chunk);
-            }
-            float inv = (float)(1.0 / sum);
+            float inv = (float)(1.0 / kn->exp_shift_ggml((size_t)last + 1, sc, max));
             for (int j = 0; j <= last; j++) sc[j] *= inv;
             gl_round_to_f16(sc, (size_t)last + 1);
             for (int j = last + 1; j < n_pad; j++) sc[j] = 0.0f;

@@ -298,22 +298,7 @@ int main(int argc, char **argv) {
     int32_t *ids = NULL;
     int n_ids = 0;
     if (prompt_ids) {
-        ids = malloc((strlen(prompt_ids) / 2 + 2) * sizeof(int32_t));
-        const char *p = prompt_ids;
-        while (*p) {
-            char *end;
-            errno = 0;
-            long id = strtol(p, &end, 10);
-            if (end == p || errno) fail("--prompt-ids must be comma-separated integers, got: ", prompt_ids);
-            if (id < 0 || id >= V) {
-                fprintf(stderr, "infer: prompt id %ld (position %d) is outside the vocabulary [0, %d)\n", id, n_ids, V);
-                return 1;
-            }
-            ids[n_ids++] = (int32_t)id;
-            p = end;
-            if (*p == ',') p++;
-            else if (*p) fail("--prompt-ids must be comma-separated integers, got: ", prompt_ids);
-        }
+        ids = parse_ids(prompt_ids, V, &n_ids);
     } else {
         if (!have_codec) fail("no tokenizer for this model: give the prompt as --prompt-ids", "");
         const char *text = prompt ? prompt : "\n";

@@ -61,9 +61,10 @@ typedef struct gl_kernels {
      * acc4x16 is ggml_vec_dot_f16 (one token), lanes16 llamafile's tinyBLAS (n a multiple of 16; two or more) */
     float (*dot_acc4x16)(size_t n, const float *a, const float *b);
     float (*dot_lanes16)(size_t n, const float *a, const float *b);
-    /* with ggml's vector expf, the same bits at every level: y = x / (1 + e^-x) * g (SwiGLU), x = e^(x - shift) */
+    /* with ggml's vector expf, the same bits at every level: y = x / (1 + e^-x) * g (SwiGLU); x = e^(x - shift),
+     * returning the sum of x as ggml's softmax forms it (16-element chunks, each reduced, added in double) */
     void (*swiglu_ggml)(size_t n, const float *x, const float *g, float *y);
-    void (*exp_shift_ggml)(size_t n, float *x, float shift);
+    double (*exp_shift_ggml)(size_t n, float *x, float shift);
     /* GEMM micro-kernel: C[MR x NR] (row stride ldc) = alpha * packed A panel (kc x MR) times packed
      * B panel (kc x NR) + beta * C; beta == 0 does not read C */
     void (*gemm_micro)(int kc, const float *a_panel, const float *b_panel, float *c, size_t ldc, float alpha,

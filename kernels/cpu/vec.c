@@ -426,9 +426,16 @@ static void k_swiglu_ggml(size_t n, const float *x, const float *g, float *y) {
     for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + ggml_expf(0.0f - x[i])) * g[i];
 }
 
-/* x[i] = expf(x[i] - shift) with ggml's expf (its softmax) */
-static void k_exp_shift_ggml(size_t n, float *x, float shift) {
-    for (size_t i = 0; i < n; i++) x[i] = ggml_expf(x[i] - shift);
+/* x[i] = expf(x[i] - shift) with ggml's expf, returning their sum as ggml's softmax takes it: 16-element chunks
+ * (zeros past n) reduced as one vector each, the chunk sums added in double */
+static double k_exp_shift_ggml(size_t n, float *x, float shift) {
+    double sum = 0;
+    for (size_t c = 0; c < n; c += 16) {
+        float chunk[16] = {0};
+        for (size_t l = 0; l < 16 && c + l < n; l++) chunk[l] = x[c + l] = ggml_expf(x[c + l] - shift);
+        sum += (double)reduce16(chunk);
+    }
+    return sum;
 }
 
 const gl_kernels GL_KERNELS_NAME = {
