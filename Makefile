@@ -7,8 +7,8 @@ CUDA    ?= 0
 
 ifeq ($(SANITIZE),1)
   BUILD  := build/sanitize
-  OPT    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-  LDSAN  := -fsanitize=address,undefined
+  OPT    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow
+  LDSAN  := -fsanitize=address,undefined,float-cast-overflow
 else
   BUILD  := build
   OPT    := -O2
@@ -173,6 +173,8 @@ test: check-cuda $(TESTS) $(PROGRAMS) $(BUILD)/train_cuda_emu $(BUILD)/infer_cud
 	@set -e; for isa in avx2 scalar; do for t in $(ISA_TESTS); do \
 	  echo "== $(BUILD)/tests/$$t (GRADLAB_KERNELS=$$isa)"; \
 	  GRADLAB_KERNELS=$$isa OMP_NUM_THREADS=2 $(BUILD)/tests/$$t --jobs 1; done; done
+	@echo "== tests/kill_resume.sh (SIGKILL during training, resume, compare with an uninterrupted run)"
+	@bash tests/kill_resume.sh $(BUILD)
 	@echo "all test binaries passed"
 
 # ---- the default job: nanoGPT's CPU recipe on tiny shakespeare, then a sample ----

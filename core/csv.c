@@ -13,6 +13,12 @@ bool gl_csv_read(const char *path, gl_csv *t, char *err, size_t err_len) {
     unsigned char *buf;
     size_t len;
     if (!gl_read_whole_file(path, &buf, &len, err, err_len)) return false;
+    size_t nul_line;
+    if (gl_find_nul(buf, len, &nul_line)) { /* C strings would end there and the rest be dropped silently */
+        snprintf(err, err_len, "'%s' line %zu holds a NUL byte: not a text CSV", path, nul_line);
+        free(buf);
+        return false;
+    }
     char *s = (char *)buf, *save = NULL;
     char *line = strtok_r(s, "\n", &save);
     if (!line) {

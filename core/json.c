@@ -329,8 +329,7 @@ bool gl_jw_close(gl_json_writer *w) {
         fputc('\n', w->f);
         ok = gl_atomic_commit(&w->file);
     } else { /* an unfinished document is never committed */
-        fclose(w->f);
-        remove(w->file.tmp);
+        gl_atomic_abort(&w->file);
         ok = false;
     }
     w->f = NULL;

@@ -1,5 +1,8 @@
 #include "plot.h"
 
+#include "io.h"
+
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -71,34 +74,50 @@ static double tick_step(double range, int target) {
     return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
 }
 
+/* Tick positions in axis units for [lo, hi]: whole multiples of a 1-2-5 step (k * step, not a running sum, so 0 is
+ * 0); on a log axis (units of log10) powers of ten, and within a range of under two decades also 2x and 5x of
+ * each power (or every 1x..9x) so that a short log axis still gets at least two labelled ticks. */
+static int axis_ticks(double lo, double hi, int target, bool log_axis, double *t, int max) {
+    int n = 0;
+    if (!log_axis || hi - lo >= 2) {
+        double step = log_axis ? fmax(1.0, floor(tick_step(hi - lo, target))) : tick_step(hi - lo, target);
+        for (double k = ceil(lo / step), v = k * step; v <= hi + 1e-9 * step && n < max; k++, v = k * step) t[n++] = v;
+        return n;
+    }
+    static const double sparse[3] = {1, 2, 5}, dense[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    for (int pass = 0; pass < 2 && n < 2; pass++) {
+        const double *m = pass ? dense : sparse;
+        int nm = pass ? 9 : 3;
+        n = 0;
+        for (double d = floor(lo); d <= hi && n < max; d++)
+            for (int i = 0; i < nm && n < max; i++) {
+                double v = d + log10(m[i]);
+                if (v >= lo - 1e-9 && v <= hi + 1e-9) t[n++] = v;
+            }
+    }
+    return n;
+}
+
 static void format_tick(char *buf, size_t n, double v) {
     if (v != 0 && (fabs(v) >= 1e5 || fabs(v) < 1e-3)) snprintf(buf, n, "%.0e", v);
     else snprintf(buf, n, "%g", fabs(v) < 1e-12 ? 0.0 : v);
 }
 
-/* writes the canvas to path.tmp, flushes it to disk and renames it; frees the pixels */
+/* writes the canvas through gl_atomic (never half a file); frees the pixels */
 static bool write_png(const char *path, canvas *cv, char *err, int err_len) {
     canvas c = *cv;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
+    gl_atomic file;
+    FILE *f = gl_atomic_open(&file, path);
     if (!f) {
         free(c.px);
-        return snprintf(err, (size_t)err_len, "cannot create %s", tmp), false;
+        return snprintf(err, (size_t)err_len, "cannot create a file beside '%s': %s", path, strerror(errno)), false;
     }
     int ok = stbi_write_png_to_func(write_to_file, f, c.w, c.h, 3, c.px, c.w * 3);
     free(c.px);
-    ok = ok && !ferror(f) && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok) {
-        remove(tmp);
-        return snprintf(err, (size_t)err_len, "cannot write %s", tmp), false;
-    }
-    if (rename(tmp, path) != 0) {
-        remove(tmp);
-        return snprintf(err, (size_t)err_len, "cannot rename %s to %s", tmp, path), false;
-    }
-    return true;
+    if (ok && gl_atomic_commit(&file)) return true;
+    int e = file.err ? file.err : errno;
+    gl_atomic_abort(&file);
+    return snprintf(err, (size_t)err_len, "cannot write '%s': %s", path, strerror(e ? e : EIO)), false;
 }
 
 /* the i-th point of a series in axis units (log10 on a logarithmic axis); false if it cannot be drawn */
@@ -147,21 +166,21 @@ bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series
 
     /* grid, ticks and numbers */
     char lab[32];
-    double xs = ch->log_x ? fmax(1.0, floor(tick_step(xmax - xmin, 8))) : tick_step(xmax - xmin, 8);
-    /* ticks at whole multiples of the step (k * step, not a running sum, so 0 prints as 0) */
-    for (double k = ceil(xmin / xs), t = k * xs; t <= xmax + 1e-9 * xs; k++, t = k * xs) {
-        int x = PX(t);
+    double t[64];
+    int nt = axis_ticks(xmin, xmax, 8, ch->log_x, t, 64);
+    for (int i = 0; i < nt; i++) {
+        int x = PX(t[i]);
         line(&c, x, top, x, top + ph, grey, 1);
         line(&c, x, top + ph, x, top + ph + 5, black, 1);
-        format_tick(lab, sizeof lab, ch->log_x ? pow(10.0, t) : t);
+        format_tick(lab, sizeof lab, ch->log_x ? pow(10.0, t[i]) : t[i]);
         text(&c, x - stb_easy_font_width(lab), top + ph + 9, lab, 2, false, black);
     }
-    double ys = ch->log_y ? fmax(1.0, floor(tick_step(ymax - ymin, 6))) : tick_step(ymax - ymin, 6);
-    for (double k = ceil(ymin / ys), t = k * ys; t <= ymax + 1e-9 * ys; k++, t = k * ys) {
-        int y = PY(t);
+    nt = axis_ticks(ymin, ymax, 6, ch->log_y, t, 64);
+    for (int i = 0; i < nt; i++) {
+        int y = PY(t[i]);
         line(&c, left, y, left + pw, y, grey, 1);
         line(&c, left - 5, y, left, y, black, 1);
-        format_tick(lab, sizeof lab, ch->log_y ? pow(10.0, t) : t);
+        format_tick(lab, sizeof lab, ch->log_y ? pow(10.0, t[i]) : t[i]);
         text(&c, left - 9 - 2 * stb_easy_font_width(lab), y - 6, lab, 2, false, black);
     }
     line(&c, left, top, left, top + ph, black, 2);
@@ -181,7 +200,7 @@ bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series
             int dot = series[s].n <= 16 ? 4 : 2; /* few points: larger dots */
             if (series[s].points) fill_rect(&c, qx - dot, qy - dot, qx + dot + 1, qy + dot + 1, col);
             if (series[s].labels && series[s].labels[i]) text(&c, qx + 5, qy - 6, series[s].labels[i], 1, false, col);
-            else if (have) line(&c, px, py, qx, qy, col, 2);
+            if (have && !series[s].points) line(&c, px, py, qx, qy, col, 2); /* a scatter's points stay unjoined */
             if (!series[s].points && series[s].n <= 16) fill_rect(&c, qx - 3, qy - 3, qx + 4, qy + 4, col); /* mark few points */
             px = qx, py = qy, have = 1;
         }

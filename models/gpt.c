@@ -24,6 +24,12 @@ bool gpt_config_check(const gpt_config *c, char *err, size_t n) {
     return true;
 }
 
+int64_t gpt_config_weights(const gpt_config *c) {
+    int64_t C = c->n_embd, per_layer = 12 * C * C + 2 * C + (c->bias ? 11 * C : 0);
+    return (int64_t)c->padded_vocab_size * C + (int64_t)c->block_size * C + c->n_layer * per_layer + C +
+           (c->bias ? C : 0);
+}
+
 /* ---- construction: one function decides the canonical order and the names ---- */
 
 typedef struct {
@@ -79,6 +85,7 @@ void gpt_build(gpt *m, gpt_config c) {
     if (c.bias) m->lnf_b = add_param(&b, "ln_f.bias", GL_DIMS(C));
     m->trainable = m->params;
     m->n_trainable = m->n_params;
+    if (m->n_weights != gpt_config_weights(&c)) gl_fatal("gpt", "gpt_config_weights disagrees with gpt_build");
 }
 
 void gpt_init(gpt *m, uint64_t seed) {

@@ -70,6 +70,8 @@ int gpt_padded_vocab(int vocab_size);
  * and returns false. */
 bool gpt_config_check(const gpt_config *c, char *err, size_t err_len);
 /* Allocates zeroed parameters in canonical order (the config must pass gpt_config_check). */
+/* the number of weights gpt_build allocates for c (readers check a file can hold them before building) */
+int64_t gpt_config_weights(const gpt_config *c);
 void gpt_build(gpt *m, gpt_config cfg);
 /* GPT-2 initialisation: weights N(0, 0.02), residual projections N(0, 0.02/sqrt(2 n_layer)), biases 0,
  * layernorm gains 1, padded embedding rows 0. Matrices get weight decay, vectors do not. */

@@ -6,6 +6,7 @@
 
 #include "io.h"
 #include "json.h"
+#include "safetensors.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -45,10 +46,9 @@ bool gpt_save_checkpoint(const char *path, const gpt *m, const gl_optim *opt, co
     if (m->nf4 || m->n_adapters)
         return snprintf(err, err_len, "a model with %s is saved as its adapters (gpt_lora_save), or merged first",
                         m->nf4 ? "a 4-bit base" : "adapters"), false;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return snprintf(err, err_len, "cannot create '%s': %s", tmp, strerror(errno)), false;
+    gl_atomic file;
+    FILE *f = gl_atomic_open(&file, path);
+    if (!f) return snprintf(err, err_len, "cannot create a temporary beside '%s': %s", path, strerror(errno)), false;
     writer w = {f, GL_FNV_OFFSET, true};
     const gpt_config *c = &m->cfg;
     uint32_t version = CKPT_VERSION, reserved = 0;
@@ -81,17 +81,11 @@ bool gpt_save_checkpoint(const char *path, const gpt *m, const gl_optim *opt, co
     if (opt) put(&w, opt->state, (size_t)opt_floats * sizeof(float));
     uint64_t checksum = w.hash;
     w.ok = w.ok && fwrite(&checksum, sizeof checksum, 1, f) == 1;
-    w.ok = w.ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    w.ok = (fclose(f) == 0) && w.ok;
-    if (!w.ok) {
-        remove(tmp);
-        return snprintf(err, err_len, "could not write '%s' (disk full?)", tmp), false;
-    }
-    if (rename(tmp, path) != 0) {
-        remove(tmp);
-        return snprintf(err, err_len, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno)), false;
-    }
-    return true;
+    if (w.ok && gl_atomic_commit(&file)) return true;
+    int e = file.err ? file.err : errno;
+    gl_atomic_abort(&file);
+    return snprintf(err, err_len, "could not write '%s' (the previous file, if any, is kept): %s", path,
+                    strerror(e ? e : EIO)), false;
 }
 
 /* ---- reading: the whole file in memory, checksum first, then a bounds-checked cursor ---- */
@@ -108,6 +102,29 @@ static bool take(reader *r, void *dst, size_t n) {
     return true;
 }
 #define TAKE(r, v) take(r, &(v), sizeof(v))
+
+bool gpt_run_state_check(const gpt_run_state *s, char *err, size_t err_len) {
+    const struct {
+        const char *name;
+        double v, lo, hi;
+    } f[] = {{"lr", s->lr, 0, 10},
+             {"min_lr", s->min_lr, 0, 10},
+             {"beta1", s->beta1, 0, 0.999999},
+             {"beta2", s->beta2, 0, 0.999999},
+             {"eps", s->eps, 0, 1},
+             {"weight_decay", s->weight_decay, 0, 10},
+             {"grad_clip", s->grad_clip, 0, 1e9},
+             {"val_fraction", s->val_fraction, 0.001, 0.5},
+             {"batch", s->batch, 1, 1 << 20},
+             {"warmup_steps", (double)s->warmup_steps, 0, 2e9},
+             {"decay_steps", (double)s->decay_steps, 0, 2e9},
+             {"total_steps", (double)s->total_steps, 0, 2e9},
+             {"step", (double)s->step, 0, (double)s->total_steps}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (!(f[i].v >= f[i].lo && f[i].v <= f[i].hi))
+            return snprintf(err, err_len, "%s %g is outside [%g, %g]", f[i].name, f[i].v, f[i].lo, f[i].hi), false;
+    return true;
+}
 
 bool gpt_load_checkpoint(const char *path, gpt *m, gpt_run_state *s, float **opt_state, int64_t *opt_floats,
                          int64_t *opt_step, char *err, size_t err_len) {
@@ -155,6 +172,11 @@ bool gpt_load_checkpoint(const char *path, gpt *m, gpt_run_state *s, float **opt
     }
     s->lr = hyper[0], s->min_lr = hyper[1], s->beta1 = hyper[2], s->beta2 = hyper[3], s->eps = hyper[4];
     s->weight_decay = hyper[5], s->grad_clip = hyper[6], s->val_fraction = hyper[7];
+    /* the checksum proves the bytes are the ones written, not that a writer wrote sense: every field is checked */
+    if (!gpt_run_state_check(s, why, sizeof why)) {
+        snprintf(err, err_len, "'%s' holds an invalid run state: %s", path, why);
+        goto done;
+    }
     if (s->n_symbols < 0 || (s->n_symbols != c.vocab_size && s->n_symbols != 0)) {
         snprintf(err, err_len, "'%s' has %d vocabulary symbols for a vocab_size of %d", path, s->n_symbols, c.vocab_size);
         goto done;
@@ -162,6 +184,14 @@ bool gpt_load_checkpoint(const char *path, gpt *m, gpt_run_state *s, float **opt
     if (r.len - r.pos < (size_t)s->n_symbols * 4 + 8) {
         snprintf(err, err_len, "'%s' ends inside its vocabulary", path);
         goto done;
+    }
+    for (int i = 0; i < s->n_symbols; i++) {
+        uint32_t cp;
+        memcpy(&cp, r.p + r.pos + (size_t)i * 4, 4);
+        if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+            snprintf(err, err_len, "'%s': vocabulary symbol %d is U+%X, not a Unicode scalar value", path, i, cp);
+            goto done;
+        }
     }
     memcpy(&s->bpe_len, r.p + r.pos + (size_t)s->n_symbols * 4, 8);
     if ((s->n_symbols == 0) != (s->bpe_len > 0) || s->bpe_len > r.len - r.pos) {
@@ -177,19 +207,23 @@ bool gpt_load_checkpoint(const char *path, gpt *m, gpt_run_state *s, float **opt
             goto done;
         }
     }
-    gpt_build(m, c);
-    if (n_weights != m->n_weights || n_opt < 0 || (n_opt != 0 && n_opt != 2 * n_weights)) {
-        snprintf(err, err_len, "'%s' stores %lld weights and %lld optimizer floats; its config needs %lld and %lld",
-                 path, (long long)n_weights, (long long)n_opt, (long long)m->n_weights, (long long)(2 * m->n_weights));
-        gpt_free(m);
+    /* sizes against the config and the file before anything is allocated: a small file cannot demand terabytes */
+    int64_t expect_weights = gpt_config_weights(&c);
+    if (n_weights != expect_weights || n_opt < 0 || (n_opt != 0 && n_opt != 2 * n_weights) || step_opt < 0 ||
+        step_opt > s->step) {
+        snprintf(err, err_len,
+                 "'%s' stores %lld weights and %lld optimizer floats after %lld optimizer steps; its config needs %lld "
+                 "weights and %lld or 0 optimizer floats, at most %lld steps",
+                 path, (long long)n_weights, (long long)n_opt, (long long)step_opt, (long long)expect_weights,
+                 (long long)(2 * expect_weights), (long long)s->step);
         goto done;
     }
     size_t need = (size_t)s->n_symbols * 4 + 8 + (size_t)s->bpe_len + (size_t)(n_weights + n_opt) * 4;
     if (r.len - r.pos != need) {
         snprintf(err, err_len, "'%s' has %zu payload bytes where its header promises %zu", path, r.len - r.pos, need);
-        gpt_free(m);
         goto done;
     }
+    gpt_build(m, c);
     s->symbols = malloc((size_t)(s->n_symbols ? s->n_symbols : 1) * sizeof(uint32_t));
     take(&r, s->symbols, (size_t)s->n_symbols * sizeof(uint32_t));
     r.pos += 8;
@@ -256,92 +290,63 @@ bool gpt_load_safetensors(const char *weights_path, const char *config_path, gpt
         return snprintf(err, err_len, "'%s' describes an invalid model: %s", config_path, why), false;
 
     if (!gl_read_whole_file(weights_path, &buf, &len, err, err_len)) return false;
-    gl_json *hdr = NULL;
-    bool built = false;
+    gl_safetensors st;
+    bool built = false, *seen = NULL;
     ok = false;
-    uint64_t hlen = 0;
-    if (len < 8) {
-        snprintf(err, err_len, "'%s' is too short to be a safetensors file (%zu bytes)", weights_path, len);
+    if (!gl_safetensors_parse(buf, len, weights_path, &st, err, err_len)) goto done;
+    /* the file must be able to hold the model before the model is built: a small file cannot demand terabytes */
+    int64_t needed = gpt_config_weights(&c) - (int64_t)(c.padded_vocab_size - c.vocab_size) * c.n_embd;
+    if ((uint64_t)needed > st.data_len / 4) {
+        snprintf(err, err_len, "'%s' holds %zu data bytes; the model of '%s' needs %lld floats (%.3g GB)", weights_path,
+                 st.data_len, config_path, (long long)needed, needed * 4e-9);
         goto done;
     }
-    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | buf[i]; /* little-endian u64 */
-    if (hlen > len - 8 || hlen > 100u << 20) {
-        snprintf(err, err_len, "'%s': header length %llu does not fit in the file (%zu bytes)", weights_path,
-                 (unsigned long long)hlen, len);
-        goto done;
-    }
-    hdr = gl_json_parse((const char *)buf + 8, (size_t)hlen, jerr, sizeof jerr);
-    if (!hdr || hdr->type != GL_JSON_OBJECT) {
-        snprintf(err, err_len, "'%s': the header is not a JSON object (%s)", weights_path, hdr ? "wrong type" : jerr);
-        goto done;
-    }
-    const unsigned char *data = buf + 8 + hlen;
-    size_t data_len = len - 8 - (size_t)hlen;
     gpt_build(m, c);
     built = true;
-    bool *seen = calloc((size_t)m->n_params, sizeof *seen);
-    for (size_t i = 0; i < hdr->count; i++) {
-        const char *name = hdr->keys[i];
-        const gl_json *t = &hdr->items[i];
-        if (!strcmp(name, "__metadata__")) continue;
+    seen = calloc((size_t)m->n_params, sizeof *seen);
+    for (int i = 0; i < st.n; i++) {
+        const gl_st_tensor *t = &st.tensors[i];
+        const char *name = t->name;
         const char *ours = strncmp(name, "transformer.", 12) == 0 ? name + 12 : name;
-        const gl_json *dtype = gl_json_get(t, "dtype"), *shape = gl_json_get(t, "shape"),
-                      *offs = gl_json_get(t, "data_offsets");
-        if (!dtype || dtype->type != GL_JSON_STRING || !shape || shape->type != GL_JSON_ARRAY || !offs ||
-            offs->type != GL_JSON_ARRAY || offs->count != 2 || offs->items[0].type != GL_JSON_NUMBER ||
-            offs->items[1].type != GL_JSON_NUMBER) {
-            snprintf(err, err_len, "'%s': tensor '%s' lacks dtype, shape or data_offsets", weights_path, name);
-            goto fail_seen;
-        }
-        double b0 = offs->items[0].number, b1 = offs->items[1].number;
-        if (!(b0 >= 0 && b1 >= b0 && b1 <= (double)data_len)) {
-            snprintf(err, err_len, "'%s': tensor '%s' has data_offsets [%.0f, %.0f] outside the %zu data bytes",
-                     weights_path, name, b0, b1, data_len);
-            goto fail_seen;
-        }
         if (ignorable(ours)) continue;
         gl_tensor *p = gpt_param(m, ours);
         if (!p) {
             snprintf(err, err_len, "'%s': tensor '%s' is not part of a GPT-2 with this config", weights_path, name);
-            goto fail_seen;
+            goto done;
         }
-        if (strcmp(dtype->string, "F32") != 0) {
-            snprintf(err, err_len, "'%s': tensor '%s' has dtype %s; only F32 is supported", weights_path, name,
-                     dtype->string);
-            goto fail_seen;
+        if (strcmp(t->dtype, "F32") != 0) {
+            snprintf(err, err_len, "'%s': tensor '%s' has dtype %s; only F32 is supported", weights_path, name, t->dtype);
+            goto done;
         }
         /* the file's wte has vocab_size rows; ours has padded_vocab_size, the extra rows stay 0 */
         int rows = p == m->wte ? c.vocab_size : p->shape[0];
-        bool shape_ok = (int)shape->count == p->ndim;
-        for (int d = 0; shape_ok && d < p->ndim; d++)
-            shape_ok = shape->items[d].type == GL_JSON_NUMBER &&
-                       shape->items[d].number == (double)(d == 0 ? rows : p->shape[d]);
+        bool shape_ok = t->ndim == p->ndim;
+        for (int d = 0; shape_ok && d < p->ndim; d++) shape_ok = t->shape[d] == (d == 0 ? rows : p->shape[d]);
         size_t numel = (size_t)rows * (size_t)(p->numel / p->shape[0]);
-        if (!shape_ok || (size_t)(b1 - b0) != numel * 4) {
-            snprintf(err, err_len, "'%s': tensor '%s' has the wrong shape or size for n_embd %d, n_layer %d (expected %zu floats)",
+        if (!shape_ok) {
+            snprintf(err, err_len, "'%s': tensor '%s' has the wrong shape for n_embd %d, n_layer %d (expected %zu floats)",
                      weights_path, name, c.n_embd, c.n_layer, numel);
-            goto fail_seen;
+            goto done;
         }
         int idx;
         for (idx = 0; idx < m->n_params && m->params[idx] != p; idx++) {}
-        if (seen[idx]) {
-            snprintf(err, err_len, "'%s': tensor '%s' appears twice", weights_path, name);
-            goto fail_seen;
+        if (seen[idx]) { /* "wte.weight" and "transformer.wte.weight" */
+            snprintf(err, err_len, "'%s': tensor '%s' appears twice", weights_path, ours);
+            goto done;
         }
         seen[idx] = true;
-        memcpy(p->data, data + (size_t)b0, numel * 4);
+        memcpy(p->data, t->data, numel * 4);
     }
     for (int i = 0; i < m->n_params; i++)
         if (!seen[i]) {
             snprintf(err, err_len, "'%s' lacks tensor '%s'", weights_path, m->params[i]->name);
-            goto fail_seen;
+            goto done;
         }
     ok = true;
-fail_seen:
-    free(seen);
 done:
+    free(seen);
     if (!ok && built) gpt_free(m);
-    gl_json_free(hdr);
+    gl_safetensors_free(&st);
     free(buf);
     return ok;
 }

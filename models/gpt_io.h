@@ -27,6 +27,9 @@ uint64_t gl_fnv1a(uint64_t h, const void *data, size_t n);
 /* Writes model, optimizer state and run state to path.tmp, fsyncs, renames to path. */
 bool gpt_save_checkpoint(const char *path, const gpt *m, const gl_optim *opt, const gpt_run_state *s, char *err,
                          size_t err_len);
+/* false with "FIELD V is outside [LO, HI]" if a run-state field is out of the range train's flags accept (a
+ * resumed run trusts every one of them: batch sizes buffers, step indexes the loss curve) */
+bool gpt_run_state_check(const gpt_run_state *s, char *err, size_t err_len);
 /* Reads a checkpoint: builds *m from its config and weights; fills *s (s->symbols and s->bpe malloc'd). If opt_state is
  * not NULL it receives the malloc'd optimizer state (*opt_floats floats, *opt_step steps). */
 bool gpt_load_checkpoint(const char *path, gpt *m, gpt_run_state *s, float **opt_state, int64_t *opt_floats,

@@ -264,11 +264,15 @@ Test(gpt, safetensors_rejects_bad_files_clearly) {
     expect_load_error(damaged("trunc", truncate_data), cfg, "outside the");
     expect_load_error(damaged("hlen", huge_header), cfg, "header length");
     expect_load_error(damaged("cut", cut_header), cfg, "header");
-    expect_load_error(damaged("dtype", bad_dtype), cfg, "only F32");
+    expect_load_error(damaged("dtype", bad_dtype), cfg, "its shape and dtype F16 need 1600");
     expect_load_error(damaged("name", renamed_tensor), cfg, "not part of a GPT-2");
     expect_load_error("tests/ref/no_such_file.safetensors", cfg, "cannot open");
     FILE *f = fopen("/tmp/gradlab_test_cfg.json", "w");
     fputs("{\"n_layer\": 2, \"n_head\": 2, \"n_embd\": 32, \"n_positions\": 12, \"vocab_size\": 50}", f);
+    fclose(f);
+    expect_load_error("tests/ref/gpt2_tiny.safetensors", "/tmp/gradlab_test_cfg.json", "needs 27456 floats");
+    f = fopen("/tmp/gradlab_test_cfg.json", "w"); /* a smaller model fits in the bytes, but not in the shapes */
+    fputs("{\"n_layer\": 2, \"n_head\": 2, \"n_embd\": 8, \"n_positions\": 12, \"vocab_size\": 50}", f);
     fclose(f);
     expect_load_error("tests/ref/gpt2_tiny.safetensors", "/tmp/gradlab_test_cfg.json", "wrong shape");
     f = fopen("/tmp/gradlab_test_cfg.json", "w");

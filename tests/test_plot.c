@@ -72,3 +72,49 @@ Test(plot, unwritable_path_is_an_error_not_a_crash) {
     cr_assert(!gl_plot_lines("/nonexistent/dir/x.png", &c, s, 1, err, sizeof err));
     cr_assert(strstr(err, "cannot create"), "%s", err);
 }
+
+/* the grey grid lines crossing a column of the plot area: one per tick */
+static int grid_lines_at_column(const unsigned char *px, int w, int x, int y0, int y1) {
+    int lines = 0;
+    for (int y = y0; y < y1; y++)
+        if (near(px + (y * w + x) * 3, 225, 225, 225) && !near(px + ((y - 1) * w + x) * 3, 225, 225, 225)) lines++;
+    return lines;
+}
+
+/* A scatter series is dots only: two far-apart points are not joined (lab 01's decision boundary and lab 07's reward
+ * scatter were drawn as zigzag lines when the word labels came in). */
+Test(plot, scatter_points_are_not_joined_by_lines) {
+    char path[64], err[128];
+    snprintf(path, sizeof path, "/tmp/gradlab_scatter_%d.png", (int)getpid());
+    float x[2] = {0, 1}, y[2] = {0, 1};
+    for (int points = 1; points >= 0; points--) {
+        gl_series s[1] = {{"two points", x, y, 2, points, NULL}};
+        gl_chart c = {.title = "t", .width = 400, .height = 300};
+        cr_assert(gl_plot_lines(path, &c, s, 1, err, sizeof err), "%s", err);
+        int w, h;
+        unsigned char *px = load(path, &w, &h);
+        int coloured = 0; /* the series colour near the middle of the segment between the points */
+        for (int dy = -4; dy <= 4; dy++)
+            for (int dx = -4; dx <= 4; dx++) coloured += near(px + ((145 + dy) * w + 235 + dx) * 3, 31, 119, 180);
+        if (points) cr_assert_eq(coloured, 0, "a scatter draws no line between its points");
+        else cr_assert_gt(coloured, 0, "a line series does join them (the check can fail)");
+        stbi_image_free(px);
+    }
+    remove(path);
+}
+
+/* A log axis over less than a decade still gets several ticks (2x and 5x of a power, or every 1x..9x), not one. */
+Test(plot, a_short_log_axis_gets_several_ticks) {
+    char path[64], err[128];
+    snprintf(path, sizeof path, "/tmp/gradlab_logaxis_%d.png", (int)getpid());
+    float x[3] = {0, 1, 2}, y[3] = {2.5f, 3.0f, 4.0f}; /* log10 0.40 .. 0.60: no power of ten inside */
+    gl_series s[1] = {{"y", x, y, 3, false, NULL}};
+    gl_chart c = {.title = "t", .log_y = true, .width = 400, .height = 300};
+    cr_assert(gl_plot_lines(path, &c, s, 1, err, sizeof err), "%s", err);
+    int w, h;
+    unsigned char *px = load(path, &w, &h);
+    int lines = grid_lines_at_column(px, w, 105, 51, 239); /* 3 and 4 (y pads to 2.4 .. 4.2) */
+    cr_assert_geq(lines, 2, "%d horizontal grid lines on a 2.5..4 log axis", lines);
+    stbi_image_free(px);
+    remove(path);
+}

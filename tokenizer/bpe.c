@@ -634,18 +634,9 @@ gl_bpe *gl_bpe_load(const char *path, char *err, size_t err_len) {
 bool gl_bpe_save(const gl_bpe *t, const char *path, char *err, size_t err_len) {
     size_t len;
     unsigned char *buf = gl_bpe_serialize(t, &len);
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    bool ok = f && fwrite(buf, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (f) ok = fclose(f) == 0 && ok;
+    bool ok = gl_write_file_atomic(path, buf, len, err, err_len);
     free(buf);
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        snprintf(err, err_len, "cannot write '%s': %s", path, strerror(errno));
-        return false;
-    }
-    return true;
+    return ok;
 }
 
 /* ---------------------------------------------------------------- from a list of merges (training) */

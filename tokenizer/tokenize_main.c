@@ -51,19 +51,18 @@ static unsigned char *read_input(const char *path, size_t *len) {
     return buf;
 }
 
-/* writes to path.tmp, then renames; "-" or NULL is stdout */
+/* a file written through gl_atomic (never half-written), or stdout for "-" or NULL */
 typedef struct {
     FILE *f;
     const char *path;
-    char tmp[4096];
+    gl_atomic file;
 } output;
 
 static output open_output(const char *path) {
-    output o = {stdout, NULL, ""};
+    output o = {stdout, NULL, {0}};
     if (!path || !strcmp(path, "-")) return o;
     o.path = path;
-    snprintf(o.tmp, sizeof o.tmp, "%s.tmp", path);
-    if (!(o.f = fopen(o.tmp, "wb"))) die("cannot create '%s'", o.tmp);
+    if (!(o.f = gl_atomic_open(&o.file, path))) die("cannot create a file beside '%s'", path);
     return o;
 }
 
@@ -72,10 +71,8 @@ static void close_output(output *o) {
         gl_stdout_check("tokenize");
         return;
     }
-    bool ok = !ferror(o->f) && fflush(o->f) == 0 && fsync(fileno(o->f)) == 0;
-    ok = fclose(o->f) == 0 && ok;
-    if (!ok || rename(o->tmp, o->path) != 0) {
-        remove(o->tmp);
+    if (!gl_atomic_commit(&o->file)) {
+        gl_atomic_abort(&o->file);
         die("could not write '%s'", o->path);
     }
 }
@@ -174,6 +171,12 @@ int main(int argc, char **argv) {
             if (len % 2) die("u16 input has an odd number of bytes%s", "");
             for (size_t i = 0; i < len; i += 2) ids[n++] = data[i] | data[i + 1] << 8;
         } else {
+            const unsigned char *nul = memchr(data, 0, len);
+            if (nul) { /* parsing would stop there and drop the rest silently */
+                fprintf(stderr, "tokenize: decode input holds a NUL byte at byte %zu; expected integer ids\n",
+                        (size_t)(nul - data));
+                return 1;
+            }
             char *p = (char *)data;
             while (*p) {
                 while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r' || *p == ',') p++;

@@ -16,22 +16,18 @@ bool gl_tokfile_write(const char *path, const int32_t *ids, size_t n, int vocab_
         return false;
     }
     int32_t hdr[256] = {TOKFILE_MAGIC, 1, (int32_t)n, vocab_size};
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
+    gl_atomic file;
+    FILE *f = gl_atomic_open(&file, path);
     bool ok = f && fwrite(hdr, sizeof hdr, 1, f) == 1;
     for (size_t i = 0; ok && i < n; i++) {
         unsigned char le[2] = {(unsigned char)(ids[i] & 0xff), (unsigned char)(ids[i] >> 8)};
         ok = fwrite(le, 1, 2, f) == 2;
     }
-    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (f) ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        snprintf(err, err_len, "cannot write '%s': %s", path, strerror(errno));
-        return false;
-    }
-    return true;
+    if (ok && gl_atomic_commit(&file)) return true;
+    int e = file.err ? file.err : errno;
+    gl_atomic_abort(&file);
+    snprintf(err, err_len, "cannot write '%s': %s", path, strerror(e ? e : EIO));
+    return false;
 }
 
 bool gl_tokfile_read(const char *path, int32_t **ids, size_t *n, int *vocab_size, char *err, size_t err_len) {

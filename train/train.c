@@ -27,7 +27,9 @@ typedef struct {
     gpt_config cfg;
     int batch, threads, eval_interval, eval_batches, final_eval_batches, ckpt_interval, sample_len;
     int64_t steps, warmup, decay_steps, stop_after;
-    bool steps_given;
+    bool steps_given, out_given;
+    const char *fixed_given[24]; /* flags whose values a checkpoint fixes: ignored (with a note) on --resume */
+    int n_fixed_given;
     float lr, min_lr, beta1, beta2, eps, wd, clip, val_fraction, temperature;
     uint64_t seed;
     bool quiet;
@@ -87,8 +89,14 @@ static options parse(int argc, char **argv) {
         if (strncmp(f, "--", 2) != 0) die("unexpected argument '%s'%s (flags start with --)", f, "");
         if (i + 1 >= argc) die("flag %s needs a value%s", f, "");
         const char *v = argv[++i];
+        static const char *const fixed[] = {"--n-layer", "--n-head", "--n-embd", "--block-size", "--dropout", "--bias",
+                                            "--batch", "--lr", "--min-lr", "--warmup", "--decay-steps", "--beta1",
+                                            "--beta2", "--eps", "--weight-decay", "--clip", "--val-fraction", "--seed",
+                                            "--tokenizer"};
+        for (size_t k = 0; k < sizeof fixed / sizeof fixed[0]; k++)
+            if (!strcmp(f, fixed[k]) && o.n_fixed_given < 24) o.fixed_given[o.n_fixed_given++] = fixed[k];
         if (!strcmp(f, "--data")) o.data = v;
-        else if (!strcmp(f, "--out")) o.out = v;
+        else if (!strcmp(f, "--out")) o.out = v, o.out_given = true;
         else if (!strcmp(f, "--resume")) o.resume = v;
         else if (!strcmp(f, "--finetune")) o.finetune = v;
         else if (!strcmp(f, "--lora")) o.lora = v;
@@ -135,6 +143,7 @@ static options parse(int argc, char **argv) {
     if ((o.lora || o.qlora) && !o.finetune) die("--lora and --qlora adapt a trained model: give --finetune BASE_CKPT%s%s", "", "");
     if (o.finetune && o.resume) die("--finetune starts a new run; --resume continues one: give one of them%s%s", "", "");
     if (o.qlora && !o.lora) o.lora = "";
+    if (o.resume && !o.out_given) o.out = o.resume; /* a resumed run continues the file it resumed */
     if (strcmp(o.device, "cpu") && strcmp(o.device, "cuda")) die("--device must be cpu or cuda, got '%s'%s", o.device, "");
     if (!strcmp(o.device, "cuda") && !gl_cuda_linked()) die("--device cuda needs a CUDA build of train (make CUDA=1)%s%s", "", "");
     if (!strcmp(o.device, "cuda") && o.qlora) die("--qlora runs on the CPU for now (no 4-bit GEMM on the GPU; --lora works with --device cuda)%s%s", "", "");
@@ -189,6 +198,46 @@ static bool save_run(const char *path, gpt *m, gl_optim *opt, const gpt_run_stat
     return ok;
 }
 
+/* The loss log of a resumed run: the lines of the steps before the checkpoint's, and nothing after (a run killed
+ * after its last checkpoint logged steps that the resumed run repeats, and perhaps half a line). Returns the log
+ * open for appending. */
+static FILE *open_loss_log(const char *path, bool resume, int64_t step, char *err, size_t n) {
+    if (resume) {
+        unsigned char *old;
+        size_t len, keep = 0;
+        if (gl_read_whole_file(path, &old, &len, err, n)) {
+            while (keep < len) {
+                const unsigned char *nl = memchr(old + keep, '\n', len - keep);
+                char *end;
+                long long line_step = strtoll((const char *)old + keep, &end, 10);
+                if (!nl || end == (const char *)old + keep || line_step >= step) break;
+                keep = (size_t)(nl - old) + 1;
+            }
+            bool ok = gl_write_file_atomic(path, old, keep, err, n);
+            free(old);
+            if (!ok) return NULL;
+        } else if (access(path, F_OK) == 0) {
+            return NULL; /* there but unreadable: the message says why */
+        }
+    }
+    FILE *f = fopen(path, resume ? "a" : "w");
+    if (!f) snprintf(err, n, "cannot write the loss log '%s': %s", path, strerror(errno));
+    return f;
+}
+
+/* the log's lines so far on disk: called before each checkpoint, so a checkpoint never runs ahead of its log */
+static bool sync_loss_log(FILE *f) { return !f || (!ferror(f) && fflush(f) == 0 && fsync(fileno(f)) == 0); }
+
+/* the folder a file will be written into exists and is writable: found at the start, not after hours of training */
+static void check_writable(const char *what, const char *path) {
+    char dir[4096];
+    gl_parent_dir(path, dir, sizeof dir);
+    if (access(dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, "train: %s '%s' cannot be written: folder '%s': %s\n", what, path, dir, strerror(errno));
+        exit(1);
+    }
+}
+
 static bool emit_token(int32_t tok, void *ctx) {
     unsigned char buf[4];
     size_t len;
@@ -202,6 +251,13 @@ int main(int argc, char **argv) {
     options o = parse(argc, argv);
     if (o.threads) omp_set_num_threads(o.threads);
     char err[512];
+    /* outputs are checked before any work: a missing folder or a second run on the same --out stops us now */
+    if (!gl_lock_output(o.out, err, sizeof err)) {
+        fprintf(stderr, "train: --out: %s\n", err);
+        return 1;
+    }
+    if (o.loss_log) check_writable("--loss-log", o.loss_log);
+    if (o.plot) check_writable("--plot", o.plot);
 
     /* ---- data ---- */
     unsigned char *text;
@@ -235,6 +291,10 @@ int main(int argc, char **argv) {
         o.wd = rs.weight_decay, o.clip = rs.grad_clip, o.val_fraction = rs.val_fraction;
         o.warmup = rs.warmup_steps, o.decay_steps = rs.decay_steps, o.seed = rs.seed;
         if (!o.steps_given) o.steps = rs.total_steps;
+        rs.total_steps = o.steps;
+        for (int i = 0; i < o.n_fixed_given; i++)
+            fprintf(stderr, "train: note: %s is ignored: a resumed run keeps the settings stored in '%s'\n",
+                    o.fixed_given[i], o.resume);
     } else if (o.finetune) { /* the base model with its tokenizer; a fresh run state below */
         gpt_run_state base;
         if (!gpt_load_checkpoint(o.finetune, &m, &base, NULL, NULL, NULL, err, sizeof err)) {
@@ -367,13 +427,21 @@ int main(int argc, char **argv) {
 
     /* ---- the loop ---- */
     FILE *loss_log = NULL;
-    if (o.loss_log && !(loss_log = fopen(o.loss_log, o.resume ? "a" : "w"))) die("cannot write '%s'%s", o.loss_log, "");
+    if (o.loss_log && !(loss_log = open_loss_log(o.loss_log, o.resume, rs.step, err, sizeof err))) die("%s%s", err, "");
     int64_t n_steps = o.steps;
     int64_t stop_at = o.stop_after && rs.step + o.stop_after < n_steps ? rs.step + o.stop_after : n_steps;
     float *train_curve = calloc((size_t)(n_steps + 1), sizeof(float)), *val_x = calloc(1024, 4), *val_y = calloc(1024, 4);
+    if (!train_curve || !val_x || !val_y) {
+        fprintf(stderr, "train: out of memory for the loss curve of %lld steps\n", (long long)n_steps);
+        return 1;
+    }
     for (int64_t i = 0; i <= n_steps; i++) train_curve[i] = NAN;
     int n_val_points = 0;
     int32_t *x = malloc((size_t)B * T * sizeof(int32_t)), *y = malloc((size_t)B * T * sizeof(int32_t));
+    if (!x || !y) {
+        fprintf(stderr, "train: out of memory for a batch of %d x %d tokens (lower --batch)\n", B, T);
+        return 1;
+    }
     bool tty = isatty(fileno(stdout)) && !o.quiet;
     double t0 = now(), last = 0;
     int64_t first_step = rs.step;
@@ -425,6 +493,7 @@ int main(int argc, char **argv) {
                                  (double)vl, o.eval_batches);
         }
         if (rs.step % o.ckpt_interval == 0 || rs.step == stop_at) {
+            if (!sync_loss_log(loss_log)) die("cannot write the loss log '%s': %s", o.loss_log, strerror(errno));
             if (!save_run(o.out, &m, opt, &rs, err, sizeof err)) {
                 fprintf(stderr, "\ntrain: %s\n", err);
                 return 1;
@@ -432,7 +501,8 @@ int main(int argc, char **argv) {
         }
     }
     double elapsed = now() - t0;
-    if (loss_log) fclose(loss_log);
+    if (loss_log && (!sync_loss_log(loss_log) | (fclose(loss_log) != 0)))
+        die("cannot write the loss log '%s': %s", o.loss_log, strerror(errno));
     if (rs.step == first_step && !save_run(o.out, &m, opt, &rs, err, sizeof err)) {
         fprintf(stderr, "train: %s\n", err);
         return 1;
@@ -451,8 +521,13 @@ int main(int argc, char **argv) {
     if (!o.plot) strncat(plot_path, ".loss.png", sizeof plot_path - strlen(plot_path) - 1);
     gl_series series[2] = {{"train loss", NULL, train_curve, (int)n_steps, false, NULL}, {"val loss", val_x, val_y, n_val_points, false, NULL}};
     gl_chart chart = {.title = "GPT training loss", .xlabel = "step", .ylabel = "cross-entropy (nats)"};
-    if (!gl_plot_lines(plot_path, &chart, series, 2, err, (int)sizeof err)) fprintf(stderr, "train: plot: %s\n", err);
-    else printf("loss curve: %s\n", plot_path);
+    int status = 0;
+    if (!gl_plot_lines(plot_path, &chart, series, 2, err, (int)sizeof err)) {
+        fprintf(stderr, "train: plot: %s\n", err);
+        status = 1;
+    } else {
+        printf("loss curve: %s\n", plot_path);
+    }
 
     if (o.sample_len > 0) {
         printf("\n--- sample (temperature %.2f) ---\n", (double)o.temperature);
@@ -476,5 +551,6 @@ int main(int argc, char **argv) {
     free(val_x);
     free(val_y);
     gl_arena_release();
-    return 0;
+    gl_stdout_check("train");
+    return status;
 }

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "csv.h"
 #include "gradlab.h"
 #include "io.h"
@@ -18,8 +19,11 @@
 #include "plot.h"
 #include "regression.h"
 
-/* features (all columns but target) and target of a CSV, rows shuffled with a fixed seed */
-static void load(const char *path, const char *target, double **x, double **y, int *rows, int *d, char ***names) {
+/* features (all columns but target) and target of a CSV, rows shuffled with a fixed seed; the file must have at
+ * least min_features feature columns, 10 rows (so both the 80% and the 20% split hold some) and, for a
+ * classification target, only 0/1 labels */
+static void load(const char *path, const char *target, int min_features, bool binary, double **x, double **y, int *rows,
+                 int *d, char ***names) {
     gl_csv t;
     char err[512];
     if (!gl_csv_read(path, &t, err, sizeof err)) {
@@ -31,6 +35,17 @@ static void load(const char *path, const char *target, double **x, double **y, i
         fprintf(stderr, "lab01: '%s' has no column '%s'\n", path, target);
         exit(1);
     }
+    if (t.cols - 1 < min_features || t.rows < 10) {
+        fprintf(stderr, "lab01: '%s' has %d feature columns and %d rows; this part of the lab needs at least %d and 10\n",
+                path, t.cols - 1, t.rows, min_features);
+        exit(1);
+    }
+    for (int i = 0; binary && i < t.rows; i++)
+        if (t.values[(size_t)i * t.cols + tc] != 0 && t.values[(size_t)i * t.cols + tc] != 1) {
+            fprintf(stderr, "lab01: '%s' data row %d: %s is %g; a classification label must be 0 or 1\n", path, i + 1,
+                    target, t.values[(size_t)i * t.cols + tc]);
+            exit(1);
+        }
     *rows = t.rows, *d = t.cols - 1;
     *x = malloc((size_t)t.rows * *d * sizeof **x);
     *y = malloc((size_t)t.rows * sizeof **y);
@@ -55,10 +70,12 @@ static void load(const char *path, const char *target, double **x, double **y, i
     gl_csv_free(&t);
 }
 
+static int status; /* 1 once a plot could not be written: reported at once, and the lab exits 1 at the end */
+
 static void plot(const char *path, const char *title, const char *xl, const char *yl, gl_series *s, int n, bool logy) {
     char err[256];
     gl_chart c = {.title = title, .xlabel = xl, .ylabel = yl, .log_y = logy};
-    if (!gl_plot_lines(path, &c, s, n, err, (int)sizeof err)) fprintf(stderr, "lab01: %s\n", err);
+    if (!gl_plot_lines(path, &c, s, n, err, (int)sizeof err)) fprintf(stderr, "lab01: %s\n", err), status = 1;
 }
 
 int main(int argc, char **argv) {
@@ -81,7 +98,7 @@ int main(int argc, char **argv) {
     int rows, d;
     char **names;
     snprintf(path, sizeof path, "%s/diabetes.csv", data);
-    load(path, "target", &x, &y, &rows, &d, &names);
+    load(path, "target", 1, false, &x, &y, &rows, &d, &names);
     int ntr = rows * 4 / 5, nte = rows - ntr;
     double *mean = malloc((size_t)d * sizeof *mean), *std = malloc((size_t)d * sizeof *std);
     standardize(x, rows, d, ntr, mean, std);
@@ -113,7 +130,7 @@ int main(int argc, char **argv) {
     int brows, bd;
     char **bnames;
     snprintf(path, sizeof path, "%s/breast_cancer.csv", data);
-    load(path, "label", &bx, &by, &brows, &bd, &bnames);
+    load(path, "label", 2, true, &bx, &by, &brows, &bd, &bnames); /* part 3 plots two features */
     int btr = brows * 4 / 5, bte = brows - btr;
     double *bmean = malloc((size_t)bd * sizeof *bmean), *bstd = malloc((size_t)bd * sizeof *bstd);
     standardize(bx, brows, bd, btr, bmean, bstd);
@@ -198,7 +215,8 @@ int main(int argc, char **argv) {
         gl_jw_number(&js, "autograd_logreg_test_accuracy", acc_ag);
         gl_jw_end(&js);
     }
-    if (!gl_jw_close(&js)) fprintf(stderr, "lab01: could not write %s\n", path);
+    if (!gl_jw_close(&js)) fprintf(stderr, "lab01: could not write %s\n", path), status = 1;
     printf("wrote %s/linreg_loss.png, logreg_loss.png, decision_boundary.png, results.json\n", out);
-    return 0;
+    gl_stdout_check("lab01");
+    return status;
 }

@@ -20,6 +20,9 @@
 #include "plot.h"
 #include "word2vec.h"
 
+/* 1 once an output (a plot, results.json) could not be written: reported at once, exit status 1 at the end */
+static int status;
+
 #define MAX_CORPORA 8
 
 static void usage(void) {
@@ -247,7 +250,7 @@ int main(int argc, char **argv) {
                        .ylabel = "PC 2", .width = 1000, .height = 700};
         snprintf(path, sizeof path, "%s/pca.png", out);
         plotted = gl_plot_lines(path, &ch, s, N_GROUPS, err, sizeof err);
-        if (!plotted) fprintf(stderr, "lab03: %s\n", err);
+        if (!plotted) fprintf(stderr, "lab03: %s\n", err), status = 1;
     }
     printf("\n5. The 2-D projection of %d words in %d groups: %s/pca.png\n", n_pts, N_GROUPS, out);
 
@@ -257,9 +260,9 @@ int main(int argc, char **argv) {
     gl_chart lc = {.title = "Skip-gram negative-sampling loss", .xlabel = "training progress (%)",
                    .ylabel = "mean loss over each 1%"};
     snprintf(path, sizeof path, "%s/loss.png", out);
-    if (!gl_plot_lines(path, &lc, ls, 1, err, sizeof err)) fprintf(stderr, "lab03: %s\n", err);
+    if (!gl_plot_lines(path, &lc, ls, 1, err, sizeof err)) fprintf(stderr, "lab03: %s\n", err), status = 1;
     snprintf(path, sizeof path, "%s/vectors.bin", out);
-    if (!gl_w2v_save(path, &vocab, model.in, model.dim, model.stride, err, sizeof err)) fprintf(stderr, "lab03: %s\n", err);
+    if (!gl_w2v_save(path, &vocab, model.in, model.dim, model.stride, err, sizeof err)) fprintf(stderr, "lab03: %s\n", err), status = 1;
 
     snprintf(path, sizeof path, "%s/results.json", out);
     gl_json_writer js;
@@ -289,7 +292,7 @@ int main(int argc, char **argv) {
         gl_jw_end(&js);
         gl_jw_end(&js);
     }
-    if (!gl_jw_close(&js)) fprintf(stderr, "lab03: cannot write %s\n", path);
+    if (!gl_jw_close(&js)) fprintf(stderr, "lab03: cannot write %s\n", path), status = 1;
     printf("wrote %s/loss.png, %spca.png, vectors.bin (word2vec binary format), results.json\n", out, plotted ? "" : "(no) ");
     gl_w2v_analogies_free(&an);
     free(unit);
@@ -297,5 +300,6 @@ int main(int argc, char **argv) {
     gl_w2v_model_free(&model);
     gl_w2v_vocab_free(&vocab);
     gl_w2v_corpus_free(&corpus);
-    return 0;
+    gl_stdout_check("lab03");
+    return status;
 }

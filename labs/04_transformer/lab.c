@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "bpe.h"
 #include "charvocab.h"
 #include "utf8.h"
@@ -22,6 +23,9 @@
 #include "json.h"
 #include "plot.h"
 #include "sample.h"
+
+/* 1 once an output (a plot, results.json) could not be written: reported at once, exit status 1 at the end */
+static int status;
 
 static double now(void) {
     struct timespec ts;
@@ -223,7 +227,7 @@ static void naive_vs_flash(const char *out_dir, gl_json_writer *js) {
     gl_chart ch = {.title = "Naive vs flash attention", .xlabel = "sequence length T (log)", .ylabel = "ms or MiB (log)",
                    .log_x = true, .log_y = true};
     snprintf(path, sizeof path, "%s/naive_vs_flash.png", out_dir);
-    if (!gl_plot_lines(path, &ch, s, 4, err, (int)sizeof err)) fprintf(stderr, "lab04: %s\n", err);
+    if (!gl_plot_lines(path, &ch, s, 4, err, (int)sizeof err)) fprintf(stderr, "lab04: %s\n", err), status = 1;
     printf("  naive keeps the whole T x T probability matrix per head for the backward pass: its memory grows\n"
            "  as T^2; flash keeps one tile per thread and a log-sum-exp per row: linear in T. Wrote %s\n\n", path);
 }
@@ -300,8 +304,9 @@ int main(int argc, char **argv) {
     }
     naive_vs_flash(out, have_js ? &js : NULL);
     if (have_js) gl_jw_end(&js), gl_jw_end(&js);
-    if (!gl_jw_close(&js)) fprintf(stderr, "lab04: could not write %s\n", path);
+    if (!gl_jw_close(&js)) fprintf(stderr, "lab04: could not write %s\n", path), status = 1;
     pretrained(gpt2_dir);
     printf("\nwrote %s/attention_heads.png, %s/naive_vs_flash.png, %s/results.json\n", out, out, out);
-    return 0;
+    gl_stdout_check("lab04");
+    return status;
 }

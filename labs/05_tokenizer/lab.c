@@ -12,10 +12,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "bpe.h"
 #include "io.h"
 #include "json.h"
 #include "plot.h"
+
+/* 1 once an output (a plot, results.json) could not be written: reported at once, exit status 1 at the end */
+static int status;
 
 static double now(void) {
     struct timespec ts;
@@ -133,7 +137,7 @@ int main(int argc, char **argv) {
     gl_chart cc = {.title = "Compression vs vocabulary size", .xlabel = "vocabulary size (log)",
                    .ylabel = "held-out bytes per token", .log_x = true, .legend_bottom = true};
     snprintf(path, sizeof path, "%s/compression.png", out);
-    if (!gl_plot_lines(path, &cc, comp, 2, err, (int)sizeof err)) fprintf(stderr, "lab05: %s\n", err);
+    if (!gl_plot_lines(path, &cc, comp, 2, err, (int)sizeof err)) fprintf(stderr, "lab05: %s\n", err), status = 1;
 
     /* 2. Zipf */
     float *r1 = malloc(50257 * sizeof(float)), *f1 = malloc(50257 * sizeof(float));
@@ -146,7 +150,7 @@ int main(int argc, char **argv) {
     gl_chart zc = {.title = "Zipf: token frequency by rank", .xlabel = "rank (log)", .ylabel = "share of tokens (log)",
                    .log_x = true, .log_y = true};
     snprintf(path, sizeof path, "%s/zipf.png", out);
-    if (!gl_plot_lines(path, &zc, zs, 2, err, (int)sizeof err)) fprintf(stderr, "lab05: %s\n", err);
+    if (!gl_plot_lines(path, &zc, zs, 2, err, (int)sizeof err)) fprintf(stderr, "lab05: %s\n", err), status = 1;
 
     /* 3. how GPT-2 splits things */
     printf("\n3. How GPT-2 splits text (a middle dot marks a space)\n");
@@ -207,10 +211,11 @@ int main(int argc, char **argv) {
         gl_jw_end(&js);
         gl_jw_end(&js);
     }
-    if (!gl_jw_close(&js)) fprintf(stderr, "lab05: could not write %s\n", path);
+    if (!gl_jw_close(&js)) fprintf(stderr, "lab05: could not write %s\n", path), status = 1;
     printf("\nwrote %s/compression.png, %s/zipf.png, %s/results.json\n", out, out, out);
     for (int k = 0; k < N_SIZES; k++) gl_bpe_free(trained[k]);
     gl_bpe_free(gpt2);
     free(r1), free(f1), free(r2), free(f2), free(text);
-    return 0;
+    gl_stdout_check("lab05");
+    return status;
 }

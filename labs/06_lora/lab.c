@@ -21,6 +21,9 @@
 #include "plot.h"
 #include "sample.h"
 
+/* 1 once an output (a plot, results.json) could not be written: reported at once, exit status 1 at the end */
+static int status;
+
 enum { B = 12, EVAL_BATCHES = 40, MAX_EVALS = 64 }; /* MAX_EVALS: one slot is kept for step 0 */
 
 typedef struct {
@@ -264,7 +267,7 @@ int main(int argc, char **argv) {
     gl_chart c1 = {.title = "Fine-tuning on Moby-Dick: val loss", .xlabel = "step",
                    .ylabel = "val loss on Moby-Dick (nats per character)"};
     snprintf(path, sizeof path, "%s/val_loss.png", out);
-    if (!gl_plot_lines(path, &c1, curves, N_METHODS, err, sizeof err)) fprintf(stderr, "lab06: %s\n", err);
+    if (!gl_plot_lines(path, &c1, curves, N_METHODS, err, sizeof err)) fprintf(stderr, "lab06: %s\n", err), status = 1;
 
     /* one point per method (and the base): how much of the new text it learned against how much it forgot */
     float fx[N_METHODS + 1], fy[N_METHODS + 1];
@@ -277,7 +280,7 @@ int main(int argc, char **argv) {
     gl_chart c2 = {.title = "Learning Moby-Dick vs forgetting shakespeare", .xlabel = "val loss on Moby-Dick",
                    .ylabel = "val loss on shakespeare"};
     snprintf(path, sizeof path, "%s/forgetting.png", out);
-    if (!gl_plot_lines(path, &c2, pts, N_METHODS + 1, err, sizeof err)) fprintf(stderr, "lab06: %s\n", err);
+    if (!gl_plot_lines(path, &c2, pts, N_METHODS + 1, err, sizeof err)) fprintf(stderr, "lab06: %s\n", err), status = 1;
 
     snprintf(path, sizeof path, "%s/results.json", out);
     gl_json_writer js;
@@ -303,7 +306,7 @@ int main(int argc, char **argv) {
         gl_jw_end(&js);
         gl_jw_end(&js);
     }
-    if (!gl_jw_close(&js)) fprintf(stderr, "lab06: cannot write %s\n", path);
+    if (!gl_jw_close(&js)) fprintf(stderr, "lab06: cannot write %s\n", path), status = 1;
     printf("wrote %s/val_loss.png, forgetting.png, results.json\n", out);
     free(x);
     free(y);
@@ -311,5 +314,6 @@ int main(int argc, char **argv) {
     free(shk);
     gl_codec_free(&codec);
     gl_arena_release();
-    return 0;
+    gl_stdout_check("lab06");
+    return status;
 }

@@ -21,6 +21,9 @@
 #include "preference.h"
 #include "sample.h"
 
+/* 1 once an output (a plot, results.json) could not be written: reported at once, exit status 1 at the end */
+static int status;
+
 enum { PROMPT = 24, COMPLETION = 40, SEQ = PROMPT + COMPLETION, MAX_N = 16, BATCH = 16 };
 
 typedef struct {
@@ -419,18 +422,18 @@ int main(int argc, char **argv) {
     gl_chart bc = {.title = "Best-of-N: judge score of the kept sample", .xlabel = "N (samples per prompt)",
                    .ylabel = "share of real words", .log_x = true, .legend_bottom = true};
     snprintf(path, sizeof path, "%s/best_of_n.png", out);
-    if (!gl_plot_lines(path, &bc, bs, 4, err, sizeof err)) fprintf(stderr, "lab07: %s\n", err);
+    if (!gl_plot_lines(path, &bc, bs, 4, err, sizeof err)) fprintf(stderr, "lab07: %s\n", err), status = 1;
     gl_series rj[1] = {{NULL, jxf, ryf, n_all, true, NULL}};
     char title[128];
     snprintf(title, sizeof title, "Reward vs judge on held-out samples (r = %.2f)", corr);
     gl_chart rc = {.title = title, .xlabel = "judge: share of real words", .ylabel = "reward model's score"};
     snprintf(path, sizeof path, "%s/reward_vs_judge.png", out);
-    if (!gl_plot_lines(path, &rc, rj, 1, err, sizeof err)) fprintf(stderr, "lab07: %s\n", err);
+    if (!gl_plot_lines(path, &rc, rj, 1, err, sizeof err)) fprintf(stderr, "lab07: %s\n", err), status = 1;
     gl_series dl[2] = {{"DPO loss", NULL, dpo_curve, dpo_steps, false, NULL},
                        {"reward model loss (Bradley-Terry)", NULL, rm_curve, rm_steps, false, NULL}};
     gl_chart dc = {.title = "Training losses", .xlabel = "step", .ylabel = "loss (log 2 = 0.693 at the start)"};
     snprintf(path, sizeof path, "%s/losses.png", out);
-    if (!gl_plot_lines(path, &dc, dl, 2, err, sizeof err)) fprintf(stderr, "lab07: %s\n", err);
+    if (!gl_plot_lines(path, &dc, dl, 2, err, sizeof err)) fprintf(stderr, "lab07: %s\n", err), status = 1;
 
     snprintf(path, sizeof path, "%s/results.json", out);
     gl_json_writer js;
@@ -461,7 +464,7 @@ int main(int argc, char **argv) {
         gl_jw_number(&js, "best_of_n_matching_dpo", matched);
         gl_jw_end(&js);
     }
-    if (!gl_jw_close(&js)) fprintf(stderr, "lab07: cannot write %s\n", path);
+    if (!gl_jw_close(&js)) fprintf(stderr, "lab07: cannot write %s\n", path), status = 1;
     printf("wrote %s/best_of_n.png, reward_vs_judge.png, losses.png, results.json\n", out);
     pref_reward_free(&rm);
     gpt_free(&policy);
@@ -472,5 +475,6 @@ int main(int argc, char **argv) {
     free(tokens), free(train_prompts), free(test_prompts), free(train_s), free(test_s), free(train_pairs);
     free(test_pairs), free(rm_curve), free(jx), free(ry), free(jxf), free(ryf), free(dpo_curve), free(dpo_acc), free(dpo_s);
     gl_arena_release();
-    return 0;
+    gl_stdout_check("lab07");
+    return status;
 }
