@@ -45,7 +45,7 @@ NVCC_OBJ := $(CUDA_SRC:kernels/cuda/%.cu=build/cuda/%.o)
 NVCCFLAGS := -std=c++17 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Ikernels/cuda
 
-.PHONY: fuzz-gguf bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 fuzz-tokenizer bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 # CUDA=1: the library, the kernels through nvcc, and build/cuda/train and build/cuda/infer with --device cuda
 ifeq ($(CUDA),1)
 all: $(LIB) build/cuda/train build/cuda/infer
@@ -168,13 +168,15 @@ test-cuda: build/cuda/test_cuda build/cuda/cuda_probe
 # Every kernel level gives the Llama model llama.cpp's bits; its test reruns at each level except under the
 # sanitizers, where the scalar level's libm fmaf calls would take the test to half an hour.
 ISA_TESTS := test_grad test_tensor test_determinism $(if $(filter 1,$(SANITIZE)),,test_llama)
-test: check-cuda $(TESTS) $(PROGRAMS) $(BUILD)/train_cuda_emu $(BUILD)/infer_cuda_emu
+test: check-cuda $(TESTS) $(PROGRAMS) $(BUILD)/train_cuda_emu $(BUILD)/infer_cuda_emu $(BUILD)/lab01 $(BUILD)/lab02
 	@set -e; for t in $(TESTS); do echo "== $$t"; OMP_NUM_THREADS=2 $$t --jobs 1; done
 	@set -e; for isa in avx2 scalar; do for t in $(ISA_TESTS); do \
 	  echo "== $(BUILD)/tests/$$t (GRADLAB_KERNELS=$$isa)"; \
 	  GRADLAB_KERNELS=$$isa OMP_NUM_THREADS=2 $(BUILD)/tests/$$t --jobs 1; done; done
 	@echo "== tests/kill_resume.sh (SIGKILL during training, resume, compare with an uninterrupted run)"
 	@bash tests/kill_resume.sh $(BUILD)
+	@echo "== tests/hostile_programs.sh (the programs on hostile files and flags)"
+	@bash tests/hostile_programs.sh $(BUILD)
 	@echo "all test binaries passed"
 
 # ---- the default job: nanoGPT's CPU recipe on tiny shakespeare, then a sample ----
@@ -227,27 +229,30 @@ DATA_DEST ?= $(or $(GRADLAB_DATA),data)
 data:
 	$(PYTHON) tools/fetch_data.py --dest $(DATA_DEST) $(DATA_SETS)
 
-# ---- fuzzing (clang's libFuzzer, with ASan+UBSan); FUZZ_SECONDS bounds the run ----
-FUZZ_SECONDS ?= 120
-FUZZ_SRC := $(filter-out %_main.c,$(wildcard tokenizer/*.c)) core/json.c core/io.c core/utf8.c
-build/fuzz_tokenizer: tests/fuzz/fuzz_tokenizer.c $(FUZZ_SRC)
-	@mkdir -p build
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -Icore -Itokenizer $^ -o $@
+# ---- fuzzing: clang's libFuzzer with ASan+UBSan, over a clang build of the library in build/fuzz ----
+# `make fuzz` runs every target for FUZZ_SECONDS each (seeded with real files, tests/fuzz/run.sh);
+# `make fuzz FUZZ_TARGETS=gguf FUZZ_SECONDS=3600` one target for an hour.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= checkpoint safetensors datafiles lora gguf tokenizer
+FUZZ_CFLAGS  := -std=c11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined $(WARN) -fopenmp \
+                -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Icore -Ikernels/cpu -Ikernels/cuda -Imodels -Itokenizer
+FUZZ_LIB     := build/fuzz/libgradlab.a
+build/fuzz/obj/%.o: %.c $(wildcard core/*.h kernels/cpu/*.h models/*.h tokenizer/*.h)
+	@mkdir -p $(dir $@)
+	@echo "  CC  $< (fuzz)"
+	@clang $(FUZZ_CFLAGS) -c $< -o $@
+build/fuzz/obj/kernels/cpu/vec_%.o: kernels/cpu/vec.c kernels/cpu/simd.h kernels/cpu/kernels.h
+	@mkdir -p $(dir $@)
+	@echo "  CC  $< ($*, fuzz)"
+	@clang $(FUZZ_CFLAGS) $(VEC_$*) -c $< -o $@
+$(FUZZ_LIB): $(LIB_OBJ:$(BUILD)/obj/%=build/fuzz/obj/%)
+	rm -f $@ && ar rcs $@ $^
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_LIB)
+	@echo "  LD  $@"
+	@clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $< -o $@ $(FUZZ_LIB) -fopenmp -lz -lm
 
-fuzz-tokenizer: build/fuzz_tokenizer
-	@mkdir -p out/fuzz/tokenizer
-	./build/fuzz_tokenizer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 out/fuzz/tokenizer
-
-GGUF_FUZZ_SRC := core/gguf.c core/io.c core/json.c core/utf8.c $(filter-out %_main.c,$(wildcard tokenizer/*.c))
-build/fuzz_gguf: tests/fuzz/fuzz_gguf.c $(GGUF_FUZZ_SRC)
-	@mkdir -p build
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_DEFAULT_SOURCE -Icore -Itokenizer $^ -o $@
-
-# seeds: the tiny model and a GGUF-shaped header; FUZZ_SECONDS bounds the run
-fuzz-gguf: build/fuzz_gguf
-	@mkdir -p out/fuzz/gguf
-	@cp tests/ref/llama_tiny.gguf out/fuzz/gguf/seed-tiny.gguf
-	./build/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 out/fuzz/gguf
+fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%) build/train build/tokenize
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # the engine's first demo (a character MLP), kept as the smallest end-to-end example of the core
 run-demo: $(BUILD)/autograd_demo

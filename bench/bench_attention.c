@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "bench_util.h"
 #include "gpt.h"
 #include "plot.h"
@@ -46,10 +47,10 @@ int main(int argc, char **argv) {
     int rounds = 3, max_T = 8192;
     const char *python = "python3", *json = NULL, *out_dir = "out/bench";
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = gl_flag_int("bench_attention", "--rounds", argv[++i], 1, 1e6);
         else if (!strcmp(argv[i], "--python") && i + 1 < argc) python = argv[++i];
         else if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
-        else if (!strcmp(argv[i], "--max-t") && i + 1 < argc) max_T = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--max-t") && i + 1 < argc) max_T = gl_flag_int("bench_attention", "--max-t", argv[++i], 1, 1 << 20);
         else {
             fprintf(stderr, "usage: bench_attention [--rounds 3] [--max-t 8192] [--python python3] [--json PATH]\n");
             return 2;

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "bench_util.h"
 #include "kernels.h"
 
@@ -95,7 +96,7 @@ int main(int argc, char **argv) {
                 n_threads++;
             }
         } else if (!strcmp(argv[i], "--pairs") && i + 1 < argc) {
-            pairs = atoi(argv[++i]);
+            pairs = gl_flag_int("bench_gemm", "--pairs", argv[++i], 1, 1e6);
             if (pairs < 1 || pairs > 101) usage(argv[0]);
         } else if (!strcmp(argv[i], "--shape") && i + 1 < argc) {
             if (sscanf(argv[++i], "%dx%dx%d", &shapes[0].M, &shapes[0].K, &shapes[0].N) != 3 || shapes[0].M < 1 ||
@@ -105,7 +106,7 @@ int main(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--quick")) {
             n_shapes = 2;
         } else if (!strcmp(argv[i], "--ghz") && i + 1 < argc) {
-            ghz = atof(argv[++i]);
+            ghz = gl_flag_number("bench_gemm", "--ghz", argv[++i], 0.1, 100);
             if (ghz <= 0) usage(argv[0]);
         } else if (!strcmp(argv[i], "--json") && i + 1 < argc) {
             json_path = argv[++i];

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <omp.h>
 
+#include "cli.h"
 #include "bench_util.h"
 #include "io.h"
 #include "llama.h"
@@ -81,8 +82,8 @@ int main(int argc, char **argv) {
     int pairs = 5, threads = 2;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--model")) snprintf(model, sizeof model, "%s", argv[i + 1]);
-        else if (!strcmp(argv[i], "--pairs")) pairs = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--pairs")) pairs = gl_flag_int("bench_llm", "--pairs", argv[i + 1], 1, 1e6);
+        else if (!strcmp(argv[i], "--threads")) threads = gl_flag_int("bench_llm", "--threads", argv[i + 1], 1, 1024);
         else if (!strcmp(argv[i], "--python")) python = argv[i + 1];
         else if (!strcmp(argv[i], "--json")) json = argv[i + 1];
         else return fprintf(stderr, "bench_llm: unknown flag %s\n", argv[i]), 2;

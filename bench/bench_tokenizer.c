@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "bench_util.h"
 #include "bpe.h"
 #include "io.h"
@@ -39,7 +40,7 @@ int main(int argc, char **argv) {
     int rounds = 5;
     const char *python = "python3", *json = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = gl_flag_int("bench_tokenizer", "--rounds", argv[++i], 1, 1e6);
         else if (!strcmp(argv[i], "--python") && i + 1 < argc) python = argv[++i];
         else if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
         else {

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "bench_util.h"
 #include "gpt.h"
 #include "sample.h"
@@ -89,11 +90,11 @@ int main(int argc, char **argv) {
     const char *json_path = NULL, *python = "python3", *only = NULL;
     bool gen_only = false, cuda = false;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--pairs") && i + 1 < argc) pairs = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--pairs") && i + 1 < argc) pairs = gl_flag_int("bench_train", "--pairs", argv[++i], 1, 1e6);
         else if (!strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
         else if (!strcmp(argv[i], "--python") && i + 1 < argc) python = argv[++i];
         else if (!strcmp(argv[i], "--config") && i + 1 < argc) only = argv[++i];
-        else if (!strcmp(argv[i], "--gen-tokens") && i + 1 < argc) gen_tokens = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--gen-tokens") && i + 1 < argc) gen_tokens = gl_flag_int("bench_train", "--gen-tokens", argv[++i], 1, 1e6);
         else if (!strcmp(argv[i], "--gen-only")) gen_only = true, only = "G";
         else if (!strcmp(argv[i], "--device") && i + 1 < argc && !strcmp(argv[i + 1], "cuda")) cuda = true, i++;
         else if (!strcmp(argv[i], "--device") && i + 1 < argc && !strcmp(argv[i + 1], "cpu")) i++;

@@ -247,7 +247,8 @@ bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series
         int w = 2 * stb_easy_font_width((char *)series[s].name);
         int lx = best < 2 ? left + pw - w - 50 : left + 4 + 36;
         fill_rect(&c, lx - 6, ly - 4, best < 2 ? left + pw - 4 : lx + w + 10, ly + 20, (const uint8_t[3]){255, 255, 255});
-        line(&c, lx, ly + 7, lx + 24, ly + 7, palette[s % 8], 3);
+        if (series[s].points) fill_rect(&c, lx + 8, ly + 3, lx + 17, ly + 12, palette[s % 8]); /* a scatter's dot */
+        else line(&c, lx, ly + 7, lx + 24, ly + 7, palette[s % 8], 3);
         text(&c, lx + 30, ly, series[s].name, 2, false, black);
         ly += 24;
     }

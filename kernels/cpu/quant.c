@@ -15,6 +15,12 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define GL_QUANT_SIMD 1
+#include <cpuid.h>
+/* F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does not know "f16c" */
+static bool cpu_has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
 #endif
 
 /* ---- fp16 ---- */
@@ -60,7 +66,7 @@ __attribute__((target("avx,f16c"))) static void round_to_f16_f16c(float *x, size
 void gl_round_to_f16(float *x, size_t n) {
 #ifdef GL_QUANT_SIMD
     static int f16c = -1;
-    if (f16c < 0) __builtin_cpu_init(), f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+    if (f16c < 0) __builtin_cpu_init(), f16c = cpu_has_f16c() && __builtin_cpu_supports("avx");
     if (f16c && gl_isa_active() != GL_ISA_SCALAR) return round_to_f16_f16c(x, n);
 #endif
     for (size_t i = 0; i < n; i++) x[i] = gl_f16_to_f32(gl_f32_to_f16(x[i]));
@@ -318,13 +324,13 @@ static bool avx512_quant_ok(void) {
     if (ok < 0) {
         __builtin_cpu_init();
         ok = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-             __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c");
+             __builtin_cpu_supports("avx512vnni") && cpu_has_f16c();
     }
     return ok;
 }
 static bool avx2_quant_ok(void) {
     static int ok = -1;
-    if (ok < 0) __builtin_cpu_init(), ok = __builtin_cpu_supports("f16c");
+    if (ok < 0) __builtin_cpu_init(), ok = cpu_has_f16c();
     return ok;
 }
 #endif

@@ -214,19 +214,18 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--mnist") && i + 1 < argc) snprintf(mnist_dir, sizeof mnist_dir, "%s", argv[++i]);
         else if (!strcmp(argv[i], "--fashion") && i + 1 < argc) snprintf(fashion_dir, sizeof fashion_dir, "%s", argv[++i]);
-        else if (!strcmp(argv[i], "--epochs") && i + 1 < argc) epochs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--epochs") && i + 1 < argc) epochs = gl_flag_int("lab02", "--epochs", argv[++i], 1, 200);
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--model") && i + 1 < argc) model_path = argv[++i];
         else if (!strcmp(argv[i], "--test-images") && i + 1 < argc) test_images = argv[++i];
         else if (!strcmp(argv[i], "--test-labels") && i + 1 < argc) test_labels = argv[++i];
-        else if (!strcmp(argv[i], "--time-to") && i + 1 < argc) time_to = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--time-to") && i + 1 < argc) time_to = gl_flag_number("lab02", "--time-to", argv[++i], 0, 1);
         else {
             fprintf(stderr, "usage: lab02 [--mnist DIR] [--fashion DIR] [--epochs 30] [--out DIR]\n"
                             "       lab02 --test-images F --test-labels F [--model out/lab02/mnist_mlp.bin]\n");
             return 2;
         }
     }
-    if (epochs < 1 || epochs > 200) epochs = 30;
     char err[8192], path[4096];
     if (test_images || test_labels) { /* evaluate a saved model on any IDX test set */
         if (!test_images || !test_labels) {
@@ -253,8 +252,11 @@ int main(int argc, char **argv) {
     }
     split tr, te;
     /* the test split is test-* in the subset and t10k-* in the official files */
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/test-images-idx3-ubyte", mnist_dir);
+    bool subset_names = access(probe, R_OK) == 0 || (strncat(probe, ".gz", 4), access(probe, R_OK) == 0);
     if (!load_split(mnist_dir, "train", &tr, err, sizeof err) ||
-        (!load_split(mnist_dir, "test", &te, err, sizeof err) && !load_split(mnist_dir, "t10k", &te, err, sizeof err))) {
+        !load_split(mnist_dir, subset_names ? "test" : "t10k", &te, err, sizeof err)) {
         fprintf(stderr, "lab02: %s\n  (`make data` fetches the official MNIST into data/mnist-full; or point --mnist at a folder of IDX files)\n", err);
         return 1;
     }

@@ -1,6 +1,6 @@
 /* libFuzzer target for the GGUF reader and the tokenizer it feeds: any bytes are parsed; a file that parses has
  * every string, array and tensor inside its bounds (ASan checks each access below), and when it carries a
- * tokenizer, loading it and encoding a text must not fail unsafely. Build and run: `make fuzz-gguf`. */
+ * tokenizer, loading it and encoding a text must not fail unsafely. Build and run: `make fuzz FUZZ_TARGETS=gguf`. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,5 +38,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         gl_bpe_free(t);
     }
     gl_gguf_close(g);
+    (void)sum;
     return 0;
 }
