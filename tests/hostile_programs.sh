@@ -25,7 +25,9 @@ expect() {
 }
 
 # --- train: outputs are checked before the work, --resume continues its own file and says what it ignores
-expect 1 "cannot create 'out/test/no/such/x.ckpt.lock'" -- "$build/train" "${tiny[@]}" --steps 5 --out out/test/no/such/x.ckpt
+expect 1 "--out 'out/test/no/such/x.ckpt' cannot be written: folder 'out/test/no/such'" -- \
+  "$build/train" "${tiny[@]}" --steps 5 --out out/test/no/such/x.ckpt
+expect 1 "--out '$dir' is a folder; give a file name" -- "$build/train" "${tiny[@]}" --steps 5 --out "$dir"
 expect 1 "--plot 'out/test/no/such/x.png' cannot be written" -- \
   "$build/train" "${tiny[@]}" --steps 5 --out "$dir/a.ckpt" --plot out/test/no/such/x.png
 expect 1 "--loss-log 'out/test/no/such/x.log' cannot be written" -- \

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -236,6 +237,11 @@ static void check_writable(const char *what, const char *path) {
         fprintf(stderr, "train: %s '%s' cannot be written: folder '%s': %s\n", what, path, dir, strerror(errno));
         exit(1);
     }
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "train: %s '%s' is a folder; give a file name\n", what, path);
+        exit(1);
+    }
 }
 
 static bool emit_token(int32_t tok, void *ctx) {
@@ -252,6 +258,7 @@ int main(int argc, char **argv) {
     if (o.threads) omp_set_num_threads(o.threads);
     char err[512];
     /* outputs are checked before any work: a missing folder or a second run on the same --out stops us now */
+    check_writable("--out", o.out);
     if (!gl_lock_output(o.out, err, sizeof err)) {
         fprintf(stderr, "train: --out: %s\n", err);
         return 1;
