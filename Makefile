@@ -37,7 +37,8 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) $(BUILD)/tests/test_cuda_emu
 # CUDA kernels (kernels/cuda/*.cu): compiled by nvcc for sm_80 and sm_90 with CUDA=1, and always as host C++
 # against the emulation of the CUDA execution model (kernels/cuda/emu/cuda_emu.h) for the tests.
 CXX      ?= g++
-NVCC     ?= /usr/local/cuda/bin/nvcc
+CUDA_HOME ?= /usr/local/cuda
+NVCC     ?= $(CUDA_HOME)/bin/nvcc
 CUDA_SRC := $(wildcard kernels/cuda/*.cu)
 CUDA_HDR := $(wildcard kernels/cuda/*.h kernels/cuda/emu/*.h)
 EMU_OBJ  := $(CUDA_SRC:kernels/cuda/%.cu=$(BUILD)/cuda_emu/%.o)
@@ -45,7 +46,7 @@ NVCC_OBJ := $(CUDA_SRC:kernels/cuda/%.cu=build/cuda/%.o)
 NVCCFLAGS := -std=c++17 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Ikernels/cuda
 
-.PHONY: fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 # CUDA=1: the library, the kernels through nvcc, and build/cuda/train and build/cuda/infer with --device cuda
 ifeq ($(CUDA),1)
 all: $(LIB) build/cuda/train build/cuda/infer
@@ -85,6 +86,25 @@ $(BUILD)/train: train/train.c $(LIB)
 $(BUILD)/tokenize: tokenizer/tokenize_main.c $(LIB)
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
+
+# MPI=1 (Open MPI, Debian libopenmpi-dev): build/mpi/train, the same train linked with the MPI engine of core/dist.h
+# (dist/mpi.c): `mpirun -np N build/mpi/train ...` trains data-parallel. docs/distributed.md.
+MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
+MPI_LIBS   := $(shell mpicc --showme:link 2>/dev/null)
+build/mpi/dist_mpi.o: dist/mpi.c core/dist.h core/tensor.h
+	@mkdir -p $(dir $@)
+	@echo "  CC  $< (MPI)"
+	@$(CC) $(CFLAGS) $(MPI_CFLAGS) -c $< -o $@
+build/mpi/train: train/train.c build/mpi/dist_mpi.o $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) $< build/mpi/dist_mpi.o -o $@ $(LIB) $(LDLIBS) $(MPI_LIBS)
+
+test-dist: build/mpi/train $(BUILD)/train
+	bash tests/dist.sh build/mpi/train $(BUILD)/train
+
+bench-dist: build/mpi/train
+	bash bench/bench_dist.sh $(or $(PAIRS),5)
 
 $(BUILD)/infer: infer/infer.c $(LIB)
 	@echo "  LD  $@"
@@ -148,6 +168,21 @@ build/cuda/train: train/train.c $(NVCC_OBJ) $(LIB)
 	$(CUDA_PROGRAM)
 build/cuda/infer: infer/infer.c $(NVCC_OBJ) $(LIB)
 	$(CUDA_PROGRAM)
+
+# NCCL: build/cuda/train_nccl, train with the NCCL engine of core/dist.h (dist/nccl.c), gradients all-reduced on the
+# GPUs; with MPI=1 also linked with MPI (mpirun starts it). NCCL_HOME: the headers and library of the PyPI package
+# nvidia-nccl-cu13 by default (pip install nvidia-nccl-cu13), or any NCCL install. docs/distributed.md.
+NCCL_HOME ?= $(shell $(PYTHON) -c "import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__file__))" 2>/dev/null)
+DIST_OBJ  := build/cuda/dist_nccl.o $(if $(filter 1,$(MPI)),build/mpi/dist_mpi.o)
+build/cuda/dist_nccl.o: dist/nccl.c core/dist.h
+	@test -f "$(NCCL_HOME)/include/nccl.h" || { echo "no nccl.h under NCCL_HOME='$(NCCL_HOME)': pip install nvidia-nccl-cu13, or give NCCL_HOME=DIR" >&2; exit 2; }
+	@mkdir -p $(dir $@)
+	@echo "  CC  $< (NCCL)"
+	@$(CC) $(CFLAGS) -I$(NCCL_HOME)/include -I$(CUDA_HOME)/include $(if $(filter 1,$(MPI)),$(MPI_CFLAGS)) -c $< -o $@
+build/cuda/train_nccl: train/train.c $(NVCC_OBJ) $(DIST_OBJ) $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) $< $(DIST_OBJ) $(NVCC_OBJ) $(LIB) $(LDLIBS) -lstdc++ $(CUDA_LIBS) -L$(NCCL_HOME)/lib \
+	  -l:libnccl.so.2 -Wl,-rpath,$(NCCL_HOME)/lib $(if $(filter 1,$(MPI)),$(MPI_LIBS)) -o $@
 
 # configs S and G of bench-train on the GPU: our training step and KV-cache generation against PyTorch's on CUDA
 # (bench/torch_gpt.py serve ... cuda), alternating, for the day a GPU is at hand; a clear skip without one

@@ -174,6 +174,48 @@ float gl_clip_grad_norm(gl_tensor *const *params, int n, float max_norm) {
     return norm;
 }
 
+size_t gl_grads_count(gl_tensor *const *params, int n) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += (size_t)params[i]->numel;
+    return total;
+}
+
+/* a device gradient visits the host through a scratch buffer (the engine's collectives work on host memory) */
+static float *host_grad(const gl_tensor *p, float **scratch, size_t *cap) {
+    if (p->device != GL_CUDA) return p->grad;
+    if ((size_t)p->numel > *cap) {
+        free(*scratch);
+        *cap = (size_t)p->numel;
+        if (!(*scratch = malloc(*cap * sizeof(float)))) gl_fatal("gradients", "out of memory for %s", p->name);
+    }
+    gl_cu("gradients")->download(*scratch, p->grad, (size_t)p->numel * sizeof(float));
+    return *scratch;
+}
+
+void gl_grads_accumulate(gl_tensor *const *params, int n, float *sum) {
+    float *scratch = NULL;
+    size_t cap = 0;
+    for (int i = 0; i < n; i++) {
+        const float *g = host_grad(params[i], &scratch, &cap);
+        for (int64_t j = 0; j < params[i]->numel; j++) sum[j] += g[j];
+        sum += params[i]->numel;
+    }
+    free(scratch);
+}
+
+void gl_grads_assign(gl_tensor *const *params, int n, const float *sum, float scale) {
+    float *scratch = NULL;
+    size_t cap = 0;
+    for (int i = 0; i < n; i++) {
+        gl_tensor *p = params[i];
+        float *g = p->device == GL_CUDA ? host_grad(p, &scratch, &cap) : p->grad;
+        for (int64_t j = 0; j < p->numel; j++) g[j] = sum[j] * scale;
+        if (p->device == GL_CUDA) gl_cu("gradients")->upload(p->grad, g, (size_t)p->numel * sizeof(float));
+        sum += p->numel;
+    }
+    free(scratch);
+}
+
 /* nanoGPT's schedule: lr_max * (step+1)/warmup during warmup; then cosine from lr_max down to lr_min between
  * warmup and decay_steps; lr_min after. */
 float gl_lr_warmup_cosine(int64_t step, int64_t warmup_steps, int64_t decay_steps, float lr_max, float lr_min) {

@@ -38,6 +38,12 @@ void gl_optim_to(gl_optim *o, gl_device d);
  * The norm is summed in double in parameter order: deterministic (on the CUDA device, in float in a fixed order). */
 float gl_clip_grad_norm(gl_tensor *const *params, int n, float max_norm);
 
+/* Gradients as one flat host buffer (gradient accumulation over micro-batches, and the all-reduce of data-parallel
+ * training, core/dist.h), in parameter order: */
+size_t gl_grads_count(gl_tensor *const *params, int n);                            /* total floats */
+void gl_grads_accumulate(gl_tensor *const *params, int n, float *sum);             /* sum[k] += grad[k] */
+void gl_grads_assign(gl_tensor *const *params, int n, const float *sum, float scale); /* grad[k] = sum[k] * scale */
+
 /* nanoGPT's schedule, step counted from 0: lr_max * (step + 1) / warmup_steps during warmup, then a cosine from
  * lr_max down to lr_min at decay_steps, then lr_min. */
 float gl_lr_warmup_cosine(int64_t step, int64_t warmup_steps, int64_t decay_steps, float lr_max, float lr_min);

@@ -39,6 +39,8 @@ expect 0 "--lr is ignored: a resumed run keeps the settings stored in '$dir/r.ck
   --final-eval-batches 0 --threads 2
 grep -qF "checkpoint $dir/r.ckpt" "$dir/stdout" && [ "$before" != "$(cksum < "$dir/r.ckpt")" ] ||
   { echo "FAIL: --resume without --out did not continue its own checkpoint"; failures=$((failures + 1)); }
+expect 2 "--batch 7 cannot be split evenly: it must be divisible by 2 (1 rank x --grad-accum 2)" -- \
+  "$build/train" "${tiny[@]}" --batch 7 --grad-accum 2 --steps 2 --out "$dir/g.ckpt"
 # two runs on one --out: the second is refused while the first runs
 "$build/train" "${tiny[@]}" --steps 100000 --out "$dir/busy.ckpt" > /dev/null 2>&1 & first=$!
 for _ in $(seq 100); do [ -e "$dir/busy.ckpt.lock" ] && break; sleep 0.05; done

@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "codec.h"
+#include "dist.h"
 #include "gpt.h"
 #include "gpt_io.h"
 #include "io.h"
@@ -26,7 +27,7 @@ typedef struct {
     const char *data, *out, *resume, *plot, *loss_log, *tokenizer, *attention, *finetune, *lora, *device;
     bool qlora, dropout_given;
     gpt_config cfg;
-    int batch, threads, eval_interval, eval_batches, final_eval_batches, ckpt_interval, sample_len;
+    int batch, grad_accum, threads, eval_interval, eval_batches, final_eval_batches, ckpt_interval, sample_len;
     int64_t steps, warmup, decay_steps, stop_after;
     bool steps_given, out_given;
     const char *fixed_given[24]; /* flags whose values a checkpoint fixes: ignored (with a note) on --resume */
@@ -46,8 +47,11 @@ static void usage(FILE *f) {
             "training: --batch 12  --steps 2000  --lr 1e-3  --min-lr 1e-4  --warmup 100  --decay-steps STEPS\n"
             "          --beta1 0.9  --beta2 0.99  --eps 1e-8  --weight-decay 0.1 (matrices only)  --clip 1.0\n"
             "          --seed 1337  --threads N (default: OMP_NUM_THREADS or all cores)\n"
+            "          --grad-accum K: each step adds the gradients of K micro-batches of batch/K rows, in order\n"
             "          --device cpu|cuda: cuda (a `make CUDA=1` build) keeps weights and activations on the GPU\n"
             "          --stop-after N: stop (with a checkpoint) after N steps of a --steps-long run\n"
+            "parallel: mpirun -np N build/mpi/train ... (make MPI=1): N ranks each take batch/N rows of every batch;\n"
+            "          the result equals --grad-accum N on one process bit for bit (docs/distributed.md)\n"
             "eval:     --eval-interval 250  --eval-batches 50  --final-eval-batches 200\n"
             "output:   --out checkpoints/gpt.ckpt  --ckpt-interval 500  --plot PNG (default: OUT.loss.png)\n"
             "          --loss-log FILE (step and exact loss per line)  --sample 300  --temperature 0.8  --quiet\n"
@@ -72,7 +76,7 @@ static options parse(int argc, char **argv) {
     options o = {.out = "checkpoints/gpt.ckpt", .tokenizer = "char", .attention = "auto", .device = "cpu",
                  .cfg = {.n_layer = 4, .n_head = 4, .n_embd = 128, .block_size = 64, .dropout = 0.0f, .bias = false,
                          .ln_eps = 1e-5f},
-                 .batch = 12, .eval_interval = 250, .eval_batches = 50, .final_eval_batches = 200,
+                 .batch = 12, .grad_accum = 1, .eval_interval = 250, .eval_batches = 50, .final_eval_batches = 200,
                  .ckpt_interval = 500, .sample_len = 300, .steps = 2000, .warmup = 100, .decay_steps = -1,
                  .lr = 1e-3f, .min_lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .wd = 0.1f, .clip = 1.0f,
                  .val_fraction = 0.1f, .temperature = 0.8f, .seed = 1337};
@@ -113,6 +117,7 @@ static options parse(int argc, char **argv) {
         else if (!strcmp(f, "--dropout")) o.cfg.dropout = (float)gl_flag_number("train", f, v, 0, 0.95), o.dropout_given = true;
         else if (!strcmp(f, "--bias")) o.cfg.bias = gl_flag_int("train", f, v, 0, 1);
         else if (!strcmp(f, "--batch")) o.batch = gl_flag_int("train", f, v, 1, 1 << 20);
+        else if (!strcmp(f, "--grad-accum")) o.grad_accum = gl_flag_int("train", f, v, 1, 4096);
         else if (!strcmp(f, "--steps")) o.steps = gl_flag_int("train", f, v, 0, 2e9), o.steps_given = true;
         else if (!strcmp(f, "--stop-after")) o.stop_after = gl_flag_int("train", f, v, 1, 2e9);
         else if (!strcmp(f, "--lr")) o.lr = (float)gl_flag_number("train", f, v, 0, 10);
@@ -178,14 +183,21 @@ static void get_batch(const int32_t *tokens, size_t lo, size_t n, int B, int T, 
 static float val_loss(gpt *m, const dataset *d, int B, int T, int n_batches, int32_t *x, int32_t *y) {
     gl_rng rng;
     gl_rng_seed(&rng, 0x5eed);
-    double sum = 0;
+    /* with several ranks, rank r evaluates batches r, r + N, ...; every rank draws every batch (the stream stays
+     * the same) and the losses are summed in batch order, as one process does */
+    float *losses = calloc((size_t)n_batches, sizeof(float));
     gl_no_grad_begin();
     for (int i = 0; i < n_batches; i++) {
-        gl_step_reset();
         get_batch(d->tokens, d->n_train, d->n_val, B, T, &rng, x, y);
-        sum += gl_item(gpt_loss(m, x, y, B, T, NULL, false));
+        if (i % gl_dist_world() != gl_dist_rank()) continue;
+        gl_step_reset();
+        losses[i] = gl_item(gpt_loss(m, x, y, B, T, NULL, false));
     }
     gl_no_grad_end();
+    gl_dist_share_slots(losses, n_batches);
+    double sum = 0;
+    for (int i = 0; i < n_batches; i++) sum += losses[i];
+    free(losses);
     return (float)(sum / n_batches);
 }
 
@@ -197,6 +209,38 @@ static bool save_run(const char *path, gpt *m, gl_optim *opt, const gpt_run_stat
     bool ok = m->n_adapters ? gpt_lora_save(m, path, err, n) : gpt_save_checkpoint(path, m, opt, rs, err, n);
     if (d != GL_CPU) gpt_to(m, d, err, n), gl_optim_to(opt, d);
     return ok;
+}
+
+/* One step's gradients over a batch split into ranks x micro-batches: this rank's micro-batches (rows
+ * [(rank * accum + k) * micro, ...)) one after the other, their gradients summed in order into a flat buffer
+ * (0 + g0 + g1 + ...), then divided by accum and averaged over the ranks in rank order (gl_dist_mean_grads). Dropout
+ * masks come from one stream per micro-batch, keyed by a draw from the run's generator and the micro-batch's
+ * global index, so a micro-batch drops the same units whichever rank runs it. Returns the batch's mean loss. */
+static float split_step(gpt *m, gl_optim *opt, gl_rng *run_rng, const int32_t *x, const int32_t *y, int micro, int T,
+                        int accum, bool dropout, float *sum) {
+    int rank = gl_dist_rank();
+    uint64_t key = dropout ? gl_rng_u64(run_rng) : 0;
+    size_t n_grads = gl_grads_count(m->trainable, m->n_trainable);
+    if (accum > 1) memset(sum, 0, n_grads * sizeof(float));
+    double loss_sum = 0;
+    for (int k = 0; k < accum; k++) {
+        size_t at = (size_t)(rank * accum + k) * (size_t)micro * (size_t)T;
+        gl_rng drop;
+        gl_rng_seed(&drop, key + (uint64_t)(rank * accum + k) * 0x9E3779B97F4A7C15ull);
+        gl_step_reset();
+        gl_tensor *loss = gpt_loss(m, x + at, y + at, micro, T, &drop, dropout);
+        float lv = gl_item(loss);
+        loss_sum += lv;
+        if (!isfinite(lv)) continue;
+        gl_backward(loss);
+        if (accum > 1) {
+            gl_grads_accumulate(m->trainable, m->n_trainable, sum);
+            gl_optim_zero_grad(opt);
+        }
+    }
+    if (accum > 1) gl_grads_assign(m->trainable, m->n_trainable, sum, (float)(1.0 / accum));
+    gl_dist_mean_grads(m->trainable, m->n_trainable);
+    return gl_dist_mean((float)(loss_sum / accum));
 }
 
 /* The loss log of a resumed run: the lines of the steps before the checkpoint's, and nothing after (a run killed
@@ -254,17 +298,22 @@ static bool emit_token(int32_t tok, void *ctx) {
 }
 
 int main(int argc, char **argv) {
+    gl_dist_init(&argc, &argv);
+    int rank = gl_dist_rank(), world = gl_dist_world();
     options o = parse(argc, argv);
+    if (rank != 0 && !freopen("/dev/null", "w", stdout)) gl_dist_fail("train", 1, "cannot quiet rank %d's output", rank);
     if (o.threads) omp_set_num_threads(o.threads);
     char err[512];
     /* outputs are checked before any work: a missing folder or a second run on the same --out stops us now */
-    check_writable("--out", o.out);
-    if (!gl_lock_output(o.out, err, sizeof err)) {
-        fprintf(stderr, "train: --out: %s\n", err);
-        return 1;
+    if (rank == 0) { /* rank 0 alone writes checkpoints, logs and plots */
+        check_writable("--out", o.out);
+        if (!gl_lock_output(o.out, err, sizeof err)) {
+            fprintf(stderr, "train: --out: %s\n", err);
+            return 1;
+        }
+        if (o.loss_log) check_writable("--loss-log", o.loss_log);
+        if (o.plot) check_writable("--plot", o.plot);
     }
-    if (o.loss_log) check_writable("--loss-log", o.loss_log);
-    if (o.plot) check_writable("--plot", o.plot);
 
     /* ---- data ---- */
     unsigned char *text;
@@ -354,6 +403,10 @@ int main(int argc, char **argv) {
                    o.data);
     }
     int B = o.batch, T = o.cfg.block_size;
+    int splits = world * o.grad_accum, micro = B / splits; /* rows of one micro-batch */
+    if (B % splits != 0)
+        gl_dist_fail("train", 2, "--batch %d cannot be split evenly: it must be divisible by %d (%d rank%s x --grad-accum %d)",
+                     B, splits, world, world > 1 ? "s" : "", o.grad_accum);
     dataset d = {tokens, 0, 0};
     d.n_val = (size_t)((double)n_tokens * o.val_fraction);
     d.n_train = n_tokens - d.n_val;
@@ -418,6 +471,9 @@ int main(int argc, char **argv) {
            (double)o.lr, (long long)o.warmup, (double)o.min_lr, (long long)o.decay_steps, (double)o.beta1,
            (double)o.beta2, (double)o.wd, (double)o.clip, B, T, omp_get_max_threads(), gl_kernels_in_use());
     printf("attention: %s; device: %s\n", m.attention == GL_ATTN_FLASH ? "flash" : "naive", gl_device_name(m.device));
+    if (splits > 1)
+        printf("batch %d = %d rank%s (%s) x %d micro-batch%s of %d rows; gradients summed in rank and micro-batch order\n",
+               B, world, world > 1 ? "s" : "", gl_dist_engine_name(), o.grad_accum, o.grad_accum > 1 ? "es" : "", micro);
     if (o.resume) printf("resuming from %s at step %lld\n", o.resume, (long long)rs.step);
     if (o.finetune)
         printf("fine-tuning %s: %s%s; trainable %lld of %lld weights (%.2f%%); base weights %.2f MB%s\n", o.finetune,
@@ -434,9 +490,10 @@ int main(int argc, char **argv) {
 
     /* ---- the loop ---- */
     FILE *loss_log = NULL;
-    if (o.loss_log && !(loss_log = open_loss_log(o.loss_log, o.resume, rs.step, err, sizeof err))) die("%s%s", err, "");
+    if (rank == 0 && o.loss_log && !(loss_log = open_loss_log(o.loss_log, o.resume, rs.step, err, sizeof err))) die("%s%s", err, "");
     int64_t n_steps = o.steps;
     int64_t stop_at = o.stop_after && rs.step + o.stop_after < n_steps ? rs.step + o.stop_after : n_steps;
+    float *accum = splits > 1 ? malloc(gl_grads_count(m.trainable, m.n_trainable) * sizeof(float)) : NULL;
     float *train_curve = calloc((size_t)(n_steps + 1), sizeof(float)), *val_x = calloc(1024, 4), *val_y = calloc(1024, 4);
     if (!train_curve || !val_x || !val_y) {
         fprintf(stderr, "train: out of memory for the loss curve of %lld steps\n", (long long)n_steps);
@@ -456,11 +513,16 @@ int main(int argc, char **argv) {
     for (int64_t step = rs.step; step < stop_at; step++) {
         opt->lr = gl_lr_warmup_cosine(step, o.warmup, o.decay_steps, o.lr, o.min_lr);
         get_batch(tokens, 0, d.n_train, B, T, &rs.rng, x, y);
-        gl_step_reset();
-        gl_tensor *loss = gpt_loss(&m, x, y, B, T, &rs.rng, o.cfg.dropout > 0.0f);
-        float lv = gl_item(loss);
+        float lv;
+        if (splits == 1) {
+            gl_step_reset();
+            gl_tensor *loss = gpt_loss(&m, x, y, B, T, &rs.rng, o.cfg.dropout > 0.0f);
+            lv = gl_item(loss);
+            if (isfinite(lv)) gl_backward(loss);
+        } else {
+            lv = split_step(&m, opt, &rs.rng, x, y, micro, T, o.grad_accum, o.cfg.dropout > 0.0f, accum);
+        }
         if (isfinite(lv)) {
-            gl_backward(loss);
             gl_clip_grad_norm(m.trainable, m.n_trainable, o.clip);
             gl_optim_step(opt);
             gl_optim_zero_grad(opt);
@@ -501,22 +563,25 @@ int main(int argc, char **argv) {
         }
         if (rs.step % o.ckpt_interval == 0 || rs.step == stop_at) {
             if (!sync_loss_log(loss_log)) die("cannot write the loss log '%s': %s", o.loss_log, strerror(errno));
-            if (!save_run(o.out, &m, opt, &rs, err, sizeof err)) {
-                fprintf(stderr, "\ntrain: %s\n", err);
-                return 1;
-            }
+            bool saved = rank != 0 || save_run(o.out, &m, opt, &rs, err, sizeof err);
+            if (!saved) fprintf(stderr, "\ntrain: %s\n", err);
+            if (!gl_dist_all(saved)) return 1;
         }
     }
     double elapsed = now() - t0;
     if (loss_log && (!sync_loss_log(loss_log) | (fclose(loss_log) != 0)))
         die("cannot write the loss log '%s': %s", o.loss_log, strerror(errno));
-    if (rs.step == first_step && !save_run(o.out, &m, opt, &rs, err, sizeof err)) {
+    if (rank == 0 && rs.step == first_step && !save_run(o.out, &m, opt, &rs, err, sizeof err)) {
         fprintf(stderr, "train: %s\n", err);
         return 1;
     }
     printf("trained %lld steps in %.1f s (%.0f tokens/s); %s %s\n", (long long)(rs.step - first_step), elapsed,
            (double)(rs.step - first_step) * B * T / (elapsed > 0 ? elapsed : 1), m.n_adapters ? "adapters" : "checkpoint",
            o.out);
+    if (world > 1)
+        printf("communication: %.2f ms per step in collectives (%zu gradient floats, %d ranks, %s)\n",
+               1e3 * gl_dist_comm_seconds() / (double)(rs.step - first_step > 0 ? rs.step - first_step : 1),
+               gl_grads_count(m.trainable, m.n_trainable), world, gl_dist_engine_name());
     if (o.final_eval_batches > 0)
         printf("final val loss %.4f over %d batches (%d tokens)\n",
                (double)val_loss(&m, &d, B, T, o.final_eval_batches, x, y), o.final_eval_batches,
@@ -529,14 +594,11 @@ int main(int argc, char **argv) {
     gl_series series[2] = {{"train loss", NULL, train_curve, (int)n_steps, false, NULL}, {"val loss", val_x, val_y, n_val_points, false, NULL}};
     gl_chart chart = {.title = "GPT training loss", .xlabel = "step", .ylabel = "cross-entropy (nats)"};
     int status = 0;
-    if (!gl_plot_lines(plot_path, &chart, series, 2, err, (int)sizeof err)) {
-        fprintf(stderr, "train: plot: %s\n", err);
-        status = 1;
-    } else {
-        printf("loss curve: %s\n", plot_path);
-    }
+    bool plotted = rank != 0 || gl_plot_lines(plot_path, &chart, series, 2, err, (int)sizeof err); /* rank 0 writes */
+    if (!plotted) fprintf(stderr, "train: plot: %s\n", err), status = 1;
+    else if (rank == 0) printf("loss curve: %s\n", plot_path);
 
-    if (o.sample_len > 0) {
+    if (o.sample_len > 0 && rank == 0) {
         printf("\n--- sample (temperature %.2f) ---\n", (double)o.temperature);
         int plen = T < 8 ? T : 8; /* the first characters of the validation text as the prompt */
         for (int i = 0; i < plen; i++) emit_token(tokens[d.n_train + i], &codec);
@@ -557,7 +619,9 @@ int main(int argc, char **argv) {
     free(train_curve);
     free(val_x);
     free(val_y);
+    free(accum);
     gl_arena_release();
     gl_stdout_check("train");
+    gl_dist_finalize();
     return status;
 }
