@@ -171,8 +171,10 @@ build/cuda/infer: infer/infer.c $(NVCC_OBJ) $(LIB)
 
 # NCCL: build/cuda/train_nccl, train with the NCCL engine of core/dist.h (dist/nccl.c), gradients all-reduced on the
 # GPUs; with MPI=1 also linked with MPI (mpirun starts it). NCCL_HOME: the headers and library of the PyPI package
-# nvidia-nccl-cu13 by default (pip install nvidia-nccl-cu13), or any NCCL install. docs/distributed.md.
-NCCL_HOME ?= $(shell $(PYTHON) -c "import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__file__))" 2>/dev/null)
+# nvidia-nccl-cu13 if installed (pip install nvidia-nccl-cu13), else the CUDA toolkit's own, or NCCL_HOME=DIR.
+# docs/distributed.md.
+NCCL_HOME ?= $(or $(shell $(PYTHON) -c "import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__file__))" 2>/dev/null),\
+                 $(if $(wildcard $(CUDA_HOME)/include/nccl.h),$(CUDA_HOME)))
 DIST_OBJ  := build/cuda/dist_nccl.o $(if $(filter 1,$(MPI)),build/mpi/dist_mpi.o)
 build/cuda/dist_nccl.o: dist/nccl.c core/dist.h
 	@test -f "$(NCCL_HOME)/include/nccl.h" || { echo "no nccl.h under NCCL_HOME='$(NCCL_HOME)': pip install nvidia-nccl-cu13, or give NCCL_HOME=DIR" >&2; exit 2; }

@@ -121,6 +121,35 @@ static void mean_grads_device(gl_tensor *const *params, int n, size_t total, con
     }
 }
 
+void gl_dist_slice(size_t total, int64_t *lo, int64_t *hi) {
+    *lo = (int64_t)(total * (size_t)rank / (size_t)world);
+    *hi = (int64_t)(total * (size_t)(rank + 1) / (size_t)world);
+}
+
+void gl_dist_gather_slices(float *flat, size_t total) {
+    if (world == 1) return;
+    double t0 = now();
+    int *len = malloc((size_t)world * sizeof(int)), *start = malloc((size_t)world * sizeof(int));
+    slices(total, len, start);
+    char err[512] = "";
+    check(engine->allgatherv(flat, len, start, err, sizeof err), "the gather of slices", err);
+    free(len), free(start);
+    comm_seconds += now() - t0;
+}
+
+void gl_dist_gather_params(gl_tensor *const *params, int n) {
+    if (world == 1) return;
+    size_t total = gl_grads_count(params, n);
+    float *flat = grow(&pack, &pack_cap, total);
+    for (int i = 0, off = 0; i < n; off += (int)params[i]->numel, i++) {
+        if (params[i]->device == GL_CUDA) gl_dist_fail("gradlab", 1, "ZeRO-1 gathers parameters on the CPU only");
+        memcpy(flat + off, params[i]->data, (size_t)params[i]->numel * sizeof(float));
+    }
+    gl_dist_gather_slices(flat, total);
+    for (int i = 0, off = 0; i < n; off += (int)params[i]->numel, i++)
+        memcpy(params[i]->data, flat + off, (size_t)params[i]->numel * sizeof(float));
+}
+
 void gl_dist_mean_grads(gl_tensor *const *params, int n) {
     if (world == 1) return;
     double t0 = now();

@@ -52,6 +52,13 @@ _Noreturn void gl_dist_fail(const char *prog, int code, const char *fmt, ...);
 /* The gradients of params replaced by their mean over the ranks (summed in rank order, then multiplied by
  * (float)(1.0 / world)): the same bits on every rank. No-op with one rank. */
 void gl_dist_mean_grads(gl_tensor *const *params, int n);
+/* ZeRO-1: this rank's slice [*lo, *hi) of a flat vector of `total` floats (the slice whose gradient sum it owns) */
+void gl_dist_slice(size_t total, int64_t *lo, int64_t *hi);
+/* flat[total]: each rank's slice (gl_dist_slice) of it to every rank (all-gather, exact copies) */
+void gl_dist_gather_slices(float *flat, size_t total);
+/* the parameters' values after each rank updated its slice: every slice to every rank (all-gather, exact) */
+void gl_dist_gather_params(gl_tensor *const *params, int n);
+
 /* the mean over ranks of each rank's value, summed in rank order in double: the same on every rank */
 float gl_dist_mean(float mine);
 /* slots[n]: each slot filled by exactly one rank (0 elsewhere); afterwards every rank has them all (exact: x + 0) */

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static gl_optim *optim_new(gl_optim_kind kind, gl_tensor *const *params, int n, int buffers) {
+static gl_optim *optim_new(gl_optim_kind kind, gl_tensor *const *params, int n, int buffers, int64_t lo, int64_t hi) {
     gl_optim *o = calloc(1, sizeof *o);
     if (!o) gl_fatal("optim", "out of memory");
     o->kind = kind;
@@ -23,6 +23,13 @@ static gl_optim *optim_new(gl_optim_kind kind, gl_tensor *const *params, int n, 
         o->params[i] = params[i];
         total += params[i]->numel;
     }
+    if (hi > lo) {
+        if (lo < 0 || hi > total || params[0]->device == GL_CUDA)
+            gl_fatal("optim", "a shard [%lld, %lld) of %lld CPU parameters is out of range", (long long)lo, (long long)hi,
+                     (long long)total);
+        o->shard_lo = lo, o->shard_hi = hi;
+        total = hi - lo;
+    }
     o->state_floats = total * buffers;
     o->state = calloc((size_t)(o->state_floats ? o->state_floats : 1), sizeof(float));
     if (!o->params || !o->state) gl_fatal("optim", "out of memory for %lld state floats", (long long)o->state_floats);
@@ -34,7 +41,7 @@ static gl_optim *optim_new(gl_optim_kind kind, gl_tensor *const *params, int n, 
 }
 
 gl_optim *gl_sgd(gl_tensor *const *params, int n, float lr, float momentum, float weight_decay) {
-    gl_optim *o = optim_new(GL_SGD, params, n, 1);
+    gl_optim *o = optim_new(GL_SGD, params, n, 1, 0, 0);
     o->lr = lr;
     o->momentum = momentum;
     o->weight_decay = weight_decay;
@@ -42,8 +49,8 @@ gl_optim *gl_sgd(gl_tensor *const *params, int n, float lr, float momentum, floa
 }
 
 static gl_optim *adam_like(gl_optim_kind kind, gl_tensor *const *params, int n, float lr, float beta1, float beta2,
-                           float eps, float weight_decay) {
-    gl_optim *o = optim_new(kind, params, n, 2);
+                           float eps, float weight_decay, int64_t lo, int64_t hi) {
+    gl_optim *o = optim_new(kind, params, n, 2, lo, hi);
     o->lr = lr;
     o->beta1 = beta1;
     o->beta2 = beta2;
@@ -53,11 +60,16 @@ static gl_optim *adam_like(gl_optim_kind kind, gl_tensor *const *params, int n, 
 }
 
 gl_optim *gl_adam(gl_tensor *const *params, int n, float lr, float beta1, float beta2, float eps, float weight_decay) {
-    return adam_like(GL_ADAM, params, n, lr, beta1, beta2, eps, weight_decay);
+    return adam_like(GL_ADAM, params, n, lr, beta1, beta2, eps, weight_decay, 0, 0);
 }
 
 gl_optim *gl_adamw(gl_tensor *const *params, int n, float lr, float beta1, float beta2, float eps, float weight_decay) {
-    return adam_like(GL_ADAMW, params, n, lr, beta1, beta2, eps, weight_decay);
+    return adam_like(GL_ADAMW, params, n, lr, beta1, beta2, eps, weight_decay, 0, 0);
+}
+
+gl_optim *gl_adamw_shard(gl_tensor *const *params, int n, float lr, float beta1, float beta2, float eps,
+                         float weight_decay, int64_t lo, int64_t hi) {
+    return adam_like(GL_ADAMW, params, n, lr, beta1, beta2, eps, weight_decay, lo, hi);
 }
 
 void gl_optim_step(gl_optim *o) {
@@ -76,12 +88,22 @@ void gl_optim_step(gl_optim *o) {
         }
         return;
     }
-    for (int i = 0; i < o->n_params; i++) {
+    bool sharded = o->shard_hi > o->shard_lo;
+    int64_t offset = 0, shard = o->shard_hi - o->shard_lo;
+    for (int i = 0; i < o->n_params; offset += o->params[i]->numel, i++) {
         gl_tensor *p = o->params[i];
         int64_t n = p->numel;
         float wd = p->no_weight_decay ? 0.0f : o->weight_decay;
         float *w = p->data;
         const float *g = p->grad;
+        if (sharded) { /* the part of this parameter inside [lo, hi), with its state at the same place of the shard */
+            int64_t a = offset > o->shard_lo ? offset : o->shard_lo, b = offset + n < o->shard_hi ? offset + n : o->shard_hi;
+            if (a >= b) continue;
+            gl_kern()->adam_update((size_t)(b - a), w + (a - offset), g + (a - offset), o->state + (a - o->shard_lo),
+                                   o->state + shard + (a - o->shard_lo), o->lr, o->beta1, o->beta2, o->eps,
+                                   o->kind == GL_ADAMW ? 0.0f : wd, o->kind == GL_ADAMW ? wd : 0.0f, bc1, bc2);
+            continue;
+        }
         if (o->kind == GL_SGD) {
             float *buf = state;
             state += n;
@@ -108,6 +130,24 @@ void gl_optim_step(gl_optim *o) {
         }
     }
 }
+
+/* visits the shard's range parameter by parameter: the full layout's m and v positions and the shard's */
+static void shard_map(const gl_optim *o, float *full, float *shard, bool to_full) {
+    int64_t offset = 0, len = o->shard_hi - o->shard_lo;
+    for (int i = 0; i < o->n_params; offset += o->params[i]->numel, i++) {
+        int64_t n = o->params[i]->numel;
+        int64_t a = offset > o->shard_lo ? offset : o->shard_lo, b = offset + n < o->shard_hi ? offset + n : o->shard_hi;
+        if (a >= b) continue;
+        float *fm = full + 2 * offset + (a - offset), *fv = fm + n;
+        float *sm = shard + (a - o->shard_lo), *sv = sm + len;
+        size_t bytes = (size_t)(b - a) * sizeof(float);
+        if (to_full) memcpy(fm, sm, bytes), memcpy(fv, sv, bytes);
+        else memcpy(sm, fm, bytes), memcpy(sv, fv, bytes);
+    }
+}
+
+void gl_optim_state_to_full(const gl_optim *o, float *full) { shard_map(o, full, o->state, true); }
+void gl_optim_state_from_full(gl_optim *o, const float *full) { shard_map(o, (float *)full, o->state, false); }
 
 void gl_optim_zero_grad(gl_optim *o) { gl_zero_grad(o->params, o->n_params); }
 

@@ -23,13 +23,23 @@ typedef struct gl_optim {
     float *state;        /* per parameter: SGD 1 buffer, Adam/AdamW 2 (m then v), each numel floats */
     int64_t state_floats;
     gl_device device;    /* where state lives: the parameters' device (Adam/AdamW only on CUDA) */
+    int64_t shard_lo, shard_hi; /* ZeRO-1: Adam/AdamW state and updates only for the flat range [lo, hi) of the
+                                 * parameters in order (m for the range, then v); 0, 0: all of them */
 } gl_optim;
 
 gl_optim *gl_sgd(gl_tensor *const *params, int n, float lr, float momentum, float weight_decay);
 gl_optim *gl_adam(gl_tensor *const *params, int n, float lr, float beta1, float beta2, float eps, float weight_decay);
 gl_optim *gl_adamw(gl_tensor *const *params, int n, float lr, float beta1, float beta2, float eps, float weight_decay);
 void gl_optim_step(gl_optim *o);
+/* An Adam/AdamW (CPU) that keeps state for and updates only the flat range [lo, hi) of its parameters (ZeRO-1 in
+ * data-parallel training: each rank one slice; the others' slices arrive by all-gather). */
+gl_optim *gl_adamw_shard(gl_tensor *const *params, int n, float lr, float beta1, float beta2, float eps,
+                         float weight_decay, int64_t lo, int64_t hi);
 void gl_optim_zero_grad(gl_optim *o);
+/* A sharded Adam/AdamW's state against the full layout that checkpoints hold (per parameter: m, then v): writes its
+ * range into full (leaving the rest as it is), or takes its range from full. */
+void gl_optim_state_to_full(const gl_optim *o, float *full);
+void gl_optim_state_from_full(gl_optim *o, const float *full);
 void gl_optim_free(gl_optim *o);
 /* Moves the state to device d (checkpoints read and write it on the CPU; the parameters move with gl_param_to). */
 void gl_optim_to(gl_optim *o, gl_device d);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Data-parallel training under Open MPI (make MPI=1 test-dist): 2 ranks against 1 process that accumulates 2
 # micro-batches (bit for bit: checkpoint and loss log), with dropout too, resume at 2 ranks and across rank
-# counts, the difference to a plain double batch (printed, not asserted), and a killed rank ending the job.
+# counts, ZeRO-1, the difference to a plain double batch (printed, not asserted), and a killed rank ending the job.
 set -uo pipefail
 mpi=${1:-build/mpi/train}
 single=${2:-build/train}
@@ -39,19 +39,29 @@ same "$dir/one.log" "$dir/r2.log" "... and loss log"
   --threads 1 --quiet --sample 0 --eval-interval 10 --eval-batches 3 --final-eval-batches 2 > /dev/null
 same "$dir/one.ckpt" "$dir/r1.ckpt" "a 2-rank checkpoint resumed by one process with --grad-accum 2"
 
-# 4. against a plain batch of 8 (one GEMM over 8 rows: other rounding), reported
+# 4. ZeRO-1: each rank keeps half the AdamW state and updates half the weights; the same bits as plain data
+#    parallelism (hence as --grad-accum 2), and its checkpoints (state gathered) resume the same way
+"${run[@]}" "$mpi" "${common[@]}" --steps 20 --zero 1 --out "$dir/z.ckpt" --loss-log "$dir/z.log" > "$dir/z.out" 2>&1
+same "$dir/one.ckpt" "$dir/z.ckpt" "ZeRO-1 at 2 ranks gives the same checkpoint ($(grep -o 'state for [0-9]* of [0-9]* weights' "$dir/z.out"))"
+same "$dir/one.log" "$dir/z.log" "... and loss log"
+"${run[@]}" "$mpi" "${common[@]}" --steps 20 --stop-after 10 --zero 1 --out "$dir/zr.ckpt" > /dev/null 2>&1
+"${run[@]}" "$mpi" --data data/tinyshakespeare/input.txt --resume "$dir/zr.ckpt" --zero 1 --threads 1 --quiet --sample 0 \
+  --eval-interval 10 --eval-batches 3 --final-eval-batches 2 > /dev/null 2>&1
+same "$dir/one.ckpt" "$dir/zr.ckpt" "ZeRO-1: 10 steps, resume, 10 more"
+
+# 5. against a plain batch of 8 (one GEMM over 8 rows: other rounding), reported
 "$single" "${common[@]}" --steps 20 --out "$dir/plain.ckpt" --loss-log "$dir/plain.log" > /dev/null
 awk 'NR == FNR { a[$1] = $3; next } { d = $3 - a[$1]; if (d < 0) d = -d; if (d > m) m = d }
      END { printf "info: 2 ranks vs one plain batch of 8 rows: largest loss difference over 20 steps %.2g\n", m }' \
   "$dir/plain.log" "$dir/two.log"
 
-# 5. misuse: a batch the ranks cannot split
+# 6. misuse: a batch the ranks cannot split
 if "${run[@]}" "$mpi" "${common[@]}" --batch 7 --steps 2 --out "$dir/x.ckpt" > /dev/null 2> "$dir/err"; then
   echo "FAIL: batch 7 on 2 ranks was accepted"; failures=$((failures + 1))
 elif grep -q "must be divisible by 2 (2 ranks x --grad-accum 1)" "$dir/err"; then echo "ok: batch 7 on 2 ranks is refused with a message"
 else echo "FAIL: batch 7 on 2 ranks: no clear message"; cat "$dir/err"; failures=$((failures + 1)); fi
 
-# 6. a rank killed mid-run: the job ends (non-zero, within 60 s) instead of hanging
+# 7. a rank killed mid-run: the job ends (non-zero, within 60 s) instead of hanging
 "${run[@]}" "$mpi" "${common[@]}" --steps 1000000 --out "$dir/k.ckpt" > /dev/null 2> "$dir/kill.err" & job=$!
 victim=""
 for _ in $(seq 200); do

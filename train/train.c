@@ -27,7 +27,7 @@ typedef struct {
     const char *data, *out, *resume, *plot, *loss_log, *tokenizer, *attention, *finetune, *lora, *device;
     bool qlora, dropout_given;
     gpt_config cfg;
-    int batch, grad_accum, threads, eval_interval, eval_batches, final_eval_batches, ckpt_interval, sample_len;
+    int batch, grad_accum, zero, threads, eval_interval, eval_batches, final_eval_batches, ckpt_interval, sample_len;
     int64_t steps, warmup, decay_steps, stop_after;
     bool steps_given, out_given;
     const char *fixed_given[24]; /* flags whose values a checkpoint fixes: ignored (with a note) on --resume */
@@ -52,6 +52,7 @@ static void usage(FILE *f) {
             "          --stop-after N: stop (with a checkpoint) after N steps of a --steps-long run\n"
             "parallel: mpirun -np N build/mpi/train ... (make MPI=1): N ranks each take batch/N rows of every batch;\n"
             "          the result equals --grad-accum N on one process bit for bit (docs/distributed.md)\n"
+            "          --zero 1: ZeRO-1, each rank keeps and updates 1/N of the AdamW state (CPU; same results)\n"
             "eval:     --eval-interval 250  --eval-batches 50  --final-eval-batches 200\n"
             "output:   --out checkpoints/gpt.ckpt  --ckpt-interval 500  --plot PNG (default: OUT.loss.png)\n"
             "          --loss-log FILE (step and exact loss per line)  --sample 300  --temperature 0.8  --quiet\n"
@@ -118,6 +119,7 @@ static options parse(int argc, char **argv) {
         else if (!strcmp(f, "--bias")) o.cfg.bias = gl_flag_int("train", f, v, 0, 1);
         else if (!strcmp(f, "--batch")) o.batch = gl_flag_int("train", f, v, 1, 1 << 20);
         else if (!strcmp(f, "--grad-accum")) o.grad_accum = gl_flag_int("train", f, v, 1, 4096);
+        else if (!strcmp(f, "--zero")) o.zero = gl_flag_int("train", f, v, 0, 1);
         else if (!strcmp(f, "--steps")) o.steps = gl_flag_int("train", f, v, 0, 2e9), o.steps_given = true;
         else if (!strcmp(f, "--stop-after")) o.stop_after = gl_flag_int("train", f, v, 1, 2e9);
         else if (!strcmp(f, "--lr")) o.lr = (float)gl_flag_number("train", f, v, 0, 10);
@@ -150,6 +152,7 @@ static options parse(int argc, char **argv) {
     if (o.finetune && o.resume) die("--finetune starts a new run; --resume continues one: give one of them%s%s", "", "");
     if (o.qlora && !o.lora) o.lora = "";
     if (o.resume && !o.out_given) o.out = o.resume; /* a resumed run continues the file it resumed */
+    if (o.zero && !strcmp(o.device, "cuda")) die("--zero 1 shards the optimizer on the CPU only (not with --device cuda)%s%s", "", "");
     if (strcmp(o.device, "cpu") && strcmp(o.device, "cuda")) die("--device must be cpu or cuda, got '%s'%s", o.device, "");
     if (!strcmp(o.device, "cuda") && !gl_cuda_linked()) die("--device cuda needs a CUDA build of train (make CUDA=1)%s%s", "", "");
     if (!strcmp(o.device, "cuda") && o.qlora) die("--qlora runs on the CPU for now (no 4-bit GEMM on the GPU; --lora works with --device cuda)%s%s", "", "");
@@ -209,6 +212,29 @@ static bool save_run(const char *path, gpt *m, gl_optim *opt, const gpt_run_stat
     bool ok = m->n_adapters ? gpt_lora_save(m, path, err, n) : gpt_save_checkpoint(path, m, opt, rs, err, n);
     if (d != GL_CPU) gpt_to(m, d, err, n), gl_optim_to(opt, d);
     return ok;
+}
+
+/* Every rank calls it: a ZeRO-1 optimizer's state is gathered into the full layout first (collectives), then rank 0
+ * writes the checkpoint, and every rank learns whether that worked. */
+static bool checkpoint(const char *path, gpt *m, gl_optim *opt, const gpt_run_state *rs, char *err, size_t n) {
+    gl_optim full_view = *opt;
+    float *flat = NULL, *full = NULL;
+    if (opt->shard_hi > opt->shard_lo) {
+        size_t total = gl_grads_count(opt->params, opt->n_params), len = (size_t)(opt->shard_hi - opt->shard_lo);
+        flat = calloc(2 * total, sizeof(float)), full = malloc(2 * total * sizeof(float));
+        if (!flat || !full) gl_dist_fail("train", 1, "out of memory gathering the optimizer state for a checkpoint");
+        memcpy(flat + opt->shard_lo, opt->state, len * sizeof(float));                 /* m */
+        memcpy(flat + total + opt->shard_lo, opt->state + len, len * sizeof(float));   /* v */
+        gl_dist_gather_slices(flat, total);
+        gl_dist_gather_slices(flat + total, total);
+        full_view.shard_lo = 0, full_view.shard_hi = (int64_t)total, full_view.state = flat;
+        gl_optim_state_to_full(&full_view, full); /* flat m, v -> per parameter m, v */
+        full_view.shard_lo = full_view.shard_hi = 0, full_view.state = full, full_view.state_floats = (int64_t)(2 * total);
+    }
+    bool ok = gl_dist_rank() != 0 || save_run(path, m, &full_view, rs, err, n);
+    if (!ok) fprintf(stderr, "\ntrain: %s\n", err);
+    free(flat), free(full);
+    return gl_dist_all(ok);
 }
 
 /* One step's gradients over a batch split into ranks x micro-batches: this rank's micro-batches (rows
@@ -451,9 +477,14 @@ int main(int argc, char **argv) {
         if (!gpt_lora_parse(o.lora, &lc, err, sizeof err)) die("%s%s", err, "");
         gpt_lora_attach(&m, lc, o.seed);
     }
-    gl_optim *opt = gl_adamw(m.trainable, m.n_trainable, o.lr, o.beta1, o.beta2, o.eps, o.wd);
+    int64_t shard_lo = 0, shard_hi = 0; /* ZeRO-1: this rank's slice of the flat parameters */
+    if (o.zero && world > 1) gl_dist_slice(gl_grads_count(m.trainable, m.n_trainable), &shard_lo, &shard_hi);
+    gl_optim *opt = shard_hi > shard_lo ? gl_adamw_shard(m.trainable, m.n_trainable, o.lr, o.beta1, o.beta2, o.eps, o.wd,
+                                                         shard_lo, shard_hi)
+                                        : gl_adamw(m.trainable, m.n_trainable, o.lr, o.beta1, o.beta2, o.eps, o.wd);
     if (opt_state) {
-        memcpy(opt->state, opt_state, (size_t)opt_floats * sizeof(float));
+        if (shard_hi > shard_lo && opt_floats) gl_optim_state_from_full(opt, opt_state);
+        else memcpy(opt->state, opt_state, (size_t)opt_floats * sizeof(float));
         opt->step = opt_step;
         free(opt_state);
     }
@@ -471,6 +502,10 @@ int main(int argc, char **argv) {
            (double)o.lr, (long long)o.warmup, (double)o.min_lr, (long long)o.decay_steps, (double)o.beta1,
            (double)o.beta2, (double)o.wd, (double)o.clip, B, T, omp_get_max_threads(), gl_kernels_in_use());
     printf("attention: %s; device: %s\n", m.attention == GL_ATTN_FLASH ? "flash" : "naive", gl_device_name(m.device));
+    if (shard_hi > shard_lo)
+        printf("ZeRO-1: each rank keeps AdamW state for %lld of %lld weights (%.2f MB instead of %.2f MB)\n",
+               (long long)(shard_hi - shard_lo), (long long)gl_grads_count(m.trainable, m.n_trainable),
+               opt->state_floats * 4e-6, gl_grads_count(m.trainable, m.n_trainable) * 8e-6);
     if (splits > 1)
         printf("batch %d = %d rank%s (%s) x %d micro-batch%s of %d rows; gradients summed in rank and micro-batch order\n",
                B, world, world > 1 ? "s" : "", gl_dist_engine_name(), o.grad_accum, o.grad_accum > 1 ? "es" : "", micro);
@@ -525,6 +560,7 @@ int main(int argc, char **argv) {
         if (isfinite(lv)) {
             gl_clip_grad_norm(m.trainable, m.n_trainable, o.clip);
             gl_optim_step(opt);
+            if (shard_hi > shard_lo) gl_dist_gather_params(m.trainable, m.n_trainable); /* each rank updated a slice */
             gl_optim_zero_grad(opt);
         }
         if (!isfinite(lv)) {
@@ -563,18 +599,13 @@ int main(int argc, char **argv) {
         }
         if (rs.step % o.ckpt_interval == 0 || rs.step == stop_at) {
             if (!sync_loss_log(loss_log)) die("cannot write the loss log '%s': %s", o.loss_log, strerror(errno));
-            bool saved = rank != 0 || save_run(o.out, &m, opt, &rs, err, sizeof err);
-            if (!saved) fprintf(stderr, "\ntrain: %s\n", err);
-            if (!gl_dist_all(saved)) return 1;
+            if (!checkpoint(o.out, &m, opt, &rs, err, sizeof err)) return 1;
         }
     }
     double elapsed = now() - t0;
     if (loss_log && (!sync_loss_log(loss_log) | (fclose(loss_log) != 0)))
         die("cannot write the loss log '%s': %s", o.loss_log, strerror(errno));
-    if (rank == 0 && rs.step == first_step && !save_run(o.out, &m, opt, &rs, err, sizeof err)) {
-        fprintf(stderr, "train: %s\n", err);
-        return 1;
-    }
+    if (rs.step == first_step && !checkpoint(o.out, &m, opt, &rs, err, sizeof err)) return 1;
     printf("trained %lld steps in %.1f s (%.0f tokens/s); %s %s\n", (long long)(rs.step - first_step), elapsed,
            (double)(rs.step - first_step) * B * T / (elapsed > 0 ? elapsed : 1), m.n_adapters ? "adapters" : "checkpoint",
            o.out);
