@@ -11,6 +11,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+uint64_t gl_fnv1a(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
 bool gl_read_whole_file(const char *path, unsigned char **data, size_t *len, char *err, size_t err_len) {
     /* a directory would report a size of 2^63, a FIFO would block forever: only regular files are read */
     int fd = open(path, O_RDONLY | O_NONBLOCK);

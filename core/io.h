@@ -7,6 +7,12 @@
 /* The whole file in a malloc'd buffer (NUL-terminated, *len bytes before the NUL); false with a message. */
 bool gl_read_whole_file(const char *path, unsigned char **data, size_t *len, char *err, size_t err_len);
 
+/* 64-bit FNV-1a, continuing from h (start with GL_FNV_OFFSET): the checksum of every file format we write, and a
+ * fast hash of short byte strings */
+#include <stdint.h>
+#define GL_FNV_OFFSET 0xcbf29ce484222325ull
+uint64_t gl_fnv1a(uint64_t h, const void *data, size_t n);
+
 /* Where a data set lives: the first of $GRADLAB_DATA/rel, ../shared/data/rel (the course's shared folder) and
  * data/rel (where `make data` puts it) that exists. Writes the path into out and returns true; false (with the
  * data/ path in out, for the message) when none exists. */

@@ -17,12 +17,6 @@
 #define CKPT_MAGIC "GLCKPT\0\0"
 #define CKPT_VERSION 2u
 
-uint64_t gl_fnv1a(uint64_t h, const void *data, size_t n) {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
-
 /* ---- writing: every byte goes through put(), which also hashes it ---- */
 
 typedef struct {

@@ -20,10 +20,6 @@ typedef struct {
     unsigned char *bpe;
 } gpt_run_state;
 
-/* 64-bit FNV-1a, continuing from h (start with GL_FNV_OFFSET) */
-#define GL_FNV_OFFSET 0xcbf29ce484222325ull
-uint64_t gl_fnv1a(uint64_t h, const void *data, size_t n);
-
 /* Writes model, optimizer state and run state to path.tmp, fsyncs, renames to path. */
 bool gpt_save_checkpoint(const char *path, const gpt *m, const gl_optim *opt, const gpt_run_state *s, char *err,
                          size_t err_len);

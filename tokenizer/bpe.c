@@ -49,8 +49,7 @@ struct gl_bpe {
 };
 
 static uint64_t hash_bytes(const unsigned char *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    uint64_t h = gl_fnv1a(GL_FNV_OFFSET, p, n);
     return h ^ (h >> 29);
 }
 
@@ -536,8 +535,7 @@ unsigned char *gl_bpe_serialize(const gl_bpe *t, size_t *len) {
         W(&t->merge_right[r], 4);
         W(&t->merge_id[r], 4);
     }
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (unsigned char *p = buf; p < w; p++) h = (h ^ *p) * 0x100000001b3ull;
+    uint64_t h = gl_fnv1a(GL_FNV_OFFSET, buf, (size_t)(w - buf));
     W(&h, 8);
 #undef W
     *len = (size_t)(w - buf);
@@ -549,8 +547,7 @@ gl_bpe *gl_bpe_deserialize(const unsigned char *buf, size_t len, const char *wha
         snprintf(err, err_len, "'%s' is not a gradlab BPE vocabulary (bad magic or too short)", what);
         return NULL;
     }
-    uint64_t h = 0xcbf29ce484222325ull, stored;
-    for (size_t i = 0; i < len - 8; i++) h = (h ^ buf[i]) * 0x100000001b3ull;
+    uint64_t h = gl_fnv1a(GL_FNV_OFFSET, buf, len - 8), stored;
     memcpy(&stored, buf + len - 8, 8);
     if (h != stored) {
         snprintf(err, err_len, "'%s' is corrupt or truncated (checksum mismatch)", what);

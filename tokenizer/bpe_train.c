@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bpe.h"
+#include "io.h"
 #include "pretok.h"
 
 typedef struct {
@@ -133,8 +134,7 @@ gl_bpe *gl_bpe_train(const unsigned char *text, size_t len, int vocab_size, cons
     const unsigned char **piece_ptr = malloc(cap * sizeof *piece_ptr);
     for (size_t pos = 0; pos < len;) {
         size_t end = gl_pretok_next(text, len, pos), n = end - pos;
-        uint64_t h = 0xcbf29ce484222325ull;
-        for (size_t i = pos; i < end; i++) h = (h ^ text[i]) * 0x100000001b3ull;
+        uint64_t h = gl_fnv1a(GL_FNV_OFFSET, text + pos, end - pos);
         size_t i = mix(h) & tmask;
         for (; table[i] >= 0; i = (i + 1) & tmask) {
             word *w = &words[table[i]];
@@ -161,8 +161,7 @@ gl_bpe *gl_bpe_train(const unsigned char *text, size_t len, int vocab_size, cons
                 table = malloc((tmask + 1) * sizeof *table);
                 memset(table, 0xff, (tmask + 1) * sizeof *table);
                 for (size_t wi = 0; wi < n_words; wi++) {
-                    uint64_t hh = 0xcbf29ce484222325ull;
-                    for (int k = 0; k < words[wi].len; k++) hh = (hh ^ piece_ptr[wi][k]) * 0x100000001b3ull;
+                    uint64_t hh = gl_fnv1a(GL_FNV_OFFSET, piece_ptr[wi], (size_t)words[wi].len);
                     size_t j = mix(hh) & tmask;
                     while (table[j] >= 0) j = (j + 1) & tmask;
                     table[j] = (int64_t)wi;

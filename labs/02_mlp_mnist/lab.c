@@ -88,32 +88,31 @@ static bool mlp_save(const mlp *m, const char *path) {
     gl_atomic file;
     FILE *f = gl_atomic_open(&file, path);
     if (!f) return false;
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = GL_FNV_OFFSET;
     bool ok = fwrite("GLMLP\0\0\0", 1, 8, f) == 8;
     for (int i = 0; i < 6 && ok; i++) {
-        const unsigned char *b = (const unsigned char *)m->p[i]->data;
         size_t n = (size_t)m->p[i]->numel * sizeof(float);
-        for (size_t k = 0; k < n; k++) h = (h ^ b[k]) * 0x100000001b3ull;
-        ok = fwrite(b, 1, n, f) == n;
+        h = gl_fnv1a(h, m->p[i]->data, n);
+        ok = fwrite(m->p[i]->data, 1, n, f) == n;
     }
     ok = ok && fwrite(&h, 8, 1, f) == 1;
-    return gl_atomic_commit(&file) && ok;
+    if (ok && gl_atomic_commit(&file)) return true;
+    gl_atomic_abort(&file); /* a failed write never replaces the previous model */
+    return false;
 }
 
 static bool mlp_load(mlp *m, const char *path, char *err, size_t n) {
     mlp_init(m, 0);
-    FILE *f = fopen(path, "rb");
-    if (!f) return snprintf(err, n, "cannot open '%s'", path), false;
-    char magic[8];
-    uint64_t h = 0xcbf29ce484222325ull, stored = 0;
-    bool ok = fread(magic, 1, 8, f) == 8 && memcmp(magic, "GLMLP\0\0\0", 8) == 0;
-    for (int i = 0; i < 6 && ok; i++) {
-        size_t bytes = (size_t)m->p[i]->numel * sizeof(float);
-        ok = fread(m->p[i]->data, 1, bytes, f) == bytes;
-        for (size_t k = 0; ok && k < bytes; k++) h = (h ^ ((unsigned char *)m->p[i]->data)[k]) * 0x100000001b3ull;
-    }
-    ok = ok && fread(&stored, 8, 1, f) == 1 && stored == h && fgetc(f) == EOF;
-    fclose(f);
+    unsigned char *buf; /* regular files only: a FIFO or a folder is refused (gl_read_whole_file) */
+    size_t len, need = 8 + 8;
+    if (!gl_read_whole_file(path, &buf, &len, err, n)) return false;
+    for (int i = 0; i < 6; i++) need += (size_t)m->p[i]->numel * sizeof(float);
+    uint64_t stored = 0;
+    bool ok = len == need && memcmp(buf, "GLMLP\0\0\0", 8) == 0;
+    if (ok) memcpy(&stored, buf + len - 8, 8), ok = stored == gl_fnv1a(GL_FNV_OFFSET, buf + 8, len - 16);
+    for (size_t at = 8, i = 0; ok && i < 6; at += (size_t)m->p[i]->numel * sizeof(float), i++)
+        memcpy(m->p[i]->data, buf + at, (size_t)m->p[i]->numel * sizeof(float));
+    free(buf);
     if (!ok) snprintf(err, n, "'%s' is not a lab 02 model, or is truncated or corrupt", path);
     return ok;
 }

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gpt_io.h" /* gl_fnv1a */
+#include "io.h" /* gl_fnv1a */
 
 /* the path of this process's scratch file named by tag (the same on every call) */
 static inline const char *fuzz_path(const char *tag) {
