@@ -16,7 +16,10 @@ else
 endif
 
 WARN     := -Wall -Wextra -Werror
-CFLAGS   := -std=c11 $(OPT) $(WARN) -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Icore -Ikernels/cpu -Ikernels/cuda -Imodels -Itokenizer
+# Include paths follow the layers (programs -> models -> ops -> kernels): a kernel sees only kernels/cpu, so it
+# cannot include a core header by accident. -MMD -MP: the compiler writes each object's header dependencies (.d).
+INCLUDES := -Icore -Ikernels/cpu -Ikernels/cuda -Imodels -Itokenizer
+CFLAGS    = -std=c11 $(OPT) $(WARN) -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -MMD -MP $(INCLUDES)
 LDLIBS   := -fopenmp -lz -lm $(LDSAN)
 
 # Per-ISA flags: only the kernel builds get SIMD flags; the run-time dispatcher picks one (kernels/cpu/dispatch.c).
@@ -61,12 +64,13 @@ ifeq ($(CUDA),1)
 	@exit 2
 endif
 
-$(BUILD)/obj/%.o: %.c $(wildcard core/*.h kernels/cpu/*.h models/*.h tokenizer/*.h)
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC  $<"
 	@$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/kernels/cpu/vec_%.o: kernels/cpu/vec.c kernels/cpu/simd.h kernels/cpu/kernels.h
+$(BUILD)/obj/kernels/%.o: INCLUDES := -Ikernels/cpu
+$(BUILD)/obj/kernels/cpu/vec_%.o: kernels/cpu/vec.c
 	@mkdir -p $(dir $@)
 	@echo "  CC  $< ($*)"
 	@$(CC) $(CFLAGS) $(VEC_$*) -c $< -o $@
@@ -75,15 +79,13 @@ $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/autograd_demo: examples/autograd_demo.c $(LIB)
-	@echo "  LD  $@"
-	@$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
-
-$(BUILD)/train: train/train.c $(LIB)
-	@echo "  LD  $@"
-	@$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
-
-$(BUILD)/tokenize: tokenizer/tokenize_main.c $(LIB)
+# the programs: one rule, each from its own main file
+PROGRAM_SRC_autograd_demo := examples/autograd_demo.c
+PROGRAM_SRC_train         := train/train.c
+PROGRAM_SRC_infer         := infer/infer.c
+PROGRAM_SRC_tokenize      := tokenizer/tokenize_main.c
+.SECONDEXPANSION:
+$(PROGRAMS): $(BUILD)/%: $$(PROGRAM_SRC_$$*) $(LIB)
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
 
@@ -106,9 +108,6 @@ test-dist: build/mpi/train $(BUILD)/train
 bench-dist: build/mpi/train
 	bash bench/bench_dist.sh $(or $(PAIRS),5)
 
-$(BUILD)/infer: infer/infer.c $(LIB)
-	@echo "  LD  $@"
-	@$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
 
 # ---- tests (Criterion) ----
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB)
@@ -272,13 +271,13 @@ data:
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= checkpoint safetensors datafiles lora gguf tokenizer
 FUZZ_CFLAGS  := -std=c11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined $(WARN) -fopenmp \
-                -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Icore -Ikernels/cpu -Ikernels/cuda -Imodels -Itokenizer
+                -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -MMD -MP -Icore -Ikernels/cpu -Ikernels/cuda -Imodels -Itokenizer
 FUZZ_LIB     := build/fuzz/libgradlab.a
-build/fuzz/obj/%.o: %.c $(wildcard core/*.h kernels/cpu/*.h models/*.h tokenizer/*.h)
+build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC  $< (fuzz)"
 	@clang $(FUZZ_CFLAGS) -c $< -o $@
-build/fuzz/obj/kernels/cpu/vec_%.o: kernels/cpu/vec.c kernels/cpu/simd.h kernels/cpu/kernels.h
+build/fuzz/obj/kernels/cpu/vec_%.o: kernels/cpu/vec.c
 	@mkdir -p $(dir $@)
 	@echo "  CC  $< ($*, fuzz)"
 	@clang $(FUZZ_CFLAGS) $(VEC_$*) -c $< -o $@
@@ -367,3 +366,6 @@ bench: bench-gemm bench-train bench-tokenizer bench-attention bench-mnist bench-
 
 clean:
 	rm -rf build out
+
+# the header dependencies the compiler wrote (-MMD); a missing file is simply a first build
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -4,6 +4,7 @@
 #define GRADLAB_GPT_IO_H
 
 #include "gpt.h"
+#include "io.h" /* gl_fnv1a: the checkpoint checksum */
 
 /* Everything besides the weights that a training run needs to continue bit for bit. */
 typedef struct {

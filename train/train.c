@@ -231,7 +231,8 @@ static bool checkpoint(const char *path, gpt *m, gl_optim *opt, const gpt_run_st
         gl_optim_state_to_full(&full_view, full); /* flat m, v -> per parameter m, v */
         full_view.shard_lo = full_view.shard_hi = 0, full_view.state = full, full_view.state_floats = (int64_t)(2 * total);
     }
-    bool ok = gl_dist_rank() != 0 || save_run(path, m, &full_view, rs, err, n);
+    /* the optimizer itself when it is whole: save_run may move its state between devices */
+    bool ok = gl_dist_rank() != 0 || save_run(path, m, full ? &full_view : opt, rs, err, n);
     if (!ok) fprintf(stderr, "\ntrain: %s\n", err);
     free(flat), free(full);
     return gl_dist_all(ok);
