@@ -64,7 +64,31 @@ typedef struct arena_state {
     bool device;
 } arena_state;
 
-static arena_state arena, device_arena = {.device = true};
+/* An engine context: the arenas of one graph at a time, its tape and its grad mode (tensor.h). Each thread works in
+ * its current context: its own (gl_context_use) or, by default, the process's. */
+struct gl_context {
+    arena_state arena, device_arena;
+    gl_node *tape_last;
+    size_t tape_len;
+    int no_grad_depth;
+    bool tape_consumed; /* a backward pass has run over the tape since the last reset */
+};
+static gl_context default_context = {.device_arena = {.device = true}};
+static _Thread_local gl_context *current;
+static gl_context *ctx(void) { return current ? current : &default_context; }
+
+gl_context *gl_context_new(void) {
+    gl_context *c = calloc(1, sizeof *c);
+    if (!c) gl_fatal("context", "out of memory");
+    c->device_arena.device = true;
+    return c;
+}
+
+gl_context *gl_context_use(gl_context *c) {
+    gl_context *previous = current;
+    current = c;
+    return previous;
+}
 
 enum { ARENA_MIN_CHUNK = 16 << 20 };
 
@@ -101,8 +125,8 @@ static void *arena_alloc(arena_state *a, size_t bytes) {
     return p;
 }
 
-void *gl_arena_alloc(size_t bytes) { return arena_alloc(&arena, bytes); }
-void *gl_device_arena_alloc(size_t bytes) { return arena_alloc(&device_arena, bytes); }
+void *gl_arena_alloc(size_t bytes) { return arena_alloc(&ctx()->arena, bytes); }
+void *gl_device_arena_alloc(size_t bytes) { return arena_alloc(&ctx()->device_arena, bytes); }
 
 static void arena_rewind(arena_state *a) {
     for (chunk *c = a->first; c; c = c->next) c->used = 0;
@@ -124,32 +148,78 @@ static void arena_free(arena_state *a) {
     a->device = device;
 }
 
-static gl_node *tape_last;
-static size_t tape_len;
-
 void gl_step_reset(void) {
-    arena_rewind(&arena);
-    arena_rewind(&device_arena);
-    tape_last = NULL;
-    tape_len = 0;
+    gl_context *c = ctx();
+    arena_rewind(&c->arena);
+    arena_rewind(&c->device_arena);
+    c->tape_last = NULL;
+    c->tape_len = 0;
+    c->tape_consumed = false;
 }
 
-gl_arena_stats gl_arena_stats_get(void) {
-    gl_arena_stats s = {0};
-    for (chunk *c = arena.first; c; c = c->next) s.capacity += c->cap;
-    s.used = arena.used_before_cur + (arena.cur ? arena.cur->used : 0);
-    s.high_water = arena.high_water;
-    s.chunk_mallocs = arena.chunk_mallocs;
+/* ---- scopes: a library function frees what it allocated, and nothing its caller holds ---- */
+
+static void arena_mark(const arena_state *a, gl_arena_mark *m) {
+    m->chunk = a->cur, m->used = a->cur ? a->cur->used : 0, m->before = a->used_before_cur;
+}
+
+static void arena_rewind_to(arena_state *a, const gl_arena_mark *m) {
+    if (!m->chunk) { /* nothing was allocated at the mark */
+        arena_rewind(a);
+        return;
+    }
+    a->cur = m->chunk;
+    a->cur->used = m->used;
+    a->used_before_cur = m->before;
+}
+
+gl_scope gl_scope_begin(void) {
+    gl_context *c = ctx();
+    gl_scope s = {.context = c, .tape_last = c->tape_last, .tape_len = c->tape_len};
+    arena_mark(&c->arena, &s.host);
+    arena_mark(&c->device_arena, &s.device);
     return s;
 }
 
-void gl_arena_reset_high_water(void) { arena.high_water = arena.used_before_cur + (arena.cur ? arena.cur->used : 0); }
+void gl_scope_end(const gl_scope *s) {
+    gl_context *c = ctx();
+    if (s->context != c) gl_fatal("scope", "ended in another context than it began in");
+    arena_rewind_to(&c->arena, &s->host);
+    arena_rewind_to(&c->device_arena, &s->device);
+    c->tape_last = s->tape_last;
+    c->tape_len = s->tape_len;
+}
+
+gl_arena_stats gl_arena_stats_get(void) {
+    const arena_state *a = &ctx()->arena;
+    gl_arena_stats s = {0};
+    for (chunk *c = a->first; c; c = c->next) s.capacity += c->cap;
+    s.used = a->used_before_cur + (a->cur ? a->cur->used : 0);
+    s.high_water = a->high_water;
+    s.chunk_mallocs = a->chunk_mallocs;
+    return s;
+}
+
+void gl_arena_reset_high_water(void) {
+    arena_state *a = &ctx()->arena;
+    a->high_water = a->used_before_cur + (a->cur ? a->cur->used : 0);
+}
 
 void gl_arena_release(void) {
-    arena_free(&arena);
-    arena_free(&device_arena);
-    tape_last = NULL;
-    tape_len = 0;
+    gl_context *c = ctx();
+    arena_free(&c->arena);
+    arena_free(&c->device_arena);
+    c->tape_last = NULL;
+    c->tape_len = 0;
+    c->tape_consumed = false;
+}
+
+void gl_context_free(gl_context *c) {
+    if (!c) return;
+    if (c == current) gl_fatal("context", "freed while it is this thread's current context (gl_context_use(NULL) first)");
+    arena_free(&c->arena);
+    arena_free(&c->device_arena);
+    free(c);
 }
 
 /* ------------------------------------------------------------------ tensors */
@@ -377,14 +447,12 @@ int gl_axis(const char *op, const gl_tensor *t, int axis) {
 
 /* ------------------------------------------------------------------ autograd */
 
-static int no_grad_depth;
-
-void gl_no_grad_begin(void) { no_grad_depth++; }
+void gl_no_grad_begin(void) { ctx()->no_grad_depth++; }
 void gl_no_grad_end(void) {
-    if (no_grad_depth > 0) no_grad_depth--;
+    if (ctx()->no_grad_depth > 0) ctx()->no_grad_depth--;
 }
-bool gl_grad_enabled(void) { return no_grad_depth == 0; }
-size_t gl_tape_length(void) { return tape_len; }
+bool gl_grad_enabled(void) { return ctx()->no_grad_depth == 0; }
+size_t gl_tape_length(void) { return ctx()->tape_len; }
 
 static gl_tensor *op_output(const char *op, bool device_ok, int ndim, const int *shape, gl_backward_fn backward,
                             gl_node **node_out, int n_in, gl_tensor *const *in) {
@@ -423,9 +491,10 @@ static gl_tensor *op_output(const char *op, bool device_ok, int ndim, const int 
     n->out = out;
     n->n_in = n_in;
     for (int i = 0; i < n_in && i < 4; i++) n->in[i] = in[i];
-    n->prev = tape_last;
-    tape_last = n;
-    tape_len++;
+    gl_context *c = ctx();
+    n->prev = c->tape_last;
+    c->tape_last = n;
+    c->tape_len++;
     *node_out = n;
     return out;
 }
@@ -454,7 +523,12 @@ void gl_backward(gl_tensor *loss) {
         g += 1.0f;
         cu->upload(loss->grad, &g, sizeof g);
     } else loss->grad[0] += 1.0f;
-    for (gl_node *n = tape_last; n; n = n->prev) n->backward(n);
+    gl_context *c = ctx();
+    if (c->tape_consumed)
+        gl_fatal("backward", "this step's tape was already used by a backward pass: a second one would add every "
+                             "gradient again (call gl_step_reset() before the next forward pass)");
+    for (gl_node *n = c->tape_last; n; n = n->prev) n->backward(n);
+    c->tape_consumed = true;
 }
 
 void gl_zero_grad(gl_tensor *const *params, int n) {

@@ -100,9 +100,35 @@ struct gl_cuda_kernels;
 const struct gl_cuda_kernels *gl_cu(const char *op);
 
 /* ---- arena ---- */
-void *gl_arena_alloc(size_t bytes); /* 64-byte aligned, lives until the next gl_step_reset() */
+void *gl_arena_alloc(size_t bytes); /* 64-byte aligned, in the current context; until gl_step_reset() */
 void *gl_device_arena_alloc(size_t bytes); /* the same on the CUDA device (activations of CUDA tensors) */
-void gl_step_reset(void);           /* drop all activations and the tape */
+void gl_step_reset(void);
+
+/* ---- contexts: the arenas, tape and grad mode of one computation at a time ----
+ * Every op allocates from and records on the calling thread's current context: the process's default one, or one
+ * made with gl_context_new and selected with gl_context_use (which returns the previous one; NULL selects the
+ * default). Two threads, each in its own context, compute independently (parameters are shared read-only; the
+ * kernels keep per-thread scratch). A context is used by one thread at a time. */
+typedef struct gl_context gl_context;
+gl_context *gl_context_new(void);
+gl_context *gl_context_use(gl_context *c);
+void gl_context_free(gl_context *c); /* its arenas too; not while it is some thread's current context */
+
+/* Scopes: gl_scope_end frees every tensor and tape entry made since gl_scope_begin, and nothing made before, so
+ * a library function that computes (a generation step) cleans up after itself without touching its caller's
+ * tensors -- which gl_step_reset would. */
+typedef struct {
+    void *chunk;
+    size_t used, before;
+} gl_arena_mark;
+typedef struct {
+    gl_context *context;
+    gl_arena_mark host, device;
+    struct gl_node *tape_last;
+    size_t tape_len;
+} gl_scope;
+gl_scope gl_scope_begin(void);
+void gl_scope_end(const gl_scope *s);           /* drop all activations and the tape */
 typedef struct gl_arena_stats {
     size_t used, high_water, capacity;
     size_t chunk_mallocs; /* how many times the arena had to grow, ever */

@@ -196,7 +196,6 @@ gl_tensor *gpt_forward_cached_logits(gpt *m, gpt_kv_cache *cache, int32_t token)
     if (token < 0 || token >= c->vocab_size)
         gl_fatal("gpt", "token id %d is outside the vocabulary [0, %d)", token, c->vocab_size);
     gl_no_grad_begin();
-    gl_step_reset();
     int32_t tok = token, p32 = pos;
     gl_tensor *x = gl_add(gl_embedding(m->wte, &tok, GL_DIMS(1)), gl_embedding(m->wpe, &p32, GL_DIMS(1))); /* [1, C] */
     size_t layer_floats = (size_t)c->block_size * c->n_embd;
@@ -217,5 +216,7 @@ gl_tensor *gpt_forward_cached_logits(gpt *m, gpt_kv_cache *cache, int32_t token)
 }
 
 void gpt_forward_cached(gpt *m, gpt_kv_cache *cache, int32_t token, float *logits) {
+    gl_scope scope = gl_scope_begin();
     gl_copy_to_host(gpt_forward_cached_logits(m, cache, token), logits);
+    gl_scope_end(&scope);
 }

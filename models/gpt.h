@@ -119,10 +119,11 @@ typedef struct {
 void gpt_kv_cache_init(gpt_kv_cache *c, const gpt *m);
 void gpt_kv_cache_free(gpt_kv_cache *c);
 /* Feeds `token` at position c->len, appends its keys and values, and writes the next-token logits
- * (vocab_size floats). Runs without recording gradients and resets the activation arena (gl_step_reset) first.
+ * (vocab_size floats). Runs without recording gradients; frees what it allocated (a scope), nothing else.
  * Fatal if the cache is full. */
 void gpt_forward_cached(gpt *m, gpt_kv_cache *c, int32_t token, float *logits);
-/* the same, leaving the logits [1, vocab_size] where the model is (valid until the next gl_step_reset) */
+/* the same, leaving the logits [1, vocab_size] where the model is, in the current arena: the caller frees the
+ * step's tensors (gl_scope_end, as gl_generate does per token, or gl_step_reset) */
 gl_tensor *gpt_forward_cached_logits(gpt *m, gpt_kv_cache *c, int32_t token);
 
 #endif

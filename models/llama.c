@@ -254,7 +254,7 @@ void llama_forward(llama *m, llama_cache *cache, const int32_t *ids, int T, floa
         gl_fatal("llama", "%d tokens at position %d do not fit the KV cache of %d positions", T, pos, cache->capacity);
     if (cache->device != m->device) gl_fatal("llama", "the KV cache and the model are on different devices");
     gl_no_grad_begin();
-    gl_step_reset();
+    gl_scope scope = gl_scope_begin(); /* everything below is freed at the end; the caller's tensors are kept */
     size_t layer_floats = (size_t)cache->capacity * cache->width;
     gl_tensor *x = m->dense ? gl_embedding(m->dense[0], ids, GL_DIMS(T)) : gl_embedding_q(&m->tok_embd, ids, T); /* [T, C] */
     for (int l = 0; l < c->n_layer; l++) {
@@ -274,6 +274,7 @@ void llama_forward(llama *m, llama_cache *cache, const int32_t *ids, int T, floa
     gl_copy_to_host(out, logits);
     memcpy(cache->ids + pos, ids, (size_t)T * sizeof *ids);
     cache->len += T;
+    gl_scope_end(&scope);
     gl_no_grad_end();
 }
 

@@ -72,6 +72,7 @@ int gl_generate(gpt *m, const int32_t *prompt, int n_prompt, int max_new, const 
     float *logits = malloc((size_t)V * sizeof(float)), *scratch = malloc((size_t)V * 2 * sizeof(float));
     memcpy(seq, prompt, (size_t)n_prompt * sizeof(int32_t));
     int len = n_prompt, made = 0;
+    gl_scope scope = gl_scope_begin(); /* each step's tensors are freed before the next; the caller's are kept */
     gpt_kv_cache cache;
     if (use_cache) gpt_kv_cache_init(&cache, m);
     /* The context is seq[win, len). When it would exceed block_size, win jumps so that the last block_size/2
@@ -86,14 +87,14 @@ int gl_generate(gpt *m, const int32_t *prompt, int n_prompt, int max_new, const 
             refill = true;
         }
         gl_tensor *row = NULL; /* the window holds at least one token: the loop below always sets it */
+        gl_scope_end(&scope);
         if (use_cache && refill) {
             cache.len = 0;
-            for (int i = win; i < len; i++) row = gpt_forward_cached_logits(m, &cache, seq[i]);
+            for (int i = win; i < len; i++) gl_scope_end(&scope), row = gpt_forward_cached_logits(m, &cache, seq[i]);
             refill = false;
         } else if (use_cache) {
             row = gpt_forward_cached_logits(m, &cache, seq[len - 1]);
         } else {
-            gl_step_reset();
             gl_no_grad_begin();
             gl_tensor *lg = gpt_forward(m, seq + win, 1, len - win, NULL, false);
             gl_no_grad_end();
@@ -104,6 +105,7 @@ int gl_generate(gpt *m, const int32_t *prompt, int n_prompt, int max_new, const 
         made++;
         if (emit && !emit(tok, ctx)) break;
     }
+    gl_scope_end(&scope);
     if (use_cache) gpt_kv_cache_free(&cache);
     free(seq);
     free(logits);
