@@ -1,5 +1,8 @@
 # gradlab - see README.md. `make` builds build/libgradlab.a and the programs; `make test` runs the tests;
 # `make SANITIZE=1 test` does both under AddressSanitizer + UndefinedBehaviorSanitizer (in build/sanitize).
+# no built-in rules: with the generated .d files included, `make -B` would otherwise chain them into bogus targets
+MAKEFLAGS += --no-builtin-rules
+.SUFFIXES:
 CC      ?= gcc
 PYTHON  ?= python3
 SANITIZE ?= 0
@@ -46,7 +49,7 @@ CUDA_SRC := $(wildcard kernels/cuda/*.cu)
 CUDA_HDR := $(wildcard kernels/cuda/*.h kernels/cuda/emu/*.h)
 EMU_OBJ  := $(CUDA_SRC:kernels/cuda/%.cu=$(BUILD)/cuda_emu/%.o)
 NVCC_OBJ := $(CUDA_SRC:kernels/cuda/%.cu=build/cuda/%.o)
-NVCCFLAGS := -std=c++17 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+NVCCFLAGS := -std=c++20 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Ikernels/cuda
 
 .PHONY: test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda

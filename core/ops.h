@@ -36,10 +36,20 @@ gl_tensor *gl_gelu(gl_tensor *x); /* tanh approximation, as GPT-2 */
 gl_tensor *gl_matmul(gl_tensor *a, gl_tensor *b);
 /* fused linear layer: x [..., K] @ w [K, N] + bias [N] (bias may be NULL) -> [..., N] */
 gl_tensor *gl_linear(gl_tensor *x, gl_tensor *w, gl_tensor *bias);
+/* dst[:, col0 : col0 + N] += alpha a @ b, in place and outside autograd (merging LoRA adapters into a column block
+ * of a weight); a [M, K], b [K, N], dst [M, >= col0 + N], all contiguous on one device */
+void gl_matmul_acc(gl_tensor *dst, int col0, const gl_tensor *a, const gl_tensor *b, float alpha);
+
 /* linear with a frozen 4-bit NF4 weight [in, out] (kernels.h gl_nf4): dequantised inside the GEMM, never copied
  * to fp32; gradients flow to x and bias only */
 struct gl_nf4;
 gl_tensor *gl_linear_nf4(gl_tensor *x, const struct gl_nf4 *w, gl_tensor *bias);
+/* A [rows, cols] parameter turned into its NF4 codes (its fp32 values are freed and it is frozen; NULL if out of
+ * memory), and back (the codes freed); the codes' size in bytes; freeing codes alone */
+struct gl_nf4 *gl_nf4_from_param(gl_tensor *w);
+void gl_nf4_to_param(struct gl_nf4 *q, gl_tensor *w);
+size_t gl_nf4_size(const struct gl_nf4 *q);
+void gl_nf4_release(struct gl_nf4 *q);
 
 /* ---- attention (ops_attention.c) ----
  * Causal multi-head self-attention, fused: qkv [B, T, 3C] holds q, k, v side by side (head h of q in columns

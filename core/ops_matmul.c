@@ -1,5 +1,6 @@
 /* matmul: forward and backward as GEMM calls. A transposed view (gl_transpose of the last two dims) is passed
  * to the GEMM as a transpose flag with its leading dimension, so x @ W^T never copies W. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -29,6 +30,18 @@ static bool matrix_layout(const gl_tensor *t, int *trans, int *ld) {
 /* the GEMM of the device the operands are on: gl_gemm, or cuBLAS's through the CUDA table (same contract) */
 typedef void (*gemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
 static gemm_fn gemm_for(const gl_tensor *t) { return t->device == GL_CUDA ? gl_cu("matmul")->gemm : gl_gemm; }
+
+void gl_matmul_acc(gl_tensor *dst, int col0, const gl_tensor *a, const gl_tensor *b, float alpha) {
+    char s1[64], s2[64], s3[64];
+    if (a->ndim != 2 || b->ndim != 2 || dst->ndim != 2 || a->shape[1] != b->shape[0] || dst->shape[0] != a->shape[0] ||
+        col0 < 0 || col0 + b->shape[1] > dst->shape[1] || !gl_is_contiguous(a) || !gl_is_contiguous(b) ||
+        !gl_is_contiguous(dst) || a->device != dst->device || b->device != dst->device)
+        gl_fatal("matmul_acc", "needs contiguous matrices on one device with dst [M, >= %d + N] += a [M, K] @ b [K, N], "
+                 "got %s += %s @ %s", col0, gl_shape_str(dst, s1, sizeof s1), gl_shape_str(a, s2, sizeof s2),
+                 gl_shape_str(b, s3, sizeof s3));
+    gemm_for(dst)(0, 0, a->shape[0], b->shape[1], a->shape[1], alpha, a->data, a->shape[1], b->data, b->shape[1], 1.0f,
+                  dst->data + col0, dst->shape[1]);
+}
 
 /* offset of batch index bi (row-major over the leading dims) */
 static int64_t batch_offset(const gl_tensor *t, int64_t bi) {
@@ -197,6 +210,30 @@ gl_tensor *gl_linear(gl_tensor *x, gl_tensor *w, gl_tensor *bias) {
 }
 
 /* ---- linear with NF4 weights (QLoRA's frozen base): y = x deq(W) + bias; W never gets a gradient ---- */
+
+gl_nf4 *gl_nf4_from_param(gl_tensor *w) {
+    gl_nf4 *q = calloc(1, sizeof *q);
+    if (w->ndim != 2 || w->device != GL_CPU || !w->data) gl_fatal("nf4", "quantises a [rows, cols] parameter on the CPU");
+    if (!q || !gl_nf4_quantize(q, w->data, w->shape[0], w->shape[1])) return free(q), NULL;
+    free(w->data);
+    w->data = NULL;
+    gl_param_freeze(w);
+    return q;
+}
+
+void gl_nf4_to_param(gl_nf4 *q, gl_tensor *w) {
+    w->data = aligned_alloc(64, ((size_t)w->numel * sizeof(float) + 63) & ~(size_t)63);
+    if (!w->data) gl_fatal("nf4", "out of memory dequantising %s", w->name);
+    gl_nf4_dequantize_run(q, 0, (int)w->numel, w->data);
+    gl_nf4_release(q);
+}
+
+size_t gl_nf4_size(const gl_nf4 *q) { return gl_nf4_bytes(q); }
+
+void gl_nf4_release(gl_nf4 *q) {
+    if (q) gl_nf4_free(q);
+    free(q);
+}
 
 static void linear_nf4_backward(gl_node *n) {
     gl_tensor *x = n->in[0], *b = n->in[1], *y = n->out;

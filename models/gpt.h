@@ -61,7 +61,7 @@ typedef struct {
     int n_adapters;
     gl_tensor **trainable;
     int n_trainable;
-    struct gl_nf4 *nf4; /* [n_layer * GPT_LINEARS] */
+    struct gl_nf4 **nf4; /* [n_layer * GPT_LINEARS], QLoRA's 4-bit base (core/ops.h gl_nf4_from_param) */
 } gpt;
 
 /* vocab rounded up to a multiple of 64 */

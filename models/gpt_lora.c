@@ -8,7 +8,6 @@
 #include "gpt.h"
 #include "gpt_io.h"
 #include "io.h"
-#include "kernels.h"
 
 #define LORA_MAGIC "GLLORA1"
 static const char LORA_TARGETS[] = "qkvofp";
@@ -38,7 +37,7 @@ static void target_geometry(const gpt *m, char t, int *linear, int *col0, int *w
 gl_tensor *gpt_block_linear(gpt *m, int l, int which, gl_tensor *x) {
     gl_tensor *w, *b;
     linear_params(m, l, which, &w, &b);
-    gl_tensor *y = m->nf4 ? gl_linear_nf4(x, &m->nf4[l * GPT_LINEARS + which], b) : gl_linear(x, w, b);
+    gl_tensor *y = m->nf4 ? gl_linear_nf4(x, m->nf4[l * GPT_LINEARS + which], b) : gl_linear(x, w, b);
     gl_tensor *updates[3];
     int col0[3], n = 0;
     for (int i = 0; i < m->n_adapters; i++) {
@@ -131,11 +130,8 @@ void gpt_quantize_nf4(gpt *m) {
         for (int which = 0; which < GPT_LINEARS; which++) {
             gl_tensor *w, *b;
             linear_params(m, l, which, &w, &b);
-            if (!gl_nf4_quantize(&m->nf4[l * GPT_LINEARS + which], w->data, w->shape[0], w->shape[1]))
+            if (!(m->nf4[l * GPT_LINEARS + which] = gl_nf4_from_param(w)))
                 gl_fatal("qlora", "out of memory quantising %s", w->name);
-            free(w->data);
-            w->data = NULL;
-            gl_param_freeze(w);
         }
 }
 
@@ -144,11 +140,7 @@ static void dequantize_nf4(gpt *m) {
         for (int which = 0; which < GPT_LINEARS; which++) {
             gl_tensor *w, *b;
             linear_params(m, l, which, &w, &b);
-            gl_nf4 *q = &m->nf4[l * GPT_LINEARS + which];
-            w->data = aligned_alloc(64, ((size_t)w->numel * sizeof(float) + 63) & ~(size_t)63);
-            if (!w->data) gl_fatal("qlora", "out of memory dequantising %s", w->name);
-            gl_nf4_dequantize_run(q, 0, (int)w->numel, w->data);
-            gl_nf4_free(q);
+            gl_nf4_to_param(m->nf4[l * GPT_LINEARS + which], w);
         }
     free(m->nf4);
     m->nf4 = NULL;
@@ -166,7 +158,7 @@ void gpt_lora_free(gpt *m) {
     m->trainable = m->params;
     m->n_trainable = m->n_params;
     if (m->nf4) {
-        for (int i = 0; i < m->cfg.n_layer * GPT_LINEARS; i++) gl_nf4_free(&m->nf4[i]);
+        for (int i = 0; i < m->cfg.n_layer * GPT_LINEARS; i++) gl_nf4_release(m->nf4[i]);
         free(m->nf4);
         m->nf4 = NULL;
     }
@@ -180,8 +172,7 @@ void gpt_lora_merge(gpt *m) {
         const gpt_adapter *a = &m->adapters[i];
         gl_tensor *w, *b;
         linear_params(m, a->layer, a->linear, &w, &b);
-        int in = a->a->shape[0], r = a->a->shape[1], width = a->b->shape[1];
-        gl_gemm(0, 0, in, width, r, scale, a->a->data, r, a->b->data, width, 1.0f, w->data + a->col0, w->shape[1]);
+        gl_matmul_acc(w, a->col0, a->a, a->b, scale);
     }
     gpt_lora_free(m);
     for (int i = 0; i < m->n_params; i++) gl_param_unfreeze(m->params[i]);
@@ -198,7 +189,7 @@ size_t gpt_base_weight_bytes(const gpt *m) {
     for (int i = 0; i < m->n_params; i++)
         if (m->params[i]->data) bytes += (size_t)m->params[i]->numel * sizeof(float);
     if (m->nf4)
-        for (int i = 0; i < m->cfg.n_layer * GPT_LINEARS; i++) bytes += gl_nf4_bytes(&m->nf4[i]);
+        for (int i = 0; i < m->cfg.n_layer * GPT_LINEARS; i++) bytes += gl_nf4_size(m->nf4[i]);
     return bytes;
 }
 

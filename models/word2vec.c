@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "io.h"
-#include "kernels.h"
+#include "kernels.h" /* the one model that calls kernels: its fused skip-gram step and the analogy search (docs/architecture.md) */
 #include "rng.h"
 
 #define W2V_MAX_WORD 100 /* longer runs of letters are cut, as word2vec.c's MAX_STRING */

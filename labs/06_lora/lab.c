@@ -17,7 +17,6 @@
 #include "gpt_io.h"
 #include "io.h"
 #include "json.h"
-#include "kernels.h"
 #include "plot.h"
 #include "sample.h"
 
