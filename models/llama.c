@@ -247,6 +247,43 @@ static gl_tensor *linear(llama *m, gl_tensor *x, int i) {
     return gl_linear_q(x, matrix_at(m, i));
 }
 
+void llama_forward_batch(llama *m, llama_cache *const *caches, const int32_t *ids, int n, float *logits) {
+    const llama_config *c = &m->cfg;
+    if (n < 1) gl_fatal("llama", "a batch needs at least one sequence, got %d", n);
+    for (int i = 0; i < n; i++) {
+        if (caches[i]->len >= caches[i]->capacity)
+            gl_fatal("llama", "sequence %d of the batch: its KV cache of %d positions is full", i, caches[i]->capacity);
+        if (caches[i]->device != m->device) gl_fatal("llama", "sequence %d's KV cache is on another device", i);
+        for (int j = 0; j < i; j++)
+            if (caches[j] == caches[i]) gl_fatal("llama", "sequences %d and %d of the batch share a KV cache", j, i);
+    }
+    gl_no_grad_begin();
+    gl_scope scope = gl_scope_begin();
+    gl_tensor *x = m->dense ? gl_embedding(m->dense[0], ids, GL_DIMS(n)) : gl_embedding_q(&m->tok_embd, ids, n); /* [n, C] */
+    gl_tensor **rows = gl_arena_alloc((size_t)n * sizeof *rows);
+    for (int l = 0; l < c->n_layer; l++) {
+        llama_layer *L = &m->layers[l];
+        int w = 2 + DENSE_PER_LAYER * l;
+        gl_tensor *h = gl_rmsnorm(x, L->attn_norm, c->norm_eps);
+        gl_tensor *q = linear(m, h, w + 0), *k = linear(m, h, w + 1), *v = linear(m, h, w + 2); /* [n, .] each */
+        for (int i = 0; i < n; i++) { /* sequence i: its position, its cache */
+            const llama_cache *ci = caches[i];
+            size_t layer_floats = (size_t)ci->capacity * ci->width;
+            gl_tensor *qi = gl_rope(gl_slice(q, 0, i, i + 1), c->n_head, ci->len, c->rope_base, c->rope_dim);
+            gl_tensor *ki = gl_rope(gl_slice(k, 0, i, i + 1), c->n_kv_head, ci->len, c->rope_base, c->rope_dim);
+            rows[i] = gl_attention_gqa(qi, ki, gl_slice(v, 0, i, i + 1), ci->k + l * layer_floats,
+                                       ci->v + l * layer_floats, ci->capacity, ci->len, c->n_head, c->n_kv_head, ci->f16);
+        }
+        x = gl_add(x, linear(m, gl_concat(rows, n, 0), w + 3));
+        h = gl_rmsnorm(x, L->ffn_norm, c->norm_eps);
+        x = gl_add(x, linear(m, gl_swiglu(linear(m, h, w + 4), linear(m, h, w + 5)), w + 6));
+    }
+    gl_copy_to_host(linear(m, gl_rmsnorm(x, m->out_norm, c->norm_eps), 1), logits);
+    for (int i = 0; i < n; i++) caches[i]->ids[caches[i]->len++] = ids[i];
+    gl_scope_end(&scope);
+    gl_no_grad_end();
+}
+
 void llama_forward(llama *m, llama_cache *cache, const int32_t *ids, int T, float *logits, bool all_logits) {
     const llama_config *c = &m->cfg;
     int pos = cache->len;

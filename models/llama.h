@@ -67,10 +67,15 @@ void llama_cache_init(llama_cache *c, const llama *m, int capacity, bool f16);
 void llama_cache_free(llama_cache *c);
 
 /* Feeds tokens ids[0..T) at positions c->len.. (fatal if they do not fit the cache) and writes the logits of the
- * last one (all_logits false: vocab_size floats) or of every one (T x vocab_size). Runs without gradients and resets
- * the arena first. */
+ * last one (all_logits false: vocab_size floats) or of every one (T x vocab_size). Runs without gradients and frees
+ * what it allocated (a scope), nothing its caller holds. */
 void llama_forward(llama *m, llama_cache *c, const int32_t *ids, int T, float *logits, bool all_logits);
 
+/* One decoding step for n sequences at once (continuous batching): token ids[i] at position caches[i]->len of
+ * caches[i] (each cache its own sequence, on the model's device), logits n x vocab_size. The linear layers run once
+ * over the n rows (one GEMM over the batch instead of n GEMVs); rope and attention run per sequence at its own
+ * position over its own cache. Each row's logits are bitwise those of llama_forward on that sequence alone. */
+void llama_forward_batch(llama *m, llama_cache *const *caches, const int32_t *ids, int n, float *logits);
 /* Generation: the prompt's tokens that the cache does not already hold (the longest common prefix of c->ids and
  * the prompt is kept, so a follow-up turn only feeds what is new), then up to max_new sampled tokens, each passed
  * to emit. Stops after emitting a stop token (m->eot or m->eos; it is not fed to the model) or when the cache is

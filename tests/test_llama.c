@@ -481,3 +481,262 @@ Test(llama, smollm2_chat_prompt_and_greedy_answers_equal_llama_cpp) {
     llama_cache_free(&c);
     llama_free(&m);
 }
+
+/* Continuous batching: n sequences at different positions decoded together (llama_forward_batch: one GEMM over the
+ * batch, attention per sequence) give each sequence's logits bit for bit as decoding it alone, so greedy outputs
+ * are identical too. Prompts of 1 to 8 tokens: every row has its own position. */
+static void batch_equals_alone(llama *m, const int32_t *const *prompts, const int *lens, int n, int steps, bool f16,
+                               int capacity) {
+    int V = m->cfg.vocab_size;
+    float *alone = malloc((size_t)n * steps * V * sizeof(float)), *batch = malloc((size_t)n * V * sizeof(float));
+    int32_t *next = malloc((size_t)n * sizeof *next);
+    llama_cache *caches = malloc((size_t)n * sizeof *caches);
+    llama_cache **ptrs = malloc((size_t)n * sizeof *ptrs);
+    for (int i = 0; i < n; i++) { /* alone: the prompt, then greedy steps one token at a time */
+        llama_cache c;
+        llama_cache_init(&c, m, capacity, f16);
+        float *lg = alone + (size_t)i * steps * V;
+        llama_forward(m, &c, prompts[i], lens[i], lg, false);
+        for (int s = 1; s < steps; s++) {
+            int32_t best = 0;
+            for (int v = 1; v < V; v++) best = lg[(size_t)(s - 1) * V + v] > lg[(size_t)(s - 1) * V + best] ? v : best;
+            llama_forward(m, &c, &best, 1, lg + (size_t)s * V, false);
+        }
+        llama_cache_free(&c);
+    }
+    for (int i = 0; i < n; i++) { /* together: each prompt prefilled alone, then every step for all at once */
+        llama_cache_init(&caches[i], m, capacity, f16);
+        ptrs[i] = &caches[i];
+        llama_forward(m, &caches[i], prompts[i], lens[i], batch, false);
+        cr_assert(!memcmp(batch, alone + (size_t)i * steps * V, (size_t)V * sizeof(float)));
+    }
+    for (int s = 1; s < steps; s++) {
+        for (int i = 0; i < n; i++) {
+            const float *lg = alone + ((size_t)i * steps + s - 1) * V;
+            next[i] = 0;
+            for (int v = 1; v < V; v++) next[i] = lg[v] > lg[next[i]] ? v : next[i];
+        }
+        llama_forward_batch(m, ptrs, next, n, batch);
+        for (int i = 0; i < n; i++)
+            cr_assert(!memcmp(batch + (size_t)i * V, alone + ((size_t)i * steps + s) * V, (size_t)V * sizeof(float)),
+                      "step %d, sequence %d (f16 cache %d): the batched logits differ from decoding it alone", s, i, f16);
+    }
+    for (int i = 0; i < n; i++) llama_cache_free(&caches[i]);
+    free(alone), free(batch), free(next), free(caches), free(ptrs);
+}
+
+Test(llama, a_batch_of_sequences_decodes_as_each_alone) {
+    char err[256];
+    llama m;
+    cr_assert(llama_load(&m, "tests/ref/llama_tiny.gguf", err, sizeof err), "%s", err);
+    int32_t p[8][8] = {{3}, {96, 0}, {41, 41, 7}, {58, 13, 2, 77}, {5, 64, 3, 96, 0}, {7, 7, 7, 7, 7, 7},
+                       {1, 2, 3, 4, 5, 6, 7}, {90, 80, 70, 60, 50, 40, 30, 20}};
+    const int32_t *prompts[8];
+    int lens[8];
+    for (int i = 0; i < 8; i++) prompts[i] = p[i], lens[i] = i + 1;
+    batch_equals_alone(&m, prompts, lens, 8, 6, false, 16);
+    batch_equals_alone(&m, prompts, lens, 8, 6, true, 16);
+    batch_equals_alone(&m, prompts + 5, lens + 5, 3, 4, true, 16); /* another batch size */
+    llama_free(&m);
+}
+
+Test(llama, smollm2_batch_of_8_chats_decodes_as_each_alone) {
+    llama m;
+    if (!smollm2(&m)) return;
+    const char *questions[8] = {"What is the capital of France?", "Name three primary colors.", "Say hello in Spanish.",
+                                "What is 12 times 12?", "Write a haiku about the sea.", "Why is the sky blue?",
+                                "Give me a word that rhymes with cat.", "What does a compiler do?"};
+    int32_t *ids[8];
+    int lens[8];
+    for (int i = 0; i < 8; i++) {
+        size_t cap = 0;
+        ids[i] = NULL;
+        const char *roles[1] = {"user"}, *texts[1] = {questions[i]};
+        lens[i] = llama_chat_ids(&m, roles, texts, 1, &ids[i], &cap);
+    }
+    batch_equals_alone(&m, (const int32_t *const *)ids, lens, 8, 8, true, 128);
+    for (int i = 0; i < 8; i++) free(ids[i]);
+    llama_free(&m);
+}
+
+/* ---------------------------------------------------------------- the continuous-batching scheduler */
+#include "scheduler.h"
+
+typedef struct {
+    int32_t out[64];
+    int n, cancel_after; /* on_token returns false at token number cancel_after (0: never) */
+} reply;
+
+static bool on_token(sched_request *r, int32_t tok, const float *logits) {
+    (void)logits;
+    reply *p = r->user;
+    if (p->n < 64) p->out[p->n++] = tok;
+    return !(p->cancel_after && p->n >= p->cancel_after);
+}
+
+static int run_until_idle(sched *s) {
+    int steps = 0;
+    while (sched_step(s)) steps++;
+    return steps;
+}
+
+/* what llama_generate gives the request alone, from an empty cache */
+static int alone(llama *m, const int32_t *prompt, int n, int max_tokens, gl_sampling smp, uint64_t seed, bool f16,
+                 int32_t *out) {
+    llama_cache c;
+    llama_cache_init(&c, m, 64, f16);
+    gl_rng rng;
+    gl_rng_seed(&rng, seed);
+    generated g = {{0}, 0};
+    llama_generate(m, &c, prompt, n, max_tokens, &smp, &rng, true, collect, &g);
+    llama_cache_free(&c);
+    memcpy(out, g.ids, (size_t)g.n * sizeof *out);
+    return g.n;
+}
+
+Test(llama, the_scheduler_gives_each_request_its_tokens_alone) {
+    char err[256];
+    llama m;
+    cr_assert(llama_load(&m, "tests/ref/llama_tiny.gguf", err, sizeof err), "%s", err);
+    int32_t p[8][8] = {{3}, {96, 0}, {41, 41, 7}, {58, 13, 2, 77}, {5, 64, 3, 96, 0}, {7, 7, 7, 7, 7, 7},
+                       {1, 2, 3, 4, 5, 6, 7}, {90, 80, 70, 60, 50, 40, 30, 20}};
+    /* 3 slots for 8 requests, prompts fed 2 tokens per step, half greedy and half sampled */
+    sched *s = sched_new(&m, (sched_config){.slots = 3, .ctx = 64, .prefill_chunk = 2, .max_queue = 8}, err, sizeof err);
+    cr_assert(s, "%s", err);
+    sched_request r[8];
+    reply out[8];
+    memset(out, 0, sizeof out);
+    for (int i = 0; i < 8; i++) {
+        r[i] = (sched_request){.prompt = p[i], .n_prompt = i + 1, .max_tokens = 5 + i % 3, .seed = 100 + i,
+                               .sampling = {i % 2 ? 0.8f : 0.0f, 0, 1.0f}, .on_token = on_token, .user = &out[i]};
+        cr_assert(sched_submit(s, &r[i]));
+    }
+    run_until_idle(s);
+    for (int i = 0; i < 8; i++) {
+        int32_t want[64];
+        int n = alone(&m, p[i], i + 1, r[i].max_tokens, r[i].sampling, r[i].seed, false, want);
+        cr_assert_eq(out[i].n, n, "request %d: %d tokens, alone %d", i, out[i].n, n);
+        cr_assert(!memcmp(out[i].out, want, (size_t)n * sizeof *want), "request %d's tokens differ from alone", i);
+        cr_assert_str_eq(r[i].finish, "length");
+    }
+    sched_stats st = sched_get_stats(s);
+    cr_assert_eq(st.busy_slots, 0);
+    cr_assert_gt(st.decode_rows, st.steps, "decode steps carried several rows at once");
+    sched_free(s);
+    llama_free(&m);
+}
+
+/* the next turn reuses the cached prefix; a new prompt does not stall the streams decoding; cancelling frees the
+ * slot; a full queue refuses */
+Test(llama, the_scheduler_reuses_prefixes_interleaves_prefill_and_cancels) {
+    char err[256];
+    llama m;
+    cr_assert(llama_load(&m, "tests/ref/llama_tiny.gguf", err, sizeof err), "%s", err);
+    sched *s = sched_new(&m, (sched_config){.slots = 2, .ctx = 64, .prefill_chunk = 2, .max_queue = 1}, err, sizeof err);
+    cr_assert(s, "%s", err);
+    int32_t first[4] = {58, 13, 2, 77};
+    reply a = {{0}, 0, 0};
+    sched_request ra = {.prompt = first, .n_prompt = 4, .max_tokens = 5, .sampling = {0, 0, 1}, .on_token = on_token,
+                        .user = &a};
+    cr_assert(sched_submit(s, &ra));
+    run_until_idle(s);
+    /* turn two: the first prompt, the answer so far, one more token */
+    int32_t second[16];
+    memcpy(second, first, sizeof first);
+    memcpy(second + 4, a.out, 5 * sizeof(int32_t));
+    second[9] = 11;
+    reply b = {{0}, 0, 0};
+    sched_request rb = {.prompt = second, .n_prompt = 10, .max_tokens = 4, .sampling = {0, 0, 1}, .on_token = on_token,
+                        .user = &b};
+    cr_assert(sched_submit(s, &rb));
+    run_until_idle(s);
+    cr_assert_eq(rb.prefix_reused, 8, "the cache held the prompt and 4 fed answer tokens: %d reused", rb.prefix_reused);
+    int32_t want[64];
+    int n = alone(&m, second, 10, 4, rb.sampling, 0, false, want);
+    cr_assert(b.n == n && !memcmp(b.out, want, (size_t)n * sizeof *want), "the reused turn's tokens differ from alone");
+
+    /* a long prompt arrives while a request decodes: that request still gets a token at every step */
+    reply c = {{0}, 0, 0}, d = {{0}, 0, 0};
+    int32_t long_prompt[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    sched_request rc = {.prompt = first, .n_prompt = 2, .max_tokens = 20, .sampling = {0, 0, 1}, .on_token = on_token,
+                        .user = &c};
+    sched_request rd = {.prompt = long_prompt, .n_prompt = 12, .max_tokens = 3, .sampling = {0, 0, 1},
+                        .on_token = on_token, .user = &d};
+    cr_assert(sched_submit(s, &rc));
+    sched_step(s); /* rc prefilled: its first token */
+    cr_assert(sched_submit(s, &rd));
+    for (int step = 0; step < 6; step++) { /* rd's 12 prompt tokens take 6 steps of 2 */
+        int before = c.n;
+        sched_step(s);
+        cr_assert_eq(c.n, before + 1, "step %d: the decoding request got no token while a prompt was prefilled", step);
+    }
+    cr_assert_eq(d.n, 1, "the long prompt's first token came with its last chunk");
+    /* the decoding request is cancelled by its client: its slot frees at once */
+    sched_cancel(s, &rc);
+    run_until_idle(s);
+    cr_assert_str_eq(rc.finish, "cancelled");
+    cr_assert_str_eq(rd.finish, "length");
+    /* on_token returning false cancels too */
+    reply e = {{0}, 0, 2};
+    sched_request re = {.prompt = first, .n_prompt = 3, .max_tokens = 10, .sampling = {0, 0, 1}, .on_token = on_token,
+                        .user = &e};
+    cr_assert(sched_submit(s, &re));
+    run_until_idle(s);
+    cr_assert(e.n == 2 && !strcmp(re.finish, "cancelled"));
+    /* a queue of 1 with both slots busy: the third request is refused */
+    reply f[3];
+    memset(f, 0, sizeof f);
+    sched_request rf[3];
+    for (int i = 0; i < 3; i++)
+        rf[i] = (sched_request){.prompt = first, .n_prompt = 4, .max_tokens = 2, .sampling = {0, 0, 1},
+                                .on_token = on_token, .user = &f[i]};
+    cr_assert(sched_submit(s, &rf[0]));
+    sched_step(s); /* admitted, prefilling */
+    cr_assert(sched_submit(s, &rf[1]));
+    sched_step(s); /* admitted: both slots busy */
+    cr_assert(sched_submit(s, &rf[2])); /* waits in the queue */
+    sched_request extra = rf[2];
+    cr_assert_not(sched_submit(s, &extra));
+    cr_assert_str_eq(extra.finish, "queue_full");
+    run_until_idle(s);
+    sched_request too_long = {.prompt = long_prompt, .n_prompt = 64, .max_tokens = 1, .on_token = on_token, .user = &f[0]};
+    cr_assert_not(sched_submit(s, &too_long));
+    cr_assert_str_eq(too_long.finish, "too_long");
+    sched_free(s);
+    llama_free(&m);
+}
+
+Test(llama, smollm2_scheduler_answers_8_chats_as_each_alone) {
+    llama m;
+    if (!smollm2(&m)) return;
+    const char *questions[8] = {"What is the capital of France?", "Name three primary colors.", "Say hello in Spanish.",
+                                "What is 12 times 12?", "Write a haiku about the sea.", "Why is the sky blue?",
+                                "Give me a word that rhymes with cat.", "What does a compiler do?"};
+    char err[256];
+    /* llama.cpp's fp16 cache; prompts in one chunk, as llama_generate feeds them (its attention's bits depend on it) */
+    sched *s = sched_new(&m, (sched_config){.slots = 4, .ctx = 64, .prefill_chunk = 64, .max_queue = 8, .kv_f16 = true},
+                         err, sizeof err);
+    cr_assert(s, "%s", err);
+    int32_t *ids[8];
+    sched_request r[8];
+    reply out[8];
+    memset(out, 0, sizeof out);
+    for (int i = 0; i < 8; i++) {
+        size_t cap = 0;
+        ids[i] = NULL;
+        const char *roles[1] = {"user"}, *texts[1] = {questions[i]};
+        int n = llama_chat_ids(&m, roles, texts, 1, &ids[i], &cap);
+        r[i] = (sched_request){.prompt = ids[i], .n_prompt = n, .max_tokens = 8, .sampling = {0, 0, 1},
+                               .on_token = on_token, .user = &out[i]};
+        cr_assert(sched_submit(s, &r[i]));
+    }
+    run_until_idle(s);
+    for (int i = 0; i < 8; i++) {
+        int32_t want[64];
+        int n = alone(&m, ids[i], r[i].n_prompt, 8, r[i].sampling, 0, true, want);
+        cr_assert(out[i].n == n && !memcmp(out[i].out, want, (size_t)n * sizeof *want), "chat %d differs from alone", i);
+        free(ids[i]);
+    }
+    sched_free(s);
+    llama_free(&m);
+}

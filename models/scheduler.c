@@ -1,0 +1,189 @@
+#include "scheduler.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    llama_cache cache;
+    sched_request *req; /* NULL: idle (its cache still holds its last request's tokens) */
+} slot;
+
+struct sched {
+    llama *m;
+    sched_config cfg;
+    slot *slots;
+    float *logits, *scratch; /* slots x vocab, and gl_sample_token's scratch */
+    int32_t *ids;
+    llama_cache **batch;
+    pthread_mutex_t lock; /* the queue, cancellation flags and the counters */
+    sched_request *queue_head, *queue_tail;
+    int queued;
+    sched_stats stats;
+    long long admissions;
+};
+
+sched *sched_new(llama *m, sched_config c, char *err, size_t err_len) {
+    if (c.slots < 1 || c.slots > 256 || c.ctx < 2 || c.ctx > m->cfg.ctx_len || c.prefill_chunk < 1 || c.max_queue < 0)
+        return snprintf(err, err_len, "slots %d (1 to 256), context %d (2 to the model's %d), prefill chunk %d (>= 1) "
+                        "and queue %d (>= 0) do not make a scheduler", c.slots, c.ctx, m->cfg.ctx_len,
+                        c.prefill_chunk, c.max_queue), NULL;
+    sched *s = calloc(1, sizeof *s);
+    s->m = m, s->cfg = c;
+    s->slots = calloc((size_t)c.slots, sizeof *s->slots);
+    for (int i = 0; i < c.slots; i++) llama_cache_init(&s->slots[i].cache, m, c.ctx, c.kv_f16);
+    s->logits = malloc((size_t)c.slots * m->cfg.vocab_size * sizeof(float));
+    s->scratch = malloc((size_t)m->cfg.vocab_size * 2 * sizeof(float));
+    s->ids = malloc((size_t)c.slots * sizeof *s->ids);
+    s->batch = malloc((size_t)c.slots * sizeof *s->batch);
+    pthread_mutex_init(&s->lock, NULL);
+    return s;
+}
+
+void sched_free(sched *s) {
+    if (!s) return;
+    for (int i = 0; i < s->cfg.slots; i++) llama_cache_free(&s->slots[i].cache);
+    free(s->slots), free(s->logits), free(s->scratch), free(s->ids), free(s->batch);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+bool sched_submit(sched *s, sched_request *r) {
+    r->state = SCHED_QUEUED, r->n_generated = 0, r->prefix_reused = 0, r->finish = NULL, r->cancel = false;
+    r->next = NULL, r->slot = -1;
+    if (r->n_prompt < 1 || r->n_prompt >= s->cfg.ctx) return r->finish = "too_long", r->state = SCHED_DONE, false;
+    pthread_mutex_lock(&s->lock);
+    bool ok = s->queued < s->cfg.max_queue;
+    if (ok) {
+        if (s->queue_tail) s->queue_tail->next = r;
+        else s->queue_head = r;
+        s->queue_tail = r;
+        s->queued++;
+    } else {
+        r->finish = "queue_full", r->state = SCHED_DONE;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ok;
+}
+
+void sched_cancel(sched *s, sched_request *r) {
+    pthread_mutex_lock(&s->lock);
+    r->cancel = true;
+    pthread_mutex_unlock(&s->lock);
+}
+
+sched_stats sched_get_stats(sched *s) {
+    pthread_mutex_lock(&s->lock);
+    sched_stats st = s->stats;
+    st.queued = s->queued;
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+static void finish(sched *s, sched_request *r, const char *why) {
+    s->slots[r->slot].req = NULL;
+    pthread_mutex_lock(&s->lock);
+    r->finish = why, r->state = SCHED_DONE;
+    s->stats.busy_slots--;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* the longest prefix of the prompt the cache holds; the last prompt token is always fed (its logits are needed) */
+static int common_prefix(const llama_cache *c, const sched_request *r) {
+    int k = 0;
+    while (k < c->len && k < r->n_prompt - 1 && c->ids[k] == r->prompt[k]) k++;
+    return k;
+}
+
+/* queued requests into idle slots, each to the one whose cache shares the longest prefix with its prompt */
+static void admit(sched *s) {
+    pthread_mutex_lock(&s->lock);
+    while (s->queue_head) {
+        sched_request *r = s->queue_head;
+        int best = -1, best_len = -1;
+        for (int i = 0; i < s->cfg.slots; i++) {
+            if (s->slots[i].req) continue;
+            int k = common_prefix(&s->slots[i].cache, r);
+            if (k > best_len) best = i, best_len = k;
+        }
+        if (best < 0) break;
+        s->queue_head = r->next;
+        if (!s->queue_head) s->queue_tail = NULL;
+        s->queued--;
+        s->stats.busy_slots++;
+        s->stats.prefix_tokens_reused += best_len;
+        s->stats.prompt_tokens += r->n_prompt;
+        r->slot = best, r->fed = best_len, r->prefix_reused = best_len, r->state = SCHED_PREFILL;
+        r->admitted = s->admissions++;
+        gl_rng_seed(&r->rng, r->seed);
+        s->slots[best].req = r;
+        s->slots[best].cache.len = best_len;
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* a token sampled for r from its logits: emitted, then the request ends or waits for its next decode step */
+static void take_token(sched *s, sched_request *r, const float *logits) {
+    const llama *m = s->m;
+    int32_t tok = gl_sample_token(logits, m->cfg.vocab_size, &r->sampling, &r->rng, s->scratch);
+    r->n_generated++;
+    pthread_mutex_lock(&s->lock);
+    s->stats.generated_tokens++;
+    bool cancelled = r->cancel;
+    pthread_mutex_unlock(&s->lock);
+    if (cancelled || !r->on_token(r, tok, logits)) return finish(s, r, "cancelled");
+    if (tok == m->eot || tok == m->eos) return finish(s, r, "stop");
+    if (r->n_generated >= r->max_tokens || s->slots[r->slot].cache.len >= s->cfg.ctx) return finish(s, r, "length");
+    r->pending = tok, r->state = SCHED_DECODE;
+}
+
+bool sched_step(sched *s) {
+    admit(s);
+    const int V = s->m->cfg.vocab_size;
+    bool worked = false;
+    /* cancelled requests free their slots first */
+    for (int i = 0; i < s->cfg.slots; i++) {
+        sched_request *r = s->slots[i].req;
+        if (!r) continue;
+        pthread_mutex_lock(&s->lock);
+        bool cancelled = r->cancel;
+        pthread_mutex_unlock(&s->lock);
+        if (cancelled) finish(s, r, "cancelled"), worked = true;
+    }
+    /* every decoding slot advances one token, together */
+    int n = 0;
+    for (int i = 0; i < s->cfg.slots; i++)
+        if (s->slots[i].req && s->slots[i].req->state == SCHED_DECODE)
+            s->batch[n] = &s->slots[i].cache, s->ids[n++] = s->slots[i].req->pending;
+    if (n) {
+        llama_forward_batch(s->m, s->batch, s->ids, n, s->logits);
+        for (int i = 0, row = 0; i < s->cfg.slots; i++) {
+            sched_request *r = s->slots[i].req;
+            if (r && r->state == SCHED_DECODE) take_token(s, r, s->logits + (size_t)row++ * V);
+        }
+        pthread_mutex_lock(&s->lock);
+        s->stats.decode_rows += n;
+        pthread_mutex_unlock(&s->lock);
+        worked = true;
+    }
+    /* then one chunk of the prompt admitted first */
+    sched_request *first = NULL;
+    for (int i = 0; i < s->cfg.slots; i++) {
+        sched_request *r = s->slots[i].req;
+        if (r && r->state == SCHED_PREFILL && (!first || r->admitted < first->admitted)) first = r;
+    }
+    if (first) {
+        sched_request *r = first;
+        int chunk = r->n_prompt - r->fed < s->cfg.prefill_chunk ? r->n_prompt - r->fed : s->cfg.prefill_chunk;
+        llama_forward(s->m, &s->slots[r->slot].cache, r->prompt + r->fed, chunk, s->logits, false);
+        r->fed += chunk;
+        if (r->fed == r->n_prompt) take_token(s, r, s->logits);
+        worked = true;
+    }
+    if (worked) {
+        pthread_mutex_lock(&s->lock);
+        s->stats.steps++;
+        pthread_mutex_unlock(&s->lock);
+    }
+    return worked;
+}
