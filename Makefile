@@ -36,7 +36,7 @@ LIB_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(KERN_SRC:%.c=$(BUILD)/obj/%.o) \
             $(BUILD)/obj/kernels/cpu/vec_scalar.o $(BUILD)/obj/kernels/cpu/vec_avx2.o $(BUILD)/obj/kernels/cpu/vec_avx512.o
 LIB      := $(BUILD)/libgradlab.a
 
-PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer $(BUILD)/tokenize
+PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer $(BUILD)/tokenize $(BUILD)/serve
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) $(BUILD)/tests/test_cuda_emu
 
@@ -52,7 +52,7 @@ NVCC_OBJ := $(CUDA_SRC:kernels/cuda/%.cu=build/cuda/%.o)
 NVCCFLAGS := -std=c++20 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Ikernels/cuda
 
-.PHONY: test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 # CUDA=1: the library, the kernels through nvcc, and build/cuda/train and build/cuda/infer with --device cuda
 ifeq ($(CUDA),1)
 all: $(LIB) build/cuda/train build/cuda/infer
@@ -88,9 +88,14 @@ PROGRAM_SRC_train         := train/train.c
 PROGRAM_SRC_infer         := infer/infer.c
 PROGRAM_SRC_tokenize      := tokenizer/tokenize_main.c
 .SECONDEXPANSION:
-$(PROGRAMS): $(BUILD)/%: $$(PROGRAM_SRC_$$*) $(LIB)
+$(filter-out $(BUILD)/serve,$(PROGRAMS)): $(BUILD)/%: $$(PROGRAM_SRC_$$*) $(LIB)
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
+
+# serve: HTTP through libmicrohttpd (Debian libmicrohttpd-dev); docs/serving.md
+$(BUILD)/serve: serve/serve.c serve/api.c serve/api.h $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -Iserve serve/serve.c serve/api.c -o $@ $(LIB) $(LDLIBS) -lmicrohttpd -lpthread
 
 # MPI=1 (Open MPI, Debian libopenmpi-dev): build/mpi/train, the same train linked with the MPI engine of core/dist.h
 # (dist/mpi.c): `mpirun -np N build/mpi/train ...` trains data-parallel. docs/distributed.md.
@@ -104,6 +109,20 @@ build/mpi/train: train/train.c build/mpi/dist_mpi.o $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) $< build/mpi/dist_mpi.o -o $@ $(LIB) $(LDLIBS) $(MPI_LIBS)
+
+# serve end to end with the openai client (a venv in out/serve-venv; skipped with a message without network or
+# the model), the hostile requests against the ASan build
+SERVE_MODEL ?= $(or $(wildcard data/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf),$(GRADLAB_DATA)/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf)
+# the OpenAI-compatible server on the default model (make data DATA_SETS=smollm2 fetches it); docs/serving.md
+serve: build/serve
+	./build/serve --gguf $(SERVE_MODEL) $(SERVE_ARGS)
+
+test-serve: build/serve
+	@test -x out/serve-venv/bin/python || { $(PYTHON) -m venv out/serve-venv && out/serve-venv/bin/pip install -q openai; } \
+	  || echo "test-serve: could not install the openai package (network?): the test will skip"
+	out/serve-venv/bin/python tests/serve_test.py build/serve $(SERVE_MODEL)
+	$(MAKE) SANITIZE=1 build/sanitize/serve
+	out/serve-venv/bin/python tests/serve_test.py build/sanitize/serve $(SERVE_MODEL) --hostile 2000
 
 test-dist: build/mpi/train $(BUILD)/train
 	bash tests/dist.sh build/mpi/train $(BUILD)/train
@@ -272,7 +291,7 @@ data:
 # `make fuzz` runs every target for FUZZ_SECONDS each (seeded with real files, tests/fuzz/run.sh);
 # `make fuzz FUZZ_TARGETS=gguf FUZZ_SECONDS=3600` one target for an hour.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= checkpoint safetensors datafiles lora gguf tokenizer
+FUZZ_TARGETS ?= checkpoint safetensors datafiles lora gguf tokenizer request
 FUZZ_CFLAGS  := -std=c11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined $(WARN) -fopenmp \
                 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -MMD -MP -Icore -Ikernels/cpu -Ikernels/cuda -Imodels -Itokenizer
 FUZZ_LIB     := build/fuzz/libgradlab.a
@@ -289,6 +308,9 @@ $(FUZZ_LIB): $(LIB_OBJ:$(BUILD)/obj/%=build/fuzz/obj/%)
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_LIB)
 	@echo "  LD  $@"
 	@clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $< -o $@ $(FUZZ_LIB) -fopenmp -lz -lm
+build/fuzz/fuzz_request: tests/fuzz/fuzz_request.c serve/api.c serve/api.h $(FUZZ_LIB)
+	@echo "  LD  $@"
+	@clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iserve $< serve/api.c -o $@ $(FUZZ_LIB) -fopenmp -lz -lm
 
 fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%) build/train build/tokenize
 	bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)

@@ -72,6 +72,14 @@ void sched_cancel(sched *s, sched_request *r) {
     pthread_mutex_unlock(&s->lock);
 }
 
+void sched_cancel_all(sched *s) {
+    pthread_mutex_lock(&s->lock);
+    for (sched_request *r = s->queue_head; r; r = r->next) r->cancel = true;
+    for (int i = 0; i < s->cfg.slots; i++)
+        if (s->slots[i].req) s->slots[i].req->cancel = true;
+    pthread_mutex_unlock(&s->lock);
+}
+
 sched_stats sched_get_stats(sched *s) {
     pthread_mutex_lock(&s->lock);
     sched_stats st = s->stats;
@@ -86,6 +94,7 @@ static void finish(sched *s, sched_request *r, const char *why) {
     r->finish = why, r->state = SCHED_DONE;
     s->stats.busy_slots--;
     pthread_mutex_unlock(&s->lock);
+    if (r->on_done) r->on_done(r);
 }
 
 /* the longest prefix of the prompt the cache holds; the last prompt token is always fed (its logits are needed) */
@@ -97,7 +106,20 @@ static int common_prefix(const llama_cache *c, const sched_request *r) {
 
 /* queued requests into idle slots, each to the one whose cache shares the longest prefix with its prompt */
 static void admit(sched *s) {
+    sched_request *dropped = NULL; /* cancelled while they waited: they end without a slot */
     pthread_mutex_lock(&s->lock);
+    for (sched_request **at = &s->queue_head; *at;) {
+        sched_request *r = *at;
+        if (!r->cancel) {
+            at = &r->next;
+            continue;
+        }
+        *at = r->next;
+        s->queued--;
+        r->finish = "cancelled", r->state = SCHED_DONE, r->next = dropped, dropped = r;
+    }
+    s->queue_tail = NULL;
+    for (sched_request *r = s->queue_head; r; r = r->next) s->queue_tail = r;
     while (s->queue_head) {
         sched_request *r = s->queue_head;
         int best = -1, best_len = -1;
@@ -120,6 +142,10 @@ static void admit(sched *s) {
         s->slots[best].cache.len = best_len;
     }
     pthread_mutex_unlock(&s->lock);
+    for (sched_request *r = dropped, *next; r; r = next) {
+        next = r->next;
+        if (r->on_done) r->on_done(r);
+    }
 }
 
 /* a token sampled for r from its logits: emitted, then the request ends or waits for its next decode step */

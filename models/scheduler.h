@@ -34,6 +34,7 @@ typedef struct sched_request {
     /* each sampled token with the logits it was drawn from (vocab_size floats, for logprobs); false cancels the
      * request (a client went away, a stop string matched) */
     bool (*on_token)(struct sched_request *r, int32_t token, const float *logits);
+    void (*on_done)(struct sched_request *r); /* optional: the request ended (finish is set); the engine is done with it */
     void *user;
     /* written by the engine */
     sched_state state;
@@ -62,6 +63,7 @@ void sched_free(sched *s);
 /* false if the queue is full or the request cannot fit the context (r->finish says which: "queue_full", "too_long") */
 bool sched_submit(sched *s, sched_request *r);
 void sched_cancel(sched *s, sched_request *r); /* ends it at the next step (on_token is not called again) */
+void sched_cancel_all(sched *s);               /* every queued and running request (shutdown) */
 /* One engine step; false when there was nothing to do (no request queued or running). */
 bool sched_step(sched *s);
 sched_stats sched_get_stats(sched *s);

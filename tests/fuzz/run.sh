@@ -38,6 +38,9 @@ seed() { # TARGET: fills out/fuzz/TARGET with real files of its formats
         --steps 2 --eval-interval 100 --eval-batches 1 --final-eval-batches 0 --sample 0 --quiet --out "$seeds/a.lora" > /dev/null
       cp "$seeds/a.lora" "$dir/seed-qvo.lora" ;;
     gguf) cp tests/ref/llama_tiny.gguf "$dir/seed-tiny.gguf" ;;
+    request) # serve's request bodies
+      printf '%s' '{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "temperature": 0.5, "stop": ["\n"], "stream": true, "stream_options": {"include_usage": true}, "logprobs": true, "top_logprobs": 2}' > "$dir/seed-chat"
+      printf '%s' '{"prompt": "Once", "max_tokens": 4, "logprobs": 2, "seed": 7, "top_p": 0.9, "top_k": 40}' > "$dir/seed-completion" ;;
     tokenizer) # mode byte 0: a BPE file from `tokenize train`; 1: GPT-2's files (cut); 2: text for the GPT-2 tokenizer
       head -c 20000 data/tinyshakespeare/input.txt > "$seeds/text.txt"
       build/tokenize train --vocab-size 300 --special '<|end|>' --out "$seeds/t.bpe" "$seeds/text.txt" > /dev/null

@@ -1,0 +1,208 @@
+#include "api.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "pretok.h"
+
+/* ---- the string builder ---- */
+
+void api_put(api_buf *b, const char *s, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) abort(); /* out of memory building a response: nothing sensible is left to do */
+        b->p = p, b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+
+void api_puts(api_buf *b, const char *s) { api_put(b, s, strlen(s)); }
+
+void api_printf(api_buf *b, const char *fmt, ...) {
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof small) return api_put(b, small, (size_t)n);
+    char *big = malloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    api_put(b, big, (size_t)n);
+    free(big);
+}
+
+void api_json_string(api_buf *b, const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    api_put(b, "\"", 1);
+    for (size_t i = 0; i < n;) {
+        size_t len;
+        gl_char_at(u, n, i, &len);
+        unsigned char c = u[i];
+        if (len == 1 && c >= 0x80) { /* not valid UTF-8: JSON text must be */
+            api_puts(b, "\\ufffd");
+            i++;
+            continue;
+        }
+        if (len > 1) {
+            api_put(b, s + i, len);
+            i += len;
+            continue;
+        }
+        if (c == '"') api_puts(b, "\\\"");
+        else if (c == '\\') api_puts(b, "\\\\");
+        else if (c == '\n') api_puts(b, "\\n");
+        else if (c == '\r') api_puts(b, "\\r");
+        else if (c == '\t') api_puts(b, "\\t");
+        else if (c < 0x20) api_printf(b, "\\u%04x", c);
+        else api_put(b, s + i, 1);
+        i++;
+    }
+    api_put(b, "\"", 1);
+}
+
+void api_buf_free(api_buf *b) {
+    free(b->p);
+    *b = (api_buf){0};
+}
+
+void api_error_json(api_buf *b, const char *message, const char *type, const char *param, const char *code) {
+    api_puts(b, "{\"error\": {\"message\": ");
+    api_json_string(b, message, strlen(message));
+    api_puts(b, ", \"type\": ");
+    api_json_string(b, type, strlen(type));
+    api_puts(b, ", \"param\": ");
+    if (param) api_json_string(b, param, strlen(param));
+    else api_puts(b, "null");
+    api_puts(b, ", \"code\": ");
+    if (code) api_json_string(b, code, strlen(code));
+    else api_puts(b, "null");
+    api_puts(b, "}}");
+}
+
+/* ---- requests ---- */
+
+#define FAIL(field, ...) return snprintf(message, message_len, __VA_ARGS__), *param = field, false
+
+static bool number_in(const gl_json *v, double lo, double hi) {
+    return v->type == GL_JSON_NUMBER && isfinite(v->number) && v->number >= lo && v->number <= hi;
+}
+
+static bool whole_in(const gl_json *v, double lo, double hi) { return number_in(v, lo, hi) && v->number == floor(v->number); }
+
+/* a string without NUL bytes (the tokenizer and C strings would stop at one) */
+static bool text(const gl_json *v) { return v->type == GL_JSON_STRING && strlen(v->string) == v->string_len; }
+
+static bool parse_fields(const gl_json *o, bool chat, api_request *r, char *message, size_t message_len,
+                         const char **param) {
+    if (chat) {
+        const gl_json *msgs = gl_json_get(o, "messages");
+        if (!msgs || msgs->type != GL_JSON_ARRAY || msgs->count == 0)
+            FAIL("messages", "'messages' must be a non-empty array of {\"role\", \"content\"} objects");
+        if (msgs->count > API_MAX_MESSAGES) FAIL("messages", "at most %d messages", API_MAX_MESSAGES);
+        for (size_t i = 0; i < msgs->count; i++) {
+            const gl_json *m = &msgs->items[i], *role = gl_json_get(m, "role"), *content = gl_json_get(m, "content");
+            if (m->type != GL_JSON_OBJECT || !role || !text(role) || !content || !text(content))
+                FAIL("messages", "messages[%zu] needs a string 'role' and a string 'content'", i);
+            if (strcmp(role->string, "system") && strcmp(role->string, "user") && strcmp(role->string, "assistant"))
+                FAIL("messages", "messages[%zu].role must be system, user or assistant, got '%.40s'", i, role->string);
+            r->roles[i] = role->string, r->contents[i] = content->string;
+        }
+        r->n_messages = (int)msgs->count;
+    } else {
+        const gl_json *p = gl_json_get(o, "prompt");
+        if (!p || !text(p)) FAIL("prompt", "'prompt' must be a string");
+        r->prompt = p->string;
+    }
+    const gl_json *v;
+    if ((v = gl_json_get(o, "max_tokens")) || (v = gl_json_get(o, "max_completion_tokens"))) {
+        if (v->type != GL_JSON_NULL) {
+            if (!whole_in(v, 1, 1 << 20)) FAIL("max_tokens", "'max_tokens' must be an integer from 1 to 1048576");
+            r->max_tokens = (int)v->number;
+        }
+    }
+    if ((v = gl_json_get(o, "temperature")) && v->type != GL_JSON_NULL) {
+        if (!number_in(v, 0, 2)) FAIL("temperature", "'temperature' must be a number from 0 to 2");
+        r->temperature = (float)v->number;
+    }
+    if ((v = gl_json_get(o, "top_p")) && v->type != GL_JSON_NULL) {
+        if (!number_in(v, 0, 1) || v->number == 0) FAIL("top_p", "'top_p' must be a number in (0, 1]");
+        r->top_p = (float)v->number;
+    }
+    if ((v = gl_json_get(o, "top_k")) && v->type != GL_JSON_NULL) {
+        if (!whole_in(v, 0, 1 << 24)) FAIL("top_k", "'top_k' must be a non-negative integer");
+        r->top_k = (int)v->number;
+    }
+    if ((v = gl_json_get(o, "seed")) && v->type != GL_JSON_NULL) {
+        if (!whole_in(v, -9007199254740992.0, 9007199254740992.0)) FAIL("seed", "'seed' must be an integer");
+        r->seed = (uint64_t)(int64_t)v->number, r->has_seed = true;
+    }
+    if ((v = gl_json_get(o, "n")) && v->type != GL_JSON_NULL && !(whole_in(v, 1, 1)))
+        FAIL("n", "only n = 1 is supported");
+    if ((v = gl_json_get(o, "stop")) && v->type != GL_JSON_NULL) {
+        if (text(v)) {
+            r->stops[r->n_stops++] = v->string;
+        } else if (v->type == GL_JSON_ARRAY && v->count <= API_MAX_STOPS) {
+            for (size_t i = 0; i < v->count; i++) {
+                if (!text(&v->items[i])) FAIL("stop", "'stop' must be a string or a list of at most 4 strings");
+                r->stops[r->n_stops++] = v->items[i].string;
+            }
+        } else {
+            FAIL("stop", "'stop' must be a string or a list of at most 4 strings");
+        }
+        for (int i = 0; i < r->n_stops; i++)
+            if (!r->stops[i][0] || strlen(r->stops[i]) > 256) FAIL("stop", "each stop string needs 1 to 256 bytes");
+    }
+    if ((v = gl_json_get(o, "stream")) && v->type != GL_JSON_NULL) {
+        if (v->type != GL_JSON_BOOL) FAIL("stream", "'stream' must be true or false");
+        r->stream = v->boolean;
+    }
+    if ((v = gl_json_get(o, "stream_options")) && v->type != GL_JSON_NULL) {
+        const gl_json *u = gl_json_get(v, "include_usage");
+        if (v->type != GL_JSON_OBJECT || (u && u->type != GL_JSON_BOOL))
+            FAIL("stream_options", "'stream_options' must be an object like {\"include_usage\": true}");
+        r->include_usage = u && u->boolean;
+    }
+    if ((v = gl_json_get(o, "logprobs")) && v->type != GL_JSON_NULL) {
+        if (chat) { /* chat: a boolean, with top_logprobs beside it */
+            if (v->type != GL_JSON_BOOL) FAIL("logprobs", "'logprobs' must be true or false");
+            r->logprobs = v->boolean;
+        } else { /* completions: the number of alternatives */
+            if (!whole_in(v, 0, 5)) FAIL("logprobs", "'logprobs' must be an integer from 0 to 5");
+            r->logprobs = true, r->top_logprobs = (int)v->number;
+        }
+    }
+    if (chat && (v = gl_json_get(o, "top_logprobs")) && v->type != GL_JSON_NULL) {
+        if (!whole_in(v, 0, API_MAX_TOP_LOGPROBS)) FAIL("top_logprobs", "'top_logprobs' must be an integer from 0 to 20");
+        if (!r->logprobs) FAIL("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+        r->top_logprobs = (int)v->number;
+    }
+    return true;
+}
+
+bool api_parse(const char *body, size_t len, bool chat, api_request *r, char *message, size_t message_len,
+               const char **param) {
+    memset(r, 0, sizeof *r);
+    r->chat = chat, r->max_tokens = -1, r->temperature = 1.0f, r->top_p = 1.0f;
+    *param = NULL;
+    char jerr[200];
+    r->doc = gl_json_parse(body, len, jerr, sizeof jerr);
+    if (!r->doc) return snprintf(message, message_len, "the body is not valid JSON: %s", jerr), false;
+    if (r->doc->type != GL_JSON_OBJECT) return snprintf(message, message_len, "the body must be a JSON object"), false;
+    return parse_fields(r->doc, chat, r, message, message_len, param);
+}
+
+void api_request_free(api_request *r) {
+    gl_json_free(r->doc);
+    r->doc = NULL;
+}

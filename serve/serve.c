@@ -1,0 +1,799 @@
+/* serve: an OpenAI-compatible HTTP server for a GGUF Llama model, with continuous batching (models/scheduler.h),
+ * streaming (server-sent events), Prometheus metrics and limits. HTTP is libmicrohttpd's (a thread per connection,
+ * so a stream waits in its own thread and concurrency is bounded by --max-connections, not by a worker pool); the
+ * model runs on one engine thread that serves every slot. `serve --help` lists the flags; docs/serving.md. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <omp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "cli.h"
+#include "json.h"
+#include "llama.h"
+#include "scheduler.h"
+
+typedef struct {
+    const char *gguf, *host, *api_key, *device, *model_name;
+    int port, slots, ctx, threads, max_connections, prefill_chunk, queue;
+    double timeout_s, idle_s, grace_s;
+    size_t max_body;
+} options;
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: serve --gguf FILE [flags]\n"
+               "  --host 127.0.0.1  --port 8080  --api-key KEY (requests then need Authorization: Bearer KEY)\n"
+               "  --slots 4 (sequences decoded together)  --ctx 2048 (positions per slot)  --threads N\n"
+               "  --prefill-chunk 256 (prompt tokens per engine step)  --queue 64 (waiting requests; more get 429)\n"
+               "  --max-connections 128  --max-body 1048576 (bytes)  --timeout 600 (seconds per request)\n"
+               "  --idle-timeout 60 (seconds without traffic on a connection)  --grace 10 (seconds at shutdown)\n"
+               "routes: POST /v1/chat/completions, /v1/completions, /tokenize, /detokenize; GET /v1/models, /health,\n"
+               "        /metrics. SIGTERM or SIGINT: stop accepting, finish or cancel what runs, exit 0.\n");
+}
+
+static options parse_options(int argc, char **argv) {
+    options o = {.host = "127.0.0.1", .device = "cpu", .port = 8080, .slots = 4, .ctx = 2048, .max_connections = 128,
+                 .prefill_chunk = 256, .queue = 64, .timeout_s = 600, .idle_s = 60, .grace_s = 10, .max_body = 1 << 20};
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i];
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) usage(stdout), exit(0);
+        if (i + 1 >= argc) fprintf(stderr, "serve: %s needs a value\n", f), exit(2);
+        const char *v = argv[++i];
+        if (!strcmp(f, "--gguf")) o.gguf = v;
+        else if (!strcmp(f, "--checkpoint"))
+            fprintf(stderr, "serve: GPT checkpoints are not served yet (the scheduler batches Llama models): give --gguf\n"),
+                exit(2);
+        else if (!strcmp(f, "--host")) o.host = v;
+        else if (!strcmp(f, "--api-key")) o.api_key = v;
+        else if (!strcmp(f, "--device")) o.device = v;
+        else if (!strcmp(f, "--port")) o.port = gl_flag_int("serve", f, v, 1, 65535);
+        else if (!strcmp(f, "--slots")) o.slots = gl_flag_int("serve", f, v, 1, 256);
+        else if (!strcmp(f, "--ctx")) o.ctx = gl_flag_int("serve", f, v, 16, 1 << 20);
+        else if (!strcmp(f, "--threads")) o.threads = gl_flag_int("serve", f, v, 1, 1024);
+        else if (!strcmp(f, "--prefill-chunk")) o.prefill_chunk = gl_flag_int("serve", f, v, 1, 1 << 16);
+        else if (!strcmp(f, "--queue")) o.queue = gl_flag_int("serve", f, v, 0, 1 << 16);
+        else if (!strcmp(f, "--max-connections")) o.max_connections = gl_flag_int("serve", f, v, 1, 65536);
+        else if (!strcmp(f, "--max-body")) o.max_body = (size_t)gl_flag_int("serve", f, v, 1024, 1 << 30);
+        else if (!strcmp(f, "--timeout")) o.timeout_s = gl_flag_number("serve", f, v, 1, 86400);
+        else if (!strcmp(f, "--idle-timeout")) o.idle_s = gl_flag_number("serve", f, v, 1, 86400);
+        else if (!strcmp(f, "--grace")) o.grace_s = gl_flag_number("serve", f, v, 0, 3600);
+        else fprintf(stderr, "serve: unknown flag '%s'\n", f), usage(stderr), exit(2);
+    }
+    if (!o.gguf) fprintf(stderr, "serve: --gguf FILE is required (make data DATA_SETS=smollm2 fetches SmolLM2)\n"), exit(2);
+    if (strcmp(o.device, "cpu")) fprintf(stderr, "serve: --device %s: serve runs on the CPU for now\n", o.device), exit(2);
+    return o;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ================================================================ the server's state */
+
+static options opt;
+static llama model;
+static sched *engine;
+static pthread_mutex_t tok_lock = PTHREAD_MUTEX_INITIALIZER; /* the tokenizer's caches are not thread-safe */
+static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER;
+static bool stopping;
+static int in_flight; /* jobs the engine holds */
+static volatile sig_atomic_t got_signal;
+static long long next_id;
+
+/* ---- metrics (Prometheus text at /metrics) ---- */
+static const double ttft_buckets[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+static const double itl_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1};
+enum { N_TTFT = sizeof ttft_buckets / sizeof *ttft_buckets, N_ITL = sizeof itl_buckets / sizeof *itl_buckets };
+static struct {
+    pthread_mutex_t lock;
+    long long requests[8][7]; /* route x status */
+    long long prompt_tokens, generated_tokens, ttft_count[N_TTFT + 1], itl_count[N_ITL + 1], ttft_n, itl_n;
+    double ttft_sum, itl_sum;
+} metrics = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static const char *routes[8] = {"chat_completions", "completions", "models", "health", "metrics", "tokenize",
+                                "detokenize", "other"};
+static const int status_codes[7] = {200, 400, 401, 404, 413, 429, 503};
+
+static void count_request(int route, int status) {
+    int k = 6;
+    for (int i = 0; i < 7; i++)
+        if (status_codes[i] == status) k = i;
+    pthread_mutex_lock(&metrics.lock);
+    metrics.requests[route][k]++;
+    pthread_mutex_unlock(&metrics.lock);
+}
+
+static void observe(long long *counts, const double *bounds, int n, double v) {
+    int i = 0;
+    while (i < n && v > bounds[i]) i++;
+    counts[i]++;
+}
+
+/* ================================================================ jobs: one request's life */
+
+typedef struct {
+    float logprob;
+    int32_t token, top_n;
+    int32_t top_token[API_MAX_TOP_LOGPROBS];
+    float top_logprob[API_MAX_TOP_LOGPROBS];
+} token_info;
+
+typedef struct job {
+    sched_request req;
+    api_request api;
+    int32_t *prompt;
+    int n_prompt;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    api_buf text;        /* the completion's bytes so far (stop strings cut out) */
+    size_t sent;         /* bytes of text already streamed */
+    token_info *tokens;  /* one per completion token, for logprobs and usage */
+    int n_tokens, cap_tokens;
+    bool done, stop_matched, timed_out;
+    int refs;            /* the engine's and the connection's */
+    double t_submit, t_first, t_last, deadline;
+    char id[48];
+    long created;
+    /* streaming */
+    api_buf out;         /* bytes of SSE events not yet handed to the connection */
+    size_t out_at;
+    int phase;           /* 0 nothing sent, 1 role sent, 2 final chunks queued */
+    int logged;          /* tokens whose logprobs have been streamed */
+} job;
+
+/* one token's bytes (the tokenizer is shared between threads: its caches are not thread-safe) */
+static bool decode_token(int32_t tok, unsigned char **bytes, size_t *n) {
+    char err[64];
+    pthread_mutex_lock(&tok_lock);
+    bool ok = gl_bpe_decode(model.tok, &tok, 1, bytes, n, err, sizeof err);
+    pthread_mutex_unlock(&tok_lock);
+    return ok;
+}
+
+static void job_release(job *j) {
+    pthread_mutex_lock(&j->mu);
+    bool last = --j->refs == 0;
+    pthread_mutex_unlock(&j->mu);
+    if (!last) return;
+    api_request_free(&j->api);
+    free(j->prompt), free(j->tokens);
+    api_buf_free(&j->text), api_buf_free(&j->out);
+    pthread_mutex_destroy(&j->mu), pthread_cond_destroy(&j->cv);
+    free(j);
+}
+
+static size_t max_stop_len(const job *j) {
+    size_t m = 0;
+    for (int i = 0; i < j->api.n_stops; i++) m = strlen(j->api.stops[i]) > m ? strlen(j->api.stops[i]) : m;
+    return m;
+}
+
+/* engine thread: a token and its logits */
+static bool on_token(sched_request *r, int32_t tok, const float *logits) {
+    job *j = r->user;
+    double t = now();
+    int V = model.cfg.vocab_size;
+    pthread_mutex_lock(&metrics.lock);
+    if (j->n_tokens == 0) {
+        metrics.ttft_sum += t - j->t_submit, metrics.ttft_n++;
+        observe(metrics.ttft_count, ttft_buckets, N_TTFT, t - j->t_submit);
+    } else {
+        metrics.itl_sum += t - j->t_last, metrics.itl_n++;
+        observe(metrics.itl_count, itl_buckets, N_ITL, t - j->t_last);
+    }
+    metrics.generated_tokens++;
+    pthread_mutex_unlock(&metrics.lock);
+    bool special = tok == model.eot || tok == model.eos;
+    pthread_mutex_lock(&j->mu);
+    if (j->n_tokens == 0) j->t_first = t;
+    j->t_last = t;
+    if (!special) {
+        if (j->n_tokens == j->cap_tokens) {
+            j->cap_tokens = j->cap_tokens ? 2 * j->cap_tokens : 64;
+            j->tokens = realloc(j->tokens, (size_t)j->cap_tokens * sizeof *j->tokens);
+        }
+        token_info *ti = &j->tokens[j->n_tokens++];
+        memset(ti, 0, sizeof *ti);
+        ti->token = tok;
+        if (j->api.logprobs) { /* log softmax from the logits the token was drawn from */
+            float mx = -INFINITY;
+            for (int v = 0; v < V; v++) mx = logits[v] > mx ? logits[v] : mx;
+            double s = 0;
+            for (int v = 0; v < V; v++) s += exp((double)(logits[v] - mx));
+            float lse = mx + (float)log(s);
+            ti->logprob = logits[tok] - lse;
+            ti->top_n = j->api.top_logprobs;
+            for (int k = 0; k < ti->top_n; k++) { /* the k-th largest, ties to the lower id */
+                int best = -1;
+                for (int v = 0; v < V; v++) {
+                    bool taken = false;
+                    for (int q = 0; q < k; q++) taken |= ti->top_token[q] == v;
+                    if (!taken && (best < 0 || logits[v] > logits[best])) best = v;
+                }
+                ti->top_token[k] = best, ti->top_logprob[k] = logits[best] - lse;
+            }
+        }
+        unsigned char *bytes;
+        size_t n;
+        if (decode_token(tok, &bytes, &n)) {
+            size_t from = j->text.len;
+            api_put(&j->text, (const char *)bytes, n);
+            free(bytes);
+            size_t longest = max_stop_len(j);
+            size_t start = from + 1 > longest ? from + 1 - longest : 0; /* a stop string may span tokens */
+            for (int i = 0; i < j->api.n_stops && !j->stop_matched; i++) {
+                const char *hit = j->text.len ? strstr(j->text.p + start, j->api.stops[i]) : NULL;
+                if (hit) j->text.len = (size_t)(hit - j->text.p), j->text.p[j->text.len] = 0, j->stop_matched = true;
+            }
+        }
+    }
+    if (t > j->deadline) j->timed_out = true; /* --timeout: ends as "length" */
+    bool go_on = !j->stop_matched && !j->timed_out;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    return go_on;
+}
+
+static void on_done(sched_request *r) {
+    job *j = r->user;
+    pthread_mutex_lock(&j->mu);
+    j->done = true;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    pthread_mutex_lock(&work_lock);
+    in_flight--;
+    pthread_cond_broadcast(&work_cv);
+    pthread_mutex_unlock(&work_lock);
+    job_release(j);
+}
+
+static const char *finish_reason(const job *j) {
+    if (j->stop_matched) return "stop";
+    if (j->timed_out) return "length";
+    return j->req.finish && !strcmp(j->req.finish, "stop") ? "stop" : "length";
+}
+
+static void *engine_main(void *arg) {
+    (void)arg;
+    for (;;) {
+        if (sched_step(engine)) continue;
+        pthread_mutex_lock(&work_lock);
+        sched_stats st = sched_get_stats(engine);
+        if (stopping && in_flight == 0) {
+            pthread_mutex_unlock(&work_lock);
+            return NULL;
+        }
+        if (st.queued == 0 && st.busy_slots == 0) pthread_cond_wait(&work_cv, &work_lock);
+        pthread_mutex_unlock(&work_lock);
+    }
+}
+
+/* ================================================================ responses */
+
+static enum MHD_Result respond(struct MHD_Connection *c, int route, int status, const char *type, api_buf *body) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(body->len, body->p, MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(r, "Content-Type", type);
+    if (status == 429 || status == 503) MHD_add_response_header(r, "Retry-After", "1");
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    api_buf_free(body);
+    count_request(route, status);
+    return ret;
+}
+
+static enum MHD_Result error(struct MHD_Connection *c, int route, int status, const char *message, const char *type,
+                             const char *param, const char *code) {
+    api_buf b = {0};
+    api_error_json(&b, message, type, param, code);
+    return respond(c, route, status, "application/json", &b);
+}
+
+static void token_text(int32_t tok, api_buf *into) {
+    unsigned char *bytes;
+    size_t n;
+    if (!decode_token(tok, &bytes, &n)) return api_json_string(into, "", 0);
+    api_json_string(into, (const char *)bytes, n);
+    free(bytes);
+}
+
+static void token_bytes(int32_t tok, api_buf *into) {
+    unsigned char *bytes;
+    size_t n;
+    bool ok = decode_token(tok, &bytes, &n);
+    api_puts(into, "[");
+    for (size_t i = 0; ok && i < n; i++) api_printf(into, i ? ", %u" : "%u", bytes[i]);
+    api_puts(into, "]");
+    if (ok) free(bytes);
+}
+
+/* OpenAI's logprobs shapes for tokens [from, to): chat {"content": [...]}, completions {"tokens", ...} */
+static void logprobs_json(const job *j, int from, int to, api_buf *b) {
+    if (!j->api.logprobs) return api_puts(b, "null");
+    if (j->api.chat) {
+        api_puts(b, "{\"content\": [");
+        for (int i = from; i < to; i++) {
+            const token_info *t = &j->tokens[i];
+            api_puts(b, i > from ? ", {\"token\": " : "{\"token\": ");
+            token_text(t->token, b);
+            api_printf(b, ", \"logprob\": %.6g, \"bytes\": ", (double)t->logprob);
+            token_bytes(t->token, b);
+            api_puts(b, ", \"top_logprobs\": [");
+            for (int k = 0; k < t->top_n; k++) {
+                api_puts(b, k ? ", {\"token\": " : "{\"token\": ");
+                token_text(t->top_token[k], b);
+                api_printf(b, ", \"logprob\": %.6g, \"bytes\": ", (double)t->top_logprob[k]);
+                token_bytes(t->top_token[k], b);
+                api_puts(b, "}");
+            }
+            api_puts(b, "]}");
+        }
+        return api_puts(b, "]}");
+    }
+    api_puts(b, "{\"tokens\": [");
+    for (int i = from; i < to; i++) {
+        if (i > from) api_puts(b, ", ");
+        token_text(j->tokens[i].token, b);
+    }
+    api_puts(b, "], \"token_logprobs\": [");
+    for (int i = from; i < to; i++) api_printf(b, i > from ? ", %.6g" : "%.6g", (double)j->tokens[i].logprob);
+    api_puts(b, "], \"top_logprobs\": [");
+    for (int i = from; i < to; i++) {
+        api_puts(b, i > from ? ", {" : "{");
+        for (int k = 0; k < j->tokens[i].top_n; k++) {
+            if (k) api_puts(b, ", ");
+            token_text(j->tokens[i].top_token[k], b);
+            api_printf(b, ": %.6g", (double)j->tokens[i].top_logprob[k]);
+        }
+        api_puts(b, "}");
+    }
+    api_puts(b, "]}");
+}
+
+static void usage_json(const job *j, api_buf *b) {
+    api_printf(b, "{\"prompt_tokens\": %d, \"completion_tokens\": %d, \"total_tokens\": %d, "
+                  "\"prompt_tokens_details\": {\"cached_tokens\": %d}}",
+               j->n_prompt, j->n_tokens, j->n_prompt + j->n_tokens, j->req.prefix_reused);
+}
+
+static void chunk_head(const job *j, api_buf *b) {
+    api_printf(b, "data: {\"id\": \"%s\", \"object\": \"%s\", \"created\": %ld, \"model\": ", j->id,
+               j->api.chat ? "chat.completion.chunk" : "text_completion", j->created);
+    api_json_string(b, opt.model_name, strlen(opt.model_name));
+}
+
+/* the bytes of text that can be streamed now: not inside a possible stop string, and ending on a UTF-8 boundary */
+static size_t ready_bytes(const job *j) {
+    size_t end = j->text.len;
+    if (!j->done && !j->stop_matched) {
+        size_t hold = max_stop_len(j);
+        end = end > hold ? end - (hold ? hold - 1 : 0) : 0;
+        size_t back = 0; /* a multi-byte character still incomplete at the end */
+        while (back < 4 && back < end && ((unsigned char)j->text.p[end - 1 - back] & 0xC0) == 0x80) back++;
+        if (back < end && back < 4) {
+            unsigned char lead = (unsigned char)j->text.p[end - 1 - back];
+            size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+            if (need > back + 1) end -= back + 1;
+        }
+    }
+    return end < j->sent ? j->sent : end;
+}
+
+/* SSE events for what is new: text deltas (with their tokens' logprobs), then the final chunk, usage, [DONE] */
+static void stream_events(job *j) {
+    if (j->phase == 0) {
+        chunk_head(j, &j->out);
+        api_puts(&j->out, j->api.chat ? ", \"choices\": [{\"index\": 0, \"delta\": {\"role\": \"assistant\", \"content\": \"\"}, "
+                                        "\"logprobs\": null, \"finish_reason\": null}]}\n\n"
+                                      : ", \"choices\": [{\"index\": 0, \"text\": \"\", \"logprobs\": null, "
+                                        "\"finish_reason\": null}]}\n\n");
+        j->phase = 1;
+    }
+    size_t end = ready_bytes(j);
+    if (end > j->sent) {
+        chunk_head(j, &j->out);
+        api_puts(&j->out, j->api.chat ? ", \"choices\": [{\"index\": 0, \"delta\": {\"content\": "
+                                      : ", \"choices\": [{\"index\": 0, \"text\": ");
+        api_json_string(&j->out, j->text.p + j->sent, end - j->sent);
+        api_puts(&j->out, j->api.chat ? "}, \"logprobs\": " : ", \"logprobs\": ");
+        logprobs_json(j, j->logged, j->n_tokens, &j->out);
+        j->logged = j->n_tokens;
+        api_puts(&j->out, ", \"finish_reason\": null}]}\n\n");
+        j->sent = end;
+    }
+    if (j->done && j->phase == 1 && j->sent == j->text.len) {
+        chunk_head(j, &j->out);
+        api_printf(&j->out, j->api.chat ? ", \"choices\": [{\"index\": 0, \"delta\": {}, \"logprobs\": null, "
+                                          "\"finish_reason\": \"%s\"}]}\n\n"
+                                        : ", \"choices\": [{\"index\": 0, \"text\": \"\", \"logprobs\": null, "
+                                          "\"finish_reason\": \"%s\"}]}\n\n",
+                   finish_reason(j));
+        if (j->api.include_usage) {
+            chunk_head(j, &j->out);
+            api_puts(&j->out, ", \"choices\": [], \"usage\": ");
+            usage_json(j, &j->out);
+            api_puts(&j->out, "}\n\n");
+        }
+        api_puts(&j->out, "data: [DONE]\n\n");
+        j->phase = 2;
+    }
+}
+
+/* libmicrohttpd asks for more of a stream: block (this connection's own thread) until there is something */
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    job *j = cls;
+    pthread_mutex_lock(&j->mu);
+    for (;;) {
+        if (j->out_at < j->out.len) break;
+        j->out.len = j->out_at = 0;
+        if (j->phase == 2) {
+            pthread_mutex_unlock(&j->mu);
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        stream_events(j);
+        if (j->out.len) break;
+        pthread_cond_wait(&j->cv, &j->mu);
+    }
+    size_t n = j->out.len - j->out_at < max ? j->out.len - j->out_at : max;
+    memcpy(buf, j->out.p + j->out_at, n);
+    j->out_at += n;
+    pthread_mutex_unlock(&j->mu);
+    return (ssize_t)n;
+}
+
+static void stream_done(void *cls) { /* the response is gone: finished, or the client went away */
+    job *j = cls;
+    sched_cancel(engine, &j->req); /* a no-op for a finished request */
+    pthread_mutex_lock(&work_lock);
+    pthread_cond_broadcast(&work_cv);
+    pthread_mutex_unlock(&work_lock);
+    job_release(j);
+}
+
+static enum MHD_Result complete(struct MHD_Connection *c, int route, job *j) {
+    pthread_mutex_lock(&j->mu);
+    while (!j->done) pthread_cond_wait(&j->cv, &j->mu);
+    pthread_mutex_unlock(&j->mu);
+    api_buf b = {0};
+    api_printf(&b, "{\"id\": \"%s\", \"object\": \"%s\", \"created\": %ld, \"model\": ", j->id,
+               j->api.chat ? "chat.completion" : "text_completion", j->created);
+    api_json_string(&b, opt.model_name, strlen(opt.model_name));
+    api_puts(&b, ", \"choices\": [{\"index\": 0, ");
+    if (j->api.chat) {
+        api_puts(&b, "\"message\": {\"role\": \"assistant\", \"content\": ");
+        api_json_string(&b, j->text.p ? j->text.p : "", j->text.len);
+        api_puts(&b, "}, ");
+    } else {
+        api_puts(&b, "\"text\": ");
+        api_json_string(&b, j->text.p ? j->text.p : "", j->text.len);
+        api_puts(&b, ", ");
+    }
+    api_puts(&b, "\"logprobs\": ");
+    logprobs_json(j, 0, j->n_tokens, &b);
+    api_printf(&b, ", \"finish_reason\": \"%s\"}], \"usage\": ", finish_reason(j));
+    usage_json(j, &b);
+    api_puts(&b, "}");
+    job_release(j);
+    return respond(c, route, 200, "application/json", &b);
+}
+
+/* ================================================================ routes */
+
+static enum MHD_Result generate(struct MHD_Connection *c, int route, const char *body, size_t len) {
+    bool chat = route == 0;
+    char message[512];
+    const char *param;
+    job *j = calloc(1, sizeof *j);
+    if (!api_parse(body, len, chat, &j->api, message, sizeof message, &param)) {
+        api_request_free(&j->api);
+        free(j);
+        return error(c, route, 400, message, "invalid_request_error", param, NULL);
+    }
+    /* the prompt as token ids: the chat template, or the text with the model's BOS */
+    size_t cap = 0;
+    pthread_mutex_lock(&tok_lock);
+    if (chat) {
+        j->n_prompt = llama_chat_ids(&model, j->api.roles, j->api.contents, j->api.n_messages, &j->prompt, &cap);
+    } else {
+        int32_t *ids = NULL;
+        size_t n = gl_bpe_encode(model.tok, (const unsigned char *)j->api.prompt, strlen(j->api.prompt), &ids, &cap);
+        j->prompt = malloc((n + 1) * sizeof *j->prompt);
+        j->n_prompt = 0;
+        if (model.add_bos && model.bos >= 0) j->prompt[j->n_prompt++] = model.bos;
+        memcpy(j->prompt + j->n_prompt, ids, n * sizeof *ids);
+        j->n_prompt += (int)n;
+        free(ids);
+    }
+    pthread_mutex_unlock(&tok_lock);
+    int room = opt.ctx - j->n_prompt;
+    if (j->n_prompt < 1 || room < 1 || (j->api.max_tokens > 0 && j->api.max_tokens > room)) {
+        snprintf(message, sizeof message,
+                 "this model's context is %d tokens; the prompt has %d and max_tokens asks for %d more", opt.ctx,
+                 j->n_prompt, j->api.max_tokens > 0 ? j->api.max_tokens : 1);
+        api_request_free(&j->api), free(j->prompt), free(j);
+        return error(c, route, 400, message, "invalid_request_error", "messages", "context_length_exceeded");
+    }
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    j->refs = 2;
+    j->t_submit = now(), j->deadline = j->t_submit + opt.timeout_s, j->created = (long)time(NULL);
+    pthread_mutex_lock(&work_lock);
+    snprintf(j->id, sizeof j->id, "%s-%lld", chat ? "chatcmpl" : "cmpl", ++next_id);
+    pthread_mutex_unlock(&work_lock);
+    j->req = (sched_request){.prompt = j->prompt, .n_prompt = j->n_prompt,
+                             .max_tokens = j->api.max_tokens > 0 ? j->api.max_tokens : room,
+                             .sampling = {j->api.temperature, j->api.top_k, j->api.top_p},
+                             .seed = j->api.has_seed ? j->api.seed : (uint64_t)time(NULL) ^ (uint64_t)next_id,
+                             .on_token = on_token, .on_done = on_done, .user = j};
+    pthread_mutex_lock(&work_lock);
+    bool accepted = !stopping && sched_submit(engine, &j->req);
+    if (accepted) in_flight++;
+    pthread_cond_broadcast(&work_cv);
+    pthread_mutex_unlock(&work_lock);
+    if (!accepted) {
+        bool full = j->req.finish && !strcmp(j->req.finish, "queue_full");
+        j->refs = 1, job_release(j);
+        return error(c, route, full ? 429 : 503, full ? "the server is busy: every slot and the queue are taken"
+                                                       : "the server is shutting down",
+                     full ? "rate_limit_error" : "server_error", NULL, full ? "queue_full" : "shutting_down");
+    }
+    pthread_mutex_lock(&metrics.lock);
+    metrics.prompt_tokens += j->n_prompt;
+    pthread_mutex_unlock(&metrics.lock);
+    if (!j->api.stream) return complete(c, route, j);
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, j, stream_done);
+    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    count_request(route, 200);
+    return ret;
+}
+
+static enum MHD_Result tokenize_route(struct MHD_Connection *c, int route, const char *body, size_t len) {
+    char jerr[200];
+    gl_json *doc = gl_json_parse(body, len, jerr, sizeof jerr);
+    const gl_json *v = doc ? gl_json_get(doc, route == 5 ? "content" : "tokens") : NULL;
+    api_buf b = {0};
+    if (route == 5) {
+        if (!v || v->type != GL_JSON_STRING) {
+            gl_json_free(doc);
+            return error(c, route, 400, "the body must be {\"content\": \"text\"}", "invalid_request_error", "content", NULL);
+        }
+        int32_t *ids = NULL;
+        size_t cap = 0;
+        pthread_mutex_lock(&tok_lock);
+        size_t n = gl_bpe_encode(model.tok, (const unsigned char *)v->string, v->string_len, &ids, &cap);
+        pthread_mutex_unlock(&tok_lock);
+        api_puts(&b, "{\"tokens\": [");
+        for (size_t i = 0; i < n; i++) api_printf(&b, i ? ", %d" : "%d", ids[i]);
+        api_puts(&b, "]}");
+        free(ids);
+    } else {
+        bool ok = v && v->type == GL_JSON_ARRAY && v->count <= 1 << 20;
+        int32_t *ids = ok ? malloc((v->count + 1) * sizeof *ids) : NULL;
+        for (size_t i = 0; ok && i < v->count; i++) {
+            ok = v->items[i].type == GL_JSON_NUMBER && v->items[i].number >= 0 &&
+                 v->items[i].number < model.cfg.vocab_size && v->items[i].number == floor(v->items[i].number);
+            if (ok) ids[i] = (int32_t)v->items[i].number;
+        }
+        unsigned char *out = NULL;
+        size_t n = 0;
+        char err[128];
+        if (ok) {
+            pthread_mutex_lock(&tok_lock);
+            ok = gl_bpe_decode(model.tok, ids, v->count, &out, &n, err, sizeof err);
+            pthread_mutex_unlock(&tok_lock);
+        }
+        free(ids);
+        if (!ok) {
+            gl_json_free(doc);
+            return error(c, route, 400, "the body must be {\"tokens\": [ids in the vocabulary]}", "invalid_request_error",
+                         "tokens", NULL);
+        }
+        api_puts(&b, "{\"content\": ");
+        api_json_string(&b, (const char *)out, n);
+        api_puts(&b, "}");
+        free(out);
+    }
+    gl_json_free(doc);
+    return respond(c, route, 200, "application/json", &b);
+}
+
+static enum MHD_Result metrics_route(struct MHD_Connection *c) {
+    api_buf b = {0};
+    sched_stats st = sched_get_stats(engine);
+    pthread_mutex_lock(&metrics.lock);
+    api_puts(&b, "# HELP gradlab_requests_total HTTP requests by route and status.\n# TYPE gradlab_requests_total counter\n");
+    for (int r = 0; r < 8; r++)
+        for (int k = 0; k < 7; k++)
+            if (metrics.requests[r][k])
+                api_printf(&b, "gradlab_requests_total{route=\"%s\",status=\"%d\"} %lld\n", routes[r], status_codes[k],
+                           metrics.requests[r][k]);
+    api_printf(&b, "# HELP gradlab_prompt_tokens_total Prompt tokens of accepted requests.\n"
+                   "# TYPE gradlab_prompt_tokens_total counter\ngradlab_prompt_tokens_total %lld\n"
+                   "# HELP gradlab_generated_tokens_total Tokens sampled.\n"
+                   "# TYPE gradlab_generated_tokens_total counter\ngradlab_generated_tokens_total %lld\n"
+                   "# HELP gradlab_prefix_tokens_reused_total Prompt tokens found in a slot's KV cache, not prefilled again.\n"
+                   "# TYPE gradlab_prefix_tokens_reused_total counter\ngradlab_prefix_tokens_reused_total %lld\n",
+               metrics.prompt_tokens, metrics.generated_tokens, st.prefix_tokens_reused);
+    const struct {
+        const char *name, *help;
+        const double *bounds;
+        int n;
+        long long *counts, total;
+        double sum;
+    } hist[2] = {{"gradlab_time_to_first_token_seconds", "Time from a request's arrival to its first token.",
+                  ttft_buckets, N_TTFT, metrics.ttft_count, metrics.ttft_n, metrics.ttft_sum},
+                 {"gradlab_inter_token_latency_seconds", "Time between a request's consecutive tokens.", itl_buckets,
+                  N_ITL, metrics.itl_count, metrics.itl_n, metrics.itl_sum}};
+    for (int h = 0; h < 2; h++) {
+        api_printf(&b, "# HELP %s %s\n# TYPE %s histogram\n", hist[h].name, hist[h].help, hist[h].name);
+        long long cum = 0;
+        for (int i = 0; i < hist[h].n; i++) {
+            cum += hist[h].counts[i];
+            api_printf(&b, "%s_bucket{le=\"%g\"} %lld\n", hist[h].name, hist[h].bounds[i], cum);
+        }
+        cum += hist[h].counts[hist[h].n];
+        api_printf(&b, "%s_bucket{le=\"+Inf\"} %lld\n%s_sum %.6f\n%s_count %lld\n", hist[h].name, cum, hist[h].name,
+                   hist[h].sum, hist[h].name, hist[h].total);
+    }
+    pthread_mutex_unlock(&metrics.lock);
+    api_printf(&b, "# HELP gradlab_queue_length Requests waiting for a slot.\n# TYPE gradlab_queue_length gauge\n"
+                   "gradlab_queue_length %d\n"
+                   "# HELP gradlab_busy_slots Slots serving a request.\n# TYPE gradlab_busy_slots gauge\n"
+                   "gradlab_busy_slots %d\n"
+                   "# HELP gradlab_slots Slots (sequences decoded together).\n# TYPE gradlab_slots gauge\n"
+                   "gradlab_slots %d\n"
+                   "# HELP gradlab_kv_cache_capacity_tokens KV-cache positions over all slots.\n"
+                   "# TYPE gradlab_kv_cache_capacity_tokens gauge\ngradlab_kv_cache_capacity_tokens %d\n",
+               st.queued, st.busy_slots, opt.slots, opt.slots * opt.ctx);
+    return respond(c, 4, 200, "text/plain; version=0.0.4", &b);
+}
+
+/* ================================================================ the HTTP side */
+
+typedef struct {
+    api_buf body;
+    bool too_large;
+} connection_state;
+
+static int route_of(const char *method, const char *url, bool *method_ok) {
+    static const struct {
+        const char *url, *method;
+    } table[7] = {{"/v1/chat/completions", "POST"}, {"/v1/completions", "POST"}, {"/v1/models", "GET"},
+                  {"/health", "GET"},             {"/metrics", "GET"},         {"/tokenize", "POST"},
+                  {"/detokenize", "POST"}};
+    for (int i = 0; i < 7; i++)
+        if (!strcmp(url, table[i].url)) return *method_ok = !strcmp(method, table[i].method), i;
+    *method_ok = false;
+    return 7;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                              const char *version, const char *upload, size_t *upload_size, void **state) {
+    (void)cls, (void)version;
+    connection_state *cs = *state;
+    if (!cs) { /* the first call: headers only */
+        *state = calloc(1, sizeof(connection_state));
+        return *state ? MHD_YES : MHD_NO;
+    }
+    if (*upload_size) { /* more of the body */
+        if (cs->body.len + *upload_size > opt.max_body) cs->too_large = true;
+        else api_put(&cs->body, upload, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    bool method_ok;
+    int route = route_of(method, url, &method_ok);
+    if (route == 7) return error(c, route, 404, "no such route", "invalid_request_error", NULL, "not_found");
+    if (!method_ok) return error(c, route, 404, "this route does not take that method", "invalid_request_error", NULL, "not_found");
+    if (opt.api_key && route != 3) {
+        const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+        char want[600];
+        snprintf(want, sizeof want, "Bearer %s", opt.api_key);
+        if (!auth || strcmp(auth, want))
+            return error(c, route, 401, "a valid API key is required (Authorization: Bearer KEY)", "invalid_request_error",
+                         NULL, "invalid_api_key");
+    }
+    if (cs->too_large) {
+        char m[128];
+        snprintf(m, sizeof m, "the request body is larger than %zu bytes", opt.max_body);
+        return error(c, route, 413, m, "invalid_request_error", NULL, "request_too_large");
+    }
+    const char *body = cs->body.p ? cs->body.p : "";
+    if (route == 3) {
+        api_buf b = {0};
+        api_puts(&b, "{\"status\": \"ok\"}");
+        return respond(c, route, 200, "application/json", &b);
+    }
+    if (route == 2) {
+        api_buf b = {0};
+        api_puts(&b, "{\"object\": \"list\", \"data\": [{\"id\": ");
+        api_json_string(&b, opt.model_name, strlen(opt.model_name));
+        api_puts(&b, ", \"object\": \"model\", \"created\": 0, \"owned_by\": \"gradlab\"}]}");
+        return respond(c, route, 200, "application/json", &b);
+    }
+    if (route == 4) return metrics_route(c);
+    if (route == 5 || route == 6) return tokenize_route(c, route, body, cs->body.len);
+    return generate(c, route, body, cs->body.len);
+}
+
+static void request_completed(void *cls, struct MHD_Connection *c, void **state, enum MHD_RequestTerminationCode why) {
+    (void)cls, (void)c, (void)why;
+    connection_state *cs = *state;
+    if (cs) api_buf_free(&cs->body), free(cs);
+    *state = NULL;
+}
+
+static void on_signal(int sig) { got_signal = sig; }
+
+int main(int argc, char **argv) {
+    opt = parse_options(argc, argv);
+    if (opt.threads) omp_set_num_threads(opt.threads);
+    char err[512];
+    if (!llama_load(&model, opt.gguf, err, sizeof err)) return fprintf(stderr, "serve: %s\n", err), 1;
+    if (!model.tok) return fprintf(stderr, "serve: '%s' has no tokenizer gradlab reads\n", opt.gguf), 1;
+    const char *base = strrchr(opt.gguf, '/');
+    opt.model_name = base ? base + 1 : opt.gguf;
+    if (opt.ctx > model.cfg.ctx_len) opt.ctx = model.cfg.ctx_len;
+    engine = sched_new(&model, (sched_config){.slots = opt.slots, .ctx = opt.ctx, .prefill_chunk = opt.prefill_chunk,
+                                              .max_queue = opt.queue, .kv_f16 = true},
+                       err, sizeof err);
+    if (!engine) return fprintf(stderr, "serve: %s\n", err), 1;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
+    if (inet_pton(AF_INET, !strcmp(opt.host, "localhost") ? "127.0.0.1" : opt.host, &addr.sin_addr) != 1)
+        return fprintf(stderr, "serve: --host '%s' is not an IPv4 address\n", opt.host), 2;
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGTERM, &sa, NULL), sigaction(SIGINT, &sa, NULL);
+    pthread_t engine_thread;
+    pthread_create(&engine_thread, NULL, engine_main, NULL);
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+        handle, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)opt.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opt.idle_s,
+        MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL, MHD_OPTION_END);
+    if (!d) return fprintf(stderr, "serve: cannot listen on %s:%d: %s\n", opt.host, opt.port, strerror(errno)), 1;
+    printf("serve: %s (%d layers, %d dims, vocabulary %d) on http://%s:%d/v1 with %d slots of %d positions%s\n",
+           opt.model_name, model.cfg.n_layer, model.cfg.n_embd, model.cfg.vocab_size, opt.host, opt.port, opt.slots,
+           opt.ctx, opt.api_key ? ", API key required" : "");
+    fflush(stdout);
+    while (!got_signal) pause();
+    /* shutdown: no new connections or requests; what runs gets the grace period, then is cancelled */
+    printf("serve: signal %d: finishing %d request(s) (up to %.0f s)\n", (int)got_signal, in_flight, opt.grace_s);
+    fflush(stdout);
+    MHD_quiesce_daemon(d);
+    pthread_mutex_lock(&work_lock);
+    stopping = true;
+    double until = now() + opt.grace_s;
+    while (in_flight > 0 && now() < until) {
+        pthread_mutex_unlock(&work_lock);
+        usleep(20000);
+        pthread_mutex_lock(&work_lock);
+    }
+    sched_cancel_all(engine); /* past the grace period: whatever still runs ends now, as "cancelled" */
+    pthread_cond_broadcast(&work_cv);
+    pthread_mutex_unlock(&work_lock);
+    MHD_stop_daemon(d); /* waits for every connection's thread: each has its answer by now */
+    pthread_mutex_lock(&work_lock);
+    pthread_cond_broadcast(&work_cv);
+    pthread_mutex_unlock(&work_lock);
+    pthread_join(engine_thread, NULL);
+    sched_free(engine);
+    llama_free(&model);
+    printf("serve: stopped\n");
+    return 0;
+}
