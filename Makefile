@@ -52,7 +52,7 @@ NVCC_OBJ := $(CUDA_SRC:kernels/cuda/%.cu=build/cuda/%.o)
 NVCCFLAGS := -std=c++20 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Ikernels/cuda
 
-.PHONY: serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 # CUDA=1: the library, the kernels through nvcc, and build/cuda/train and build/cuda/infer with --device cuda
 ifeq ($(CUDA),1)
 all: $(LIB) build/cuda/train build/cuda/infer
@@ -116,6 +116,16 @@ SERVE_MODEL ?= $(or $(wildcard data/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf),$(G
 # the OpenAI-compatible server on the default model (make data DATA_SETS=smollm2 fetches it); docs/serving.md
 serve: build/serve
 	./build/serve --gguf $(SERVE_MODEL) $(SERVE_ARGS)
+
+# the serve benchmark against llama.cpp's server (llama-cpp-python[server], built from source into out/peer-venv on
+# first use: a few minutes); BENCH_ARGS e.g. --levels 1,4,16
+PEER_VENV ?= out/peer-venv
+bench-serve: build/serve
+	@mkdir -p out/bench
+	@test -x $(PEER_VENV)/bin/python || { $(PYTHON) -m venv $(PEER_VENV) && $(PEER_VENV)/bin/pip install -q \
+	  'llama-cpp-python[server]' matplotlib; } || echo "bench-serve: could not install llama-cpp-python: ours alone"
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PEER_VENV)/bin/python bench/bench_serve.py --serve build/serve \
+	  --model $(SERVE_MODEL) --peer-python $(PEER_VENV)/bin/python $(BENCH_ARGS)
 
 test-serve: build/serve
 	@test -x out/serve-venv/bin/python || { $(PYTHON) -m venv out/serve-venv && out/serve-venv/bin/pip install -q openai; } \

@@ -192,19 +192,22 @@ bool sched_step(sched *s) {
         pthread_mutex_unlock(&s->lock);
         worked = true;
     }
-    /* then one chunk of the prompt admitted first */
-    sched_request *first = NULL;
-    for (int i = 0; i < s->cfg.slots; i++) {
-        sched_request *r = s->slots[i].req;
-        if (r && r->state == SCHED_PREFILL && (!first || r->admitted < first->admitted)) first = r;
-    }
-    if (first) {
+    /* then prompts in admission order, prefill_chunk tokens in all: short prompts arriving together are all
+     * prefilled in one step, a long one over several */
+    for (int budget = s->cfg.prefill_chunk; budget > 0;) {
+        sched_request *first = NULL;
+        for (int i = 0; i < s->cfg.slots; i++) {
+            sched_request *r = s->slots[i].req;
+            if (r && r->state == SCHED_PREFILL && (!first || r->admitted < first->admitted)) first = r;
+        }
+        if (!first) break;
         sched_request *r = first;
-        int chunk = r->n_prompt - r->fed < s->cfg.prefill_chunk ? r->n_prompt - r->fed : s->cfg.prefill_chunk;
+        int chunk = r->n_prompt - r->fed < budget ? r->n_prompt - r->fed : budget;
         llama_forward(s->m, &s->slots[r->slot].cache, r->prompt + r->fed, chunk, s->logits, false);
-        r->fed += chunk;
-        if (r->fed == r->n_prompt) take_token(s, r, s->logits);
+        r->fed += chunk, budget -= chunk;
         worked = true;
+        if (r->fed < r->n_prompt) break; /* its next chunk waits for the next step */
+        take_token(s, r, s->logits);
     }
     if (worked) {
         pthread_mutex_lock(&s->lock);

@@ -1,13 +1,15 @@
 /* Continuous batching for a Llama model: the engine of a server. Requests wait in a bounded queue; each of n slots
  * (a KV cache) serves one request at a time. One engine step decodes one token for every decoding slot together
- * (llama_forward_batch: one GEMM over the batch) and then prefills at most one chunk of one new prompt, so a long
- * new prompt never stalls the streams already decoding. A slot keeps its cache after its request ends, and a new
+ * (llama_forward_batch: one GEMM over the batch) and then prefills at most prefill_chunk prompt tokens (several
+ * short prompts, or one chunk of a long one), so a long new prompt never stalls the streams already decoding. A slot keeps its cache after its request ends, and a new
  * request goes to the idle slot whose cached tokens share the longest prefix with its prompt (the next turn of a
  * chat): only the rest is prefilled.
  *
  * Threads: sched_submit and sched_cancel may be called from any thread; sched_step from one engine thread, which
  * also runs every request's on_token. Each request's tokens are exactly those llama_generate would give it alone
- * (greedy or sampled with its seed): batching changes nothing in any row's arithmetic. */
+ * (greedy or sampled with its seed): batching changes nothing in any row's arithmetic. One caveat: with llama.cpp's
+ * fp16 attention (kv_f16), a prompt prefilled in several chunks can differ in the last bits from one prefilled in
+ * one piece, as llama.cpp's own results depend on its batch size; with float attention chunking changes nothing. */
 #ifndef GRADLAB_SCHEDULER_H
 #define GRADLAB_SCHEDULER_H
 
@@ -18,7 +20,7 @@
 typedef struct {
     int slots;         /* sequences decoded together */
     int ctx;           /* positions per slot's KV cache: prompt + generated tokens must fit */
-    int prefill_chunk; /* prompt tokens fed per engine step */
+    int prefill_chunk; /* prompt tokens fed per engine step, over one or more prompts */
     int max_queue;     /* requests waiting for a slot; more are refused (the server's 429/503) */
     bool kv_f16;       /* llama.cpp's fp16 cache (llama_cache_init) */
 } sched_config;

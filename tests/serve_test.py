@@ -44,7 +44,8 @@ def free_port():
 
 port, key = free_port(), "test-key-123"
 server = subprocess.Popen([binary, "--gguf", model, "--port", str(port), "--slots", "4", "--ctx", "1024",
-                           "--threads", "2", "--api-key", key, "--max-body", "65536", "--queue", "16"],
+                           "--threads", "2", "--api-key", key, "--max-body", "65536", "--queue", "16",
+                           "--prefill-chunk", "2048"],  # prompts unsplit: one-at-a-time answers are the reference
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 for _ in range(300):
     try:

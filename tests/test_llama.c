@@ -713,8 +713,9 @@ Test(llama, smollm2_scheduler_answers_8_chats_as_each_alone) {
                                 "What is 12 times 12?", "Write a haiku about the sea.", "Why is the sky blue?",
                                 "Give me a word that rhymes with cat.", "What does a compiler do?"};
     char err[256];
-    /* llama.cpp's fp16 cache; prompts in one chunk, as llama_generate feeds them (its attention's bits depend on it) */
-    sched *s = sched_new(&m, (sched_config){.slots = 4, .ctx = 64, .prefill_chunk = 64, .max_queue = 8, .kv_f16 = true},
+    /* llama.cpp's fp16 cache; every prompt in one piece (a budget of 512 covers them all), as llama_generate feeds
+     * them: that attention's last bits depend on how a prompt is split */
+    sched *s = sched_new(&m, (sched_config){.slots = 4, .ctx = 64, .prefill_chunk = 512, .max_queue = 8, .kv_f16 = true},
                          err, sizeof err);
     cr_assert(s, "%s", err);
     int32_t *ids[8];
