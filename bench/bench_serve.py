@@ -51,7 +51,7 @@ def start(kind):
     else:
         cmd = [args.peer_python, "-m", "llama_cpp.server", "--model", args.model, "--host", "127.0.0.1", "--port",
                str(port), "--n_threads", str(args.threads), "--n_threads_batch", str(args.threads), "--n_ctx", "2048",
-               "--verbose", "False"]
+               "--verbose", "False", "--interrupt_requests", "False"]  # by default a new request cuts off the running one
     env = dict(os.environ)
     env.pop("OPENBLAS_CORETYPE", None), env.pop("OPENBLAS_L2_SIZE", None)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -112,7 +112,8 @@ async def one_request(port, prompt):
                             ttft = time.perf_counter() - t0
         writer.close()
         e2e = time.perf_counter() - t0
-        return ttft if ttft is not None else e2e, e2e, usage if usage is not None else tokens, ok
+        n = usage if usage is not None else tokens
+        return ttft if ttft is not None else e2e, e2e, n, ok and n > 0  # an empty answer counts as an error
     except OSError:
         return float("nan"), time.perf_counter() - t0, 0, False
 
