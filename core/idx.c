@@ -35,19 +35,37 @@ bool gl_idx_read(const char *path, bool expect_images, gl_idx *t, char *err, siz
         gzclose(f);
         return false;
     }
-    size_t n = (size_t)count * rows * cols;
-    t->data = malloc(n ? n : 1);
-    int got = n ? gzread(f, t->data, (unsigned)n) : 0;
-    unsigned char extra;
-    bool trailing = gzread(f, &extra, 1) == 1;
+    /* the buffer grows with the data that actually arrives (a 30-byte file may declare 3 GB), up to the declared
+     * size plus one byte, which tells "more data than declared" apart */
+    size_t n = (size_t)count * rows * cols, have = 0, cap = n + 1 < (1u << 20) ? n + 1 : (1u << 20);
+    unsigned char *buf = malloc(cap);
+    bool read_error = !buf;
+    while (buf && !read_error) {
+        if (have == cap) {
+            if (cap == n + 1) break;
+            size_t grown = cap * 2 < n + 1 ? cap * 2 : n + 1;
+            unsigned char *more = realloc(buf, grown);
+            if (!more) {
+                read_error = true;
+                break;
+            }
+            buf = more, cap = grown;
+        }
+        size_t want_now = cap - have < (1u << 30) ? cap - have : (1u << 30);
+        int got = gzread(f, buf + have, (unsigned)want_now);
+        if (got < 0) read_error = true;
+        if (got <= 0) break;
+        have += (size_t)got;
+    }
     gzclose(f);
-    if (got < 0 || (size_t)got != n || trailing) {
-        snprintf(err, err_len, "'%s' holds %s data than its header's %u x %u x %u", path, trailing ? "more" : "less",
-                 count, rows, cols);
-        free(t->data);
-        t->data = NULL;
+    if (read_error || have != n) {
+        if (read_error) snprintf(err, err_len, "'%s' cannot be read to its declared %u x %u x %u (corrupt?)", path, count, rows, cols);
+        else snprintf(err, err_len, "'%s' holds %s data than its header's %u x %u x %u", path, have > n ? "more" : "less",
+                      count, rows, cols);
+        free(buf);
         return false;
     }
+    t->data = buf;
     t->count = (int)count;
     t->rows = expect_images ? (int)rows : 0;
     t->cols = expect_images ? (int)cols : 0;

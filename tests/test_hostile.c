@@ -3,9 +3,11 @@
  * problem. The programs' cases (flags, --resume, outputs) are in tests/hostile_programs.sh. */
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "csv.h"
+#include "idx.h"
 #include "gpt.h"
 #include "gpt_io.h"
 #include "io.h"
@@ -245,4 +247,35 @@ Test(hostile, a_nul_byte_in_a_csv_is_refused_not_a_silent_end) {
     gl_csv t;
     cr_assert_not(gl_csv_read(path, &t, err, sizeof err));
     cr_assert(strstr(err, "line 3 holds a NUL byte"), "%s", err);
+}
+
+/* An IDX header may declare 3 GB in a 24-byte file (found by fuzz_datafiles): memory grows only with the data that
+ * arrives, and the file is refused for holding less than it declares. */
+Test(hostile, a_small_idx_file_cannot_demand_gigabytes) {
+    char path[256], err[512] = "";
+    snprintf(path, sizeof path, "%s/huge.idx", dir());
+    const unsigned char bytes[24] = {0, 0, 8, 3, 0, 0x3d, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28, 0x7f, 0x28, 0x72, 0x33, 0, 0, 0x66, 0x37};
+    FILE *f = fopen(path, "wb");
+    fwrite(bytes, 1, sizeof bytes, f);
+    fclose(f);
+    gl_idx t;
+    cr_assert_not(gl_idx_read(path, true, &t, err, sizeof err));
+    cr_assert(strstr(err, "holds less data than its header's 3997698 x 28 x 28"), "%s", err);
+#ifndef __SANITIZE_ADDRESS__ /* ASan reserves terabytes of address space: an address-space limit would stop it */
+    /* 1,000,000 images of 28 x 28 (784 MB) declared in 24 bytes, read with 512 MB of address space: the reader used
+     * to malloc the declared size first, and read into the NULL it got */
+    const unsigned char million[24] = {0, 0, 8, 3, 0, 0x0f, 0x42, 0x40, 0, 0, 0, 28, 0, 0, 0, 28, 1, 2, 3, 4, 5, 6, 7, 8};
+    f = fopen(path, "wb");
+    fwrite(million, 1, sizeof million, f);
+    fclose(f);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit lim = {512u << 20, 512u << 20};
+        setrlimit(RLIMIT_AS, &lim);
+        _exit(!gl_idx_read(path, true, &t, err, sizeof err) && strstr(err, "holds less data") ? 0 : 1);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "within 512 MB the reader failed another way");
+#endif
 }
