@@ -215,15 +215,16 @@ static bool on_token(sched_request *r, int32_t tok, const float *logits) {
             float lse = mx + (float)log(s);
             ti->logprob = logits[tok] - lse;
             ti->top_n = j->api.top_logprobs;
-            for (int k = 0; k < ti->top_n; k++) { /* the k-th largest, ties to the lower id */
-                int best = -1;
-                for (int v = 0; v < V; v++) {
-                    bool taken = false;
-                    for (int q = 0; q < k; q++) taken |= ti->top_token[q] == v;
-                    if (!taken && (best < 0 || logits[v] > logits[best])) best = v;
-                }
-                ti->top_token[k] = best, ti->top_logprob[k] = logits[best] - lse;
+            /* the top_n largest in one pass over the vocabulary (this runs on the engine thread, which serves every
+             * slot): a sorted insertion, ties to the lower id */
+            int kept = 0;
+            for (int v = 0; v < V && ti->top_n; v++) {
+                if (kept == ti->top_n && !(logits[v] > logits[ti->top_token[kept - 1]])) continue;
+                int at = kept < ti->top_n ? kept++ : kept - 1;
+                while (at > 0 && logits[v] > logits[ti->top_token[at - 1]]) ti->top_token[at] = ti->top_token[at - 1], at--;
+                ti->top_token[at] = v;
             }
+            for (int k = 0; k < ti->top_n; k++) ti->top_logprob[k] = logits[ti->top_token[k]] - lse;
         }
         unsigned char *bytes;
         size_t n;
