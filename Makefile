@@ -21,7 +21,7 @@ endif
 WARN     := -Wall -Wextra -Werror
 # Include paths follow the layers (programs -> models -> ops -> kernels): a kernel sees only kernels/cpu, so it
 # cannot include a core header by accident. -MMD -MP: the compiler writes each object's header dependencies (.d).
-INCLUDES := -Icore -Ikernels/cpu -Ikernels/cuda -Imodels -Itokenizer
+INCLUDES := -Icore -Ikernels -Ikernels/cpu -Imodels -Itokenizer
 CFLAGS    = -std=c11 $(OPT) $(WARN) -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -MMD -MP $(INCLUDES)
 LDLIBS   := -fopenmp -lz -lm $(LDSAN)
 
@@ -31,7 +31,7 @@ VEC_avx2   := -DGL_VL=8 -O3 -mavx2 -mfma -ffp-contract=fast
 VEC_avx512 := -DGL_VL=16 -O3 -mavx512f -ffp-contract=fast
 
 CORE_SRC := $(wildcard core/*.c) $(wildcard models/*.c) $(filter-out %_main.c,$(wildcard tokenizer/*.c))
-KERN_SRC := kernels/cpu/gemm.c kernels/cpu/dispatch.c kernels/cpu/nf4.c kernels/cpu/quant.c
+KERN_SRC := kernels/cpu/gemm.c kernels/cpu/dispatch.c kernels/cpu/nf4.c kernels/cpu/quant.c kernels/cpu/ops.c
 LIB_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(KERN_SRC:%.c=$(BUILD)/obj/%.o) \
             $(BUILD)/obj/kernels/cpu/vec_scalar.o $(BUILD)/obj/kernels/cpu/vec_avx2.o $(BUILD)/obj/kernels/cpu/vec_avx512.o
 LIB      := $(BUILD)/libgradlab.a
@@ -50,7 +50,7 @@ CUDA_HDR := $(wildcard kernels/cuda/*.h kernels/cuda/emu/*.h)
 EMU_OBJ  := $(CUDA_SRC:kernels/cuda/%.cu=$(BUILD)/cuda_emu/%.o)
 NVCC_OBJ := $(CUDA_SRC:kernels/cuda/%.cu=build/cuda/%.o)
 NVCCFLAGS := -std=c++20 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
-             -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Ikernels/cuda
+             -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Ikernels -Ikernels/cuda
 
 .PHONY: bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 # CUDA=1: the library, the kernels through nvcc, and build/cuda/train and build/cuda/infer with --device cuda
@@ -72,7 +72,7 @@ $(BUILD)/obj/%.o: %.c
 	@echo "  CC  $<"
 	@$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/kernels/%.o: INCLUDES := -Ikernels/cpu
+$(BUILD)/obj/kernels/%.o: INCLUDES := -Ikernels -Ikernels/cpu
 $(BUILD)/obj/kernels/cpu/vec_%.o: kernels/cpu/vec.c
 	@mkdir -p $(dir $@)
 	@echo "  CC  $< ($*)"
@@ -156,7 +156,7 @@ $(BUILD)/tests/test_lab01: tests/test_lab01.c labs/01_regression/regression.c te
 $(BUILD)/cuda_emu/%.o: kernels/cuda/%.cu $(CUDA_HDR)
 	@mkdir -p $(dir $@)
 	@echo "  CXX $< (emulated)"
-	@$(CXX) -std=c++20 -x c++ -DGL_CUDA_EMU $(OPT) $(WARN) -pthread -Ikernels/cuda -c $< -o $@
+	@$(CXX) -std=c++20 -x c++ -DGL_CUDA_EMU $(OPT) $(WARN) -pthread -Ikernels -Ikernels/cuda -c $< -o $@
 
 $(BUILD)/tests/test_cuda_emu: tests/test_cuda_emu.cpp tests/cuda_ref.c tests/cuda_ref.h $(EMU_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
@@ -171,6 +171,11 @@ EMU_PROGRAM = @echo "  LD  $@"; \
   $(CC) $(CFLAGS) -c $< -o $@.o && $(CXX) $(OPT) -pthread $@.o $(EMU_OBJ) $(LIB) $(LDLIBS) -o $@
 $(BUILD)/train_cuda_emu: train/train.c $(EMU_OBJ) $(LIB)
 	$(EMU_PROGRAM)
+# every op on every backend (tests/test_backend_ops.c): with the emulated CUDA table in make test, the GPU's below
+$(BUILD)/tests/test_backend_ops: tests/test_backend_ops.c tests/testutil.h $(EMU_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -Itests -c $< -o $@.o && $(CXX) $(OPT) -pthread $@.o $(EMU_OBJ) $(LIB) -lcriterion $(LDLIBS) -o $@
 $(BUILD)/infer_cuda_emu: infer/infer.c $(EMU_OBJ) $(LIB)
 	$(EMU_PROGRAM)
 
@@ -190,6 +195,9 @@ build/cuda/test_cuda: tests/test_cuda_emu.cpp tests/cuda_ref.c tests/cuda_ref.h 
 	@$(CC) $(CFLAGS) -Itests -Ikernels/cuda -c tests/cuda_ref.c -o build/cuda/cuda_ref.o
 	@$(CXX) -std=c++20 $(OPT) $(WARN) -pthread -Ikernels/cpu -Ikernels/cuda -Itests -Icore $< build/cuda/cuda_ref.o \
 	  $(NVCC_OBJ) $(LIB) -lcriterion $(LDLIBS) $(CUDA_LIBS) -o $@
+build/cuda/test_backend_ops: tests/test_backend_ops.c tests/testutil.h $(NVCC_OBJ) $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -Itests $< $(NVCC_OBJ) $(LIB) -lcriterion $(LDLIBS) -lstdc++ $(CUDA_LIBS) -o $@
 build/cuda/cuda_probe: tests/cuda_probe.c $(NVCC_OBJ)
 	@$(CC) $(CFLAGS) -Ikernels/cuda $< $(NVCC_OBJ) -lstdc++ $(CUDA_LIBS) -lm -o $@
 
@@ -229,8 +237,9 @@ bench-train-cuda: build/cuda/bench_train build/cuda/cuda_probe
 	  ./build/cuda/bench_train --device cuda --python $(TORCH_PYTHON) --json out/bench/train_cuda.json $(BENCH_ARGS); \
 	else echo "bench-train-cuda: skipped: no CUDA device here"; fi
 
-test-cuda: build/cuda/test_cuda build/cuda/cuda_probe
-	@if ./build/cuda/cuda_probe; then OMP_NUM_THREADS=2 ./build/cuda/test_cuda --jobs 1; \
+test-cuda: build/cuda/test_cuda build/cuda/test_backend_ops build/cuda/cuda_probe
+	@if ./build/cuda/cuda_probe; then OMP_NUM_THREADS=2 ./build/cuda/test_cuda --jobs 1 && \
+	  OMP_NUM_THREADS=2 ./build/cuda/test_backend_ops --jobs 1; \
 	else echo "test-cuda: skipped (the kernels are still tested in emulation by make test)"; fi
 
 # Every kernel level gives the Llama model llama.cpp's bits; its test reruns at each level except under the
@@ -303,7 +312,7 @@ data:
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= checkpoint safetensors datafiles lora gguf tokenizer request
 FUZZ_CFLAGS  := -std=c11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined $(WARN) -fopenmp \
-                -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -MMD -MP -Icore -Ikernels/cpu -Ikernels/cuda -Imodels -Itokenizer
+                -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -MMD -MP -Icore -Ikernels -Ikernels/cpu -Imodels -Itokenizer
 FUZZ_LIB     := build/fuzz/libgradlab.a
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "io.h"
-#include "kernels_cuda.h"
+#include "op_impl.h"
 #include "optim.h"
 
 /* dist/mpi.c and dist/nccl.c define them in `make MPI=1` / `make CUDA=1 NCCL=1` builds; weak, so the default build
@@ -25,6 +25,9 @@ static int rank, world = 1;
 static double comm_seconds;
 static float *pack, *recv_buf, *dev_pack, *dev_recv; /* reused between steps (host; device for NCCL) */
 static size_t pack_cap, recv_cap, dev_pack_cap, dev_recv_cap;
+
+/* where a device-memory engine (NCCL) keeps what it exchanges: the GPU's memory */
+static gl_device engine_device(void) { return engine && engine->device_memory ? GL_CUDA : GL_CPU; }
 
 static double now(void) {
     struct timespec ts;
@@ -52,8 +55,8 @@ void gl_dist_finalize(void) {
     if (engine) engine->finalize();
     free(pack), free(recv_buf);
     pack = recv_buf = NULL, pack_cap = recv_cap = 0;
-    if (dev_pack) gl_buffer_free(GL_CUDA, dev_pack);
-    if (dev_recv) gl_buffer_free(GL_CUDA, dev_recv);
+    if (dev_pack) gl_buffer_free(engine_device(), dev_pack);
+    if (dev_recv) gl_buffer_free(engine_device(), dev_recv);
     dev_pack = dev_recv = NULL, dev_pack_cap = dev_recv_cap = 0;
 }
 
@@ -94,15 +97,15 @@ static void slices(size_t total, int *len, int *start) {
 /* the device-memory engines' version (NCCL): the same steps and the same additions, on the GPU */
 static float *grow_device(float **buf, size_t *cap, size_t n) {
     if (n > *cap) {
-        if (*buf) gl_buffer_free(GL_CUDA, *buf);
-        *buf = gl_buffer_alloc(GL_CUDA, (int64_t)n, "all-reduce");
+        if (*buf) gl_buffer_free(engine_device(), *buf);
+        *buf = gl_buffer_alloc(engine_device(), (int64_t)n, "all-reduce");
         *cap = n;
     }
     return *buf;
 }
 
 static void mean_grads_device(gl_tensor *const *params, int n, size_t total, const int *len, const int *start) {
-    const gl_cuda_kernels *cu = gl_cu("all-reduce");
+    const gl_backend *cu = gl_backend_of(engine_device(), "all-reduce");
     float *g = grow_device(&dev_pack, &dev_pack_cap, total);
     cu->zero(g, total * sizeof(float));
     for (int i = 0, off = 0; i < n; off += (int)params[i]->numel, i++)
@@ -114,10 +117,10 @@ static void mean_grads_device(gl_tensor *const *params, int n, size_t total, con
     cu->copy(g + start[rank], in, (size_t)mine * sizeof(float));
     for (int r = 1; r < world; r++) cu->axpy((size_t)mine, 1.0f, in + (size_t)r * mine, g + start[rank]);
     check(engine->allgatherv(g, len, start, err, sizeof err), "the gradient gather", err);
-    float scale = (float)(1.0 / world), *scale_dev = gl_arena_copy_in(GL_CUDA, &scale, sizeof scale);
+    float scale = (float)(1.0 / world);
     for (int i = 0, off = 0; i < n; off += (int)params[i]->numel, i++) {
         cu->copy(params[i]->grad, g + off, (size_t)params[i]->numel * sizeof(float));
-        cu->scale((size_t)params[i]->numel, scale_dev, params[i]->grad);
+        cu->scale((size_t)params[i]->numel, scale, params[i]->grad);
     }
 }
 
@@ -142,7 +145,7 @@ void gl_dist_gather_params(gl_tensor *const *params, int n) {
     size_t total = gl_grads_count(params, n);
     float *flat = grow(&pack, &pack_cap, total);
     for (int i = 0, off = 0; i < n; off += (int)params[i]->numel, i++) {
-        if (params[i]->device == GL_CUDA) gl_dist_fail("gradlab", 1, "ZeRO-1 gathers parameters on the CPU only");
+        if (params[i]->device != GL_CPU) gl_dist_fail("gradlab", 1, "ZeRO-1 gathers parameters on the CPU only");
         memcpy(flat + off, params[i]->data, (size_t)params[i]->numel * sizeof(float));
     }
     gl_dist_gather_slices(flat, total);
@@ -194,10 +197,10 @@ float gl_dist_mean(float mine) {
 
 /* host values through a device buffer for the device-memory engines */
 static void *on_engine(void *host, size_t bytes) {
-    return engine->device_memory ? gl_arena_copy_in(GL_CUDA, host, bytes) : host;
+    return engine->device_memory ? gl_arena_copy_in(engine_device(), host, bytes) : host;
 }
 static void back_from_engine(void *host, void *buf, size_t bytes) {
-    if (buf != host) gl_cu("all-reduce")->download(host, buf, bytes);
+    if (buf != host) gl_backend_of(engine_device(), "all-reduce")->download(host, buf, bytes);
 }
 
 void gl_dist_share_slots(float *slots, int n) {

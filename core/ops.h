@@ -108,12 +108,22 @@ gl_tensor *gl_rmsnorm(gl_tensor *x, gl_tensor *w, float eps);
 gl_tensor *gl_rope(gl_tensor *x, int n_head, int pos0, float base, int rope_dim);
 /* silu(a) * b elementwise (equal shapes), silu(a) = a / (1 + e^-a): the gated MLP of Llama */
 gl_tensor *gl_swiglu(gl_tensor *a, gl_tensor *b);
-/* x [..., K] W^T -> [..., N] for a weight of N rows of K values in a ggml block format (kernels.h gl_qmatrix),
- * multiplied in place, never expanded; gradients flow to x only */
-struct gl_qmatrix;
-gl_tensor *gl_linear_q(gl_tensor *x, const struct gl_qmatrix *w);
+/* A weight matrix in one of ggml's types, used where it lies (a mapped GGUF file): rows rows of cols values, row after
+ * row. type is ggml's (and GGUF's) number: 0 F32, 1 F16, 2 Q4_0, 3 Q4_1, 8 Q8_0 (layouts in docs/formats.md). */
+typedef struct gl_qmatrix {
+    int type;
+    int rows, cols;
+    const void *data;
+} gl_qmatrix;
+/* whether the kernels compute with this type at this row width (block types need a multiple of 32) */
+bool gl_qmatrix_supported(int type, int cols);
+/* every value of q as floats, rows * cols of them into dst */
+void gl_qmatrix_to_floats(const gl_qmatrix *q, float *dst);
+/* x [..., K] W^T -> [..., N] for a weight of N rows of K values, multiplied in place, never expanded; gradients
+ * flow to x only */
+gl_tensor *gl_linear_q(gl_tensor *x, const gl_qmatrix *w);
 /* rows ids[0..n) of a [V, C] table in a block format, dequantized: [n, C] (no gradient) */
-gl_tensor *gl_embedding_q(const struct gl_qmatrix *table, const int32_t *ids, int n);
+gl_tensor *gl_embedding_q(const gl_qmatrix *table, const int32_t *ids, int n);
 /* Grouped-query causal attention over a KV cache (inference only). q [T, n_head * hd], k and v [T, n_kv_head * hd]
  * for positions pos .. pos + T - 1 (pos + T <= capacity): their keys go into rows pos.. of k_cache ([capacity,
  * n_kv_head * hd]) and their values into columns pos.. of v_cache, which is stored transposed ([n_kv_head * hd,

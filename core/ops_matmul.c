@@ -3,9 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
-#include "kernels_cuda.h"
-#include "ops.h"
+#include "kernels.h" /* gl_nf4: QLoRA weights are the CPU kernels' own format */
+#include "op_impl.h"
 
 /* How the last two dims of t sit in memory: row-major (trans 0) or its transpose (trans 1), with leading dim. */
 static bool matrix_layout(const gl_tensor *t, int *trans, int *ld) {
@@ -27,9 +26,9 @@ static bool matrix_layout(const gl_tensor *t, int *trans, int *ld) {
     return false;
 }
 
-/* the GEMM of the device the operands are on: gl_gemm, or cuBLAS's through the CUDA table (same contract) */
+/* the GEMM of the device the operands are on (gl_gemm's contract on every backend) */
 typedef void (*gemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
-static gemm_fn gemm_for(const gl_tensor *t) { return t->device == GL_CUDA ? gl_cu("matmul")->gemm : gl_gemm; }
+static gemm_fn gemm_for(const gl_tensor *t, const char *op) { return GL_BACKEND(t->device, op, gemm)->gemm; }
 
 void gl_matmul_acc(gl_tensor *dst, int col0, const gl_tensor *a, const gl_tensor *b, float alpha) {
     char s1[64], s2[64], s3[64];
@@ -39,7 +38,7 @@ void gl_matmul_acc(gl_tensor *dst, int col0, const gl_tensor *a, const gl_tensor
         gl_fatal("matmul_acc", "needs contiguous matrices on one device with dst [M, >= %d + N] += a [M, K] @ b [K, N], "
                  "got %s += %s @ %s", col0, gl_shape_str(dst, s1, sizeof s1), gl_shape_str(a, s2, sizeof s2),
                  gl_shape_str(b, s3, sizeof s3));
-    gemm_for(dst)(0, 0, a->shape[0], b->shape[1], a->shape[1], alpha, a->data, a->shape[1], b->data, b->shape[1], 1.0f,
+    gemm_for(dst, "matmul_acc")(0, 0, a->shape[0], b->shape[1], a->shape[1], alpha, a->data, a->shape[1], b->data, b->shape[1], 1.0f,
                   dst->data + col0, dst->shape[1]);
 }
 
@@ -93,7 +92,7 @@ static void matmul_backward(gl_node *n) {
     p.lda = n->ival[2];
     p.ldb = n->ival[3];
     int M = p.M, N = p.N, K = p.K;
-    gemm_fn gemm = gemm_for(c);
+    gemm_fn gemm = gemm_for(c, "matmul");
     if (n->fval[0] != 0.0f) { /* batches folded into one GEMM of M*batches rows */
         M *= (int)p.batches;
         p.batches = 1;
@@ -128,8 +127,8 @@ gl_tensor *gl_matmul(gl_tensor *a, gl_tensor *b) {
     shape[a->ndim - 2] = p.M;
     shape[a->ndim - 1] = p.N;
     gl_node *node;
-    gl_tensor *c = gl_op_output_any("matmul", a->ndim, shape, matmul_backward, &node, GL_INPUTS(a, b));
-    gemm_fn gemm = gemm_for(c);
+    gl_tensor *c = gl_op_output("matmul", a->ndim, shape, matmul_backward, &node, GL_INPUTS(a, b));
+    gemm_fn gemm = gemm_for(c, "matmul");
     /* x [B, T, C] @ W [C, D] with x contiguous is one GEMM of B*T rows: fewer, larger calls */
     bool fold = p.b_shared && p.batches > 1 && !p.ta && gl_is_contiguous(a);
     if (node) {
@@ -154,24 +153,10 @@ gl_tensor *gl_matmul(gl_tensor *a, gl_tensor *b) {
 
 static void linear_backward(gl_node *n) {
     gl_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
-    int tw = n->ival[0], ldw = n->ival[1];
     int K = x->shape[x->ndim - 1], N = y->shape[y->ndim - 1];
-    int rows = (int)(x->numel / (K ? K : 1));
-    const float *dY = y->grad;
-    gemm_fn gemm = gemm_for(y);
-    if (x->requires_grad) /* dX (rows x K) += dY op(W)^T */
-        gemm(0, !tw, rows, K, N, 1.0f, dY, N, w->data, ldw, 1.0f, x->grad, K);
-    if (w->requires_grad) {
-        if (!tw) /* dW (K x N) += X^T dY */
-            gemm(1, 0, K, N, rows, 1.0f, x->data, K, dY, N, 1.0f, w->grad, ldw);
-        else /* W stored N x K: dW += dY^T X */
-            gemm(1, 0, N, K, rows, 1.0f, dY, N, x->data, K, 1.0f, w->grad, ldw);
-    }
-    if (b && b->requires_grad && y->device == GL_CUDA) gl_cu("linear")->bias_grad((size_t)rows, (size_t)N, dY, b->grad);
-    else if (b && b->requires_grad) {
-        const gl_kernels *k = gl_kern();
-        for (int r = 0; r < rows; r++) k->axpy((size_t)N, 1.0f, dY + (size_t)r * N, b->grad); /* rows in order */
-    }
+    GL_CALL(y->device, "linear", linear_bwd, (int)(x->numel / (K ? K : 1)), N, K, n->ival[0], n->ival[1], x->data,
+            w->data, y->grad, x->requires_grad ? x->grad : NULL, w->requires_grad ? w->grad : NULL,
+            b && b->requires_grad ? b->grad : NULL);
 }
 
 gl_tensor *gl_linear(gl_tensor *x, gl_tensor *w, gl_tensor *bias) {
@@ -191,21 +176,13 @@ gl_tensor *gl_linear(gl_tensor *x, gl_tensor *w, gl_tensor *bias) {
     for (int d = 0; d < x->ndim; d++) shape[d] = x->shape[d];
     shape[x->ndim - 1] = N;
     gl_node *node;
-    gl_tensor *y = gl_op_output_any("linear", x->ndim, shape, linear_backward, &node, GL_INPUTS(x, w, bias));
+    gl_tensor *y = gl_op_output("linear", x->ndim, shape, linear_backward, &node, GL_INPUTS(x, w, bias));
     if (node) {
         node->ival[0] = tw;
         node->ival[1] = ldw;
     }
-    int rows = (int)(x->numel / (K ? K : 1));
-    if (y->device == GL_CUDA) { /* the product, then the bias rows added */
-        const gl_cuda_kernels *cu = gl_cu("linear");
-        cu->gemm(0, tw, rows, N, K, 1.0f, x->data, K, w->data, ldw, 0.0f, y->data, N);
-        if (bias) cu->add_bias((size_t)rows, (size_t)N, bias->data, y->data);
-        return y;
-    }
-    if (bias)
-        for (int r = 0; r < rows; r++) memcpy(y->data + (size_t)r * N, bias->data, (size_t)N * sizeof(float));
-    gl_gemm(0, tw, rows, N, K, 1.0f, x->data, K, w->data, ldw, bias ? 1.0f : 0.0f, y->data, N);
+    GL_CALL(y->device, "linear", linear_fwd, (int)(x->numel / (K ? K : 1)), N, K, tw, ldw, x->data, w->data,
+            bias ? bias->data : NULL, y->data);
     return y;
 }
 
@@ -238,13 +215,8 @@ void gl_nf4_release(gl_nf4 *q) {
 static void linear_nf4_backward(gl_node *n) {
     gl_tensor *x = n->in[0], *b = n->in[1], *y = n->out;
     const gl_nf4 *w = n->saved[0];
-    int K = w->rows, N = w->cols, rows = (int)(x->numel / K);
-    if (x->requires_grad) /* dX (rows x K) += dY W^T: W (K x N) read as the stored-transposed B */
-        gl_gemm_nf4(0, 1, rows, K, N, 1.0f, y->grad, N, w, 1.0f, x->grad, K);
-    if (b && b->requires_grad) {
-        const gl_kernels *k = gl_kern();
-        for (int r = 0; r < rows; r++) k->axpy((size_t)N, 1.0f, y->grad + (size_t)r * N, b->grad);
-    }
+    GL_CALL(y->device, "linear_nf4", linear_nf4_bwd, (int)(x->numel / w->rows), w->cols, w->rows, w, y->grad,
+            x->requires_grad ? x->grad : NULL, b && b->requires_grad ? b->grad : NULL);
 }
 
 gl_tensor *gl_linear_nf4(gl_tensor *x, const gl_nf4 *w, gl_tensor *bias) {
@@ -261,9 +233,7 @@ gl_tensor *gl_linear_nf4(gl_tensor *x, const gl_nf4 *w, gl_tensor *bias) {
     gl_node *node;
     gl_tensor *y = gl_op_output("linear_nf4", x->ndim, shape, linear_nf4_backward, &node, GL_INPUTS(x, bias));
     if (node) node->saved[0] = (void *)w;
-    int rows = (int)(x->numel / (K ? K : 1));
-    if (bias)
-        for (int r = 0; r < rows; r++) memcpy(y->data + (size_t)r * N, bias->data, (size_t)N * sizeof(float));
-    gl_gemm_nf4(0, 0, rows, N, K, 1.0f, x->data, K, w, bias ? 1.0f : 0.0f, y->data, N);
+    GL_CALL(y->device, "linear_nf4", linear_nf4_fwd, (int)(x->numel / (K ? K : 1)), N, K, x->data, w,
+            bias ? bias->data : NULL, y->data);
     return y;
 }

@@ -1,8 +1,5 @@
 /* sum and mean over one axis (or all elements). The tensor is viewed as [outer, n, inner] around the axis. */
-#include <string.h>
-
-#include "kernels.h"
-#include "ops.h"
+#include "op_impl.h"
 
 static void split_axis(const gl_tensor *x, int axis, int64_t *outer, int64_t *n, int64_t *inner) {
     *outer = *inner = 1;
@@ -16,12 +13,7 @@ static void reduce_backward(gl_node *nd) {
     gl_tensor *x = nd->in[0];
     int64_t outer, n, inner;
     split_axis(x, nd->ival[0], &outer, &n, &inner);
-    float scale = nd->fval[0];
-    const gl_kernels *k = gl_kern();
-    const float *g = nd->out->grad;
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t j = 0; j < n; j++)
-            k->axpy((size_t)inner, scale, g + o * inner, x->grad + (o * n + j) * inner);
+    GL_CALL(x->device, nd->op, reduce_bwd, (size_t)outer, (size_t)n, (size_t)inner, nd->fval[0], nd->out->grad, x->grad);
 }
 
 static gl_tensor *reduce(const char *op, gl_tensor *x, int axis, bool keepdim, bool mean) {
@@ -41,22 +33,7 @@ static gl_tensor *reduce(const char *op, gl_tensor *x, int axis, bool keepdim, b
         node->ival[0] = axis;
         node->fval[0] = scale;
     }
-    if (inner == 1) { /* reducing contiguous rows: accumulate in double so long rows keep their precision */
-#pragma omp parallel for schedule(static) if (outer * n > (1 << 16))
-        for (int64_t o = 0; o < outer; o++) {
-            double s = 0.0;
-            const float *row = x->data + o * n;
-            for (int64_t j = 0; j < n; j++) s += row[j];
-            y->data[o] = (float)(s * scale);
-        }
-        return y;
-    }
-    const gl_kernels *k = gl_kern();
-    memset(y->data, 0, (size_t)y->numel * sizeof(float));
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t j = 0; j < n; j++) k->axpy((size_t)inner, 1.0f, x->data + (o * n + j) * inner, y->data + o * inner);
-    if (mean)
-        for (int64_t i = 0; i < y->numel; i++) y->data[i] *= scale;
+    GL_CALL(y->device, op, reduce_fwd, (size_t)outer, (size_t)n, (size_t)inner, scale, x->data, y->data);
     return y;
 }
 

@@ -4,9 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "kernels.h"
-#include "kernels_cuda.h"
-#include "ops.h"
+#include "op_impl.h"
 
 static gl_tensor *view_of(gl_tensor *x) {
     gl_tensor *v = gl_arena_alloc(sizeof *v);
@@ -28,31 +26,17 @@ gl_tensor *gl_transpose(gl_tensor *x, int dim0, int dim1) {
 
 /* ---- contiguous: a strided gather; backward scatters the gradient back through the same strides ---- */
 
-static void for_each_strided(const gl_tensor *t, const float *src_strided, float *dst_dense, bool gather) {
-    int shape[4] = {1, 1, 1, 1};
-    int64_t st[4] = {0, 0, 0, 0};
-    for (int d = 0; d < t->ndim; d++) {
-        shape[4 - t->ndim + d] = t->shape[d];
-        st[4 - t->ndim + d] = t->stride[d];
-    }
-    int64_t i = 0;
-    for (int a = 0; a < shape[0]; a++)
-        for (int b = 0; b < shape[1]; b++)
-            for (int c = 0; c < shape[2]; c++)
-                for (int d = 0; d < shape[3]; d++, i++) {
-                    int64_t off = a * st[0] + b * st[1] + c * st[2] + d * st[3];
-                    if (gather) dst_dense[i] = src_strided[off];
-                    else ((float *)src_strided)[off] += dst_dense[i];
-                }
+static void contiguous_backward(gl_node *nd) {
+    gl_tensor *x = nd->in[0];
+    GL_CALL(x->device, "contiguous", scatter_add, x->ndim, x->shape, x->stride, nd->out->grad, x->grad);
 }
-
-static void contiguous_backward(gl_node *nd) { for_each_strided(nd->in[0], nd->in[0]->grad, nd->out->grad, false); }
 
 gl_tensor *gl_contiguous(gl_tensor *x) {
     if (gl_is_contiguous(x)) return x;
+    if (x->ndim > 4) gl_fatal("contiguous", "copies views of at most 4 dimensions, got %d", x->ndim);
     gl_node *node;
     gl_tensor *y = gl_op_output("contiguous", x->ndim, x->shape, contiguous_backward, &node, GL_INPUTS(x));
-    for_each_strided(x, x->data, y->data, true);
+    GL_CALL(x->device, "contiguous", gather, x->ndim, x->shape, x->stride, x->data, y->data);
     return y;
 }
 
@@ -108,11 +92,8 @@ static void slice_backward(gl_node *nd) {
     int axis = nd->ival[0], start = nd->ival[1], len = y->shape[axis];
     int64_t outer, inner;
     outer_inner(x, axis, &outer, &inner);
-    for (int64_t o = 0; o < outer; o++) {
-        float *dst = x->grad + (o * x->shape[axis] + start) * inner;
-        const float *src = y->grad + o * len * inner;
-        for (int64_t i = 0; i < len * inner; i++) dst[i] += src[i];
-    }
+    GL_CALL(x->device, "slice", axpy_rows, (size_t)outer, (size_t)(len * inner), 1.0f, y->grad, (size_t)(len * inner),
+            x->grad + start * inner, (size_t)(x->shape[axis] * inner));
 }
 
 gl_tensor *gl_slice(gl_tensor *x, int axis, int start, int end) {
@@ -142,9 +123,9 @@ gl_tensor *gl_slice(gl_tensor *x, int axis, int start, int end) {
         node->ival[0] = axis;
         node->ival[1] = start;
     }
-    size_t block = (size_t)(end - start) * inner * sizeof(float);
-    for (int64_t o = 0; o < outer; o++)
-        memcpy(y->data + o * (end - start) * inner, x->data + (o * x->shape[axis] + start) * inner, block);
+    size_t block = (size_t)(end - start) * inner;
+    GL_CALL(x->device, "slice", copy_rows, (size_t)outer, block, x->data + start * inner, (size_t)(x->shape[axis] * inner),
+            y->data, block);
     return y;
 }
 
@@ -158,11 +139,8 @@ static void concat_backward(gl_node *nd) {
     for (int k = 0; k < n; k++) {
         int len = xs[k]->shape[axis];
         if (xs[k]->requires_grad)
-            for (int64_t o = 0; o < outer; o++) {
-                const float *src = y->grad + (o * y->shape[axis] + offset) * inner;
-                float *dst = xs[k]->grad + o * len * inner;
-                for (int64_t i = 0; i < len * inner; i++) dst[i] += src[i];
-            }
+            GL_CALL(y->device, "concat", axpy_rows, (size_t)outer, (size_t)(len * inner), 1.0f, y->grad + offset * inner,
+                    (size_t)(y->shape[axis] * inner), xs[k]->grad, (size_t)(len * inner));
         offset += len;
     }
 }
@@ -197,9 +175,8 @@ gl_tensor *gl_concat(gl_tensor *const *in, int n, int axis) {
     int offset = 0;
     for (int k = 0; k < n; k++) {
         int len = xs[k]->shape[axis];
-        for (int64_t o = 0; o < outer; o++)
-            memcpy(y->data + (o * shape[axis] + offset) * inner, xs[k]->data + o * len * inner,
-                   (size_t)len * inner * sizeof(float));
+        GL_CALL(y->device, "concat", copy_rows, (size_t)outer, (size_t)(len * inner), xs[k]->data, (size_t)(len * inner),
+                y->data + offset * inner, (size_t)(shape[axis] * inner));
         offset += len;
     }
     return y;
@@ -212,23 +189,12 @@ static void add_columns_backward(gl_node *n) {
     int N = out->shape[out->ndim - 1];
     float scale = n->fval[0];
     int64_t rows = out->numel / N;
-    if (out->device == GL_CUDA) {
-        const gl_cuda_kernels *cu = gl_cu("add_columns");
-        if (y->requires_grad) cu->axpy((size_t)out->numel, 1.0f, out->grad, y->grad);
-        for (int i = 1; i < n->n_in; i++) {
-            gl_tensor *d = n->in[i];
-            size_t W = (size_t)d->shape[d->ndim - 1];
-            if (d->requires_grad) cu->axpy_rows((size_t)rows, W, scale, out->grad + n->ival[i - 1], (size_t)N, d->grad, W);
-        }
-        return;
-    }
-    const gl_kernels *k = gl_kern();
-    if (y->requires_grad) k->axpy((size_t)out->numel, 1.0f, out->grad, y->grad);
+    const gl_backend *be = GL_BACKEND(out->device, "add_columns", axpy_rows);
+    if (y->requires_grad) be->axpy((size_t)out->numel, 1.0f, out->grad, y->grad);
     for (int i = 1; i < n->n_in; i++) {
         gl_tensor *d = n->in[i];
-        int W = d->shape[d->ndim - 1], col0 = n->ival[i - 1];
-        if (d->requires_grad)
-            for (int64_t r = 0; r < rows; r++) k->axpy((size_t)W, scale, out->grad + r * N + col0, d->grad + r * W);
+        size_t W = (size_t)d->shape[d->ndim - 1];
+        if (d->requires_grad) be->axpy_rows((size_t)rows, W, scale, out->grad + n->ival[i - 1], (size_t)N, d->grad, W);
     }
 }
 
@@ -249,26 +215,16 @@ gl_tensor *gl_add_columns(gl_tensor *y, int n, gl_tensor *const *ds, const int *
         }
     }
     gl_node *node;
-    gl_tensor *out = gl_op_output_any("add_columns", y->ndim, y->shape, add_columns_backward, &node, n + 1, in);
+    gl_tensor *out = gl_op_output("add_columns", y->ndim, y->shape, add_columns_backward, &node, n + 1, in);
     if (node) {
         for (int k = 0; k < n; k++) node->ival[k] = col0[k];
         node->fval[0] = scale;
     }
-    if (out->device == GL_CUDA) {
-        const gl_cuda_kernels *cu = gl_cu("add_columns");
-        cu->copy(out->data, y->data, (size_t)y->numel * sizeof(float));
-        for (int k = 0; k < n; k++) {
-            size_t W = (size_t)in[k + 1]->shape[y->ndim - 1];
-            cu->axpy_rows((size_t)(y->numel / N), W, scale, in[k + 1]->data, W, out->data + col0[k], (size_t)N);
-        }
-        return out;
-    }
-    memcpy(out->data, y->data, (size_t)y->numel * sizeof(float));
-    const gl_kernels *kern = gl_kern();
+    const gl_backend *be = GL_BACKEND(out->device, "add_columns", axpy_rows);
+    be->copy(out->data, y->data, (size_t)y->numel * sizeof(float));
     for (int k = 0; k < n; k++) {
-        int W = in[k + 1]->shape[y->ndim - 1];
-        for (int64_t r = 0; r < y->numel / N; r++)
-            kern->axpy((size_t)W, scale, in[k + 1]->data + r * W, out->data + r * N + col0[k]);
+        size_t W = (size_t)in[k + 1]->shape[y->ndim - 1];
+        be->axpy_rows((size_t)(y->numel / N), W, scale, in[k + 1]->data, W, out->data + col0[k], (size_t)N);
     }
     return out;
 }

@@ -1,7 +1,6 @@
 #include "optim.h"
 
-#include "kernels.h"
-#include "kernels_cuda.h"
+#include "op_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -24,7 +23,7 @@ static gl_optim *optim_new(gl_optim_kind kind, gl_tensor *const *params, int n, 
         total += params[i]->numel;
     }
     if (hi > lo) {
-        if (lo < 0 || hi > total || params[0]->device == GL_CUDA)
+        if (lo < 0 || hi > total || params[0]->device != GL_CPU)
             gl_fatal("optim", "a shard [%lld, %lld) of %lld CPU parameters is out of range", (long long)lo, (long long)hi,
                      (long long)total);
         o->shard_lo = lo, o->shard_hi = hi;
@@ -33,9 +32,10 @@ static gl_optim *optim_new(gl_optim_kind kind, gl_tensor *const *params, int n, 
     o->state_floats = total * buffers;
     o->state = calloc((size_t)(o->state_floats ? o->state_floats : 1), sizeof(float));
     if (!o->params || !o->state) gl_fatal("optim", "out of memory for %lld state floats", (long long)o->state_floats);
-    if (n && params[0]->device == GL_CUDA) {
-        if (kind == GL_SGD) gl_fatal("optim", "SGD has no CUDA path; use Adam or AdamW for parameters on the cuda device");
-        gl_optim_to(o, GL_CUDA);
+    if (n) { /* the update's kernel must exist where the parameters are; the state moves there */
+        if (kind == GL_SGD) GL_BACKEND(params[0]->device, "sgd", sgd_update);
+        else GL_BACKEND(params[0]->device, "adam", adam_update);
+        gl_optim_to(o, params[0]->device);
     }
     return o;
 }
@@ -75,59 +75,31 @@ gl_optim *gl_adamw_shard(gl_tensor *const *params, int n, float lr, float beta1,
 void gl_optim_step(gl_optim *o) {
     o->step++;
     float bc1 = 1.0f - powf(o->beta1, (float)o->step), bc2 = 1.0f - powf(o->beta2, (float)o->step);
-    float *state = o->state;
-    if (o->device == GL_CUDA) { /* Adam/AdamW only (gl_sgd refuses CUDA parameters) */
-        const gl_cuda_kernels *cu = gl_cu("optim");
-        bool decoupled = o->kind == GL_ADAMW;
-        for (int i = 0; i < o->n_params; i++) {
-            gl_tensor *p = o->params[i];
-            float wd = p->no_weight_decay ? 0.0f : o->weight_decay;
-            cu->adam_update((size_t)p->numel, p->data, p->grad, state, state + p->numel, o->lr, o->beta1, o->beta2,
-                            o->eps, decoupled ? 0.0f : wd, decoupled ? wd : 0.0f, bc1, bc2);
-            state += 2 * p->numel;
-        }
-        return;
-    }
-    bool sharded = o->shard_hi > o->shard_lo;
+    const gl_backend *be = gl_backend_of(o->device, "optim");
+    bool sharded = o->shard_hi > o->shard_lo, decoupled = o->kind == GL_ADAMW;
     int64_t offset = 0, shard = o->shard_hi - o->shard_lo;
+    float *state = o->state;
     for (int i = 0; i < o->n_params; offset += o->params[i]->numel, i++) {
         gl_tensor *p = o->params[i];
         int64_t n = p->numel;
         float wd = p->no_weight_decay ? 0.0f : o->weight_decay;
-        float *w = p->data;
+        if (o->kind == GL_SGD) {
+            be->sgd_update((size_t)n, p->data, p->grad, state, o->lr, o->momentum, wd, o->step == 1);
+            state += n;
+            continue;
+        }
+        float *w = p->data, *m = state, *v = state + n;
         const float *g = p->grad;
+        state += 2 * n;
         if (sharded) { /* the part of this parameter inside [lo, hi), with its state at the same place of the shard */
             int64_t a = offset > o->shard_lo ? offset : o->shard_lo, b = offset + n < o->shard_hi ? offset + n : o->shard_hi;
             if (a >= b) continue;
-            gl_kern()->adam_update((size_t)(b - a), w + (a - offset), g + (a - offset), o->state + (a - o->shard_lo),
-                                   o->state + shard + (a - o->shard_lo), o->lr, o->beta1, o->beta2, o->eps,
-                                   o->kind == GL_ADAMW ? 0.0f : wd, o->kind == GL_ADAMW ? wd : 0.0f, bc1, bc2);
-            continue;
+            n = b - a;
+            w += a - offset, g += a - offset;
+            m = o->state + (a - o->shard_lo), v = o->state + shard + (a - o->shard_lo);
         }
-        if (o->kind == GL_SGD) {
-            float *buf = state;
-            state += n;
-            for (int64_t j = 0; j < n; j++) {
-                float gj = g[j] + wd * w[j];
-                if (o->momentum != 0.0f) {
-                    buf[j] = o->step == 1 ? gj : o->momentum * buf[j] + gj;
-                    gj = buf[j];
-                }
-                w[j] -= o->lr * gj;
-            }
-            continue;
-        }
-        float *m = state, *v = state + n;
-        state += 2 * n;
-        bool decoupled = o->kind == GL_ADAMW;
-        const gl_kernels *k = gl_kern();
-        enum { CHUNK = 1 << 15 };
-#pragma omp parallel for schedule(static) if (n > 4 * CHUNK)
-        for (int64_t c = 0; c < n; c += CHUNK) {
-            size_t len = (size_t)(n - c < CHUNK ? n - c : CHUNK);
-            k->adam_update(len, w + c, g + c, m + c, v + c, o->lr, o->beta1, o->beta2, o->eps, decoupled ? 0.0f : wd,
-                           decoupled ? wd : 0.0f, bc1, bc2);
-        }
+        be->adam_update((size_t)n, w, g, m, v, o->lr, o->beta1, o->beta2, o->eps, decoupled ? 0.0f : wd,
+                        decoupled ? wd : 0.0f, bc1, bc2);
     }
 }
 
@@ -154,62 +126,38 @@ void gl_optim_zero_grad(gl_optim *o) { gl_zero_grad(o->params, o->n_params); }
 void gl_optim_to(gl_optim *o, gl_device d) {
     if (o->device == d) return;
     size_t bytes = (size_t)(o->state_floats ? o->state_floats : 1) * sizeof(float);
-    const gl_cuda_kernels *cu = gl_cu("optim");
-    if (d == GL_CUDA) {
-        float *dev = cu->alloc(bytes);
-        cu->upload(dev, o->state, bytes);
-        free(o->state);
-        o->state = dev;
-    } else {
-        float *host = malloc(bytes);
-        if (!host) gl_fatal("optim", "out of memory for %zu bytes of state", bytes);
-        cu->download(host, o->state, bytes);
-        cu->free(o->state);
-        o->state = host;
-    }
+    const gl_backend *from = gl_backend_of(o->device, "optim"), *to = gl_backend_of(d, "optim");
+    float *moved = to->alloc(bytes), *host = o->device == GL_CPU ? o->state : malloc(bytes);
+    if (!moved || !host) gl_fatal("optim", "out of memory for %zu bytes of state", bytes);
+    if (host != o->state) from->download(host, o->state, bytes);
+    to->upload(moved, host, bytes);
+    if (host != o->state) free(host);
+    from->free(o->state);
+    o->state = moved;
     o->device = d;
 }
 
 void gl_optim_free(gl_optim *o) {
     if (!o) return;
     free(o->params);
-    if (o->device == GL_CUDA) gl_cu("optim")->free(o->state);
-    else free(o->state);
+    gl_backend_of(o->device, "optim")->free(o->state);
     free(o);
 }
 
-/* on the device: the sum of squares in a fixed order there, the norm's one float back, the factor sent in */
-static float clip_grad_norm_cuda(gl_tensor *const *params, int n, float max_norm) {
-    const gl_cuda_kernels *cu = gl_cu("clip_grad_norm");
-    const float **bufs = gl_arena_alloc((size_t)n * sizeof *bufs);
-    size_t *lens = gl_arena_alloc((size_t)n * sizeof *lens), scratch_floats = 4;
-    for (int i = 0; i < n; i++) {
-        if (params[i]->device != GL_CUDA) gl_fatal("clip_grad_norm", "parameters are on different devices");
-        bufs[i] = params[i]->grad, lens[i] = (size_t)params[i]->numel;
-        scratch_floats += cu->sum_scratch(lens[i]);
-    }
-    float *scratch = gl_device_arena_alloc(scratch_floats * sizeof(float)), *ss = gl_device_arena_alloc(sizeof(float));
-    cu->sum_squares(n, bufs, lens, scratch, ss);
-    float sum_squares;
-    cu->download(&sum_squares, ss, sizeof sum_squares);
-    float norm = sqrtf(sum_squares);
-    if (max_norm > 0.0f && norm > max_norm) {
-        float scale = max_norm / (norm + 1e-6f), *factor = gl_arena_copy_in(GL_CUDA, &scale, sizeof scale);
-        for (int i = 0; i < n; i++) cu->scale(lens[i], factor, params[i]->grad);
-    }
-    return norm;
-}
-
 float gl_clip_grad_norm(gl_tensor *const *params, int n, float max_norm) {
-    if (n && params[0]->device == GL_CUDA) return clip_grad_norm_cuda(params, n, max_norm);
-    double ss = 0.0;
-    for (int i = 0; i < n; i++)
-        for (int64_t j = 0; j < params[i]->numel; j++) ss += (double)params[i]->grad[j] * params[i]->grad[j];
-    float norm = (float)sqrt(ss);
+    if (n == 0) return 0.0f;
+    gl_device d = params[0]->device;
+    const float **bufs = gl_arena_alloc((size_t)n * sizeof *bufs);
+    size_t *lens = gl_arena_alloc((size_t)n * sizeof *lens);
+    for (int i = 0; i < n; i++) {
+        if (params[i]->device != d) gl_fatal("clip_grad_norm", "parameters are on different devices");
+        bufs[i] = params[i]->grad, lens[i] = (size_t)params[i]->numel;
+    }
+    float norm = GL_CALL(d, "clip_grad_norm", grad_norm, n, bufs, lens);
     if (max_norm > 0.0f && norm > max_norm) {
         float scale = max_norm / (norm + 1e-6f);
-        for (int i = 0; i < n; i++)
-            for (int64_t j = 0; j < params[i]->numel; j++) params[i]->grad[j] *= scale;
+        const gl_backend *be = GL_BACKEND(d, "clip_grad_norm", scale);
+        for (int i = 0; i < n; i++) be->scale(lens[i], scale, params[i]->grad);
     }
     return norm;
 }
@@ -222,13 +170,13 @@ size_t gl_grads_count(gl_tensor *const *params, int n) {
 
 /* a device gradient visits the host through a scratch buffer (the engine's collectives work on host memory) */
 static float *host_grad(const gl_tensor *p, float **scratch, size_t *cap) {
-    if (p->device != GL_CUDA) return p->grad;
+    if (p->device == GL_CPU) return p->grad;
     if ((size_t)p->numel > *cap) {
         free(*scratch);
         *cap = (size_t)p->numel;
         if (!(*scratch = malloc(*cap * sizeof(float)))) gl_fatal("gradients", "out of memory for %s", p->name);
     }
-    gl_cu("gradients")->download(*scratch, p->grad, (size_t)p->numel * sizeof(float));
+    gl_backend_of(p->device, "gradients")->download(*scratch, p->grad, (size_t)p->numel * sizeof(float));
     return *scratch;
 }
 
@@ -248,9 +196,9 @@ void gl_grads_assign(gl_tensor *const *params, int n, const float *sum, float sc
     size_t cap = 0;
     for (int i = 0; i < n; i++) {
         gl_tensor *p = params[i];
-        float *g = p->device == GL_CUDA ? host_grad(p, &scratch, &cap) : p->grad;
+        float *g = host_grad(p, &scratch, &cap);
         for (int64_t j = 0; j < p->numel; j++) g[j] = sum[j] * scale;
-        if (p->device == GL_CUDA) gl_cu("gradients")->upload(p->grad, g, (size_t)p->numel * sizeof(float));
+        if (g != p->grad) gl_backend_of(p->device, "gradients")->upload(p->grad, g, (size_t)p->numel * sizeof(float));
         sum += p->numel;
     }
     free(scratch);

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "kernels.h"
-#include "kernels_cuda.h"
+#include "op_impl.h"
 #include "rng.h"
 
 /* ------------------------------------------------------------------ errors */
@@ -34,15 +34,60 @@ const char *gl_kernels_in_use(void) { return gl_kern()->name; }
 /* ------------------------------------------------------------------ devices */
 
 /* defined by kernels/cuda/backend.cu when a build links the CUDA kernels (real or emulated); absent otherwise */
-extern const gl_cuda_kernels gl_cuda_backend __attribute__((weak));
+extern const gl_backend gl_backend_cuda __attribute__((weak));
 
-bool gl_cuda_linked(void) { return &gl_cuda_backend != NULL; }
-bool gl_cuda_present(void) { return gl_cuda_linked() && gl_cuda_backend.available(); }
+bool gl_cuda_linked(void) { return &gl_backend_cuda != NULL; }
+bool gl_cuda_present(void) { return gl_cuda_linked() && gl_backend_cuda.available(); }
 
-const gl_cuda_kernels *gl_cu(const char *op) {
+const gl_backend *gl_backend_of(gl_device d, const char *op) {
+    if (d == GL_CPU) return &gl_backend_cpu;
     if (!gl_cuda_linked())
         gl_fatal(op, "a tensor is on the cuda device but this build has no CUDA kernels (make CUDA=1)");
-    return &gl_cuda_backend;
+    return &gl_backend_cuda;
+}
+
+void gl_op_unsupported(const char *op, gl_device d, const char *what) {
+    gl_fatal(op, "is not supported on the %s device (%s); compute it on the CPU", gl_device_name(d), what);
+}
+
+const gl_backend *gl_backend_need(gl_device d, const char *op, size_t slot_offset, const char *slot) {
+    const gl_backend *be = gl_backend_of(d, op);
+    void (*fn)(void);
+    memcpy(&fn, (const char *)be + slot_offset, sizeof fn);
+    if (!fn) {
+        char what[96];
+        snprintf(what, sizeof what, "its %s backend has no %s kernel", be->name, slot);
+        gl_op_unsupported(op, d, what);
+    }
+    return be;
+}
+
+/* the slots by name, for gl_supports_op */
+static const struct {
+    const char *name;
+    size_t offset;
+} slot_names[] = {
+#define GL_SLOT_NAME(name, ret, args) {#name, offsetof(gl_backend, name)},
+    GL_BACKEND_SLOTS(GL_SLOT_NAME)
+#undef GL_SLOT_NAME
+};
+
+bool gl_supports_op(gl_device d, const char *slot) {
+    if (d != GL_CPU && !gl_cuda_linked()) return false;
+    const gl_backend *be = d == GL_CPU ? &gl_backend_cpu : &gl_backend_cuda;
+    for (size_t i = 0; i < sizeof slot_names / sizeof slot_names[0]; i++)
+        if (!strcmp(slot_names[i].name, slot)) {
+            void (*fn)(void);
+            memcpy(&fn, (const char *)be + slot_names[i].offset, sizeof fn);
+            return fn != NULL;
+        }
+    return false;
+}
+
+int gl_backend_slots(const char **names, int max) {
+    int n = (int)(sizeof slot_names / sizeof slot_names[0]);
+    for (int i = 0; i < n && i < max; i++) names[i] = slot_names[i].name;
+    return n;
 }
 
 const char *gl_device_name(gl_device d) { return d == GL_CUDA ? "cuda" : "cpu"; }
@@ -61,7 +106,7 @@ typedef struct arena_state {
     size_t used_before_cur; /* bytes used in chunks before cur */
     size_t high_water;
     size_t chunk_mallocs;
-    bool device;
+    gl_device device; /* whose memory the chunks are */
 } arena_state;
 
 /* An engine context: the arenas of one graph at a time, its tape and its grad mode (tensor.h). Each thread works in
@@ -73,14 +118,14 @@ struct gl_context {
     int no_grad_depth;
     bool tape_consumed; /* a backward pass has run over the tape since the last reset */
 };
-static gl_context default_context = {.device_arena = {.device = true}};
+static gl_context default_context = {.device_arena = {.device = GL_CUDA}};
 static _Thread_local gl_context *current;
 static gl_context *ctx(void) { return current ? current : &default_context; }
 
 gl_context *gl_context_new(void) {
     gl_context *c = calloc(1, sizeof *c);
     if (!c) gl_fatal("context", "out of memory");
-    c->device_arena.device = true;
+    c->device_arena.device = GL_CUDA;
     return c;
 }
 
@@ -104,7 +149,7 @@ static void *arena_alloc(arena_state *a, size_t bytes) {
         size_t cap = bytes > ARENA_MIN_CHUNK ? bytes : ARENA_MIN_CHUNK;
         chunk *c = malloc(sizeof *c);
         if (!c) gl_fatal("arena", "out of memory");
-        c->data = a->device ? gl_cu("arena")->alloc(cap) : aligned_alloc(64, cap);
+        c->data = gl_backend_of(a->device, "arena")->alloc(cap);
         if (!c->data) gl_fatal("arena", "out of memory allocating %zu bytes for activations", cap);
         c->next = NULL;
         c->cap = cap;
@@ -127,6 +172,7 @@ static void *arena_alloc(arena_state *a, size_t bytes) {
 
 void *gl_arena_alloc(size_t bytes) { return arena_alloc(&ctx()->arena, bytes); }
 void *gl_device_arena_alloc(size_t bytes) { return arena_alloc(&ctx()->device_arena, bytes); }
+void *gl_arena_alloc_on(gl_device d, size_t bytes) { return d == GL_CPU ? gl_arena_alloc(bytes) : gl_device_arena_alloc(bytes); }
 
 static void arena_rewind(arena_state *a) {
     for (chunk *c = a->first; c; c = c->next) c->used = 0;
@@ -138,12 +184,11 @@ static void arena_free(arena_state *a) {
     chunk *c = a->first;
     while (c) {
         chunk *n = c->next;
-        if (a->device) gl_cu("arena")->free(c->data);
-        else free(c->data);
+        gl_backend_of(a->device, "arena")->free(c->data);
         free(c);
         c = n;
     }
-    bool device = a->device;
+    gl_device device = a->device;
     memset(a, 0, sizeof *a);
     a->device = device;
 }
@@ -277,10 +322,7 @@ gl_tensor *gl_param(int ndim, const int *shape, const char *name) {
     return t;
 }
 
-static void buffer_free(gl_device d, float *b) {
-    if (d == GL_CUDA) gl_cu("param")->free(b);
-    else free(b);
-}
+static void buffer_free(gl_device d, float *b) { gl_backend_of(d, "param")->free(b); }
 
 void gl_param_free(gl_tensor *p) {
     if (!p) return;
@@ -302,11 +344,12 @@ static float *buffer_on(gl_device d, const float *src, int64_t numel, const char
         if (src) memcpy(b, src, (size_t)numel * sizeof(float));
         return b;
     }
-    const gl_cuda_kernels *cu = gl_cu("param");
+    const gl_backend *be = gl_backend_of(d, "param");
     size_t bytes = (size_t)numel * sizeof(float);
-    float *b = cu->alloc(bytes ? bytes : 4);
-    if (src) cu->upload(b, src, bytes);
-    else cu->zero(b, bytes);
+    float *b = be->alloc(bytes ? bytes : 4);
+    if (!b) gl_fatal("param", "out of %s memory for %s (%zu bytes)", be->name, name ? name : "a buffer", bytes);
+    if (src) be->upload(b, src, bytes);
+    else be->zero(b, bytes);
     return b;
 }
 
@@ -323,14 +366,15 @@ void gl_param_to(gl_tensor *p, gl_device d) {
     if (!p->is_param) gl_fatal("to_device", "%s is not a parameter (activations are made on their inputs' device)",
                                p->name ? p->name : "a tensor");
     float *host_data = p->data, *host_grad = p->grad;
-    if (p->device == GL_CUDA) { /* to the CPU: through host copies */
+    if (d == GL_CPU) { /* to the CPU: through host copies */
+        const gl_backend *from = gl_backend_of(p->device, "param");
         host_data = param_buffer(p->numel, p->name);
-        gl_cu("param")->download(host_data, p->data, (size_t)p->numel * sizeof(float));
+        from->download(host_data, p->data, (size_t)p->numel * sizeof(float));
         if (p->grad) {
             host_grad = param_buffer(p->numel, p->name);
-            gl_cu("param")->download(host_grad, p->grad, (size_t)p->numel * sizeof(float));
+            from->download(host_grad, p->grad, (size_t)p->numel * sizeof(float));
         }
-        buffer_free(GL_CUDA, p->data), buffer_free(GL_CUDA, p->grad);
+        buffer_free(p->device, p->data), buffer_free(p->device, p->grad);
         p->data = host_data, p->grad = p->grad ? host_grad : NULL;
     } else {
         p->data = buffer_on(d, host_data, p->numel, p->name);
@@ -340,15 +384,12 @@ void gl_param_to(gl_tensor *p, gl_device d) {
     p->device = d;
 }
 
-void gl_device_sync(gl_device d) {
-    if (d == GL_CUDA) gl_cu("sync")->synchronize();
-}
+void gl_device_sync(gl_device d) { gl_backend_of(d, "sync")->synchronize(); }
 
 void gl_copy_to_host(const gl_tensor *t, float *dst) {
     if (!gl_is_contiguous(t)) gl_fatal("copy_to_host", "needs a contiguous tensor");
     size_t bytes = (size_t)t->numel * sizeof(float);
-    if (t->device == GL_CUDA) gl_cu("copy_to_host")->download(dst, t->data, bytes);
-    else memcpy(dst, t->data, bytes);
+    gl_backend_of(t->device, "copy_to_host")->download(dst, t->data, bytes);
 }
 
 float gl_item(const gl_tensor *t) {
@@ -362,20 +403,14 @@ float gl_item(const gl_tensor *t) {
 }
 
 void *gl_arena_copy_in(gl_device d, const void *host, size_t bytes) {
-    void *p = d == GL_CUDA ? gl_device_arena_alloc(bytes) : gl_arena_alloc(bytes);
-    if (d == GL_CUDA) gl_cu("arena")->upload(p, host, bytes);
-    else memcpy(p, host, bytes);
+    void *p = gl_arena_alloc_on(d, bytes);
+    gl_backend_of(d, "arena")->upload(p, host, bytes);
     return p;
 }
 
 int gl_device_sample(const gl_tensor *logits, float temperature, double u) {
-    if (logits->device != GL_CUDA || !gl_is_contiguous(logits))
-        gl_fatal("sample", "needs a contiguous row of logits on the cuda device");
-    const gl_cuda_kernels *cu = gl_cu("sample");
-    int32_t *token = gl_device_arena_alloc(sizeof *token), host;
-    cu->sample((int)logits->numel, logits->data, temperature, u, token);
-    cu->download(&host, token, sizeof host);
-    return host;
+    if (!gl_is_contiguous(logits)) gl_fatal("sample", "needs a contiguous row of logits");
+    return GL_CALL(logits->device, "sample", sample, (int)logits->numel, logits->data, temperature, u);
 }
 
 gl_tensor *gl_new_on(gl_device d, int ndim, const int *shape) {
@@ -454,8 +489,8 @@ void gl_no_grad_end(void) {
 bool gl_grad_enabled(void) { return ctx()->no_grad_depth == 0; }
 size_t gl_tape_length(void) { return ctx()->tape_len; }
 
-static gl_tensor *op_output(const char *op, bool device_ok, int ndim, const int *shape, gl_backward_fn backward,
-                            gl_node **node_out, int n_in, gl_tensor *const *in) {
+gl_tensor *gl_op_output(const char *op, int ndim, const int *shape, gl_backward_fn backward, gl_node **node_out,
+                        int n_in, gl_tensor *const *in) {
     const gl_tensor *first = NULL; /* the first input given: the device every other one must share */
     for (int i = 0; i < n_in; i++) {
         if (!in[i]) continue;
@@ -463,27 +498,20 @@ static gl_tensor *op_output(const char *op, bool device_ok, int ndim, const int 
         else if (in[i]->device != first->device) gl_fatal(op, "inputs are on different devices (cpu and cuda)");
     }
     gl_device dev = first ? first->device : GL_CPU;
-    if (dev == GL_CUDA && !device_ok)
-        gl_fatal(op, "has no CUDA kernel yet (an input is on the cuda device); compute it on the CPU");
     gl_tensor *out = gl_arena_alloc(sizeof *out);
     memset(out, 0, sizeof *out);
     set_shape(out, ndim, shape, op);
     out->device = dev;
     size_t bytes = (size_t)out->numel * sizeof(float);
-    out->data = dev == GL_CUDA ? gl_device_arena_alloc(bytes) : gl_arena_alloc(bytes);
+    out->data = gl_arena_alloc_on(dev, bytes);
     bool needs = false;
     for (int i = 0; i < n_in; i++) needs |= in[i] && in[i]->requires_grad;
     needs &= gl_grad_enabled();
     *node_out = NULL;
     if (!needs) return out;
     out->requires_grad = true;
-    if (dev == GL_CUDA) {
-        out->grad = gl_device_arena_alloc(bytes);
-        gl_cu(op)->zero(out->grad, bytes);
-    } else {
-        out->grad = gl_arena_alloc(bytes);
-        memset(out->grad, 0, bytes);
-    }
+    out->grad = gl_arena_alloc_on(dev, bytes);
+    gl_backend_of(dev, op)->zero(out->grad, bytes);
     gl_node *n = gl_arena_alloc(sizeof *n);
     memset(n, 0, sizeof *n);
     n->op = op;
@@ -499,16 +527,6 @@ static gl_tensor *op_output(const char *op, bool device_ok, int ndim, const int 
     return out;
 }
 
-gl_tensor *gl_op_output(const char *op, int ndim, const int *shape, gl_backward_fn backward, gl_node **node_out,
-                        int n_in, gl_tensor *const *in) {
-    return op_output(op, false, ndim, shape, backward, node_out, n_in, in);
-}
-
-gl_tensor *gl_op_output_any(const char *op, int ndim, const int *shape, gl_backward_fn backward, gl_node **node_out,
-                            int n_in, gl_tensor *const *in) {
-    return op_output(op, true, ndim, shape, backward, node_out, n_in, in);
-}
-
 void gl_backward(gl_tensor *loss) {
     if (loss->numel != 1) {
         char s[64];
@@ -516,13 +534,11 @@ void gl_backward(gl_tensor *loss) {
     }
     if (!loss->requires_grad || !loss->grad)
         gl_fatal("backward", "the loss does not depend on any tensor that requires a gradient");
-    if (loss->device == GL_CUDA) {
-        const gl_cuda_kernels *cu = gl_cu("backward");
-        float g;
-        cu->download(&g, loss->grad, sizeof g);
-        g += 1.0f;
-        cu->upload(loss->grad, &g, sizeof g);
-    } else loss->grad[0] += 1.0f;
+    const gl_backend *be = gl_backend_of(loss->device, "backward");
+    float g;
+    be->download(&g, loss->grad, sizeof g);
+    g += 1.0f;
+    be->upload(loss->grad, &g, sizeof g);
     gl_context *c = ctx();
     if (c->tape_consumed)
         gl_fatal("backward", "this step's tape was already used by a backward pass: a second one would add every "
@@ -533,7 +549,6 @@ void gl_backward(gl_tensor *loss) {
 
 void gl_zero_grad(gl_tensor *const *params, int n) {
     for (int i = 0; i < n; i++)
-        if (!params[i]->grad) continue;
-        else if (params[i]->device == GL_CUDA) gl_cu("zero_grad")->zero(params[i]->grad, (size_t)params[i]->numel * sizeof(float));
-        else memset(params[i]->grad, 0, (size_t)params[i]->numel * sizeof(float));
+        if (params[i]->grad)
+            gl_backend_of(params[i]->device, "zero_grad")->zero(params[i]->grad, (size_t)params[i]->numel * sizeof(float));
 }

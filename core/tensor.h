@@ -23,8 +23,9 @@
 
 #define GL_MAX_DIMS 4
 
-/* Where a tensor's data and gradient live. CUDA tensors hold device pointers: ops with a CUDA path run their
- * kernels (kernels/cuda, through the table a CUDA build links in), the rest stop with a message. */
+/* Where a tensor's data and gradient live. CUDA tensors hold device pointers: every op runs the kernel of its
+ * inputs' device (kernels/backend.h: one table per device; CUDA's is linked in by a CUDA build), and an op whose
+ * slot that device lacks stops with a message (gl_supports_op asks beforehand). */
 typedef enum { GL_CPU = 0, GL_CUDA = 1 } gl_device;
 
 typedef struct gl_tensor {
@@ -95,13 +96,17 @@ gl_tensor *gl_new_on(gl_device d, int ndim, const int *shape); /* gl_new on devi
 int gl_device_sample(const gl_tensor *logits, float temperature, double u);
 /* bytes copied from the host into this step's activation memory on device d (ids, targets, masks for ops) */
 void *gl_arena_copy_in(gl_device d, const void *host, size_t bytes);
-/* the CUDA kernel table; fatal (naming op) in a build without CUDA kernels */
-struct gl_cuda_kernels;
-const struct gl_cuda_kernels *gl_cu(const char *op);
+/* Whether device d's backend has a kernel for slot (a name of kernels/backend.h's GL_BACKEND_SLOTS, such as
+ * "layernorm_bwd"): false for a device this build lacks. A slot may still decline some configurations (CUDA's
+ * binary ops add equal shapes and row broadcasts only); an op that cannot run stops with one message. */
+bool gl_supports_op(gl_device d, const char *slot);
+/* the slot names in table order (up to max of them into names); returns how many there are */
+int gl_backend_slots(const char **names, int max);
 
 /* ---- arena ---- */
 void *gl_arena_alloc(size_t bytes); /* 64-byte aligned, in the current context; until gl_step_reset() */
 void *gl_device_arena_alloc(size_t bytes); /* the same on the CUDA device (activations of CUDA tensors) */
+void *gl_arena_alloc_on(gl_device d, size_t bytes); /* the arena of device d */
 void gl_step_reset(void);
 
 /* ---- contexts: the arenas, tape and grad mode of one computation at a time ----
@@ -152,15 +157,11 @@ struct gl_node {
     gl_node *prev;
 };
 
-/* Output tensor of an op on n_in inputs: arena-allocated with `shape`; it requires a gradient iff recording is
+/* Output tensor of an op on n_in inputs: arena-allocated with `shape` on the inputs' device (they must share one); it requires a gradient iff recording is
  * on and some input does. If so, *node_out receives a fresh tape node (first 4 inputs and the output filled in)
  * for the op to complete with what its backward needs; else *node_out is NULL and nothing is recorded. */
 gl_tensor *gl_op_output(const char *op, int ndim, const int *shape, gl_backward_fn backward, gl_node **node_out,
                         int n_in, gl_tensor *const *in);
-/* the same for an op with a CUDA path: its inputs may be CUDA tensors, and then so is the output (gl_op_output
- * refuses them, so an op without a CUDA path never reads device memory) */
-gl_tensor *gl_op_output_any(const char *op, int ndim, const int *shape, gl_backward_fn backward, gl_node **node_out,
-                            int n_in, gl_tensor *const *in);
 #define GL_INPUTS(...) (int)(sizeof((gl_tensor *[]){__VA_ARGS__}) / sizeof(gl_tensor *)), (gl_tensor *[]){__VA_ARGS__}
 
 void gl_backward(gl_tensor *loss);

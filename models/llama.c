@@ -14,10 +14,10 @@ static bool get_matrix(llama *m, const char *name, int rows, int cols, gl_qmatri
         return snprintf(err, n, "%s: tensor '%s' is [%lld, %lld, %lld, %lld], expected [%d, %d]", m->file->path, name,
                         (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3], cols, rows),
                false;
-    if (!gl_qtype_known((gl_qtype)t->type) || (t->type != GGML_F32 && t->type != GGML_F16 && cols % GL_QK))
+    if (!gl_qmatrix_supported(t->type, cols))
         return snprintf(err, n, "%s: tensor '%s' is %s; gradlab computes with F32, F16, Q8_0, Q4_0 and Q4_1", m->file->path,
                         name, gl_ggml_type_name(t->type)), false;
-    *out = (gl_qmatrix){(gl_qtype)t->type, rows, cols, t->data};
+    *out = (gl_qmatrix){t->type, rows, cols, t->data};
     m->weight_bytes += (int64_t)t->n_bytes;
     return true;
 }
@@ -29,7 +29,7 @@ static gl_tensor *get_vector(llama *m, const char *name, int n, char *err, size_
     if (t->ne[0] != n || t->n_dims != 1 || (t->type != GGML_F32 && t->type != GGML_F16))
         return snprintf(err, len, "%s: tensor '%s' must be %d F32 or F16 values", m->file->path, name, n), NULL;
     gl_tensor *p = gl_param(GL_DIMS(n), name);
-    gl_dequantize_row((gl_qtype)t->type, t->data, p->data, n);
+    gl_qmatrix_to_floats(&(gl_qmatrix){t->type, 1, n, t->data}, p->data);
     m->weight_bytes += (int64_t)t->n_bytes;
     return p;
 }
@@ -191,9 +191,7 @@ bool llama_to(llama *m, gl_device d, char *err, size_t n) {
         }
         gl_tensor *t = gl_param(GL_DIMS(q->rows, q->cols), "dequantized weight");
         gl_param_freeze(t);
-        size_t row_bytes = gl_qtype_row_bytes(q->type, q->cols);
-        for (int r = 0; r < q->rows; r++)
-            gl_dequantize_row(q->type, (const uint8_t *)q->data + (size_t)r * row_bytes, t->data + (size_t)r * q->cols, q->cols);
+        gl_qmatrix_to_floats(q, t->data);
         gl_param_to(t, d);
         m->dense[i] = t;
     }

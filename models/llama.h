@@ -13,7 +13,6 @@
 #include "bpe.h"
 #include "gguf.h"
 #include "gradlab.h"
-#include "kernels.h"
 #include "sample.h"
 
 typedef struct {

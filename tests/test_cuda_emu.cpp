@@ -166,9 +166,12 @@ Test(cuda_emu, adamw_matches_the_cpu_kernel) {
     gl_cuda_adam_update(n, dw.p, dg.p, dm.p, dv.p, 1e-3f, 0.9f, 0.99f, 1e-8f, 0.0f, 0.1f, 0.19f, 0.0199f);
     gl_kern_for(GL_ISA_SCALAR)->adam_update(n, w.data(), g.data(), m.data(), v.data(), 1e-3f, 0.9f, 0.99f, 1e-8f,
                                             0.0f, 0.1f, 0.19f, 0.0199f);
+    /* nvcc contracts b1 m + (1 - b1) g into an FMA, the scalar CPU build does not: where the two terms nearly cancel
+     * the results differ by an ulp or two of the terms (about 1e-8 here; seen on an H200: m 0.003311042 vs 0.003311045),
+     * a large share of a small result. The bound allows a few ulps of the terms; a wrong formula is off by far more. */
     expect_close("adamw w", dw.get().data(), w.data(), n, 0, 1e-6f);
-    expect_close("adamw m", dm.get().data(), m.data(), n, 0, 1e-6f);
-    expect_close("adamw v", dv.get().data(), v.data(), n, 0, 1e-6f);
+    expect_close("adamw m", dm.get().data(), m.data(), n, 1e-7f, 1e-6f);
+    expect_close("adamw v", dv.get().data(), v.data(), n, 1e-7f, 1e-6f);
 }
 
 /* both kernels against the CPU op, causal and not, with T across several flash tiles and the largest head size */

@@ -130,8 +130,8 @@ void gl_gemm_with(const gl_kernels *k, int trans_a, int trans_b, int M, int N, i
                   int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 /* Per-thread scratch that grows to the largest size asked and is then reused (freed when the thread ends):
- * slots 0-2 are the GEMM's packing buffers, 3 the quantized matmul's activations. */
-#define GL_SCRATCH_SLOTS 4
+ * slots 0-2 are the GEMM's packing buffers, 3 the quantized matmul's activations, 4-7 the backend ops' (ops.c). */
+#define GL_SCRATCH_SLOTS 8
 float *gl_kernel_scratch(int which, size_t floats);
 
 /* ---- ggml's block formats (kernels/cpu/quant.c; layouts in docs/formats.md) ----
@@ -172,11 +172,5 @@ float gl_vec_dot_q(gl_qtype t, int64_t k, const void *w, const gl_block_q8a *x);
  * Block types quantize X to gl_block_q8a and use the integer dot; F32 and F16 weights take a float dot. Each output
  * is summed in a fixed order by one thread, so results are bitwise the same for any thread count. */
 void gl_matmul_q(gl_qtype t, const void *W, int N, int K, const float *X, int M, float *Y);
-/* a weight matrix in one of these types: rows (N) rows of cols (K) values, row after row */
-typedef struct gl_qmatrix {
-    gl_qtype type;
-    int rows, cols;
-    const void *data;
-} gl_qmatrix;
 
 #endif

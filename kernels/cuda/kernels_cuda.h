@@ -109,66 +109,9 @@ void gl_cuda_attention_gqa(int T, int n_head, int n_kv_head, int hd, int pos, in
 void gl_cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                   int ldb, float beta, float *C, int ldc);
 
-/* ---- the table the op layer dispatches through (core/ops_*.c, for tensors on the CUDA device) ----
- * backend.cu defines gl_cuda_backend; the core declares it weak, so a CPU-only build links without it and its ops
+/* ---- the backend table (backend.cu): these kernels, and the adapters that make whole ops of them, in the slots of
+ * kernels/backend.h (gl_backend_cuda). The core declares it weak: a CPU-only build links without it and its ops
  * report that the build has no CUDA backend. */
-/* Every slot: name, return type, parameters. The struct and backend.cu's table are generated from this one list
- * (slot NAME holds gl_cuda_NAME), so a slot can be neither swapped with another of the same signature nor left out,
- * and a declaration above that disagrees with its slot's signature does not compile. */
-#define GL_CUDA_KERNELS(X) \
-    X(available, int, (void)) \
-    X(alloc, void *, (size_t bytes)) \
-    X(free, void, (void *device)) \
-    X(upload, void, (void *device, const void *host, size_t bytes)) \
-    X(download, void, (void *host, const void *device, size_t bytes)) \
-    X(zero, void, (void *device, size_t bytes)) \
-    X(copy, void, (void *device_dst, const void *device_src, size_t bytes)) \
-    X(synchronize, void, (void)) \
-    X(add, void, (size_t n, const float *a, const float *b, float *out)) \
-    X(axpy, void, (size_t n, float alpha, const float *x, float *y)) \
-    X(mul, void, (size_t n, const float *a, const float *b, float *out)) \
-    X(mul_acc, void, (size_t n, const float *a, const float *b, float *y)) \
-    X(axpy_rows, void, (size_t rows, size_t width, float alpha, const float *x, size_t ldx, float *y, size_t ldy)) \
-    X(gelu_fwd, void, (size_t n, const float *x, float *y)) \
-    X(gelu_bwd, void, (size_t n, const float *x, const float *dy, float *dx)) \
-    X(add_bias, void, (size_t rows, size_t cols, const float *b, float *y)) \
-    X(bias_grad, void, (size_t rows, size_t cols, const float *dy, float *db)) \
-    X(sum_scratch, size_t, (size_t n)) \
-    X(sum, void, (size_t n, const float *x, float *scratch, float *out)) \
-    X(sum_squares, void, (int n_bufs, const float *const *bufs, const size_t *lens, float *scratch, float *out)) \
-    X(scale, void, (size_t n, const float *factor, float *x)) \
-    X(clip_factor, void, (const float *sum_squares, float max_norm, float *factor)) \
-    X(layernorm_fwd, void, (size_t rows, size_t cols, const float *x, const float *w, const float *b, float eps, float *y, float *mean, float *rstd)) \
-    X(layernorm_bwd, void, (size_t rows, size_t cols, const float *x, const float *w, const float *mean, const float *rstd, const float *dy, float *dx, float *dw, float *db)) \
-    X(embedding_fwd, void, (size_t n, size_t cols, const int32_t *ids, const float *weight, float *out)) \
-    X(embedding_bwd, void, (size_t n, size_t cols, const int32_t *ids, const float *dout, float *dweight)) \
-    X(cross_entropy_fwd, void, (size_t rows, size_t V, const float *x, const int32_t *targets, int ignore, float *lse, float *row_loss)) \
-    X(cross_entropy_bwd, void, (size_t rows, size_t V, const float *x, const int32_t *targets, int ignore, const float *lse, float scale, float *dx)) \
-    X(adam_update, void, (size_t n, float *w, const float *g, float *m, float *v, float lr, float beta1, float beta2, float eps, float l2, float decoupled, float bc1, float bc2)) \
-    X(attention_naive_fwd, void, (int B, int T, int C, int H, int causal, const float *qkv, float *out, float *P)) \
-    X(attention_naive_bwd, void, (int B, int T, int C, int H, int causal, const float *qkv, const float *P, const float *dout, float *dS, float *dqkv)) \
-    X(attention_flash_fwd, void, (int B, int T, int C, int H, int causal, const float *qkv, float *out, float *lse)) \
-    X(attention_flash_bwd, void, (int B, int T, int C, int H, int causal, const float *qkv, const float *out, const float *lse, const float *dout, float *D, float *dqkv)) \
-    X(attention_step, void, (int C, int H, int pos, const float *qkv, float *k_cache, float *v_cache, float *scores, float *out)) \
-    X(sample, void, (int V, const float *logits, float temperature, double u, int32_t *token)) \
-    X(gemm, void, (int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)) \
-    X(rmsnorm_fwd, void, (size_t rows, size_t cols, const float *x, const float *w, float eps, float *y)) \
-    X(rope, void, (int T, int n_head, int hd, int pos0, float base, int rope_dim, float *x)) \
-    X(swiglu, void, (size_t n, const float *a, const float *b, float *y)) \
-    X(attention_gqa, void, (int T, int n_head, int n_kv_head, int hd, int pos, int capacity, const float *q, const float *k, const float *v, float *k_cache, float *v_cache, float *scores, float *out))
-
-typedef struct gl_cuda_kernels {
-#define GL_CUDA_SLOT(name, ret, args) ret(*name) args;
-    GL_CUDA_KERNELS(GL_CUDA_SLOT)
-#undef GL_CUDA_SLOT
-} gl_cuda_kernels;
-
-/* the number of slots, from the list: a hand-added field outside it fails backend.cu's static_assert */
-#define GL_CUDA_COUNT_SLOT(name, ret, args) +1
-enum { GL_CUDA_KERNEL_COUNT = 0 GL_CUDA_KERNELS(GL_CUDA_COUNT_SLOT) };
-#undef GL_CUDA_COUNT_SLOT
-
-extern const gl_cuda_kernels gl_cuda_backend;
 
 #ifdef __cplusplus
 }
