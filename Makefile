@@ -96,6 +96,15 @@ $(filter-out $(BUILD)/serve,$(PROGRAMS)): $(BUILD)/%: $$(PROGRAM_SRC_$$*) $(LIB)
 $(BUILD)/serve: serve/serve.c serve/api.c serve/api.h $(LIB)
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) -Iserve serve/serve.c serve/api.c -o $@ $(LIB) $(LDLIBS) -lmicrohttpd -lpthread
+# serve with the emulated CUDA kernels (test-serve checks --device cuda against the CPU), and with the GPU's
+$(BUILD)/serve_cuda_emu: serve/serve.c serve/api.c serve/api.h $(EMU_OBJ) $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -Iserve -c serve/serve.c -o $@.o && $(CC) $(CFLAGS) -Iserve -c serve/api.c -o $@.api.o && \
+	  $(CXX) $(OPT) -pthread $@.o $@.api.o $(EMU_OBJ) $(LIB) $(LDLIBS) -lmicrohttpd -o $@
+build/cuda/serve: serve/serve.c serve/api.c serve/api.h $(NVCC_OBJ) $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -Iserve serve/serve.c serve/api.c $(NVCC_OBJ) -o $@ $(LIB) $(LDLIBS) -lmicrohttpd -lpthread \
+	  -lstdc++ $(CUDA_LIBS)
 
 # MPI=1 (Open MPI, Debian libopenmpi-dev): build/mpi/train, the same train linked with the MPI engine of core/dist.h
 # (dist/mpi.c): `mpirun -np N build/mpi/train ...` trains data-parallel. docs/distributed.md.
@@ -127,11 +136,19 @@ bench-serve: build/serve
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PEER_VENV)/bin/python bench/bench_serve.py --serve build/serve \
 	  --model $(SERVE_MODEL) --peer-python $(PEER_VENV)/bin/python $(BENCH_ARGS)
 
-test-serve: build/serve
+SERVE_GPT := out/test/serve_gpt.ckpt
+$(SERVE_GPT): build/train
+	@mkdir -p $(dir $@)
+	OMP_NUM_THREADS=2 ./build/train --data data/tinyshakespeare/input.txt --steps 150 --n-layer 2 --n-embd 64 \
+	  --n-head 4 --block-size 128 --eval-interval 150 --eval-batches 2 --final-eval-batches 2 --sample 0 --quiet \
+	  --out $@
+test-serve: build/serve build/serve_cuda_emu $(SERVE_GPT)
 	@test -x out/serve-venv/bin/python || { $(PYTHON) -m venv out/serve-venv && out/serve-venv/bin/pip install -q openai; } \
 	  || echo "test-serve: could not install the openai package (network?): the test will skip"
+	out/serve-venv/bin/python tests/serve_gpt_test.py build/serve $(SERVE_GPT) build/serve_cuda_emu
 	out/serve-venv/bin/python tests/serve_test.py build/serve $(SERVE_MODEL)
 	$(MAKE) SANITIZE=1 build/sanitize/serve
+	out/serve-venv/bin/python tests/serve_gpt_test.py build/sanitize/serve $(SERVE_GPT)
 	out/serve-venv/bin/python tests/serve_test.py build/sanitize/serve $(SERVE_MODEL) --hostile 2000
 
 test-dist: build/mpi/train $(BUILD)/train

@@ -2,13 +2,14 @@
 (llama-cpp-python[server]) on the same GGUF, the same threads, on loopback.
 
 For each concurrency level (1, 2, 4, 8, 16, 32) every client sends streamed chat requests back to back (fixed
-prompts, max_tokens fixed, temperature 0) until the level's request count is done; ours and the peer alternate per
-level (A B, then B A at the next level: the machine's phases hit both). Per level and server: requests/s, generated
-tokens/s in aggregate, p50/p95/p99 time to first token and end-to-end latency, errors, the server's RSS before and
-after. Writes out/bench/serve.json and out/bench/serve.png.
+prompts, max_tokens fixed, temperature 0) until the level's request count is done. Ours and the peer run in --pairs
+alternating pairs per level (A B, B A, A B, ...: the machine's phases, up to 1.5x apart, hit both); each figure is
+the median over its runs, and the ratio is the median of the pairwise ratios. Per level and server: requests/s,
+generated tokens/s in aggregate, p50/p95/p99 time to first token and end-to-end latency, errors (summed), the
+server's RSS before and after. Writes out/bench/serve.json (every run too) and out/bench/serve.png.
 
 Usage: python bench/bench_serve.py --serve build/serve --model M.gguf [--peer-python PY] [--levels 1,2,4]
-       [--requests-per-client 3] [--max-tokens 48] [--threads 2] [--slots 8]"""
+       [--requests-per-client 3] [--max-tokens 48] [--threads 2] [--slots 32] [--pairs 3]"""
 import argparse
 import asyncio
 import json
@@ -28,6 +29,7 @@ ap.add_argument("--requests-per-client", type=int, default=3)
 ap.add_argument("--max-tokens", type=int, default=48)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--slots", type=int, default=32)
+ap.add_argument("--pairs", type=int, default=3)
 args = ap.parse_args()
 levels = [int(x) for x in args.levels.split(",")]
 prompts = ["Name three primary colors.", "Say hello in Spanish.", "What is 12 times 12?",
@@ -163,20 +165,41 @@ have_peer = bool(args.peer_python) and subprocess.run([args.peer_python, "-c", "
 if not have_peer:
     print("bench-serve: no llama-cpp-python[server] for the peer (make bench-serve installs it into out/peer-venv); "
           "ours alone")
+
+
+def median_run(runs):
+    """each figure's median over the runs (errors and requests summed)"""
+    out = {}
+    for k in runs[0]:
+        vals = [r[k] for r in runs]
+        out[k] = sum(vals) if k in ("errors", "requests") else statistics.median(vals)
+    return out
+
+
 rows = []
 for i, c in enumerate(levels):
-    order = ["gradlab", "llama.cpp"] if i % 2 == 0 else ["llama.cpp", "gradlab"]
-    row = {"concurrency": c}
-    for kind in order:
-        if kind == "llama.cpp" and not have_peer:
-            continue
-        row[kind] = measure(kind, c)
+    runs, ratios = {"gradlab": [], "llama.cpp": []}, []
+    for k in range(args.pairs):
+        order = ["gradlab", "llama.cpp"] if (i + k) % 2 == 0 else ["llama.cpp", "gradlab"]
+        got = {}
+        for kind in order:
+            if kind == "llama.cpp" and not have_peer:
+                continue
+            got[kind] = measure(kind, c)
+            runs[kind].append(got[kind])
+        if "llama.cpp" in got:
+            ratios.append(got["gradlab"]["tokens_per_s"] / got["llama.cpp"]["tokens_per_s"])
+    row = {"concurrency": c, "gradlab": median_run(runs["gradlab"]), "runs": runs}
+    if ratios:
+        row["llama.cpp"] = median_run(runs["llama.cpp"])
+        row["ratio_median_of_pairs"] = statistics.median(ratios)
     rows.append(row)
     g, p = row["gradlab"], row.get("llama.cpp")
     print(f"concurrency {c:2d}: ours {g['tokens_per_s']:7.1f} tok/s, TTFT p50/p99 {g['ttft_p50']:.3f}/{g['ttft_p99']:.3f} s,"
           f" errors {g['errors']}" + (f" | llama.cpp {p['tokens_per_s']:7.1f} tok/s, TTFT p50/p99 "
                                       f"{p['ttft_p50']:.3f}/{p['ttft_p99']:.3f} s, errors {p['errors']}"
-                                      f" | ratio {g['tokens_per_s'] / p['tokens_per_s']:.2f}" if p else ""), flush=True)
+                                      f" | ratio {row['ratio_median_of_pairs']:.2f} (median of {len(ratios)} pairs)"
+                                      if p else ""), flush=True)
 
 print("\n| concurrency | ours tok/s | ours req/s | ours TTFT p50 / p95 / p99 s | ours e2e p50 / p99 s | peer tok/s | "
       "peer TTFT p50 / p99 s | ours / peer tok/s | errors |")
@@ -186,7 +209,7 @@ for r in rows:
     print(f"| {r['concurrency']} | {g['tokens_per_s']:.1f} | {g['requests_per_s']:.2f} | {g['ttft_p50']:.3f} / "
           f"{g['ttft_p95']:.3f} / {g['ttft_p99']:.3f} | {g['e2e_p50']:.2f} / {g['e2e_p99']:.2f} | "
           + (f"{p['tokens_per_s']:.1f} | {p['ttft_p50']:.3f} / {p['ttft_p99']:.3f} | "
-             f"{g['tokens_per_s'] / p['tokens_per_s']:.2f} | {g['errors']} / {p['errors']} |" if p else
+             f"{r['ratio_median_of_pairs']:.2f} | {g['errors']} / {p['errors']} |" if p else
              f"- | - | - | {g['errors']} |"))
 single = rows[0]["gradlab"]["tokens_per_s"]
 at16 = next((r["gradlab"]["tokens_per_s"] for r in rows if r["concurrency"] == 16), None)
@@ -195,7 +218,8 @@ if at16:
 os.makedirs("out/bench", exist_ok=True)
 with open("out/bench/serve.json.tmp", "w") as f:
     json.dump({"model": os.path.basename(args.model), "threads": args.threads, "slots": args.slots,
-               "max_tokens": args.max_tokens, "requests_per_client": args.requests_per_client, "levels": rows}, f,
+               "max_tokens": args.max_tokens, "requests_per_client": args.requests_per_client, "pairs": args.pairs,
+               "levels": rows}, f,
               indent=2)
 os.replace("out/bench/serve.json.tmp", "out/bench/serve.json")
 try:

@@ -64,6 +64,11 @@ gl_tensor *gl_attention_weights(gl_tensor *qkv, int n_head, bool causal);
 /* One decoding step with a KV cache (inference only): appends the k, v of qkv [1, 3C] at row pos of the caches
  * ([block_size, C] each) and returns the attention of its q over rows 0..pos, [1, C]. */
 gl_tensor *gl_attention_step(gl_tensor *qkv, float *k_cache, float *v_cache, int pos, int n_head);
+/* Decoding steps for n rows at once (inference only): row i of qkv [n, 3C] is a token at position pos[i] of the
+ * sequence with caches k_caches[i], v_caches[i]; returns [n, C]. Rows run in order, so several rows of one sequence
+ * (a prompt) attend causally to each other, and rows of different sequences (a batch) never meet. */
+gl_tensor *gl_attention_rows(gl_tensor *qkv, float *const *k_caches, float *const *v_caches, const int *pos,
+                             int n_head);
 
 /* ---- reductions ---- */
 gl_tensor *gl_sum(gl_tensor *x, int axis, bool keepdim);

@@ -61,21 +61,38 @@ gl_tensor *gl_attention_ex(gl_tensor *qkv, int n_head, bool causal, gl_attn_impl
 
 gl_tensor *gl_attention(gl_tensor *qkv, int n_head) { return gl_attention_ex(qkv, n_head, true, GL_ATTN_NAIVE); }
 
-/* ---- one decoding step against a KV cache (inference only: no backward) ----
- * qkv [1, 3C] is the new token's projection; its k and v are appended at row `pos` of the caches
- * ([block_size, C] each, row-major, on qkv's device) and its query attends to rows 0..pos. */
+/* ---- decoding steps against KV caches (inference only: no backward) ----
+ * Row i of qkv [n, 3C] is a token at position pos[i] of the sequence whose caches are k_caches[i], v_caches[i]
+ * ([rows, C] each, row-major, on qkv's device): its k and v are appended at row pos[i] and its query attends to rows
+ * 0..pos[i]. Rows run in order, so rows of one sequence at consecutive positions (a prompt) see each other causally,
+ * and rows of different sequences (continuous batching) do not meet. */
+gl_tensor *gl_attention_rows(gl_tensor *qkv, float *const *k_caches, float *const *v_caches, const int *pos,
+                             int n_head) {
+    char s[64];
+    qkv = gl_contiguous(qkv);
+    int n = qkv->ndim == 2 ? qkv->shape[0] : 0, C3 = qkv->shape[qkv->ndim - 1];
+    if (qkv->ndim != 2 || n < 1 || C3 % 3 != 0 || n_head <= 0 || (C3 / 3) % n_head != 0)
+        gl_fatal("attention_rows", "qkv must be [n, 3C] with C divisible by n_head = %d, got %s", n_head,
+                 gl_shape_str(qkv, s, sizeof s));
+    if (gl_grad_enabled() && qkv->requires_grad)
+        gl_fatal("attention_rows", "is for inference only; call it inside gl_no_grad_begin/end");
+    int C = C3 / 3;
+    gl_tensor *out = gl_new_on(qkv->device, GL_DIMS(n, C));
+    const gl_backend *be = GL_BACKEND(qkv->device, "attention_rows", attention_step);
+    for (int i = 0; i < n; i++) {
+        if (pos[i] < 0) gl_fatal("attention_rows", "row %d has position %d", i, pos[i]);
+        be->attention_step(C, n_head, pos[i], qkv->data + (size_t)i * C3, k_caches[i], v_caches[i],
+                           out->data + (size_t)i * C);
+    }
+    return out;
+}
+
 gl_tensor *gl_attention_step(gl_tensor *qkv, float *k_cache, float *v_cache, int pos, int n_head) {
     char s[64];
     qkv = gl_contiguous(qkv);
-    if (qkv->numel % 3 != 0 || qkv->shape[qkv->ndim - 1] != qkv->numel || n_head <= 0 || (qkv->numel / 3) % n_head != 0)
-        gl_fatal("attention_step", "qkv must be one row of 3C values with C divisible by n_head = %d, got %s",
-                 n_head, gl_shape_str(qkv, s, sizeof s));
-    if (gl_grad_enabled() && qkv->requires_grad)
-        gl_fatal("attention_step", "is for inference only; call it inside gl_no_grad_begin/end");
-    int C = (int)(qkv->numel / 3);
-    gl_tensor *out = gl_new_on(qkv->device, GL_DIMS(1, C));
-    GL_CALL(qkv->device, "attention_step", attention_step, C, n_head, pos, qkv->data, k_cache, v_cache, out->data);
-    return out;
+    if (qkv->numel % 3 != 0 || qkv->shape[qkv->ndim - 1] != qkv->numel)
+        gl_fatal("attention_step", "qkv must be one row of 3C values, got %s", gl_shape_str(qkv, s, sizeof s));
+    return gl_attention_rows(gl_reshape(qkv, GL_DIMS(1, (int)qkv->numel)), &k_cache, &v_cache, &pos, n_head);
 }
 
 /* ---- the attention probabilities themselves, for looking at them (inference only) ---- */

@@ -180,39 +180,52 @@ void gpt_kv_cache_init(gpt_kv_cache *c, const gpt *m) {
     int64_t n = (int64_t)c->n_layer * c->block_size * c->n_embd;
     c->k = gl_buffer_alloc(c->device, n, "KV cache keys");
     c->v = gl_buffer_alloc(c->device, n, "KV cache values");
+    c->ids = calloc((size_t)c->block_size, sizeof *c->ids);
+    if (!c->ids) gl_fatal("gpt", "out of memory for a KV cache");
 }
 
 void gpt_kv_cache_free(gpt_kv_cache *c) {
     gl_buffer_free(c->device, c->k);
     gl_buffer_free(c->device, c->v);
+    free(c->ids);
     memset(c, 0, sizeof *c);
 }
 
-gl_tensor *gpt_forward_cached_logits(gpt *m, gpt_kv_cache *cache, int32_t token) {
+gl_tensor *gpt_forward_rows(gpt *m, gpt_kv_cache *const *caches, const int32_t *tokens, int n, bool last_only) {
     const gpt_config *c = &m->cfg;
-    int pos = cache->len;
-    if (pos >= c->block_size) gl_fatal("gpt", "KV cache full: %d positions (block_size)", c->block_size);
-    if (cache->device != m->device) gl_fatal("gpt", "the KV cache and the model are on different devices");
-    if (token < 0 || token >= c->vocab_size)
-        gl_fatal("gpt", "token id %d is outside the vocabulary [0, %d)", token, c->vocab_size);
+    if (n < 1) gl_fatal("gpt", "%d rows to decode", n);
+    int32_t *pos = gl_arena_alloc((size_t)n * sizeof *pos);
+    float **kc = gl_arena_alloc((size_t)n * sizeof *kc), **vc = gl_arena_alloc((size_t)n * sizeof *vc);
+    for (int i = 0; i < n; i++) { /* rows of one cache take its next positions in order */
+        gpt_kv_cache *cache = caches[i];
+        if (cache->device != m->device) gl_fatal("gpt", "the KV cache and the model are on different devices");
+        if (cache->len >= c->block_size) gl_fatal("gpt", "KV cache full: %d positions (block_size)", c->block_size);
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+            gl_fatal("gpt", "token id %d is outside the vocabulary [0, %d)", tokens[i], c->vocab_size);
+        pos[i] = cache->len;
+        cache->ids[cache->len++] = tokens[i];
+    }
     gl_no_grad_begin();
-    int32_t tok = token, p32 = pos;
-    gl_tensor *x = gl_add(gl_embedding(m->wte, &tok, GL_DIMS(1)), gl_embedding(m->wpe, &p32, GL_DIMS(1))); /* [1, C] */
+    gl_tensor *x = gl_add(gl_embedding(m->wte, tokens, GL_DIMS(n)), gl_embedding(m->wpe, pos, GL_DIMS(n))); /* [n, C] */
     size_t layer_floats = (size_t)c->block_size * c->n_embd;
     for (int l = 0; l < c->n_layer; l++) {
         gpt_block *k = &m->blocks[l];
+        for (int i = 0; i < n; i++) kc[i] = caches[i]->k + l * layer_floats, vc[i] = caches[i]->v + l * layer_floats;
         gl_tensor *h = gl_layernorm(x, k->ln1_w, k->ln1_b, c->ln_eps);
-        h = gl_attention_step(gpt_block_linear(m, l, GPT_LINEAR_ATTN, h), cache->k + l * layer_floats,
-                              cache->v + l * layer_floats, pos, c->n_head);
+        h = gl_attention_rows(gpt_block_linear(m, l, GPT_LINEAR_ATTN, h), kc, vc, pos, c->n_head);
         x = gl_add(x, gpt_block_linear(m, l, GPT_LINEAR_PROJ, h));
         h = gl_gelu(gpt_block_linear(m, l, GPT_LINEAR_FC, gl_layernorm(x, k->ln2_w, k->ln2_b, c->ln_eps)));
         x = gl_add(x, gpt_block_linear(m, l, GPT_LINEAR_FCPROJ, h));
     }
+    if (last_only && n > 1) x = gl_slice(x, 0, n - 1, n);
     x = gl_layernorm(x, m->lnf_w, m->lnf_b, c->ln_eps);
     gl_tensor *out = gl_linear(x, gl_transpose(gl_slice(m->wte, 0, 0, c->vocab_size), 0, 1), NULL);
-    cache->len++;
     gl_no_grad_end();
     return out;
+}
+
+gl_tensor *gpt_forward_cached_logits(gpt *m, gpt_kv_cache *cache, int32_t token) {
+    return gpt_forward_rows(m, &cache, &token, 1, false);
 }
 
 void gpt_forward_cached(gpt *m, gpt_kv_cache *cache, int32_t token, float *logits) {

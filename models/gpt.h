@@ -111,8 +111,9 @@ size_t gpt_base_weight_bytes(const gpt *m); /* the base parameters as stored: fp
 
 /* ---- inference with a KV cache: one token at a time ---- */
 typedef struct {
-    int n_layer, block_size, n_embd, len; /* len: positions filled */
+    int n_layer, block_size, n_embd, len; /* len: positions filled (lowering it forgets the positions after) */
     float *k, *v;                         /* [n_layer, block_size, n_embd] each, on the model's device */
+    int32_t *ids;                         /* the tokens at positions 0 .. len - 1 (host), for prefix reuse */
     gl_device device;
 } gpt_kv_cache;
 
@@ -125,5 +126,12 @@ void gpt_forward_cached(gpt *m, gpt_kv_cache *c, int32_t token, float *logits);
 /* the same, leaving the logits [1, vocab_size] where the model is, in the current arena: the caller frees the
  * step's tensors (gl_scope_end, as gl_generate does per token, or gl_step_reset) */
 gl_tensor *gpt_forward_cached_logits(gpt *m, gpt_kv_cache *c, int32_t token);
+/* n rows at once: token i at the next position of caches[i]; rows that share a cache take its positions in order
+ * (a prompt: one forward for all its tokens), rows of different caches are independent sequences (continuous
+ * batching: the linear layers run as one GEMM over the n rows). Logits [n, vocab_size], or [1, vocab_size] of the
+ * last row with last_only, where the model is, in the current arena (as gpt_forward_cached_logits). With n = 1
+ * this is gpt_forward_cached_logits; with more rows the GEMMs sum in another order than the one-row product, so
+ * the logits agree to rounding rather than to the bit. */
+gl_tensor *gpt_forward_rows(gpt *m, gpt_kv_cache *const *caches, const int32_t *tokens, int n, bool last_only);
 
 #endif

@@ -1,13 +1,15 @@
-/* Continuous batching for a Llama model: the engine of a server. Requests wait in a bounded queue; each of n slots
+/* Continuous batching for a language model (a Llama model from GGUF, or a GPT checkpoint): the engine of a server. Requests wait in a bounded queue; each of n slots
  * (a KV cache) serves one request at a time. One engine step decodes one token for every decoding slot together
- * (llama_forward_batch: one GEMM over the batch) and then prefills at most prefill_chunk prompt tokens (several
+ * (one GEMM over the batch) and then prefills at most prefill_chunk prompt tokens (several
  * short prompts, or one chunk of a long one), so a long new prompt never stalls the streams already decoding. A slot keeps its cache after its request ends, and a new
  * request goes to the idle slot whose cached tokens share the longest prefix with its prompt (the next turn of a
  * chat): only the rest is prefilled.
  *
  * Threads: sched_submit and sched_cancel may be called from any thread; sched_step from one engine thread, which
- * also runs every request's on_token. Each request's tokens are exactly those llama_generate would give it alone
- * (greedy or sampled with its seed): batching changes nothing in any row's arithmetic. One caveat: with llama.cpp's
+ * also runs every request's on_token. For a Llama model each request's tokens are exactly those llama_generate would
+ * give it alone (greedy or sampled with its seed): batching changes nothing in any row's arithmetic (its quantized
+ * products are per row). A GPT's float GEMM sums a batch in another order than one row, so its logits agree with the
+ * request alone to rounding (the tokens, in the tests). One caveat: with llama.cpp's
  * fp16 attention (kv_f16), a prompt prefilled in several chunks can differ in the last bits from one prefilled in
  * one piece, as llama.cpp's own results depend on its batch size; with float attention chunking changes nothing. */
 #ifndef GRADLAB_SCHEDULER_H
@@ -15,7 +17,26 @@
 
 #include <pthread.h>
 
+#include "gpt.h"
 #include "llama.h"
+
+/* The model a scheduler drives, through one interface (sched_llama, sched_gpt make it). */
+typedef struct {
+    void *model;
+    int vocab_size, ctx_len;
+    int32_t stop[2]; /* tokens that end a generation and are emitted (end of text, end of turn); -1: none */
+    void *(*cache_new)(void *model, int capacity, bool kv_f16);
+    void (*cache_free)(void *cache);
+    int *(*cache_len)(void *cache);           /* positions filled: lowering it keeps only a prefix */
+    const int32_t *(*cache_ids)(void *cache); /* the tokens at those positions */
+    /* T tokens of one sequence at the end of its cache; the last one's logits (vocab_size floats) */
+    void (*forward)(void *model, void *cache, const int32_t *ids, int T, float *logits);
+    /* one token for each of n sequences at the ends of their caches; logits n x vocab_size */
+    void (*forward_batch)(void *model, void *const *caches, const int32_t *ids, int n, float *logits);
+} sched_model;
+
+sched_model sched_llama(llama *m);
+sched_model sched_gpt(gpt *m); /* its context is its block size; kv_f16 does not apply */
 
 typedef struct {
     int slots;         /* sequences decoded together */
@@ -60,7 +81,7 @@ typedef struct {
 typedef struct sched sched;
 
 /* NULL with a message if the configuration does not fit (slots < 1, a context larger than the model's, ...) */
-sched *sched_new(llama *m, sched_config c, char *err, size_t err_len);
+sched *sched_new(sched_model m, sched_config c, char *err, size_t err_len);
 void sched_free(sched *s);
 /* false if the queue is full or the request cannot fit the context (r->finish says which: "queue_full", "too_long") */
 bool sched_submit(sched *s, sched_request *r);

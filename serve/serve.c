@@ -1,4 +1,5 @@
-/* serve: an OpenAI-compatible HTTP server for a GGUF Llama model, with continuous batching (models/scheduler.h),
+/* serve: an OpenAI-compatible HTTP server for a GGUF Llama model or a GPT checkpoint, with continuous batching
+ * (models/scheduler.h),
  * streaming (server-sent events), Prometheus metrics and limits. HTTP is libmicrohttpd's (a thread per connection,
  * so a stream waits in its own thread and concurrency is bounded by --max-connections, not by a worker pool); the
  * model runs on one engine thread that serves every slot. `serve --help` lists the flags; docs/serving.md. */
@@ -18,19 +19,22 @@
 
 #include "api.h"
 #include "cli.h"
+#include "codec.h"
+#include "gpt_io.h"
 #include "json.h"
 #include "llama.h"
 #include "scheduler.h"
 
 typedef struct {
-    const char *gguf, *host, *api_key, *device, *model_name;
+    const char *gguf, *checkpoint, *host, *api_key, *device, *model_name;
     int port, slots, ctx, threads, max_connections, prefill_chunk, queue;
     double timeout_s, idle_s, grace_s;
     size_t max_body;
 } options;
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: serve --gguf FILE [flags]\n"
+    fprintf(f, "usage: serve --gguf FILE | --checkpoint CKPT [flags]\n"
+               "  --device cpu|cuda (cuda: a make CUDA=1 build, build/cuda/serve)\n"
                "  --host 127.0.0.1  --port 8080  --api-key KEY (requests then need Authorization: Bearer KEY)\n"
                "  --slots 4 (sequences decoded together)  --ctx 2048 (positions per slot)  --threads N\n"
                "  --prefill-chunk 256 (prompt tokens per engine step)  --queue 64 (waiting requests; more get 429)\n"
@@ -49,9 +53,7 @@ static options parse_options(int argc, char **argv) {
         if (i + 1 >= argc) fprintf(stderr, "serve: %s needs a value\n", f), exit(2);
         const char *v = argv[++i];
         if (!strcmp(f, "--gguf")) o.gguf = v;
-        else if (!strcmp(f, "--checkpoint"))
-            fprintf(stderr, "serve: GPT checkpoints are not served yet (the scheduler batches Llama models): give --gguf\n"),
-                exit(2);
+        else if (!strcmp(f, "--checkpoint")) o.checkpoint = v;
         else if (!strcmp(f, "--host")) o.host = v;
         else if (!strcmp(f, "--api-key")) o.api_key = v;
         else if (!strcmp(f, "--device")) o.device = v;
@@ -68,8 +70,13 @@ static options parse_options(int argc, char **argv) {
         else if (!strcmp(f, "--grace")) o.grace_s = gl_flag_number("serve", f, v, 0, 3600);
         else fprintf(stderr, "serve: unknown flag '%s'\n", f), usage(stderr), exit(2);
     }
-    if (!o.gguf) fprintf(stderr, "serve: --gguf FILE is required (make data DATA_SETS=smollm2 fetches SmolLM2)\n"), exit(2);
-    if (strcmp(o.device, "cpu")) fprintf(stderr, "serve: --device %s: serve runs on the CPU for now\n", o.device), exit(2);
+    if (!o.gguf == !o.checkpoint)
+        fprintf(stderr, "serve: give --gguf FILE (make data DATA_SETS=smollm2 fetches SmolLM2) or --checkpoint CKPT "
+                        "(a GPT from train), one of them\n"), exit(2);
+    if (strcmp(o.device, "cpu") && strcmp(o.device, "cuda"))
+        fprintf(stderr, "serve: --device must be cpu or cuda, got '%s'\n", o.device), exit(2);
+    if (!strcmp(o.device, "cuda") && !gl_cuda_linked())
+        fprintf(stderr, "serve: --device cuda needs the CUDA build (make CUDA=1 build/cuda/serve)\n"), exit(2);
     return o;
 }
 
@@ -82,8 +89,15 @@ static double now(void) {
 /* ================================================================ the server's state */
 
 static options opt;
-static llama model;
 static sched *engine;
+
+/* ---- the model served: a Llama model with its tokenizer and chat template, or a GPT with its checkpoint's
+ * tokenizer (characters or BPE) and no template ---- */
+static llama model;       /* with --gguf */
+static gpt gpt_model;     /* with --checkpoint */
+static gl_codec gpt_codec;
+static bool is_gpt;
+static int vocab_size;
 static pthread_mutex_t tok_lock = PTHREAD_MUTEX_INITIALIZER; /* the tokenizer's caches are not thread-safe */
 static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER;
@@ -154,10 +168,39 @@ typedef struct job {
 } job;
 
 /* one token's bytes (the tokenizer is shared between threads: its caches are not thread-safe) */
-static bool decode_token(int32_t tok, unsigned char **bytes, size_t *n) {
+/* the bytes of n tokens (malloc'd); a GPT's tokenizer knows no special tokens */
+static bool decode_ids(const int32_t *ids, size_t count, unsigned char **bytes, size_t *n) {
     char err[64];
+    if (!is_gpt) return gl_bpe_decode(model.tok, ids, count, bytes, n, err, sizeof err);
+    api_buf b = {0};
+    for (size_t i = 0; i < count; i++) {
+        unsigned char buf[4];
+        size_t len;
+        const unsigned char *t = gl_codec_token(&gpt_codec, ids[i], buf, &len);
+        api_put(&b, (const char *)t, len);
+    }
+    *bytes = b.p ? (unsigned char *)b.p : calloc(1, 1);
+    *n = b.len;
+    return *bytes != NULL;
+}
+
+/* the ids of text (malloc'd); false if it cannot be written in the model's vocabulary (a character model meets
+ * a character it never saw) */
+static bool encode_text(const char *text, size_t len, int32_t **ids, size_t *n) {
+    *ids = NULL;
+    if (!is_gpt || gpt_codec.bpe) {
+        size_t cap = 0;
+        *n = gl_bpe_encode(is_gpt ? gpt_codec.bpe : model.tok, (const unsigned char *)text, len, ids, &cap);
+        if (!*ids) *ids = malloc(sizeof **ids);
+        return true;
+    }
+    char err[128];
+    return gl_codec_encode(&gpt_codec, (const unsigned char *)text, len, ids, n, NULL, err, sizeof err);
+}
+
+static bool decode_token(int32_t tok, unsigned char **bytes, size_t *n) {
     pthread_mutex_lock(&tok_lock);
-    bool ok = gl_bpe_decode(model.tok, &tok, 1, bytes, n, err, sizeof err);
+    bool ok = decode_ids(&tok, 1, bytes, n);
     pthread_mutex_unlock(&tok_lock);
     return ok;
 }
@@ -184,7 +227,7 @@ static size_t max_stop_len(const job *j) {
 static bool on_token(sched_request *r, int32_t tok, const float *logits) {
     job *j = r->user;
     double t = now();
-    int V = model.cfg.vocab_size;
+    int V = vocab_size;
     pthread_mutex_lock(&metrics.lock);
     if (j->n_tokens == 0) {
         metrics.ttft_sum += t - j->t_submit, metrics.ttft_n++;
@@ -195,7 +238,7 @@ static bool on_token(sched_request *r, int32_t tok, const float *logits) {
     }
     metrics.generated_tokens++;
     pthread_mutex_unlock(&metrics.lock);
-    bool special = tok == model.eot || tok == model.eos;
+    bool special = !is_gpt && (tok == model.eot || tok == model.eos);
     pthread_mutex_lock(&j->mu);
     if (j->n_tokens == 0) j->t_first = t;
     j->t_last = t;
@@ -502,22 +545,35 @@ static enum MHD_Result generate(struct MHD_Connection *c, int route, const char 
         free(j);
         return error(c, route, 400, message, "invalid_request_error", param, NULL);
     }
-    /* the prompt as token ids: the chat template, or the text with the model's BOS */
+    /* the prompt as token ids: the chat template, or the text with the model's BOS; a GPT has no template: a chat
+     * is its messages' contents, each followed by a newline (docs/serving.md) */
     size_t cap = 0;
+    bool encoded = true;
     pthread_mutex_lock(&tok_lock);
-    if (chat) {
+    if (chat && !is_gpt) {
         j->n_prompt = llama_chat_ids(&model, j->api.roles, j->api.contents, j->api.n_messages, &j->prompt, &cap);
     } else {
+        api_buf text = {0};
+        if (chat)
+            for (int i = 0; i < j->api.n_messages; i++) api_puts(&text, j->api.contents[i]), api_puts(&text, "\n");
+        else api_puts(&text, j->api.prompt);
         int32_t *ids = NULL;
-        size_t n = gl_bpe_encode(model.tok, (const unsigned char *)j->api.prompt, strlen(j->api.prompt), &ids, &cap);
+        size_t n = 0;
+        encoded = encode_text(text.p ? text.p : "", text.len, &ids, &n);
+        api_buf_free(&text);
         j->prompt = malloc((n + 1) * sizeof *j->prompt);
         j->n_prompt = 0;
-        if (model.add_bos && model.bos >= 0) j->prompt[j->n_prompt++] = model.bos;
-        memcpy(j->prompt + j->n_prompt, ids, n * sizeof *ids);
-        j->n_prompt += (int)n;
+        if (!is_gpt && model.add_bos && model.bos >= 0) j->prompt[j->n_prompt++] = model.bos;
+        if (encoded) memcpy(j->prompt + j->n_prompt, ids, n * sizeof *ids), j->n_prompt += (int)n;
         free(ids);
     }
     pthread_mutex_unlock(&tok_lock);
+    if (!encoded) {
+        api_request_free(&j->api), free(j->prompt), free(j);
+        return error(c, route, 400, "the prompt has characters outside this model's vocabulary (a character-level "
+                     "checkpoint knows only the characters of its training text)", "invalid_request_error",
+                     chat ? "messages" : "prompt", NULL);
+    }
     int room = opt.ctx - j->n_prompt;
     if (j->n_prompt < 1 || room < 1 || (j->api.max_tokens > 0 && j->api.max_tokens > room)) {
         snprintf(message, sizeof message,
@@ -574,10 +630,16 @@ static enum MHD_Result tokenize_route(struct MHD_Connection *c, int route, const
             return error(c, route, 400, "the body must be {\"content\": \"text\"}", "invalid_request_error", "content", NULL);
         }
         int32_t *ids = NULL;
-        size_t cap = 0;
+        size_t n = 0;
         pthread_mutex_lock(&tok_lock);
-        size_t n = gl_bpe_encode(model.tok, (const unsigned char *)v->string, v->string_len, &ids, &cap);
+        bool encoded = encode_text(v->string, v->string_len, &ids, &n);
         pthread_mutex_unlock(&tok_lock);
+        if (!encoded) {
+            free(ids);
+            gl_json_free(doc);
+            return error(c, route, 400, "the content has characters outside this model's vocabulary",
+                         "invalid_request_error", "content", NULL);
+        }
         api_puts(&b, "{\"tokens\": [");
         for (size_t i = 0; i < n; i++) api_printf(&b, i ? ", %d" : "%d", ids[i]);
         api_puts(&b, "]}");
@@ -587,15 +649,14 @@ static enum MHD_Result tokenize_route(struct MHD_Connection *c, int route, const
         int32_t *ids = ok ? malloc((v->count + 1) * sizeof *ids) : NULL;
         for (size_t i = 0; ok && i < v->count; i++) {
             ok = v->items[i].type == GL_JSON_NUMBER && v->items[i].number >= 0 &&
-                 v->items[i].number < model.cfg.vocab_size && v->items[i].number == floor(v->items[i].number);
+                 v->items[i].number < vocab_size && v->items[i].number == floor(v->items[i].number);
             if (ok) ids[i] = (int32_t)v->items[i].number;
         }
         unsigned char *out = NULL;
         size_t n = 0;
-        char err[128];
         if (ok) {
             pthread_mutex_lock(&tok_lock);
-            ok = gl_bpe_decode(model.tok, ids, v->count, &out, &n, err, sizeof err);
+            ok = decode_ids(ids, v->count, &out, &n);
             pthread_mutex_unlock(&tok_lock);
         }
         free(ids);
@@ -745,13 +806,35 @@ int main(int argc, char **argv) {
     opt = parse_options(argc, argv);
     if (opt.threads) omp_set_num_threads(opt.threads);
     char err[512];
-    if (!llama_load(&model, opt.gguf, err, sizeof err)) return fprintf(stderr, "serve: %s\n", err), 1;
-    if (!model.tok) return fprintf(stderr, "serve: '%s' has no tokenizer gradlab reads\n", opt.gguf), 1;
-    const char *base = strrchr(opt.gguf, '/');
-    opt.model_name = base ? base + 1 : opt.gguf;
-    if (opt.ctx > model.cfg.ctx_len) opt.ctx = model.cfg.ctx_len;
-    engine = sched_new(&model, (sched_config){.slots = opt.slots, .ctx = opt.ctx, .prefill_chunk = opt.prefill_chunk,
-                                              .max_queue = opt.queue, .kv_f16 = true},
+    int n_layer, n_embd;
+    sched_model served;
+    gl_device device = strcmp(opt.device, "cuda") ? GL_CPU : GL_CUDA;
+    if (opt.gguf) {
+        if (!llama_load(&model, opt.gguf, err, sizeof err)) return fprintf(stderr, "serve: %s\n", err), 1;
+        if (!model.tok) return fprintf(stderr, "serve: '%s' has no tokenizer gradlab reads\n", opt.gguf), 1;
+        if (device != GL_CPU && !llama_to(&model, device, err, sizeof err))
+            return fprintf(stderr, "serve: --device %s: %s\n", opt.device, err), 1;
+        vocab_size = model.cfg.vocab_size, n_layer = model.cfg.n_layer, n_embd = model.cfg.n_embd;
+        served = sched_llama(&model);
+    } else {
+        gpt_run_state rs;
+        is_gpt = true;
+        if (!gpt_load_checkpoint(opt.checkpoint, &gpt_model, &rs, NULL, NULL, NULL, err, sizeof err))
+            return fprintf(stderr, "serve: %s\n", err), 1;
+        if (rs.bpe_len && !(gpt_codec.bpe = gl_bpe_deserialize(rs.bpe, rs.bpe_len, opt.checkpoint, err, sizeof err)))
+            return fprintf(stderr, "serve: %s\n", err), 1;
+        gpt_codec.chars.size = rs.n_symbols, gpt_codec.chars.codepoints = rs.symbols;
+        free(rs.bpe);
+        if (device != GL_CPU && !gpt_to(&gpt_model, device, err, sizeof err))
+            return fprintf(stderr, "serve: --device %s: %s\n", opt.device, err), 1;
+        vocab_size = gpt_model.cfg.vocab_size, n_layer = gpt_model.cfg.n_layer, n_embd = gpt_model.cfg.n_embd;
+        served = sched_gpt(&gpt_model);
+    }
+    const char *path = opt.gguf ? opt.gguf : opt.checkpoint, *base = strrchr(path, '/');
+    opt.model_name = base ? base + 1 : path;
+    if (opt.ctx > served.ctx_len) opt.ctx = served.ctx_len;
+    engine = sched_new(served, (sched_config){.slots = opt.slots, .ctx = opt.ctx, .prefill_chunk = opt.prefill_chunk,
+                                              .max_queue = opt.queue, .kv_f16 = device == GL_CPU},
                        err, sizeof err);
     if (!engine) return fprintf(stderr, "serve: %s\n", err), 1;
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
@@ -768,9 +851,9 @@ int main(int argc, char **argv) {
         (unsigned)opt.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opt.idle_s,
         MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL, MHD_OPTION_END);
     if (!d) return fprintf(stderr, "serve: cannot listen on %s:%d: %s\n", opt.host, opt.port, strerror(errno)), 1;
-    printf("serve: %s (%d layers, %d dims, vocabulary %d) on http://%s:%d/v1 with %d slots of %d positions%s\n",
-           opt.model_name, model.cfg.n_layer, model.cfg.n_embd, model.cfg.vocab_size, opt.host, opt.port, opt.slots,
-           opt.ctx, opt.api_key ? ", API key required" : "");
+    printf("serve: %s (%d layers, %d dims, vocabulary %d) on %s, http://%s:%d/v1 with %d slots of %d positions%s\n",
+           opt.model_name, n_layer, n_embd, vocab_size, opt.device, opt.host, opt.port, opt.slots, opt.ctx,
+           opt.api_key ? ", API key required" : "");
     fflush(stdout);
     while (!got_signal) pause();
     /* shutdown: no new connections or requests; what runs gets the grace period, then is cancelled */
@@ -794,7 +877,8 @@ int main(int argc, char **argv) {
     pthread_mutex_unlock(&work_lock);
     pthread_join(engine_thread, NULL);
     sched_free(engine);
-    llama_free(&model);
+    if (is_gpt) gpt_free(&gpt_model), gl_codec_free(&gpt_codec);
+    else llama_free(&model);
     printf("serve: stopped\n");
     return 0;
 }

@@ -187,6 +187,35 @@ void ref_op_without_cuda_path(void) {
     gl_exp(p); /* exp has no CUDA kernel: stops with a message */
 }
 
+/* continuous batching on each device: three sequences' prompts, then two steps of the three together */
+float ref_llama_batch_logits(void) {
+    char err[256];
+    llama a, b;
+    if (!llama_load(&a, "tests/ref/llama_tiny.gguf", err, sizeof err) || !llama_load(&b, "tests/ref/llama_tiny.gguf", err, sizeof err) ||
+        !llama_to(&b, GL_CUDA, err, sizeof err))
+        gl_fatal("ref_llama_batch_logits", "%s", err);
+    int V = a.cfg.vocab_size;
+    int32_t prompts[3][4] = {{3, 96, 0, 41}, {7, 58}, {13, 2, 77}}, lens[3] = {4, 2, 3};
+    llama_cache ca[3], cb[3];
+    llama_cache *pa[3], *pb[3];
+    float *la = malloc((size_t)3 * V * sizeof(float)), *lb = malloc((size_t)3 * V * sizeof(float)), diff = 0;
+    for (int i = 0; i < 3; i++) {
+        llama_cache_init(&ca[i], &a, 16, false), llama_cache_init(&cb[i], &b, 16, false);
+        llama_forward(&a, &ca[i], prompts[i], lens[i], la, false), llama_forward(&b, &cb[i], prompts[i], lens[i], lb, false);
+        pa[i] = &ca[i], pb[i] = &cb[i];
+    }
+    int32_t next[3] = {5, 9, 64};
+    for (int step = 0; step < 2; step++) {
+        llama_forward_batch(&a, pa, next, 3, la), llama_forward_batch(&b, pb, next, 3, lb);
+        for (int i = 0; i < 3 * V; i++) diff = fmaxf(diff, fabsf(la[i] - lb[i]));
+        for (int i = 0; i < 3; i++) next[i] = (next[i] + 11) % V;
+    }
+    for (int i = 0; i < 3; i++) llama_cache_free(&ca[i]), llama_cache_free(&cb[i]);
+    llama_free(&a), llama_free(&b);
+    free(la), free(lb);
+    return diff;
+}
+
 float ref_llama_logits(int n, int32_t *cpu_tokens, int32_t *cuda_tokens) {
     char err[256];
     llama a, b;

@@ -32,6 +32,7 @@ float ref_gpt_cached_logits(int n, int32_t *cpu_tokens, int32_t *cuda_tokens);
 /* the tiny Llama (tests/ref/llama_tiny.gguf) on the CPU and, dequantized, on the CUDA device: the largest logit
  * difference over a 6-token prompt and 3 decoding steps; and n greedy tokens from each (-1 after a stop) */
 float ref_llama_logits(int n, int32_t *cpu_tokens, int32_t *cuda_tokens);
+float ref_llama_batch_logits(void); /* llama_forward_batch on both devices: the largest logit difference */
 /* an op with no CUDA path on a CUDA tensor: exits with status 1 and a message */
 void ref_op_without_cuda_path(void);
 /* gl_fill on a parameter moved to the device: exits with status 1 and a message */

@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 binary, model = sys.argv[1], sys.argv[2]
@@ -25,22 +24,7 @@ except ImportError:
     print("serve_test: skipped: the openai package is missing (pip install openai)")
     sys.exit(0)
 
-failures = []
-
-
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what)
-    if not cond:
-        failures.append(what)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
+from serve_util import check, concurrently, finish, free_port
 
 port, key = free_port(), "test-key-123"
 server = subprocess.Popen([binary, "--gguf", model, "--port", str(port), "--slots", "4", "--ctx", "1024",
@@ -148,13 +132,8 @@ def one(q):
 
 
 alone = [one(q) for q in questions]
-together = [None] * 8
-threads = [threading.Thread(target=lambda i=i: together.__setitem__(i, one(questions[i]))) for i in range(8)]
 t0 = time.time()
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
+together = concurrently(one, questions)
 check(together == alone, f"8 concurrent greedy chats equal their one-at-a-time answers ({time.time() - t0:.1f} s)")
 
 # ---- a client that goes away mid-stream frees its slot
@@ -228,7 +207,4 @@ except subprocess.TimeoutExpired:
     rc = "hung"
 log = server.stdout.read()
 check(rc == 0 and "serve: stopped" in log, f"SIGTERM stops the server with status 0 (got {rc})")
-if failures:
-    print(f"serve_test: {len(failures)} check(s) failed")
-    sys.exit(1)
-print("serve_test: all checks passed")
+finish("serve_test")

@@ -73,6 +73,17 @@ static gl_tensor *op_attention_step(gl_tensor **in) { /* three decoding steps ov
     gl_buffer_free(in[0]->device, k), gl_buffer_free(in[0]->device, v);
     return out;
 }
+static gl_tensor *op_attention_rows(gl_tensor **in) { /* two sequences: rows 0, 2 of one, 1, 3, 4 of the other */
+    int C = in[0]->shape[1] / 3;
+    gl_device d = in[0]->device;
+    float *k0 = gl_buffer_alloc(d, 4 * C, "k"), *v0 = gl_buffer_alloc(d, 4 * C, "v");
+    float *k1 = gl_buffer_alloc(d, 4 * C, "k"), *v1 = gl_buffer_alloc(d, 4 * C, "v");
+    float *kc[5] = {k0, k1, k0, k1, k1}, *vc[5] = {v0, v1, v0, v1, v1};
+    gl_tensor *out = gl_attention_rows(in[0], kc, vc, (const int[]){0, 0, 1, 1, 2}, 2);
+    gl_device_sync(d);
+    gl_buffer_free(d, k0), gl_buffer_free(d, v0), gl_buffer_free(d, k1), gl_buffer_free(d, v1);
+    return out;
+}
 static gl_tensor *op_attention_gqa(gl_tensor **in) { /* 3 then 2 tokens, 4 query heads over 2 kv heads of 4 dims */
     gl_device d = in[0]->device;
     float *k = gl_buffer_alloc(d, 8 * 8, "k"), *v = gl_buffer_alloc(d, 8 * 8, "v");
@@ -132,8 +143,8 @@ static const op_case cases[] = {
     {"embedding (repeated ids)", op_embedding, 1, {2}, {{5, 4}}, -2, 2, 0, ON_BOTH, ON_BOTH, NULL},
     {"dropout", op_dropout, 1, {2}, {{4, 6}}, -2, 2, 0, ON_BOTH, ON_BOTH, NULL},
     {"contiguous (a transposed view)", op_contiguous, 1, {2}, {{3, 5}}, -2, 2, 0, ON_BOTH, ON_NONE, "gather"},
-    {"slice", op_slice, 1, {2}, {{3, 5}}, -2, 2, 0, ON_BOTH, ON_NONE, "copy_rows"},
-    {"concat", op_concat, 2, {2, 2}, {{3, 2}, {3, 4}}, -2, 2, 0, ON_BOTH, ON_NONE, "copy_rows"},
+    {"slice", op_slice, 1, {2}, {{3, 5}}, -2, 2, 0, ON_BOTH, ON_BOTH, NULL},
+    {"concat", op_concat, 2, {2, 2}, {{3, 2}, {3, 4}}, -2, 2, 0, ON_BOTH, ON_BOTH, NULL},
     {"add_columns", op_add_columns, 2, {2, 2}, {{3, 6}, {3, 3}}, -2, 2, 0, ON_BOTH, ON_BOTH, NULL},
     {"attention (naive, causal)", op_attention_naive, 1, {3}, {{2, 5, 12}}, -1, 1, 0, ON_BOTH, ON_BOTH, NULL},
     {"attention (flash, causal)", op_attention_flash, 1, {3}, {{2, 5, 12}}, -1, 1, 0, ON_BOTH, ON_BOTH, NULL},
@@ -142,6 +153,8 @@ static const op_case cases[] = {
     {"rope", op_rope, 1, {2}, {{3, 8}}, -2, 2, 0, ON_BOTH, ON_FORWARD, NULL},
     {"swiglu", op_swiglu, 2, {2, 2}, {{3, 5}, {3, 5}}, -3, 3, 0, ON_BOTH, ON_FORWARD, NULL},
     {"attention_step (KV cache)", op_attention_step, 1, {2}, {{3, 12}}, -1, 1, 0, ON_FORWARD, ON_FORWARD, NULL},
+    {"attention_rows (two sequences interleaved)", op_attention_rows, 1, {2}, {{5, 12}}, -1, 1, 0, ON_FORWARD,
+     ON_FORWARD, NULL},
     {"attention_gqa (KV cache)", op_attention_gqa, 3, {2, 2, 2}, {{5, 16}, {5, 8}, {5, 8}}, -1, 1, 0, ON_FORWARD,
      ON_FORWARD, NULL},
     {"linear_q (fp16 weight)", op_linear_q, 1, {2}, {{2, 32}}, -1, 1, 0, ON_BOTH, ON_NONE, "linear_q_fwd"},

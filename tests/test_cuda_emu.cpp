@@ -342,6 +342,13 @@ Test(cuda_emu, llama_from_gguf_matches_the_cpu) {
     for (int i = 0; i < N; i++) cr_assert(cpu[i] == gpu[i], "greedy token %d: cpu %d, cuda %d", i, cpu[i], gpu[i]);
 }
 
+/* continuous batching (serve's decode step) on the device: per-sequence rope and attention, rows concatenated */
+Test(cuda_emu, llama_batch_decoding_matches_the_cpu) {
+    float diff = ref_llama_batch_logits();
+    cr_log_info("llama batch on the device: logits within %g of the cpu's", (double)diff);
+    cr_assert(diff < 2e-4f, "batched logits differ by %g", (double)diff);
+}
+
 Test(cuda_emu, an_op_without_a_cuda_kernel_stops_with_a_message, .exit_code = 1) { ref_op_without_cuda_path(); }
 Test(cuda_emu, host_access_to_a_device_tensor_stops_with_a_message, .exit_code = 1) {
     ref_host_access_to_a_device_tensor();

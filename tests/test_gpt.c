@@ -321,3 +321,131 @@ Test(gpt, checkpoint_with_a_smaller_tokenizer_is_refused) {
     free(bytes);
     remove("out/test/tok.ckpt");
 }
+
+/* ---- several rows per forward: prompts in one pass, sequences in one batch (what serve's scheduler runs) ---- */
+#include "scheduler.h"
+
+static void sharp_model(gpt *m) { /* larger weights than GPT-2 init, so greedy choices are not near ties */
+    gpt_build(m, (gpt_config){.n_layer = 2, .n_head = 2, .n_embd = 16, .block_size = 32, .vocab_size = 11,
+                              .padded_vocab_size = gpt_padded_vocab(11), .bias = true, .ln_eps = 1e-5f});
+    gpt_init(m, 3);
+    for (int i = 0; i < m->n_params; i++)
+        for (int64_t j = 0; j < m->params[i]->numel; j++) m->params[i]->data[j] *= m->params[i]->ndim == 2 ? 10.0f : 1.0f;
+}
+
+static int argmax(const float *x, int n) {
+    int best = 0;
+    for (int v = 1; v < n; v++) best = x[v] > x[best] ? v : best;
+    return best;
+}
+
+/* greedy continuation of a prompt, one token per forward (the reference) */
+static void greedy_alone(gpt *m, const int32_t *prompt, int n, int steps, int32_t *out) {
+    gpt_kv_cache c;
+    gpt_kv_cache_init(&c, m);
+    float logits[11];
+    for (int t = 0; t < n; t++) gpt_forward_cached(m, &c, prompt[t], logits);
+    for (int s = 0; s < steps; s++) {
+        out[s] = argmax(logits, 11);
+        gpt_forward_cached(m, &c, out[s], logits);
+    }
+    gpt_kv_cache_free(&c);
+}
+
+Test(gpt, rows_decode_prompts_in_one_pass_and_batches_as_each_alone) {
+    gpt m;
+    sharp_model(&m);
+    int32_t prompts[4][5] = {{3, 1, 4}, {1, 5}, {9, 2, 6, 5, 3}, {5}};
+    int lens[4] = {3, 2, 5, 1}, steps = 12;
+    int32_t want[4][12], got[4][12];
+    for (int i = 0; i < 4; i++) greedy_alone(&m, prompts[i], lens[i], steps, want[i]);
+    gpt_kv_cache caches[4], *rows[4];
+    float last[4][11];
+    for (int i = 0; i < 4; i++) { /* each prompt in one forward: the same cache once per token */
+        gpt_kv_cache_init(&caches[i], &m);
+        gpt_kv_cache *same[5] = {&caches[i], &caches[i], &caches[i], &caches[i], &caches[i]};
+        gl_scope sc = gl_scope_begin();
+        gl_tensor *lg = gpt_forward_rows(&m, same, prompts[i], lens[i], true);
+        cr_assert_eq(lg->numel, 11);
+        gl_copy_to_host(lg, last[i]);
+        gl_scope_end(&sc);
+        cr_assert_eq(caches[i].len, lens[i]);
+        cr_assert(!memcmp(caches[i].ids, prompts[i], (size_t)lens[i] * sizeof(int32_t)), "the cache records the ids");
+        got[i][0] = argmax(last[i], 11);
+        rows[i] = &caches[i];
+    }
+    for (int s = 1; s < steps; s++) { /* then all four sequences one token per step, together */
+        int32_t next[4] = {got[0][s - 1], got[1][s - 1], got[2][s - 1], got[3][s - 1]};
+        gl_scope sc = gl_scope_begin();
+        gl_tensor *lg = gpt_forward_rows(&m, rows, next, 4, false);
+        float all[4 * 11];
+        gl_copy_to_host(lg, all);
+        gl_scope_end(&sc);
+        for (int i = 0; i < 4; i++) got[i][s] = argmax(all + i * 11, 11);
+    }
+    for (int i = 0; i < 4; i++) {
+        cr_assert(!memcmp(got[i], want[i], sizeof want[i]), "sequence %d: batched tokens differ from alone", i);
+        gpt_kv_cache_free(&caches[i]);
+    }
+    int distinct = 0;
+    for (int s = 1; s < steps; s++) distinct += want[2][s] != want[2][s - 1];
+    cr_assert(distinct > 0, "degenerate test: generation repeats one token");
+    gpt_free(&m);
+}
+
+typedef struct {
+    int32_t ids[32];
+    int n;
+} gpt_reply;
+
+static bool collect_reply(sched_request *r, int32_t tok, const float *logits) {
+    (void)logits;
+    gpt_reply *g = r->user;
+    if (g->n < 32) g->ids[g->n++] = tok;
+    return true;
+}
+
+Test(gpt, the_scheduler_serves_a_gpt_as_each_request_alone) {
+    gpt m;
+    sharp_model(&m);
+    char err[256];
+    cr_assert_null(sched_new(sched_gpt(&m), (sched_config){.slots = 2, .ctx = 64, .prefill_chunk = 4, .max_queue = 4},
+                             err, sizeof err), "a context past the block size is refused");
+    cr_assert(strstr(err, "context 64 (2 to the model's 32)"), "%s", err);
+    sched *s = sched_new(sched_gpt(&m), (sched_config){.slots = 2, .ctx = 32, .prefill_chunk = 3, .max_queue = 8}, err,
+                         sizeof err);
+    cr_assert(s, "%s", err);
+    int32_t prompts[5][5] = {{3, 1, 4}, {1, 5}, {9, 2, 6, 5, 3}, {5}, {3, 1, 4, 1}};
+    int lens[5] = {3, 2, 5, 1, 4};
+    sched_request r[5];
+    gpt_reply out[5];
+    memset(out, 0, sizeof out);
+    for (int i = 0; i < 5; i++) {
+        r[i] = (sched_request){.prompt = prompts[i], .n_prompt = lens[i], .max_tokens = 8, .sampling = {0, 0, 1.0f},
+                               .on_token = collect_reply, .user = &out[i]};
+        cr_assert(sched_submit(s, &r[i]));
+    }
+    while (sched_step(s)) {}
+    for (int i = 0; i < 5; i++) {
+        int32_t want[8];
+        greedy_alone(&m, prompts[i], lens[i], 8, want);
+        cr_assert_eq(out[i].n, 8);
+        cr_assert(!memcmp(out[i].ids, want, sizeof want), "request %d's tokens differ from alone", i);
+        cr_assert_str_eq(r[i].finish, "length");
+    }
+    sched_stats st = sched_get_stats(s);
+    cr_assert_gt(st.decode_rows, st.steps, "decode steps carried several rows at once");
+    /* the next turn: the last request's prompt and two of its tokens; the slot that served it keeps them */
+    int32_t turn[6] = {3, 1, 4, 1, out[4].ids[0], out[4].ids[1]};
+    gpt_reply next = {{0}, 0};
+    sched_request rn = {.prompt = turn, .n_prompt = 6, .max_tokens = 5, .sampling = {0, 0, 1.0f},
+                        .on_token = collect_reply, .user = &next};
+    cr_assert(sched_submit(s, &rn));
+    while (sched_step(s)) {}
+    cr_assert_eq(rn.prefix_reused, 5, "the cached prefix was reused (all but the last prompt token)");
+    int32_t want[5];
+    greedy_alone(&m, turn, 6, 5, want);
+    cr_assert(!memcmp(next.ids, want, sizeof want), "after prefix reuse the tokens are those of the turn alone");
+    sched_free(s);
+    gpt_free(&m);
+}

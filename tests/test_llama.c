@@ -601,7 +601,7 @@ Test(llama, the_scheduler_gives_each_request_its_tokens_alone) {
     int32_t p[8][8] = {{3}, {96, 0}, {41, 41, 7}, {58, 13, 2, 77}, {5, 64, 3, 96, 0}, {7, 7, 7, 7, 7, 7},
                        {1, 2, 3, 4, 5, 6, 7}, {90, 80, 70, 60, 50, 40, 30, 20}};
     /* 3 slots for 8 requests, prompts fed 2 tokens per step, half greedy and half sampled */
-    sched *s = sched_new(&m, (sched_config){.slots = 3, .ctx = 64, .prefill_chunk = 2, .max_queue = 8}, err, sizeof err);
+    sched *s = sched_new(sched_llama(&m), (sched_config){.slots = 3, .ctx = 64, .prefill_chunk = 2, .max_queue = 8}, err, sizeof err);
     cr_assert(s, "%s", err);
     sched_request r[8];
     reply out[8];
@@ -632,7 +632,7 @@ Test(llama, the_scheduler_reuses_prefixes_interleaves_prefill_and_cancels) {
     char err[256];
     llama m;
     cr_assert(llama_load(&m, "tests/ref/llama_tiny.gguf", err, sizeof err), "%s", err);
-    sched *s = sched_new(&m, (sched_config){.slots = 2, .ctx = 64, .prefill_chunk = 2, .max_queue = 1}, err, sizeof err);
+    sched *s = sched_new(sched_llama(&m), (sched_config){.slots = 2, .ctx = 64, .prefill_chunk = 2, .max_queue = 1}, err, sizeof err);
     cr_assert(s, "%s", err);
     int32_t first[4] = {58, 13, 2, 77};
     reply a = {{0}, 0, 0};
@@ -715,7 +715,7 @@ Test(llama, smollm2_scheduler_answers_8_chats_as_each_alone) {
     char err[256];
     /* llama.cpp's fp16 cache; every prompt in one piece (a budget of 512 covers them all), as llama_generate feeds
      * them: that attention's last bits depend on how a prompt is split */
-    sched *s = sched_new(&m, (sched_config){.slots = 4, .ctx = 64, .prefill_chunk = 512, .max_queue = 8, .kv_f16 = true},
+    sched *s = sched_new(sched_llama(&m), (sched_config){.slots = 4, .ctx = 64, .prefill_chunk = 512, .max_queue = 8, .kv_f16 = true},
                          err, sizeof err);
     cr_assert(s, "%s", err);
     int32_t *ids[8];

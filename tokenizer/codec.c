@@ -23,6 +23,7 @@ bool gl_codec_encode(gl_codec *c, const unsigned char *text, size_t len, int32_t
     free(cps);
     if (kept < 0) {
         free(*ids);
+        *ids = NULL;
         return false;
     }
     *n = (size_t)kept;

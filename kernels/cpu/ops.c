@@ -783,7 +783,7 @@ static void cpu_attention_gqa(int T, int n_head, int n_kv_head, int hd, int pos,
             for (int j = 0; j <= last; j++) {
                 const float *kj = k_cache + (size_t)j * Ckv + (size_t)g * hd;
                 sc[j] = (tiled && hd % 16 == 0 ? kn->dot_lanes16 : kn->dot_acc4x16)((size_t)hd, qh, kj) * scale;
-                max = fmaxf(max, sc[j]);
+                max = sc[j] > max ? sc[j] : max; /* scores are never NaN: the plain compare spares a libm call */
             }
             float inv = (float)(1.0 / kn->exp_shift_ggml((size_t)last + 1, sc, max));
             for (int j = 0; j <= last; j++) sc[j] *= inv;

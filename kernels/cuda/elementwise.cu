@@ -34,6 +34,13 @@ __global__ void axpy_rows_kernel(size_t rows, size_t width, float alpha, const f
         y[i / width * ldy + i % width] += alpha * x[i / width * ldx + i % width];
 }
 
+/* y[r, j] = x[r, j]: a block of columns copied (slices and concatenations) */
+__global__ void copy_rows_kernel(size_t rows, size_t width, const float *x, size_t ldx, float *y, size_t ldy) {
+    size_t n = rows * width;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        y[i / width * ldy + i % width] = x[i / width * ldx + i % width];
+}
+
 __global__ void gelu_fwd_kernel(size_t n, const float *x, float *y) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         float v = x[i];
@@ -73,6 +80,11 @@ extern "C" void gl_cuda_mul_acc(size_t n, const float *a, const float *b, float 
 extern "C" void gl_cuda_axpy_rows(size_t rows, size_t width, float alpha, const float *x, size_t ldx, float *y,
                                   size_t ldy) {
     GL_LAUNCH(axpy_rows_kernel, grid_for(rows * width), THREADS, 0, rows, width, alpha, x, ldx, y, ldy);
+    GL_CUDA_LAUNCHED();
+}
+extern "C" void gl_cuda_copy_rows(size_t rows, size_t width, const float *x, size_t ldx, float *y, size_t ldy) {
+    if (rows * width == 0) return;
+    GL_LAUNCH(copy_rows_kernel, grid_for(rows * width), THREADS, 0, rows, width, x, ldx, y, ldy);
     GL_CUDA_LAUNCHED();
 }
 extern "C" void gl_cuda_gelu_fwd(size_t n, const float *x, float *y) {

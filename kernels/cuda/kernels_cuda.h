@@ -32,6 +32,8 @@ void gl_cuda_mul(size_t n, const float *a, const float *b, float *out);         
 void gl_cuda_mul_acc(size_t n, const float *a, const float *b, float *y);        /* y += a b */
 /* y[r * ldy + j] += alpha x[r * ldx + j] for r < rows, j < width: a block of columns (LoRA's updates) */
 void gl_cuda_axpy_rows(size_t rows, size_t width, float alpha, const float *x, size_t ldx, float *y, size_t ldy);
+/* y[r * ldy + j] = x[r * ldx + j]: the same block of columns copied (slices, concatenations) */
+void gl_cuda_copy_rows(size_t rows, size_t width, const float *x, size_t ldx, float *y, size_t ldy);
 void gl_cuda_gelu_fwd(size_t n, const float *x, float *y);                       /* GPT-2's tanh GELU */
 void gl_cuda_gelu_bwd(size_t n, const float *x, const float *dy, float *dx);      /* dx += dy gelu'(x) */
 void gl_cuda_add_bias(size_t rows, size_t cols, const float *b, float *y);        /* y[r, :] += b */
