@@ -21,22 +21,22 @@ endif
 WARN     := -Wall -Wextra -Werror
 # Include paths follow the layers (programs -> models -> ops -> kernels): a kernel sees only kernels/cpu, so it
 # cannot include a core header by accident. -MMD -MP: the compiler writes each object's header dependencies (.d).
-INCLUDES := -Icore -Ikernels -Ikernels/cpu -Imodels -Itokenizer
+INCLUDES := -Icore -Ikernels -Ikernels/cpu -Imodels -Iretrieval -Itokenizer
 CFLAGS    = -std=c11 $(OPT) $(WARN) -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -MMD -MP $(INCLUDES)
-LDLIBS   := -fopenmp -lz -lm $(LDSAN)
+LDLIBS   := -fopenmp -lsqlite3 -lz -lm $(LDSAN)
 
 # Per-ISA flags: only the kernel builds get SIMD flags; the run-time dispatcher picks one (kernels/cpu/dispatch.c).
 VEC_scalar := -DGL_VL=1 -fno-tree-vectorize
 VEC_avx2   := -DGL_VL=8 -O3 -mavx2 -mfma -ffp-contract=fast
 VEC_avx512 := -DGL_VL=16 -O3 -mavx512f -ffp-contract=fast
 
-CORE_SRC := $(wildcard core/*.c) $(wildcard models/*.c) $(filter-out %_main.c,$(wildcard tokenizer/*.c))
+CORE_SRC := $(wildcard core/*.c) $(wildcard models/*.c) $(wildcard retrieval/*.c) $(filter-out %_main.c,$(wildcard tokenizer/*.c))
 KERN_SRC := kernels/cpu/gemm.c kernels/cpu/dispatch.c kernels/cpu/nf4.c kernels/cpu/quant.c kernels/cpu/ops.c
 LIB_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(KERN_SRC:%.c=$(BUILD)/obj/%.o) \
             $(BUILD)/obj/kernels/cpu/vec_scalar.o $(BUILD)/obj/kernels/cpu/vec_avx2.o $(BUILD)/obj/kernels/cpu/vec_avx512.o
 LIB      := $(BUILD)/libgradlab.a
 
-PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer $(BUILD)/tokenize $(BUILD)/serve
+PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer $(BUILD)/tokenize $(BUILD)/serve $(BUILD)/rag
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) $(BUILD)/tests/test_cuda_emu
 
@@ -52,7 +52,7 @@ NVCC_OBJ := $(CUDA_SRC:kernels/cuda/%.cu=build/cuda/%.o)
 NVCCFLAGS := -std=c++20 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Ikernels -Ikernels/cuda
 
-.PHONY: bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: rag-eval bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 # CUDA=1: the library, the kernels through nvcc, and build/cuda/train and build/cuda/infer with --device cuda
 ifeq ($(CUDA),1)
 all: $(LIB) build/cuda/train build/cuda/infer
@@ -87,6 +87,7 @@ PROGRAM_SRC_autograd_demo := examples/autograd_demo.c
 PROGRAM_SRC_train         := train/train.c
 PROGRAM_SRC_infer         := infer/infer.c
 PROGRAM_SRC_tokenize      := tokenizer/tokenize_main.c
+PROGRAM_SRC_rag           := rag/rag.c
 .SECONDEXPANSION:
 $(filter-out $(BUILD)/serve,$(PROGRAMS)): $(BUILD)/%: $$(PROGRAM_SRC_$$*) $(LIB)
 	@echo "  LD  $@"
@@ -135,6 +136,15 @@ bench-serve: build/serve
 	  'llama-cpp-python[server]' matplotlib; } || echo "bench-serve: could not install llama-cpp-python: ours alone"
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PEER_VENV)/bin/python bench/bench_serve.py --serve build/serve \
 	  --model $(SERVE_MODEL) --peer-python $(PEER_VENV)/bin/python $(BENCH_ARGS)
+
+# retrieval over the FastAPI docs (docs/rag.md): an index per chunking, each evaluated with BM25 and SQLite's FTS5
+RAG_DOCS ?= $(or $(wildcard ../shared/data/fastapi-docs),$(GRADLAB_DATA)/fastapi-docs)
+rag-eval: build/rag
+	@test -f $(RAG_DOCS)/MANIFEST.tsv || { echo "rag-eval: no FastAPI docs at $(RAG_DOCS) (set RAG_DOCS=DIR)"; exit 1; }
+	@mkdir -p out/rag out/eval
+	@for c in heading window sentence; do ./build/rag index --docs $(RAG_DOCS) --db out/rag/fastapi_$$c.db --chunking $$c && \
+	  for m in bm25 fts5; do ./build/rag eval --gold $(RAG_DOCS)/gold.jsonl --db out/rag/fastapi_$$c.db --method $$m \
+	    --json out/eval/rag_$${c}_$$m.json | tail -4; done; done
 
 SERVE_GPT := out/test/serve_gpt.ckpt
 $(SERVE_GPT): build/train
@@ -327,9 +337,9 @@ data:
 # `make fuzz` runs every target for FUZZ_SECONDS each (seeded with real files, tests/fuzz/run.sh);
 # `make fuzz FUZZ_TARGETS=gguf FUZZ_SECONDS=3600` one target for an hour.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= checkpoint safetensors datafiles lora gguf tokenizer request
+FUZZ_TARGETS ?= checkpoint safetensors datafiles lora gguf tokenizer request markdown
 FUZZ_CFLAGS  := -std=c11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined $(WARN) -fopenmp \
-                -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -MMD -MP -Icore -Ikernels -Ikernels/cpu -Imodels -Itokenizer
+                -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -MMD -MP -Icore -Ikernels -Ikernels/cpu -Imodels -Iretrieval -Itokenizer
 FUZZ_LIB     := build/fuzz/libgradlab.a
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)

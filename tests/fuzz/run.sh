@@ -38,6 +38,7 @@ seed() { # TARGET: fills out/fuzz/TARGET with real files of its formats
         --steps 2 --eval-interval 100 --eval-batches 1 --final-eval-batches 0 --sample 0 --quiet --out "$seeds/a.lora" > /dev/null
       cp "$seeds/a.lora" "$dir/seed-qvo.lora" ;;
     gguf) cp tests/ref/llama_tiny.gguf "$dir/seed-tiny.gguf" ;;
+    markdown) cp tests/ref/fastapi_mini/tutorial/cors.md tests/ref/fastapi_mini/tutorial/handling-errors.md "$dir/" ;;
     request) # serve's request bodies
       printf '%s' '{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "temperature": 0.5, "stop": ["\n"], "stream": true, "stream_options": {"include_usage": true}, "logprobs": true, "top_logprobs": 2}' > "$dir/seed-chat"
       printf '%s' '{"prompt": "Once", "max_tokens": 4, "logprobs": 2, "seed": 7, "top_p": 0.9, "top_k": 40}' > "$dir/seed-completion" ;;

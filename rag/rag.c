@@ -1,0 +1,394 @@
+/* rag: retrieval over a documentation set (docs/rag.md).
+ *   rag index --docs DIR [--manifest FILE] --db FILE [--chunking heading|window|sentence] [--words 200] [--overlap 40]
+ *   rag query "question" --db FILE [--method bm25|fts5] [-k 10] [--json]
+ *   rag eval --gold FILE --db FILE [--method bm25|fts5] [--json PATH]
+ * Pages are ranked by their best chunk (ties to the lower chunk index). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bm25.h"
+#include "chunk.h"
+#include "cli.h"
+#include "eval.h"
+#include "io.h"
+#include "json.h"
+#include "store.h"
+
+static _Noreturn void die(const char *fmt, const char *a) {
+    fprintf(stderr, "rag: ");
+    fprintf(stderr, fmt, a);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage:\n"
+               "  rag index --docs DIR [--manifest FILE] --db FILE [--chunking heading|window|sentence] [--words 200]\n"
+               "            [--overlap 40]      (the manifest: one \"BYTES<TAB>relative/path.md\" per line; default\n"
+               "                                 DIR/MANIFEST.tsv, else every line of --manifest)\n"
+               "  rag query \"question\" --db FILE [--method bm25|fts5] [-k 10] [--json]\n"
+               "  rag eval --gold FILE --db FILE [--method bm25|fts5] [--json PATH]\n"
+               "            (gold: one {\"id\", \"question\", \"relevant\": [page paths]} per line)\n");
+}
+
+static void print_json_string(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') printf("\\%c", *s);
+        else if ((unsigned char)*s < 32) printf("\\u%04x", *s);
+        else putchar(*s);
+    }
+    putchar('"');
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ================================================================ index */
+
+static int cmd_index(int argc, char **argv) {
+    const char *docs = NULL, *manifest = NULL, *db = NULL;
+    chunk_config cfg = {CHUNK_HEADING, 200, 40};
+    for (int i = 0; i < argc; i++) {
+        const char *f = argv[i];
+        if (i + 1 >= argc) die("%s needs a value", f);
+        const char *v = argv[++i];
+        if (!strcmp(f, "--docs")) docs = v;
+        else if (!strcmp(f, "--manifest")) manifest = v;
+        else if (!strcmp(f, "--db")) db = v;
+        else if (!strcmp(f, "--chunking")) {
+            if (!chunk_strategy_parse(v, &cfg.strategy)) die("--chunking must be heading, window or sentence, got '%s'", v);
+        } else if (!strcmp(f, "--words")) cfg.words = gl_flag_int("rag", f, v, 8, 4096);
+        else if (!strcmp(f, "--overlap")) cfg.overlap = gl_flag_int("rag", f, v, 0, 4095);
+        else usage(stderr), die("unknown flag '%s' for index", f);
+    }
+    if (!docs || !db) usage(stderr), die("%s", "index needs --docs DIR and --db FILE");
+    if (cfg.overlap >= cfg.words) die("%s", "--overlap must be below --words");
+    char path[4096], err[512];
+    if (!manifest) snprintf(path, sizeof path, "%s/MANIFEST.tsv", docs), manifest = path;
+    unsigned char *list;
+    size_t list_len;
+    if (!gl_read_whole_file(manifest, &list, &list_len, err, sizeof err))
+        die("%s (give the page list with --manifest)", err);
+    if (!gl_lock_output(db, err, sizeof err)) die("%s", err);
+    store_writer *w = store_begin(db, cfg, err, sizeof err);
+    if (!w) die("%s", err);
+    int pages = 0, chunks = 0, skipped = 0, line_no = 0, total_lines = 0;
+    for (size_t i = 0; i < list_len; i++) total_lines += list[i] == '\n';
+    double t0 = now();
+    for (char *line = (char *)list, *end = (char *)list + list_len; line < end;) {
+        char *nl = memchr(line, '\n', (size_t)(end - line));
+        if (!nl) nl = end;
+        *nl = 0;
+        line_no++;
+        char *rel = strchr(line, '\t') ? strchr(line, '\t') + 1 : line; /* "BYTES\tpath" or a bare path */
+        size_t rl = strlen(rel);
+        while (rl && (rel[rl - 1] == '\r' || rel[rl - 1] == ' ')) rel[--rl] = 0;
+        if (rl) {
+            char file[4096];
+            snprintf(file, sizeof file, "%s/%s", docs, rel);
+            unsigned char *md;
+            size_t len;
+            if (!gl_read_whole_file(file, &md, &len, err, sizeof err)) {
+                store_abort(w);
+                fprintf(stderr, "rag: %s:%d lists %s, which cannot be read: %s\n", manifest, line_no, rel, err);
+                exit(1);
+            }
+            size_t nul_line;
+            if (gl_find_nul(md, len, &nul_line)) {
+                fprintf(stderr, "rag: skipped %s: binary (a NUL byte on line %zu)\n", rel, nul_line);
+                skipped++;
+            } else {
+                chunk_list cl = {0};
+                int n = chunk_page(rel, (const char *)md, len, cfg, &cl);
+                if (n == 0) fprintf(stderr, "rag: note: %s has no text (no chunks)\n", rel);
+                if (!store_add_page(w, rel, md, len, &cl, err, sizeof err)) {
+                    store_abort(w);
+                    die("%s", err);
+                }
+                chunks += n, pages++;
+                chunk_list_free(&cl);
+            }
+            free(md);
+            if (isatty(2))
+                fprintf(stderr, "\rrag: indexing %d/%d pages, %d chunks", pages + skipped, total_lines, chunks);
+        }
+        line = nl + 1;
+    }
+    free(list);
+    if (isatty(2)) fputc('\n', stderr);
+    if (!store_commit(w, err, sizeof err)) die("%s", err);
+    printf("rag: indexed %d pages into %d chunks (%s, %d words, overlap %d) in %.2f s: %s%s\n", pages, chunks,
+           chunk_strategy_name(cfg.strategy), cfg.words, cfg.overlap, now() - t0, db,
+           skipped ? " (some pages skipped: see above)" : "");
+    return 0;
+}
+
+/* ================================================================ ranking */
+
+typedef struct {
+    store st;
+    bm25 *bm;
+    const char *db;
+} index_t;
+
+static void open_index(index_t *ix, const char *db) {
+    char err[512];
+    if (!store_load(db, &ix->st, err, sizeof err)) die("%s", err);
+    const char **texts = malloc((size_t)(ix->st.n_chunks ? ix->st.n_chunks : 1) * sizeof *texts);
+    for (int i = 0; i < ix->st.n_chunks; i++) texts[i] = ix->st.chunks[i].text;
+    ix->bm = bm25_build(texts, ix->st.n_chunks, BM25_DEFAULTS);
+    ix->db = db;
+    free(texts);
+}
+
+typedef struct {
+    int page, chunk; /* the page and its best chunk */
+    double score;
+} hit;
+
+static int by_score(const void *a, const void *b) {
+    const hit *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return x->chunk - y->chunk;
+}
+
+/* every page with a chunk that matched, best first (a page's score is its best chunk's) */
+static int rank_pages(index_t *ix, const char *method, const char *query, hit *out) {
+    int nc = ix->st.n_chunks, np = ix->st.n_pages, n = 0;
+    for (int p = 0; p < np; p++) out[p] = (hit){p, -1, -INFINITY};
+    if (!strcmp(method, "bm25")) {
+        double *sc = malloc((size_t)(nc ? nc : 1) * sizeof *sc);
+        bm25_scores(ix->bm, query, sc);
+        for (int c = 0; c < nc; c++) { /* != 0: in a tiny corpus a word of most chunks scores below 0 */
+            hit *h = &out[ix->st.chunks[c].page];
+            if (sc[c] != 0 && sc[c] > h->score) h->score = sc[c], h->chunk = c;
+        }
+        free(sc);
+    } else { /* fts5: chunks in SQLite's order; a page takes the rank of its first chunk there */
+        char err[512];
+        int *ids = malloc((size_t)(nc ? nc : 1) * sizeof *ids);
+        int found = store_fts_search(ix->db, query, nc, ids, err, sizeof err);
+        if (found < 0) die("%s", err);
+        for (int r = 0; r < found; r++) {
+            hit *h = &out[ix->st.chunks[ids[r]].page];
+            if (h->chunk < 0) h->score = (double)(found - r), h->chunk = ids[r];
+        }
+        free(ids);
+    }
+    for (int p = 0; p < np; p++)
+        if (out[p].chunk >= 0) out[n++] = out[p];
+    qsort(out, (size_t)n, sizeof *out, by_score);
+    return n;
+}
+
+static void check_method(const char *m) {
+    if (strcmp(m, "bm25") && strcmp(m, "fts5")) die("--method must be bm25 or fts5 (dense and hybrid come with the encoder), got '%s'", m);
+}
+
+/* ================================================================ query */
+
+static int cmd_query(int argc, char **argv) {
+    const char *db = NULL, *method = "bm25", *query = NULL;
+    int k = 10;
+    bool json = false;
+    for (int i = 0; i < argc; i++) {
+        const char *f = argv[i];
+        if (!strcmp(f, "--json")) {
+            json = true;
+            continue;
+        }
+        if (f[0] != '-' || !f[1]) {
+            if (query) die("one question at a time (quote it): '%s'", f);
+            query = f;
+            continue;
+        }
+        if (i + 1 >= argc) die("%s needs a value", f);
+        const char *v = argv[++i];
+        if (!strcmp(f, "--db")) db = v;
+        else if (!strcmp(f, "--method")) method = v;
+        else if (!strcmp(f, "-k") || !strcmp(f, "--k")) k = gl_flag_int("rag", f, v, 1, 1000);
+        else usage(stderr), die("unknown flag '%s' for query", f);
+    }
+    if (!db || !query) usage(stderr), die("%s", "query needs a question and --db FILE");
+    check_method(method);
+    index_t ix;
+    open_index(&ix, db);
+    hit *hits = malloc((size_t)(ix.st.n_pages ? ix.st.n_pages : 1) * sizeof *hits);
+    double t0 = now();
+    int n = rank_pages(&ix, method, query, hits);
+    double ms = (now() - t0) * 1e3;
+    if (n > k) n = k;
+    if (json) {
+        printf("{\"query\": ");
+        print_json_string(query);
+        printf(", \"method\": \"%s\", \"ms\": %.3f, \"hits\": [", method, ms);
+        for (int i = 0; i < n; i++) {
+            const store_chunk *c = &ix.st.chunks[hits[i].chunk];
+            printf("%s{\"rank\": %d, \"page\": ", i ? ", " : "", i + 1);
+            print_json_string(ix.st.pages[hits[i].page].path);
+            printf(", \"chunk\": %d, \"score\": %.6g, \"heading\": ", hits[i].chunk, hits[i].score);
+            print_json_string(c->heading);
+            printf("}");
+        }
+        printf("]}\n");
+    } else {
+        printf("%s over %d chunks of %d pages (%.2f ms):\n", method, ix.st.n_chunks, ix.st.n_pages, ms);
+        for (int i = 0; i < n; i++) {
+            const store_chunk *c = &ix.st.chunks[hits[i].chunk];
+            const char *body = strchr(c->text, '\n') ? strchr(c->text, '\n') + 1 : c->text;
+            printf("%2d. %-40s %8.3f  %s\n      %.150s%s\n", i + 1, ix.st.pages[hits[i].page].path, hits[i].score,
+                   c->heading, body, strlen(body) > 150 ? "..." : "");
+        }
+        if (!n) printf("no chunk shares a word with the question\n");
+    }
+    gl_stdout_check("rag");
+    free(hits);
+    bm25_free(ix.bm);
+    store_free(&ix.st);
+    return 0;
+}
+
+/* ================================================================ eval */
+
+static int cmd_eval(int argc, char **argv) {
+    const char *db = NULL, *method = "bm25", *gold = NULL, *json_path = NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *f = argv[i];
+        if (i + 1 >= argc) die("%s needs a value", f);
+        const char *v = argv[++i];
+        if (!strcmp(f, "--db")) db = v;
+        else if (!strcmp(f, "--method")) method = v;
+        else if (!strcmp(f, "--gold")) gold = v;
+        else if (!strcmp(f, "--json")) json_path = v;
+        else usage(stderr), die("unknown flag '%s' for eval", f);
+    }
+    if (!db || !gold) usage(stderr), die("%s", "eval needs --gold FILE and --db FILE");
+    check_method(method);
+    char err[512];
+    unsigned char *text;
+    size_t len;
+    if (!gl_read_whole_file(gold, &text, &len, err, sizeof err)) die("%s", err);
+    index_t ix;
+    open_index(&ix, db);
+    hit *hits = malloc((size_t)(ix.st.n_pages ? ix.st.n_pages : 1) * sizeof *hits);
+    int *ranked = malloc((size_t)(ix.st.n_pages ? ix.st.n_pages : 1) * sizeof *ranked);
+    enum { MAX_Q = 4096 };
+    static const int ks[3] = {1, 5, 10};
+    double recall[3] = {0}, mrr = 0, ndcg = 0, ms_total = 0;
+    int nq = 0, line_no = 0, release_top5 = 0, release_page = -1;
+    for (int p = 0; p < ix.st.n_pages; p++)
+        if (!strcmp(ix.st.pages[p].path, "release-notes.md")) release_page = p;
+    gl_json_writer jw;
+    bool jw_open = false;
+    if (json_path) {
+        if (!gl_jw_open(&jw, json_path)) die("cannot write %s", json_path);
+        jw_open = true;
+        gl_jw_object(&jw, NULL);
+        gl_jw_string(&jw, "method", method);
+        gl_jw_string(&jw, "db", db);
+        gl_jw_array(&jw, "questions");
+    }
+    printf("%-5s %-6s %-40s %s\n", "id", "rank", "relevant", "top 3");
+    for (char *line = (char *)text, *end = (char *)text + len; line < end && nq < MAX_Q;) {
+        char *nl = memchr(line, '\n', (size_t)(end - line));
+        if (!nl) nl = end;
+        line_no++;
+        size_t ll = (size_t)(nl - line);
+        char *s = line;
+        line = nl + 1;
+        while (ll && (s[ll - 1] == '\r' || s[ll - 1] == ' ')) ll--;
+        if (!ll) continue;
+        gl_json *q = gl_json_parse(s, ll, err, sizeof err);
+        const gl_json *id = q ? gl_json_get(q, "id") : NULL, *question = q ? gl_json_get(q, "question") : NULL,
+                      *rel = q ? gl_json_get(q, "relevant") : NULL;
+        if (!q || !question || question->type != GL_JSON_STRING || !rel || rel->type != GL_JSON_ARRAY || !rel->count) {
+            fprintf(stderr, "rag: %s:%d: %s\n", gold, line_no,
+                    q ? "needs {\"question\": text, \"relevant\": [page paths]}" : err);
+            exit(1);
+        }
+        int relevant[16], n_rel = 0;
+        for (size_t r = 0; r < rel->count && n_rel < 16; r++) {
+            int page = -1;
+            for (int p = 0; rel->items[r].type == GL_JSON_STRING && p < ix.st.n_pages; p++)
+                if (!strcmp(ix.st.pages[p].path, rel->items[r].string)) page = p;
+            if (page < 0) {
+                fprintf(stderr, "rag: %s:%d: relevant page '%s' is not in the index %s\n", gold, line_no,
+                        rel->items[r].type == GL_JSON_STRING ? rel->items[r].string : "(not a string)", db);
+                exit(1);
+            }
+            relevant[n_rel++] = page;
+        }
+        double t0 = now();
+        int n = rank_pages(&ix, method, question->string, hits);
+        ms_total += (now() - t0) * 1e3;
+        for (int i = 0; i < n; i++) ranked[i] = hits[i].page;
+        for (int k = 0; k < 3; k++) recall[k] += eval_recall(ranked, n, relevant, n_rel, ks[k]);
+        mrr += eval_mrr(ranked, n, relevant, n_rel, 10);
+        ndcg += eval_ndcg(ranked, n, relevant, n_rel, 10);
+        int first = eval_first_rank(ranked, n, relevant, n_rel);
+        for (int i = 0; i < n && i < 5; i++) release_top5 += ranked[i] == release_page;
+        const char *qid = id && id->type == GL_JSON_STRING ? id->string : "?";
+        char rank[16];
+        snprintf(rank, sizeof rank, first ? "%d" : "-", first);
+        printf("%-5s %-6s %-40s", qid, rank, ix.st.pages[relevant[0]].path);
+        for (int i = 0; i < n && i < 3; i++) printf(" %s", ix.st.pages[ranked[i]].path);
+        printf("\n");
+        if (jw_open) {
+            gl_jw_object(&jw, NULL);
+            gl_jw_string(&jw, "id", qid);
+            gl_jw_int(&jw, "first_relevant_rank", first);
+            gl_jw_array(&jw, "top10");
+            for (int i = 0; i < n && i < 10; i++) gl_jw_string(&jw, NULL, ix.st.pages[ranked[i]].path);
+            gl_jw_end(&jw);
+            gl_jw_end(&jw);
+        }
+        gl_json_free(q);
+        nq++;
+    }
+    free(text);
+    if (!nq) die("%s has no questions", gold);
+    printf("\n%s on %d questions, %d chunks of %d pages (%s, %d words, overlap %d):\n", method, nq, ix.st.n_chunks,
+           ix.st.n_pages, chunk_strategy_name(ix.st.config.strategy), ix.st.config.words, ix.st.config.overlap);
+    printf("Recall@1 %.3f  Recall@5 %.3f  Recall@10 %.3f  MRR@10 %.3f  nDCG@10 %.3f\n", recall[0] / nq,
+           recall[1] / nq, recall[2] / nq, mrr / nq, ndcg / nq);
+    printf("release-notes.md in the top 5 of %d questions; %.2f ms per query\n", release_top5, ms_total / nq);
+    if (jw_open) {
+        gl_jw_end(&jw);
+        gl_jw_int(&jw, "questions_count", nq);
+        gl_jw_number(&jw, "recall_at_1", recall[0] / nq);
+        gl_jw_number(&jw, "recall_at_5", recall[1] / nq);
+        gl_jw_number(&jw, "recall_at_10", recall[2] / nq);
+        gl_jw_number(&jw, "mrr_at_10", mrr / nq);
+        gl_jw_number(&jw, "ndcg_at_10", ndcg / nq);
+        gl_jw_int(&jw, "release_notes_in_top5", release_top5);
+        gl_jw_number(&jw, "ms_per_query", ms_total / nq);
+        gl_jw_end(&jw);
+        if (!gl_jw_close(&jw)) die("cannot write %s", json_path);
+        printf("wrote %s\n", json_path);
+    }
+    gl_stdout_check("rag");
+    free(hits), free(ranked);
+    bm25_free(ix.bm);
+    store_free(&ix.st);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "index")) return cmd_index(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "query")) return cmd_query(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 2, argv + 2);
+    usage(stderr);
+    die("unknown command '%s' (index, query, eval)", argv[1]);
+}

@@ -1,0 +1,226 @@
+/* Retrieval: BM25 against rank_bm25's numbers, chunking of MkDocs Markdown, the metrics on known values, and the
+ * SQLite store (round trip, refusal of foreign or damaged files, an interrupted index leaving the old one). */
+#include <sys/stat.h>
+
+#include "bm25.h"
+#include "chunk.h"
+#include "eval.h"
+#include "json.h"
+#include "store.h"
+#include "testutil.h"
+
+Test(bm25, scores_equal_rank_bm25_on_the_fixture) {
+    unsigned char *text;
+    size_t len;
+    char err[256];
+    cr_assert(gl_read_whole_file("tests/ref/bm25_rank_bm25.json", &text, &len, err, sizeof err), "%s", err);
+    gl_json *doc = gl_json_parse((const char *)text, len, err, sizeof err);
+    cr_assert(doc, "%s", err);
+    const gl_json *texts = gl_json_get(doc, "texts"), *queries = gl_json_get(doc, "queries"), *idf = gl_json_get(doc, "idf");
+    int n = (int)texts->count;
+    const char **docs = malloc((size_t)n * sizeof *docs);
+    for (int i = 0; i < n; i++) docs[i] = texts->items[i].string;
+    bm25 *m = bm25_build(docs, n, BM25_DEFAULTS);
+    cr_assert_eq(bm25_doc_count(m), n);
+    cr_assert_eq(bm25_avgdl(m), gl_json_get(doc, "avgdl")->number, "avgdl %.17g", bm25_avgdl(m));
+    for (size_t i = 0; i < idf->count; i++) { /* "the" and "a" are in most chunks: rank_bm25's epsilon floor */
+        double want = idf->items[i].number, got = bm25_idf(m, idf->keys[i]);
+        cr_assert(fabs(got - want) <= 1e-12 * fabs(want), "idf(%s): %.17g, rank_bm25 %.17g", idf->keys[i], got, want);
+    }
+    double *scores = malloc((size_t)n * sizeof *scores), worst = 0;
+    int nonzero = 0;
+    for (size_t q = 0; q < queries->count; q++) {
+        const gl_json *qq = &queries->items[q], *want = gl_json_get(qq, "scores");
+        cr_assert_eq((int)want->count, n);
+        bm25_scores(m, gl_json_get(qq, "query")->string, scores);
+        for (int d = 0; d < n; d++) {
+            double w = want->items[d].number, diff = fabs(scores[d] - w);
+            cr_assert(diff <= 1e-12 * fabs(w), "query %zu chunk %d: %.17g, rank_bm25 %.17g", q, d, scores[d], w);
+            worst = diff > worst ? diff : worst;
+            nonzero += w != 0;
+        }
+    }
+    cr_assert_gt(nonzero, n, "the fixture's queries match many chunks");
+    cr_log_info("BM25 vs rank_bm25: %zu queries x %d chunks, largest difference %g", queries->count, n, worst);
+    free(scores), free(docs);
+    bm25_free(m);
+    gl_json_free(doc);
+    free(text);
+}
+
+Test(bm25, tokens_are_lowercase_ascii_word_runs) {
+    const char *docs[3] = {"CORSMiddleware allow_origins", "FastAPI's café: cors", "nothing here"};
+    bm25 *m = bm25_build(docs, 3, BM25_DEFAULTS);
+    cr_assert_gt(bm25_idf(m, "corsmiddleware"), 0);
+    cr_assert_gt(bm25_idf(m, "allow_origins"), 0);
+    cr_assert_gt(bm25_idf(m, "caf"), 0, "the non-ASCII byte separates");
+    cr_assert_eq(bm25_idf(m, "café"), 0);
+    double s[3];
+    bm25_scores(m, "CORS cors", s);
+    cr_assert(s[1] > 0 && s[0] == 0 && s[2] == 0);
+    double once[3];
+    bm25_scores(m, "cors", once);
+    cr_assert_eq(s[1], 2 * once[1], "a repeated query word counts twice, as in rank_bm25");
+    bm25_free(m);
+}
+
+/* ---- chunking ---- */
+
+static const char page[] =
+    "# Title\n"
+    "\n"
+    "Intro with <abbr title=\"Asynchronous Server Gateway Interface\">ASGI</abbr> and a "
+    "<a href=\"x\" class=\"external-link\">link</a>.\n"
+    "\n"
+    "## Use `CORSMiddleware` { #use-cors }\n"
+    "\n"
+    "First sentence here. Second one!\n"
+    "\n"
+    "```Python hl_lines=\"2\"\n"
+    "{!../../../docs_src/cors/tutorial001.py!}\n"
+    "```\n"
+    "\n"
+    "```console\n"
+    "$ pip install fastapi\n"
+    "```\n"
+    "\n"
+    "/// tip\n"
+    "\n"
+    "Tips stay.\n"
+    "\n"
+    "///\n"
+    "\n"
+    "/// note | Technical Details\n"
+    "\n"
+    "Details stay.\n"
+    "\n"
+    "///\n"
+    "\n"
+    "//// tab | Python 3.9+\n"
+    "\n"
+    "Tabbed text.\n"
+    "\n"
+    "////\n"
+    "\n"
+    "### Deeper\n"
+    "\n"
+    "one two three four five six seven eight nine ten eleven twelve.\n";
+
+static const chunk *find_heading(const chunk_list *l, const char *heading) {
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->items[i].heading, heading)) return &l->items[i];
+    return NULL;
+}
+
+Test(chunk, headings_markers_admonitions_and_html) {
+    chunk_list l = {0};
+    int n = chunk_page("tutorial/x.md", page, strlen(page), (chunk_config){CHUNK_HEADING, 200, 40}, &l);
+    cr_assert_eq(n, 3, "three sections, got %d", n);
+    const chunk *intro = find_heading(&l, "Title"), *cors = find_heading(&l, "Title > Use `CORSMiddleware`"),
+                *deep = find_heading(&l, "Title > Use `CORSMiddleware` > Deeper");
+    cr_assert(intro && cors && deep, "heading paths (attribute lists dropped)");
+    cr_assert_str_eq(intro->text, "Title\nIntro with ASGI and a link.");
+    cr_assert(strstr(cors->text, "First sentence here. Second one!"));
+    cr_assert(strstr(cors->text, "$ pip install fastapi"), "code in fences is kept");
+    cr_assert(!strstr(cors->text, "{!") && !strstr(cors->text, "```") && !strstr(cors->text, "docs_src"),
+              "include markers and fence lines go: %s", cors->text);
+    cr_assert(strstr(cors->text, "Tip: Tips stay.") && strstr(cors->text, "Technical Details: Details stay."),
+              "admonitions become their titles: %s", cors->text);
+    cr_assert(strstr(cors->text, "Tabbed text.") && !strstr(cors->text, "tab |") && !strstr(cors->text, "///"));
+    cr_assert(deep->start > cors->start && deep->end == strlen(page) && !strncmp(page + deep->start, "### Deeper", 10),
+              "a section's byte range starts at its heading");
+    chunk_list_free(&l);
+}
+
+Test(chunk, caps_overlaps_and_sentences) {
+    char md[4096] = "# T\n\n";
+    for (int i = 0; i < 50; i++) snprintf(md + strlen(md), sizeof md - strlen(md), "w%d%s", i, i % 10 == 9 ? ". " : " ");
+    chunk_list l = {0};
+    cr_assert_eq(chunk_page("p.md", md, strlen(md), (chunk_config){CHUNK_HEADING, 20, 5}, &l), 3);
+    cr_assert(l.items[0].words == 20 && l.items[1].words == 20 && l.items[2].words == 20);
+    cr_assert(strstr(l.items[1].text, "\nw15 ") && strstr(l.items[0].text, " w19."), "windows overlap by 5 words");
+    cr_assert(strstr(l.items[2].text, " w49."));
+    chunk_list_free(&l);
+    cr_assert_eq(chunk_page("p.md", md, strlen(md), (chunk_config){CHUNK_SENTENCE, 25, 0}, &l), 3,
+                 "sentences of 10 words packed two by two under 25 words, then the last one");
+    cr_assert(l.items[0].words == 20 && l.items[1].words == 20 && l.items[2].words == 10);
+    chunk_list_free(&l);
+    cr_assert_eq(chunk_page("p.md", md, strlen(md), (chunk_config){CHUNK_WINDOW, 30, 10}, &l), 2);
+    cr_assert(l.items[0].words == 30 && l.items[1].words == 30);
+    chunk_list_free(&l);
+    cr_assert_eq(chunk_page("e.md", "", 0, (chunk_config){CHUNK_HEADING, 20, 5}, &l), 0, "an empty page has no chunks");
+    cr_assert_eq(chunk_page("e.md", "# Only a heading\n", 17, (chunk_config){CHUNK_HEADING, 20, 5}, &l), 0);
+    chunk_list_free(&l);
+}
+
+/* ---- metrics ---- */
+
+Test(eval, metrics_on_known_rankings) {
+    int ranked[5] = {7, 3, 1, 9, 4}, one[1] = {1}, two[2] = {3, 4}, none[1] = {8};
+    cr_assert_eq(eval_recall(ranked, 5, one, 1, 1), 0.0);
+    cr_assert_eq(eval_recall(ranked, 5, one, 1, 3), 1.0);
+    cr_assert_eq(eval_recall(ranked, 5, two, 2, 2), 0.5);
+    cr_assert_eq(eval_recall(ranked, 5, two, 2, 5), 1.0);
+    cr_assert_eq(eval_mrr(ranked, 5, one, 1, 10), 1.0 / 3);
+    cr_assert_eq(eval_mrr(ranked, 5, one, 1, 2), 0.0, "outside the cut-off");
+    cr_assert_eq(eval_mrr(ranked, 5, none, 1, 10), 0.0);
+    cr_assert_eq(eval_first_rank(ranked, 5, two, 2), 2);
+    /* relevant at ranks 2 and 5: (1/log2 3 + 1/log2 6) / (1 + 1/log2 3) */
+    double want = (1 / log2(3.0) + 1 / log2(6.0)) / (1 + 1 / log2(3.0));
+    cr_assert(fabs(eval_ndcg(ranked, 5, two, 2, 10) - want) < 1e-15, "nDCG %.17g", eval_ndcg(ranked, 5, two, 2, 10));
+    int perfect[2] = {3, 4};
+    cr_assert_eq(eval_ndcg(perfect, 2, two, 2, 10), 1.0);
+}
+
+/* ---- the store ---- */
+
+static void write_index(const char *path, const char *text) {
+    char err[256];
+    chunk_list l = {0};
+    chunk_page("a.md", text, strlen(text), (chunk_config){CHUNK_HEADING, 200, 40}, &l);
+    store_writer *w = store_begin(path, (chunk_config){CHUNK_HEADING, 200, 40}, err, sizeof err);
+    cr_assert(w, "%s", err);
+    cr_assert(store_add_page(w, "a.md", (const unsigned char *)text, strlen(text), &l, err, sizeof err), "%s", err);
+    cr_assert(store_commit(w, err, sizeof err), "%s", err);
+    chunk_list_free(&l);
+}
+
+Test(store, round_trip_refusals_and_an_interrupted_index) {
+    mkdir("out", 0755), mkdir("out/test", 0755);
+    const char *path = "out/test/rag_store.db";
+    char err[256];
+    write_index(path, "# A\n\nalpha beta.\n\n## B\n\ngamma delta.\n");
+    store s;
+    cr_assert(store_load(path, &s, err, sizeof err), "%s", err);
+    cr_assert(s.n_pages == 1 && s.n_chunks == 2 && !strcmp(s.pages[0].path, "a.md"));
+    cr_assert_str_eq(s.chunks[1].heading, "A > B");
+    cr_assert_str_eq(s.chunks[1].text, "A > B\ngamma delta.");
+    int ids[4];
+    cr_assert_eq(store_fts_search(path, "What about GAMMA?", 4, ids, err, sizeof err), 1, "%s", err);
+    cr_assert_eq(ids[0], 1);
+    store_free(&s);
+    /* an index begun and abandoned (a crash, a full disk) leaves the old one whole, and no temporary */
+    chunk_list none = {0};
+    store_writer *w = store_begin(path, (chunk_config){CHUNK_WINDOW, 50, 10}, err, sizeof err);
+    cr_assert(store_add_page(w, "b.md", (const unsigned char *)"x", 1, &none, err, sizeof err));
+    store_abort(w);
+    cr_assert(store_load(path, &s, err, sizeof err) && s.n_chunks == 2, "the previous index is intact");
+    store_free(&s);
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+    cr_assert(access(tmp, F_OK) != 0, "the temporary is gone");
+    /* refusals, each naming the file */
+    cr_assert(!store_load("out/test/no_such.db", &s, err, sizeof err) && strstr(err, "rag index"), "%s", err);
+    FILE *f = fopen("out/test/rag_garbage.db", "wb");
+    fputs("this is not a database at all, just text that is long enough to look like a header", f);
+    fclose(f);
+    cr_assert(!store_load("out/test/rag_garbage.db", &s, err, sizeof err) && strstr(err, "rag_garbage.db"), "%s", err);
+    f = fopen("out/test/rag_truncated.db", "wb");
+    unsigned char *bytes;
+    size_t len;
+    cr_assert(gl_read_whole_file(path, &bytes, &len, err, sizeof err));
+    fwrite(bytes, 1, len / 3, f);
+    fclose(f);
+    free(bytes);
+    cr_assert(!store_load("out/test/rag_truncated.db", &s, err, sizeof err) && strstr(err, "rag_truncated.db"), "%s", err);
+}
