@@ -23,7 +23,7 @@ WARN     := -Wall -Wextra -Werror
 # cannot include a core header by accident. -MMD -MP: the compiler writes each object's header dependencies (.d).
 INCLUDES := -Icore -Ikernels -Ikernels/cpu -Imodels -Iretrieval -Itokenizer
 CFLAGS    = -std=c11 $(OPT) $(WARN) -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -MMD -MP $(INCLUDES)
-LDLIBS   := -fopenmp -lsqlite3 -lz -lm $(LDSAN)
+LDLIBS   := -fopenmp -lsqlite3 -lutf8proc -lz -lm $(LDSAN)
 
 # Per-ISA flags: only the kernel builds get SIMD flags; the run-time dispatcher picks one (kernels/cpu/dispatch.c).
 VEC_scalar := -DGL_VL=1 -fno-tree-vectorize

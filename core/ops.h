@@ -31,6 +31,7 @@ gl_tensor *gl_sigmoid(gl_tensor *x);
 gl_tensor *gl_log_sigmoid(gl_tensor *x); /* log(1 / (1 + e^-x)), stable for any x: the Bradley-Terry and DPO losses */
 gl_tensor *gl_relu(gl_tensor *x);
 gl_tensor *gl_gelu(gl_tensor *x); /* tanh approximation, as GPT-2 */
+gl_tensor *gl_gelu_erf(gl_tensor *x); /* x Phi(x) with the exact normal CDF (erf), as BERT */
 
 /* ---- matmul: a [..., M, K] @ b [..., K, N] -> [..., M, N]; b may be 2-D (shared by every batch) ---- */
 gl_tensor *gl_matmul(gl_tensor *a, gl_tensor *b);

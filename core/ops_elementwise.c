@@ -67,7 +67,7 @@ gl_tensor *gl_div(gl_tensor *a, gl_tensor *b) { return binary(GL_BIN_DIV, a, b);
 /* ================================================================ unary (and scalar) */
 
 static const char *const unop_names[] = {"exp", "log", "tanh", "sigmoid", "log_sigmoid", "relu", "gelu", "add_scalar",
-                                         "mul_scalar"};
+                                         "mul_scalar", "gelu_erf"};
 
 static void unary_backward(gl_node *nd) {
     gl_tensor *x = nd->in[0], *y = nd->out;
@@ -96,5 +96,6 @@ gl_tensor *gl_sigmoid(gl_tensor *x) { return unary(GL_UN_SIGMOID, x, 0.0f); }
 gl_tensor *gl_log_sigmoid(gl_tensor *x) { return unary(GL_UN_LOG_SIGMOID, x, 0.0f); }
 gl_tensor *gl_relu(gl_tensor *x) { return unary(GL_UN_RELU, x, 0.0f); }
 gl_tensor *gl_gelu(gl_tensor *x) { return unary(GL_UN_GELU, x, 0.0f); }
+gl_tensor *gl_gelu_erf(gl_tensor *x) { return unary(GL_UN_GELU_ERF, x, 0.0f); }
 gl_tensor *gl_add_scalar(gl_tensor *x, float s) { return unary(GL_UN_ADD_SCALAR, x, s); }
 gl_tensor *gl_mul_scalar(gl_tensor *x, float s) { return unary(GL_UN_MUL_SCALAR, x, s); }

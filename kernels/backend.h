@@ -24,7 +24,7 @@ extern "C" {
 typedef enum { GL_BIN_ADD, GL_BIN_SUB, GL_BIN_MUL, GL_BIN_DIV } gl_binop;
 typedef enum {
     GL_UN_EXP, GL_UN_LOG, GL_UN_TANH, GL_UN_SIGMOID, GL_UN_LOG_SIGMOID, GL_UN_RELU, GL_UN_GELU, GL_UN_ADD_SCALAR,
-    GL_UN_MUL_SCALAR
+    GL_UN_MUL_SCALAR, GL_UN_GELU_ERF
 } gl_unop;
 
 /* A broadcast of two contiguous inputs to the output's shape, padded on the left to 4 dims: sa and sb are each

@@ -36,6 +36,7 @@ static gl_tensor *op_sigmoid(gl_tensor **in) { return gl_sigmoid(in[0]); }
 static gl_tensor *op_log_sigmoid(gl_tensor **in) { return gl_log_sigmoid(in[0]); }
 static gl_tensor *op_relu(gl_tensor **in) { return gl_relu(in[0]); }
 static gl_tensor *op_gelu(gl_tensor **in) { return gl_gelu(in[0]); }
+static gl_tensor *op_gelu_erf(gl_tensor **in) { return gl_gelu_erf(in[0]); }
 static gl_tensor *op_add_scalar(gl_tensor **in) { return gl_add_scalar(in[0], 1.5f); }
 static gl_tensor *op_mul_scalar(gl_tensor **in) { return gl_mul_scalar(in[0], -2.5f); }
 static gl_tensor *op_matmul(gl_tensor **in) { return gl_matmul(in[0], in[1]); }
@@ -128,6 +129,7 @@ static const op_case cases[] = {
     {"log_sigmoid", op_log_sigmoid, 1, {2}, {{3, 5}}, -6, 6, 0, ON_BOTH, ON_NONE, NULL},
     {"relu", op_relu, 1, {2}, {{3, 5}}, -2, 2, 0.1f, ON_BOTH, ON_NONE, NULL},
     {"gelu", op_gelu, 1, {2}, {{3, 5}}, -3, 3, 0, ON_BOTH, ON_BOTH, NULL},
+    {"gelu_erf", op_gelu_erf, 1, {2}, {{3, 5}}, -3, 3, 0, ON_BOTH, ON_NONE, NULL},
     {"add_scalar", op_add_scalar, 1, {2}, {{3, 5}}, -2, 2, 0, ON_BOTH, ON_NONE, NULL},
     {"mul_scalar", op_mul_scalar, 1, {2}, {{3, 5}}, -2, 2, 0, ON_BOTH, ON_NONE, NULL},
     {"matmul (batched)", op_matmul, 2, {3, 2}, {{2, 3, 4}, {4, 5}}, -1, 1, 0, ON_BOTH, ON_BOTH, NULL},

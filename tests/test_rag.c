@@ -224,3 +224,68 @@ Test(store, round_trip_refusals_and_an_interrupted_index) {
     free(bytes);
     cr_assert(!store_load("out/test/rag_truncated.db", &s, err, sizeof err) && strstr(err, "rag_truncated.db"), "%s", err);
 }
+
+/* ---- all-MiniLM-L6-v2: the WordPiece tokenizer against Hugging Face tokenizers, the encoder against PyTorch ---- */
+#include "bert.h"
+#include "wordpiece.h"
+
+static gl_json *minilm_fixture(unsigned char **text) {
+    size_t len;
+    char err[256];
+    cr_assert(gl_read_whole_file("tests/ref/minilm_fixture.json", text, &len, err, sizeof err), "%s", err);
+    gl_json *doc = gl_json_parse((const char *)*text, len, err, sizeof err);
+    cr_assert(doc, "%s", err);
+    return doc;
+}
+
+Test(wordpiece, ids_equal_hugging_face_tokenizers) {
+    char err[256];
+    gl_wordpiece *w = gl_wordpiece_load("tests/ref/minilm_vocab.txt", err, sizeof err);
+    cr_assert(w, "%s", err);
+    unsigned char *text;
+    gl_json *doc = minilm_fixture(&text);
+    const gl_json *texts = gl_json_get(doc, "texts"), *ids = gl_json_get(doc, "ids");
+    int32_t got[300];
+    for (size_t i = 0; i < texts->count; i++) {
+        bool cut;
+        int n = gl_wordpiece_encode(w, texts->items[i].string, got, 256, &cut);
+        const gl_json *want = &ids->items[i];
+        cr_assert_eq((size_t)n, want->count, "text %zu (%.40s): %d ids, tokenizers %zu", i, texts->items[i].string, n,
+                     want->count);
+        for (int k = 0; k < n; k++)
+            cr_assert_eq(got[k], (int32_t)want->items[k].number, "text %zu (%.40s) id %d: %d (%s), tokenizers %d (%s)", i,
+                         texts->items[i].string, k, got[k], gl_wordpiece_piece(w, got[k]), (int)want->items[k].number,
+                         gl_wordpiece_piece(w, (int32_t)want->items[k].number));
+        if (want->count < 256) cr_assert(!cut, "text %zu was not cut", i);
+    }
+    cr_log_info("WordPiece: %zu texts tokenized as tokenizers does", texts->count);
+    gl_json_free(doc), free(text);
+    gl_wordpiece_free(w);
+    cr_assert_null(gl_wordpiece_load("tests/ref/fastapi_mini/MANIFEST.tsv", err, sizeof err));
+    cr_assert(strstr(err, "not a WordPiece vocabulary"), "%s", err);
+}
+
+Test(bert, minilm_embeddings_match_pytorch) {
+    char err[256];
+    bert m;
+    if (access("data/minilm/model.safetensors", R_OK) != 0) {
+        cr_skip_test("data/minilm is absent (make data DATA_SETS=minilm fetches all-MiniLM-L6-v2)");
+    }
+    cr_assert(bert_load(&m, "data/minilm", err, sizeof err), "%s", err);
+    unsigned char *text;
+    gl_json *doc = minilm_fixture(&text);
+    const gl_json *texts = gl_json_get(doc, "embedded"), *embs = gl_json_get(doc, "embeddings");
+    float e[384];
+    double worst = 1;
+    for (size_t i = 0; i < texts->count; i++) {
+        bert_embed(&m, texts->items[i].string, e, NULL);
+        double dot = 0, nn = 0;
+        for (int k = 0; k < 384; k++) dot += e[k] * embs->items[i].items[k].number, nn += (double)e[k] * e[k];
+        cr_assert(fabs(nn - 1) < 1e-5, "the embedding is L2-normalized");
+        cr_assert_geq(dot, 0.9999, "text %zu (%.40s): cosine %.7f with PyTorch", i, texts->items[i].string, dot);
+        worst = dot < worst ? dot : worst;
+    }
+    cr_log_info("MiniLM: %zu embeddings, lowest cosine with PyTorch %.8f", texts->count, worst);
+    gl_json_free(doc), free(text);
+    bert_free(&m);
+}

