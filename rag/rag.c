@@ -1,8 +1,10 @@
 /* rag: retrieval over a documentation set (docs/rag.md).
  *   rag index --docs DIR [--manifest FILE] --db FILE [--chunking heading|window|sentence] [--words 200] [--overlap 40]
- *   rag query "question" --db FILE [--method bm25|fts5] [-k 10] [--json]
- *   rag eval --gold FILE --db FILE [--method bm25|fts5] [--json PATH]
- * Pages are ranked by their best chunk (ties to the lower chunk index). */
+ *             [--model DIR | --no-embed]
+ *   rag query "question" --db FILE [--method bm25|fts5|dense|hybrid] [-k 10] [--json] [--model DIR]
+ *   rag eval --gold FILE --db FILE [--method ...] [--json PATH] [--model DIR]
+ * Pages are ranked by their best chunk (ties to the lower chunk index); hybrid fuses the BM25 and dense page rankings
+ * by reciprocal rank (k = 60). The encoder is all-MiniLM-L6-v2 (models/bert.h), data/minilm by default. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,12 +12,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bert.h"
 #include "bm25.h"
 #include "chunk.h"
 #include "cli.h"
 #include "eval.h"
 #include "io.h"
 #include "json.h"
+#include "search.h"
 #include "store.h"
 
 static _Noreturn void die(const char *fmt, const char *a) {
@@ -28,10 +32,11 @@ static _Noreturn void die(const char *fmt, const char *a) {
 static void usage(FILE *f) {
     fprintf(f, "usage:\n"
                "  rag index --docs DIR [--manifest FILE] --db FILE [--chunking heading|window|sentence] [--words 200]\n"
-               "            [--overlap 40]      (the manifest: one \"BYTES<TAB>relative/path.md\" per line; default\n"
-               "                                 DIR/MANIFEST.tsv, else every line of --manifest)\n"
-               "  rag query \"question\" --db FILE [--method bm25|fts5] [-k 10] [--json]\n"
-               "  rag eval --gold FILE --db FILE [--method bm25|fts5] [--json PATH]\n"
+               "            [--overlap 40] [--model DIR | --no-embed]\n"
+               "            (the manifest: one \"BYTES<TAB>relative/path.md\" per line, default DIR/MANIFEST.tsv; the\n"
+               "             chunks are embedded with the MiniLM model in --model, default data/minilm, when it is there)\n"
+               "  rag query \"question\" --db FILE [--method bm25|fts5|dense|hybrid] [-k 10] [--json] [--model DIR]\n"
+               "  rag eval --gold FILE --db FILE [--method ...] [--json PATH] [--model DIR]\n"
                "            (gold: one {\"id\", \"question\", \"relevant\": [page paths]} per line)\n");
 }
 
@@ -54,15 +59,21 @@ static double now(void) {
 /* ================================================================ index */
 
 static int cmd_index(int argc, char **argv) {
-    const char *docs = NULL, *manifest = NULL, *db = NULL;
+    const char *docs = NULL, *manifest = NULL, *db = NULL, *model_dir = NULL;
+    bool embed = true;
     chunk_config cfg = {CHUNK_HEADING, 200, 40};
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i];
+        if (!strcmp(f, "--no-embed")) {
+            embed = false;
+            continue;
+        }
         if (i + 1 >= argc) die("%s needs a value", f);
         const char *v = argv[++i];
         if (!strcmp(f, "--docs")) docs = v;
         else if (!strcmp(f, "--manifest")) manifest = v;
         else if (!strcmp(f, "--db")) db = v;
+        else if (!strcmp(f, "--model")) model_dir = v;
         else if (!strcmp(f, "--chunking")) {
             if (!chunk_strategy_parse(v, &cfg.strategy)) die("--chunking must be heading, window or sentence, got '%s'", v);
         } else if (!strcmp(f, "--words")) cfg.words = gl_flag_int("rag", f, v, 8, 4096);
@@ -77,9 +88,21 @@ static int cmd_index(int argc, char **argv) {
     size_t list_len;
     if (!gl_read_whole_file(manifest, &list, &list_len, err, sizeof err))
         die("%s (give the page list with --manifest)", err);
+    bert enc;
+    bool have_enc = false;
+    if (embed && (model_dir || access("data/minilm/model.safetensors", R_OK) == 0)) {
+        if (!bert_load(&enc, model_dir ? model_dir : "data/minilm", err, sizeof err)) die("%s", err);
+        have_enc = true;
+    } else if (embed)
+        fprintf(stderr, "rag: note: no encoder at data/minilm (make data DATA_SETS=minilm): BM25 only; --no-embed "
+                        "says so on purpose\n");
     if (!gl_lock_output(db, err, sizeof err)) die("%s", err);
-    store_writer *w = store_begin(db, cfg, err, sizeof err);
+    store_writer *w = store_begin(db, cfg, have_enc ? "all-MiniLM-L6-v2" : NULL, have_enc ? enc.cfg.n_embd : 0, err,
+                                  sizeof err);
     if (!w) die("%s", err);
+    float *vectors = NULL;
+    int vcap = 0, truncated = 0;
+    double t_embed = 0;
     int pages = 0, chunks = 0, skipped = 0, line_no = 0, total_lines = 0;
     for (size_t i = 0; i < list_len; i++) total_lines += list[i] == '\n';
     double t0 = now();
@@ -109,7 +132,17 @@ static int cmd_index(int argc, char **argv) {
                 chunk_list cl = {0};
                 int n = chunk_page(rel, (const char *)md, len, cfg, &cl);
                 if (n == 0) fprintf(stderr, "rag: note: %s has no text (no chunks)\n", rel);
-                if (!store_add_page(w, rel, md, len, &cl, err, sizeof err)) {
+                if (have_enc) {
+                    if (n > vcap) vcap = n, vectors = realloc(vectors, (size_t)vcap * enc.cfg.n_embd * sizeof(float));
+                    double t1 = now();
+                    for (int c = 0; c < n; c++) {
+                        bool cut;
+                        bert_embed(&enc, cl.items[c].text, vectors + (size_t)c * enc.cfg.n_embd, &cut);
+                        truncated += cut;
+                    }
+                    t_embed += now() - t1;
+                }
+                if (!store_add_page(w, rel, md, len, &cl, vectors, err, sizeof err)) {
                     store_abort(w);
                     die("%s", err);
                 }
@@ -118,85 +151,42 @@ static int cmd_index(int argc, char **argv) {
             }
             free(md);
             if (isatty(2))
-                fprintf(stderr, "\rrag: indexing %d/%d pages, %d chunks", pages + skipped, total_lines, chunks);
+                fprintf(stderr, "\rrag: indexing %d/%d pages, %d chunks%s", pages + skipped, total_lines, chunks,
+                        have_enc ? " embedded" : "");
         }
         line = nl + 1;
     }
-    free(list);
+    free(list), free(vectors);
     if (isatty(2)) fputc('\n', stderr);
     if (!store_commit(w, err, sizeof err)) die("%s", err);
     printf("rag: indexed %d pages into %d chunks (%s, %d words, overlap %d) in %.2f s: %s%s\n", pages, chunks,
            chunk_strategy_name(cfg.strategy), cfg.words, cfg.overlap, now() - t0, db,
            skipped ? " (some pages skipped: see above)" : "");
+    if (have_enc) {
+        printf("rag: embedded %d chunks with all-MiniLM-L6-v2 in %.1f s (%.1f chunks/s)%s\n", chunks, t_embed,
+               t_embed > 0 ? chunks / t_embed : 0.0, "");
+        if (truncated) printf("rag: %d chunks were longer than %d tokens: their embeddings read the first %d\n", truncated,
+                              enc.max_tokens, enc.max_tokens);
+        bert_free(&enc);
+    }
     return 0;
 }
 
 /* ================================================================ ranking */
 
-typedef struct {
-    store st;
-    bm25 *bm;
-    const char *db;
-} index_t;
-
-static void open_index(index_t *ix, const char *db) {
-    char err[512];
-    if (!store_load(db, &ix->st, err, sizeof err)) die("%s", err);
-    const char **texts = malloc((size_t)(ix->st.n_chunks ? ix->st.n_chunks : 1) * sizeof *texts);
-    for (int i = 0; i < ix->st.n_chunks; i++) texts[i] = ix->st.chunks[i].text;
-    ix->bm = bm25_build(texts, ix->st.n_chunks, BM25_DEFAULTS);
-    ix->db = db;
-    free(texts);
-}
-
-typedef struct {
-    int page, chunk; /* the page and its best chunk */
-    double score;
-} hit;
-
-static int by_score(const void *a, const void *b) {
-    const hit *x = a, *y = b;
-    if (x->score != y->score) return x->score > y->score ? -1 : 1;
-    return x->chunk - y->chunk;
-}
-
-/* every page with a chunk that matched, best first (a page's score is its best chunk's) */
-static int rank_pages(index_t *ix, const char *method, const char *query, hit *out) {
-    int nc = ix->st.n_chunks, np = ix->st.n_pages, n = 0;
-    for (int p = 0; p < np; p++) out[p] = (hit){p, -1, -INFINITY};
-    if (!strcmp(method, "bm25")) {
-        double *sc = malloc((size_t)(nc ? nc : 1) * sizeof *sc);
-        bm25_scores(ix->bm, query, sc);
-        for (int c = 0; c < nc; c++) { /* != 0: in a tiny corpus a word of most chunks scores below 0 */
-            hit *h = &out[ix->st.chunks[c].page];
-            if (sc[c] != 0 && sc[c] > h->score) h->score = sc[c], h->chunk = c;
-        }
-        free(sc);
-    } else { /* fts5: chunks in SQLite's order; a page takes the rank of its first chunk there */
-        char err[512];
-        int *ids = malloc((size_t)(nc ? nc : 1) * sizeof *ids);
-        int found = store_fts_search(ix->db, query, nc, ids, err, sizeof err);
-        if (found < 0) die("%s", err);
-        for (int r = 0; r < found; r++) {
-            hit *h = &out[ix->st.chunks[ids[r]].page];
-            if (h->chunk < 0) h->score = (double)(found - r), h->chunk = ids[r];
-        }
-        free(ids);
-    }
-    for (int p = 0; p < np; p++)
-        if (out[p].chunk >= 0) out[n++] = out[p];
-    qsort(out, (size_t)n, sizeof *out, by_score);
-    return n;
-}
-
 static void check_method(const char *m) {
-    if (strcmp(m, "bm25") && strcmp(m, "fts5")) die("--method must be bm25 or fts5 (dense and hybrid come with the encoder), got '%s'", m);
+    if (!search_method_known(m)) die("--method must be bm25, fts5, dense or hybrid, got '%s'", m);
+}
+
+static void open_index(search_index *ix, const char *db, const char *method, const char *model_dir) {
+    char err[512];
+    if (!search_open(ix, db, method, model_dir, err, sizeof err)) die("%s", err);
 }
 
 /* ================================================================ query */
 
 static int cmd_query(int argc, char **argv) {
-    const char *db = NULL, *method = "bm25", *query = NULL;
+    const char *db = NULL, *method = "bm25", *query = NULL, *model_dir = NULL;
     int k = 10;
     bool json = false;
     for (int i = 0; i < argc; i++) {
@@ -215,15 +205,16 @@ static int cmd_query(int argc, char **argv) {
         if (!strcmp(f, "--db")) db = v;
         else if (!strcmp(f, "--method")) method = v;
         else if (!strcmp(f, "-k") || !strcmp(f, "--k")) k = gl_flag_int("rag", f, v, 1, 1000);
+        else if (!strcmp(f, "--model")) model_dir = v;
         else usage(stderr), die("unknown flag '%s' for query", f);
     }
     if (!db || !query) usage(stderr), die("%s", "query needs a question and --db FILE");
     check_method(method);
-    index_t ix;
-    open_index(&ix, db);
-    hit *hits = malloc((size_t)(ix.st.n_pages ? ix.st.n_pages : 1) * sizeof *hits);
+    search_index ix;
+    open_index(&ix, db, method, model_dir);
+    search_hit *hits = malloc((size_t)(ix.st.n_pages ? ix.st.n_pages : 1) * sizeof *hits);
     double t0 = now();
-    int n = rank_pages(&ix, method, query, hits);
+    int n = search_rank_pages(&ix, method, query, hits);
     double ms = (now() - t0) * 1e3;
     if (n > k) n = k;
     if (json) {
@@ -251,15 +242,14 @@ static int cmd_query(int argc, char **argv) {
     }
     gl_stdout_check("rag");
     free(hits);
-    bm25_free(ix.bm);
-    store_free(&ix.st);
+    search_close(&ix);
     return 0;
 }
 
 /* ================================================================ eval */
 
 static int cmd_eval(int argc, char **argv) {
-    const char *db = NULL, *method = "bm25", *gold = NULL, *json_path = NULL;
+    const char *db = NULL, *method = "bm25", *gold = NULL, *json_path = NULL, *model_dir = NULL;
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i];
         if (i + 1 >= argc) die("%s needs a value", f);
@@ -268,6 +258,7 @@ static int cmd_eval(int argc, char **argv) {
         else if (!strcmp(f, "--method")) method = v;
         else if (!strcmp(f, "--gold")) gold = v;
         else if (!strcmp(f, "--json")) json_path = v;
+        else if (!strcmp(f, "--model")) model_dir = v;
         else usage(stderr), die("unknown flag '%s' for eval", f);
     }
     if (!db || !gold) usage(stderr), die("%s", "eval needs --gold FILE and --db FILE");
@@ -276,9 +267,9 @@ static int cmd_eval(int argc, char **argv) {
     unsigned char *text;
     size_t len;
     if (!gl_read_whole_file(gold, &text, &len, err, sizeof err)) die("%s", err);
-    index_t ix;
-    open_index(&ix, db);
-    hit *hits = malloc((size_t)(ix.st.n_pages ? ix.st.n_pages : 1) * sizeof *hits);
+    search_index ix;
+    open_index(&ix, db, method, model_dir);
+    search_hit *hits = malloc((size_t)(ix.st.n_pages ? ix.st.n_pages : 1) * sizeof *hits);
     int *ranked = malloc((size_t)(ix.st.n_pages ? ix.st.n_pages : 1) * sizeof *ranked);
     enum { MAX_Q = 4096 };
     static const int ks[3] = {1, 5, 10};
@@ -327,7 +318,7 @@ static int cmd_eval(int argc, char **argv) {
             relevant[n_rel++] = page;
         }
         double t0 = now();
-        int n = rank_pages(&ix, method, question->string, hits);
+        int n = search_rank_pages(&ix, method, question->string, hits);
         ms_total += (now() - t0) * 1e3;
         for (int i = 0; i < n; i++) ranked[i] = hits[i].page;
         for (int k = 0; k < 3; k++) recall[k] += eval_recall(ranked, n, relevant, n_rel, ks[k]);
@@ -376,8 +367,7 @@ static int cmd_eval(int argc, char **argv) {
     }
     gl_stdout_check("rag");
     free(hits), free(ranked);
-    bm25_free(ix.bm);
-    store_free(&ix.st);
+    search_close(&ix);
     return 0;
 }
 

@@ -12,9 +12,10 @@
 struct store_writer {
     sqlite3 *db;
     char *path, *tmp;
-    sqlite3_stmt *page, *chunk;
-    int pages, chunks;
+    sqlite3_stmt *page, *chunk, *vector;
+    int pages, chunks, dims;
     chunk_config config;
+    char embedder[64];
 };
 
 static bool fail(sqlite3 *db, const char *what, const char *path, char *err, size_t n) {
@@ -29,16 +30,20 @@ static const char *const schema =
     "CREATE TABLE chunks(id INTEGER PRIMARY KEY, page INTEGER NOT NULL REFERENCES pages(id), heading TEXT NOT NULL,"
     " text TEXT NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL);"
     "CREATE VIRTUAL TABLE chunks_fts USING fts5(text, content='chunks', content_rowid='id');"
+    "CREATE TABLE embeddings(chunk INTEGER PRIMARY KEY REFERENCES chunks(id), vector BLOB NOT NULL);"
     "BEGIN;";
 
-store_writer *store_begin(const char *path, chunk_config c, char *err, size_t n) {
+store_writer *store_begin(const char *path, chunk_config c, const char *embedder, int dims, char *err, size_t n) {
     store_writer *w = calloc(1, sizeof *w);
     size_t len = strlen(path) + 32;
     if (!w || !(w->path = strdup(path)) || !(w->tmp = malloc(len))) return snprintf(err, n, "out of memory"), NULL;
     snprintf(w->tmp, len, "%s.tmp-%ld", path, (long)getpid());
     unlink(w->tmp);
     w->config = c;
+    w->dims = embedder && dims > 0 ? dims : 0;
+    snprintf(w->embedder, sizeof w->embedder, "%s", w->dims ? embedder : "");
     if (sqlite3_open(w->tmp, &w->db) != SQLITE_OK || sqlite3_exec(w->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(w->db, "INSERT INTO embeddings(chunk, vector) VALUES (?, ?)", -1, &w->vector, NULL) ||
         sqlite3_prepare_v2(w->db, "INSERT INTO pages(id, path, bytes, fnv1a) VALUES (?, ?, ?, ?)", -1, &w->page, NULL) ||
         sqlite3_prepare_v2(w->db, "INSERT INTO chunks(id, page, heading, text, start, end) VALUES (?, ?, ?, ?, ?, ?)", -1,
                            &w->chunk, NULL)) {
@@ -50,7 +55,7 @@ store_writer *store_begin(const char *path, chunk_config c, char *err, size_t n)
 }
 
 bool store_add_page(store_writer *w, const char *path, const unsigned char *bytes, size_t len, const chunk_list *chunks,
-                    char *err, size_t n) {
+                    const float *vectors, char *err, size_t n) {
     char hash[17];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)gl_fnv1a(1469598103934665603ULL, bytes, len));
     sqlite3_reset(w->page);
@@ -69,6 +74,13 @@ bool store_add_page(store_writer *w, const char *path, const unsigned char *byte
         sqlite3_bind_int64(w->chunk, 5, (sqlite3_int64)c->start);
         sqlite3_bind_int64(w->chunk, 6, (sqlite3_int64)c->end);
         if (sqlite3_step(w->chunk) != SQLITE_DONE) return fail(w->db, "cannot add a chunk", path, err, n);
+        if (w->dims) {
+            if (!vectors) return snprintf(err, n, "%s: the index keeps embeddings and none were given", path), false;
+            sqlite3_reset(w->vector);
+            sqlite3_bind_int(w->vector, 1, w->chunks);
+            sqlite3_bind_blob(w->vector, 2, vectors + (size_t)i * w->dims, (int)(w->dims * sizeof(float)), SQLITE_STATIC);
+            if (sqlite3_step(w->vector) != SQLITE_DONE) return fail(w->db, "cannot add an embedding", path, err, n);
+        }
         w->chunks++;
     }
     w->pages++;
@@ -86,20 +98,21 @@ static bool set_meta(sqlite3 *db, const char *key, const char *value) {
 }
 
 bool store_commit(store_writer *w, char *err, size_t n) {
-    char words[16], overlap[16], pages[16], chunks[16];
+    char words[16], overlap[16], pages[16], chunks[16], dims[16];
     snprintf(words, sizeof words, "%d", w->config.words), snprintf(overlap, sizeof overlap, "%d", w->config.overlap);
     snprintf(pages, sizeof pages, "%d", w->pages), snprintf(chunks, sizeof chunks, "%d", w->chunks);
+    snprintf(dims, sizeof dims, "%d", w->dims);
     bool ok = set_meta(w->db, "format", STORE_FORMAT) && set_meta(w->db, "chunking", chunk_strategy_name(w->config.strategy)) &&
               set_meta(w->db, "words", words) && set_meta(w->db, "overlap", overlap) && set_meta(w->db, "pages", pages) &&
-              set_meta(w->db, "chunks", chunks) &&
+              set_meta(w->db, "chunks", chunks) && set_meta(w->db, "dims", dims) && set_meta(w->db, "embedder", w->embedder) &&
               sqlite3_exec(w->db, "INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild'); COMMIT;", NULL, NULL, NULL) == SQLITE_OK;
     if (!ok) {
         fail(w->db, "cannot finish the index", w->tmp, err, n);
         store_abort(w);
         return false;
     }
-    sqlite3_finalize(w->page), sqlite3_finalize(w->chunk);
-    w->page = w->chunk = NULL;
+    sqlite3_finalize(w->page), sqlite3_finalize(w->chunk), sqlite3_finalize(w->vector);
+    w->page = w->chunk = w->vector = NULL;
     ok = sqlite3_close(w->db) == SQLITE_OK;
     w->db = NULL;
     int fd = ok ? open(w->tmp, O_RDONLY) : -1;
@@ -120,7 +133,7 @@ bool store_commit(store_writer *w, char *err, size_t n) {
 
 void store_abort(store_writer *w) {
     if (!w) return;
-    sqlite3_finalize(w->page), sqlite3_finalize(w->chunk);
+    sqlite3_finalize(w->page), sqlite3_finalize(w->chunk), sqlite3_finalize(w->vector);
     if (w->db) sqlite3_close(w->db);
     if (w->tmp) unlink(w->tmp);
     free(w->path), free(w->tmp), free(w);
@@ -155,6 +168,8 @@ bool store_load(const char *path, store *s, char *err, size_t n) {
         else if (!strcmp(k, "chunking")) snprintf(chunking, sizeof chunking, "%s", v);
         else if (!strcmp(k, "words")) s->config.words = atoi(v);
         else if (!strcmp(k, "overlap")) s->config.overlap = atoi(v);
+        else if (!strcmp(k, "dims")) s->dims = atoi(v);
+        else if (!strcmp(k, "embedder")) snprintf(s->embedder, sizeof s->embedder, "%s", v);
     }
     sqlite3_finalize(st);
     if (strcmp(format, STORE_FORMAT) != 0 || !chunk_strategy_parse(chunking, &s->config.strategy)) {
@@ -194,6 +209,22 @@ bool store_load(const char *path, store *s, char *err, size_t n) {
         c->start = sqlite3_column_int64(st, 4), c->end = sqlite3_column_int64(st, 5);
     }
     sqlite3_finalize(st);
+    if (ok && s->dims > 0) { /* every chunk's embedding, in chunk order */
+        if (s->dims > 65536 || !(s->vectors = malloc((size_t)(nc ? nc : 1) * s->dims * sizeof(float)))) ok = false;
+        int seen = 0;
+        ok = ok && sqlite3_prepare_v2(db, "SELECT chunk, vector FROM embeddings ORDER BY chunk", -1, &st, NULL) == SQLITE_OK;
+        while (ok && sqlite3_step(st) == SQLITE_ROW) {
+            int id = sqlite3_column_int(st, 0);
+            if (id != seen || id >= nc || sqlite3_column_bytes(st, 1) != (int)(s->dims * sizeof(float))) {
+                ok = false;
+                break;
+            }
+            memcpy(s->vectors + (size_t)id * s->dims, sqlite3_column_blob(st, 1), s->dims * sizeof(float));
+            seen++;
+        }
+        sqlite3_finalize(st);
+        ok = ok && seen == nc;
+    } else s->dims = 0;
     if (!ok || s->n_pages != np || s->n_chunks != nc) {
         snprintf(err, n, "%s: the index is damaged (%s); make it again with rag index", path, sqlite3_errmsg(db));
         sqlite3_close(db);
@@ -207,7 +238,7 @@ bool store_load(const char *path, store *s, char *err, size_t n) {
 void store_free(store *s) {
     for (int i = 0; i < s->n_pages; i++) free(s->pages[i].path);
     for (int i = 0; i < s->n_chunks; i++) free(s->chunks[i].heading), free(s->chunks[i].text);
-    free(s->pages), free(s->chunks);
+    free(s->pages), free(s->chunks), free(s->vectors);
     memset(s, 0, sizeof *s);
 }
 

@@ -5,7 +5,8 @@
  *   meta(key, value)                          format "gradlab-rag 1", chunking, words, overlap, pages, chunks
  *   pages(id, path, bytes, fnv1a)             one row per page, in manifest order
  *   chunks(id, page, heading, text, start, end)  in page order, then order within the page
- *   chunks_fts(text)                          FTS5, content = chunks */
+ *   chunks_fts(text)                          FTS5, content = chunks
+ *   embeddings(chunk, vector)                 optional: each chunk's embedding, dims floats (meta "embedder", "dims") */
 #ifndef GRADLAB_STORE_H
 #define GRADLAB_STORE_H
 
@@ -35,15 +36,19 @@ typedef struct {
     store_chunk *chunks;
     int n_chunks;
     chunk_config config;
+    float *vectors; /* n_chunks x dims, or NULL when the index has no embeddings */
+    int dims;
+    char embedder[64];
 } store;
 
 typedef struct store_writer store_writer;
 
-/* a new index at path (written beside it until store_commit); NULL with a message */
-store_writer *store_begin(const char *path, chunk_config c, char *err, size_t err_len);
-/* a page and its chunks */
+/* a new index at path (written beside it until store_commit); with embedder (a name) and dims > 0 every page's
+ * chunks come with their embeddings; NULL with a message */
+store_writer *store_begin(const char *path, chunk_config c, const char *embedder, int dims, char *err, size_t err_len);
+/* a page and its chunks (and their embeddings, chunks->n x dims floats, when the index has them) */
 bool store_add_page(store_writer *w, const char *path, const unsigned char *bytes, size_t len, const chunk_list *chunks,
-                    char *err, size_t err_len);
+                    const float *vectors, char *err, size_t err_len);
 /* the transaction committed, the file synced and renamed over path; false (and nothing changed at path) on error */
 bool store_commit(store_writer *w, char *err, size_t err_len);
 void store_abort(store_writer *w); /* the temporary file removed */

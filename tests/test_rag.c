@@ -174,13 +174,18 @@ Test(eval, metrics_on_known_rankings) {
 
 /* ---- the store ---- */
 
-static void write_index(const char *path, const char *text) {
+/* an index of one page with two sections; with_vectors: 3-dimensional test embeddings for them */
+static void write_index(const char *path, const char *text, bool with_vectors) {
     char err[256];
     chunk_list l = {0};
     chunk_page("a.md", text, strlen(text), (chunk_config){CHUNK_HEADING, 200, 40}, &l);
-    store_writer *w = store_begin(path, (chunk_config){CHUNK_HEADING, 200, 40}, err, sizeof err);
+    float vectors[2 * 3] = {1, 0, 0, 0, 0.6f, 0.8f};
+    store_writer *w = store_begin(path, (chunk_config){CHUNK_HEADING, 200, 40}, with_vectors ? "test" : NULL,
+                                  with_vectors ? 3 : 0, err, sizeof err);
     cr_assert(w, "%s", err);
-    cr_assert(store_add_page(w, "a.md", (const unsigned char *)text, strlen(text), &l, err, sizeof err), "%s", err);
+    cr_assert(l.n <= 2);
+    cr_assert(store_add_page(w, "a.md", (const unsigned char *)text, strlen(text), &l, with_vectors ? vectors : NULL,
+                             err, sizeof err), "%s", err);
     cr_assert(store_commit(w, err, sizeof err), "%s", err);
     chunk_list_free(&l);
 }
@@ -189,20 +194,21 @@ Test(store, round_trip_refusals_and_an_interrupted_index) {
     mkdir("out", 0755), mkdir("out/test", 0755);
     const char *path = "out/test/rag_store.db";
     char err[256];
-    write_index(path, "# A\n\nalpha beta.\n\n## B\n\ngamma delta.\n");
+    write_index(path, "# A\n\nalpha beta.\n\n## B\n\ngamma delta.\n", true);
     store s;
     cr_assert(store_load(path, &s, err, sizeof err), "%s", err);
     cr_assert(s.n_pages == 1 && s.n_chunks == 2 && !strcmp(s.pages[0].path, "a.md"));
     cr_assert_str_eq(s.chunks[1].heading, "A > B");
     cr_assert_str_eq(s.chunks[1].text, "A > B\ngamma delta.");
+    cr_assert(s.dims == 3 && !strcmp(s.embedder, "test") && s.vectors[4] == 0.6f && s.vectors[0] == 1, "embeddings kept");
     int ids[4];
     cr_assert_eq(store_fts_search(path, "What about GAMMA?", 4, ids, err, sizeof err), 1, "%s", err);
     cr_assert_eq(ids[0], 1);
     store_free(&s);
     /* an index begun and abandoned (a crash, a full disk) leaves the old one whole, and no temporary */
     chunk_list none = {0};
-    store_writer *w = store_begin(path, (chunk_config){CHUNK_WINDOW, 50, 10}, err, sizeof err);
-    cr_assert(store_add_page(w, "b.md", (const unsigned char *)"x", 1, &none, err, sizeof err));
+    store_writer *w = store_begin(path, (chunk_config){CHUNK_WINDOW, 50, 10}, NULL, 0, err, sizeof err);
+    cr_assert(store_add_page(w, "b.md", (const unsigned char *)"x", 1, &none, NULL, err, sizeof err));
     store_abort(w);
     cr_assert(store_load(path, &s, err, sizeof err) && s.n_chunks == 2, "the previous index is intact");
     store_free(&s);
@@ -288,4 +294,53 @@ Test(bert, minilm_embeddings_match_pytorch) {
     cr_log_info("MiniLM: %zu embeddings, lowest cosine with PyTorch %.8f", texts->count, worst);
     gl_json_free(doc), free(text);
     bert_free(&m);
+}
+
+/* ---- dense and hybrid search over a small index with embeddings ---- */
+#include "search.h"
+
+Test(search, dense_and_hybrid_rank_the_answering_page_first) {
+    if (access("data/minilm/model.safetensors", R_OK) != 0)
+        cr_skip_test("data/minilm is absent (make data DATA_SETS=minilm fetches all-MiniLM-L6-v2)");
+    char err[256];
+    bert m;
+    cr_assert(bert_load(&m, "data/minilm", err, sizeof err), "%s", err);
+    mkdir("out", 0755), mkdir("out/test", 0755);
+    const char *db = "out/test/rag_dense.db", *pages[3] = {"tutorial/cors.md", "tutorial/middleware.md", "tutorial/testing.md"};
+    store_writer *w = store_begin(db, (chunk_config){CHUNK_HEADING, 200, 40}, "all-MiniLM-L6-v2", 384, err, sizeof err);
+    cr_assert(w, "%s", err);
+    for (int p = 0; p < 3; p++) {
+        char path[256];
+        snprintf(path, sizeof path, "tests/ref/fastapi_mini/%s", pages[p]);
+        unsigned char *md;
+        size_t len;
+        cr_assert(gl_read_whole_file(path, &md, &len, err, sizeof err), "%s", err);
+        chunk_list l = {0};
+        chunk_page(pages[p], (const char *)md, len, (chunk_config){CHUNK_HEADING, 200, 40}, &l);
+        float *v = malloc((size_t)l.n * 384 * sizeof *v);
+        for (int c = 0; c < l.n; c++) bert_embed(&m, l.items[c].text, v + (size_t)c * 384, NULL);
+        cr_assert(store_add_page(w, pages[p], md, len, &l, v, err, sizeof err), "%s", err);
+        free(v), free(md);
+        chunk_list_free(&l);
+    }
+    cr_assert(store_commit(w, err, sizeof err), "%s", err);
+    bert_free(&m);
+    search_index ix;
+    cr_assert(search_open(&ix, db, "hybrid", NULL, err, sizeof err), "%s", err);
+    search_hit hits[3];
+    const char *q[3] = {"my browser app on another origin cannot call the API", /* no shared words with "CORS" */
+                        "run some code for every request, before and after it is handled",
+                        "write automated checks for my endpoints with pytest"};
+    for (int i = 0; i < 3; i++) {
+        int n = search_rank_pages(&ix, "dense", q[i], hits);
+        cr_assert(n == 3 && hits[0].page == i, "dense, question %d: first is %s", i, ix.st.pages[hits[0].page].path);
+        cr_assert(hits[0].score > hits[1].score && hits[0].score <= 1.0f + 1e-5f, "cosines, best first");
+        n = search_rank_pages(&ix, "hybrid", q[i], hits);
+        cr_assert(n >= 1 && hits[0].page == i, "hybrid, question %d: first is %s", i, ix.st.pages[hits[0].page].path);
+    }
+    search_close(&ix);
+    /* an index without embeddings cannot serve dense search, and says why */
+    write_index("out/test/rag_plain.db", "# A\n\nalpha.\n", false);
+    cr_assert(!search_open(&ix, "out/test/rag_plain.db", "dense", NULL, err, sizeof err));
+    cr_assert(strstr(err, "has no embeddings"), "%s", err);
 }

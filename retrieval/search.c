@@ -1,0 +1,100 @@
+#include "search.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool search_method_known(const char *m) {
+    return !strcmp(m, "bm25") || !strcmp(m, "fts5") || !strcmp(m, "dense") || !strcmp(m, "hybrid");
+}
+
+static bool needs_vectors(const char *method) { return !strcmp(method, "dense") || !strcmp(method, "hybrid"); }
+
+bool search_open(search_index *ix, const char *db, const char *method, const char *model_dir, char *err, size_t n) {
+    memset(ix, 0, sizeof *ix);
+    if (!store_load(db, &ix->st, err, n)) return false;
+    if (needs_vectors(method)) {
+        bool ok = true;
+        if (!ix->st.vectors)
+            ok = false, snprintf(err, n, "%s has no embeddings: index it again with the encoder (make data "
+                                         "DATA_SETS=minilm, then rag index)", db);
+        else if (!bert_load(&ix->enc, model_dir ? model_dir : "data/minilm", err, n)) ok = false;
+        else if (ix->enc.cfg.n_embd != ix->st.dims)
+            ok = false, bert_free(&ix->enc), snprintf(err, n, "%s: its embeddings do not have the model's dimension", db);
+        if (!ok) return store_free(&ix->st), false;
+        ix->have_enc = true;
+        ix->vectors = gl_param(GL_DIMS(ix->st.n_chunks ? ix->st.n_chunks : 1, ix->st.dims), "chunk embeddings");
+        gl_param_freeze(ix->vectors);
+        memcpy(ix->vectors->data, ix->st.vectors, (size_t)ix->st.n_chunks * ix->st.dims * sizeof(float));
+    }
+    const char **texts = malloc((size_t)(ix->st.n_chunks ? ix->st.n_chunks : 1) * sizeof *texts);
+    for (int i = 0; i < ix->st.n_chunks; i++) texts[i] = ix->st.chunks[i].text;
+    ix->bm = bm25_build(texts, ix->st.n_chunks, BM25_DEFAULTS);
+    ix->db = db;
+    free(texts);
+    return true;
+}
+
+void search_close(search_index *ix) {
+    bm25_free(ix->bm);
+    if (ix->have_enc) bert_free(&ix->enc), gl_param_free(ix->vectors);
+    store_free(&ix->st);
+}
+
+static int by_score(const void *a, const void *b) {
+    const search_hit *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return x->chunk - y->chunk;
+}
+
+int search_rank_pages(search_index *ix, const char *method, const char *query, search_hit *out) {
+    int nc = ix->st.n_chunks, np = ix->st.n_pages, n = 0;
+    for (int p = 0; p < np; p++) out[p] = (search_hit){p, -1, -INFINITY};
+    if (!strcmp(method, "hybrid")) { /* reciprocal rank fusion of the two page rankings, k = 60 */
+        search_hit *a = malloc((size_t)np * sizeof *a), *b = malloc((size_t)np * sizeof *b);
+        int na = search_rank_pages(ix, "bm25", query, a), nb = search_rank_pages(ix, "dense", query, b);
+        for (int p = 0; p < np; p++) out[p].score = 0;
+        for (int r = 0; r < na; r++) out[a[r].page].score += 1.0 / (60 + r + 1), out[a[r].page].chunk = a[r].chunk;
+        for (int r = 0; r < nb; r++) {
+            search_hit *h = &out[b[r].page];
+            h->score += 1.0 / (60 + r + 1);
+            if (h->chunk < 0) h->chunk = b[r].chunk;
+        }
+        free(a), free(b);
+    } else if (!strcmp(method, "bm25") || !strcmp(method, "dense")) {
+        double *sc = malloc((size_t)(nc ? nc : 1) * sizeof *sc);
+        if (!strcmp(method, "bm25")) bm25_scores(ix->bm, query, sc);
+        else { /* exact search: the query's embedding against every chunk's, one GEMM */
+            gl_tensor *q = gl_param(GL_DIMS(1, ix->st.dims), "query");
+            bert_embed(&ix->enc, query, q->data, NULL);
+            gl_scope scope = gl_scope_begin();
+            gl_no_grad_begin();
+            gl_tensor *cos = gl_linear(q, gl_transpose(ix->vectors, 0, 1), NULL);
+            gl_no_grad_end();
+            for (int c = 0; c < nc; c++) sc[c] = cos->data[c];
+            gl_scope_end(&scope);
+            gl_param_free(q);
+        }
+        for (int c = 0; c < nc; c++) { /* != 0: in a tiny corpus a word of most chunks scores below 0 */
+            search_hit *h = &out[ix->st.chunks[c].page];
+            if (sc[c] != 0 && sc[c] > h->score) h->score = sc[c], h->chunk = c;
+        }
+        free(sc);
+    } else { /* fts5: chunks in SQLite's order; a page takes the rank of its first chunk there */
+        char err[512];
+        int *ids = malloc((size_t)(nc ? nc : 1) * sizeof *ids);
+        int found = store_fts_search(ix->db, query, nc, ids, err, sizeof err);
+        if (found < 0) fprintf(stderr, "gradlab: %s\n", err), found = 0; /* a damaged FTS table: nothing found */
+        for (int r = 0; r < found; r++) {
+            search_hit *h = &out[ix->st.chunks[ids[r]].page];
+            if (h->chunk < 0) h->score = (double)(found - r), h->chunk = ids[r];
+        }
+        free(ids);
+    }
+    for (int p = 0; p < np; p++)
+        if (out[p].chunk >= 0) out[n++] = out[p];
+    qsort(out, (size_t)n, sizeof *out, by_score);
+    return n;
+}
+

@@ -1,0 +1,33 @@
+/* Ranking the pages of an index for a question: BM25 (retrieval/bm25.h), SQLite FTS5, dense (the MiniLM embeddings
+ * of the chunks against the question's, exact: one GEMM), or hybrid (reciprocal rank fusion of the BM25 and dense
+ * page rankings, k = 60). A page's score is its best chunk's; ties go to the lower chunk index. */
+#ifndef GRADLAB_SEARCH_H
+#define GRADLAB_SEARCH_H
+
+#include "bert.h"
+#include "bm25.h"
+#include "store.h"
+
+typedef struct {
+    store st;
+    bm25 *bm;
+    const char *db;
+    bert enc;
+    bool have_enc;
+    gl_tensor *vectors; /* [chunks, dims]: the chunks' embeddings */
+} search_index;
+
+typedef struct {
+    int page, chunk; /* the page and its best chunk */
+    double score;
+} search_hit;
+
+bool search_method_known(const char *method); /* bm25, fts5, dense, hybrid */
+/* Loads the index at db (and, for dense and hybrid, the encoder in model_dir, default data/minilm); false with a
+ * message when the file, its embeddings or the model are missing or do not fit each other. */
+bool search_open(search_index *ix, const char *db, const char *method, const char *model_dir, char *err, size_t err_len);
+void search_close(search_index *ix);
+/* every page with a matching chunk, best first, into out (room for every page); returns how many */
+int search_rank_pages(search_index *ix, const char *method, const char *query, search_hit *out);
+
+#endif
