@@ -3,6 +3,7 @@
  *             [--model DIR | --no-embed]
  *   rag query "question" --db FILE [--method bm25|fts5|dense|hybrid] [-k 10] [--json] [--model DIR]
  *   rag eval --gold FILE --db FILE [--method ...] [--json PATH] [--model DIR]
+ *   rag ask "question" --db FILE [--method hybrid] [--sources 3] [--sentences 3] [--min-cosine 0.35] [--json]
  * Pages are ranked by their best chunk (ties to the lower chunk index); hybrid fuses the BM25 and dense page rankings
  * by reciprocal rank (k = 60). The encoder is all-MiniLM-L6-v2 (models/bert.h), data/minilm by default. */
 #include <math.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "answer.h"
 #include "bert.h"
 #include "bm25.h"
 #include "chunk.h"
@@ -37,6 +39,8 @@ static void usage(FILE *f) {
                "             chunks are embedded with the MiniLM model in --model, default data/minilm, when it is there)\n"
                "  rag query \"question\" --db FILE [--method bm25|fts5|dense|hybrid] [-k 10] [--json] [--model DIR]\n"
                "  rag eval --gold FILE --db FILE [--method ...] [--json PATH] [--model DIR]\n"
+               "  rag ask \"question\" --db FILE [--method hybrid] [--sources 3] [--sentences 3] [--min-cosine 0.35]\n"
+               "          [--json] [--model DIR]   (the docs' own sentences, each cited [n] -> page and heading)\n"
                "            (gold: one {\"id\", \"question\", \"relevant\": [page paths]} per line)\n");
 }
 
@@ -183,31 +187,51 @@ static void open_index(search_index *ix, const char *db, const char *method, con
     if (!search_open(ix, db, method, model_dir, err, sizeof err)) die("%s", err);
 }
 
-/* ================================================================ query */
-
-static int cmd_query(int argc, char **argv) {
-    const char *db = NULL, *method = "bm25", *query = NULL, *model_dir = NULL;
-    int k = 10;
-    bool json = false;
+/* The arguments of query and ask: one (quoted) question, --json, and FLAG VALUE pairs, each handed to the
+ * command's own flag() (false: not one of its flags). Returns the question. */
+static const char *question_args(const char *cmd, int argc, char **argv, bool *json,
+                                 bool (*flag)(const char *f, const char *v, void *ctx), void *ctx) {
+    const char *question = NULL;
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "--json")) {
-            json = true;
+            *json = true;
             continue;
         }
         if (f[0] != '-' || !f[1]) {
-            if (query) die("one question at a time (quote it): '%s'", f);
-            query = f;
+            if (question) die("one question at a time (quote it): '%s'", f);
+            question = f;
             continue;
         }
         if (i + 1 >= argc) die("%s needs a value", f);
-        const char *v = argv[++i];
-        if (!strcmp(f, "--db")) db = v;
-        else if (!strcmp(f, "--method")) method = v;
-        else if (!strcmp(f, "-k") || !strcmp(f, "--k")) k = gl_flag_int("rag", f, v, 1, 1000);
-        else if (!strcmp(f, "--model")) model_dir = v;
-        else usage(stderr), die("unknown flag '%s' for query", f);
+        if (!flag(f, argv[++i], ctx)) usage(stderr), fprintf(stderr, "rag: unknown flag '%s' for %s\n", f, cmd), exit(1);
     }
+    return question;
+}
+
+/* ================================================================ query */
+
+typedef struct {
+    const char *db, *method, *model_dir;
+    int k;
+} query_opts;
+
+static bool query_flag(const char *f, const char *v, void *ctx) {
+    query_opts *o = ctx;
+    if (!strcmp(f, "--db")) o->db = v;
+    else if (!strcmp(f, "--method")) o->method = v;
+    else if (!strcmp(f, "-k") || !strcmp(f, "--k")) o->k = gl_flag_int("rag", f, v, 1, 1000);
+    else if (!strcmp(f, "--model")) o->model_dir = v;
+    else return false;
+    return true;
+}
+
+static int cmd_query(int argc, char **argv) {
+    query_opts o = {NULL, "bm25", NULL, 10};
+    bool json = false;
+    const char *query = question_args("query", argc, argv, &json, query_flag, &o);
+    const char *db = o.db, *method = o.method, *model_dir = o.model_dir;
+    int k = o.k;
     if (!db || !query) usage(stderr), die("%s", "query needs a question and --db FILE");
     check_method(method);
     search_index ix;
@@ -371,6 +395,76 @@ static int cmd_eval(int argc, char **argv) {
     return 0;
 }
 
+/* ================================================================ ask */
+
+typedef struct {
+    const char *db, *method, *model_dir;
+    answer_config ac;
+} ask_opts;
+
+static bool ask_flag(const char *f, const char *v, void *ctx) {
+    ask_opts *o = ctx;
+    if (!strcmp(f, "--db")) o->db = v;
+    else if (!strcmp(f, "--method")) o->method = v;
+    else if (!strcmp(f, "--model")) o->model_dir = v;
+    else if (!strcmp(f, "--sources")) o->ac.sources = gl_flag_int("rag", f, v, 1, ANSWER_MAX_SOURCES);
+    else if (!strcmp(f, "--sentences")) o->ac.sentences = gl_flag_int("rag", f, v, 1, 20);
+    else if (!strcmp(f, "--min-cosine")) o->ac.min_cosine = gl_flag_number("rag", f, v, -1, 1);
+    else return false;
+    return true;
+}
+
+static int cmd_ask(int argc, char **argv) {
+    ask_opts o = {NULL, NULL, NULL, ANSWER_DEFAULTS};
+    bool json = false;
+    const char *question = question_args("ask", argc, argv, &json, ask_flag, &o);
+    const char *db = o.db, *method = o.method, *model_dir = o.model_dir;
+    answer_config ac = o.ac;
+    if (!db || !question) usage(stderr), die("%s", "ask needs a question and --db FILE");
+    search_index ix;
+    char err[512];
+    if (!method) { /* hybrid where the index has embeddings and the model is at hand, else BM25 */
+        store probe;
+        bool vectors = store_load(db, &probe, err, sizeof err) && probe.vectors;
+        if (probe.pages) store_free(&probe);
+        method = vectors && access(model_dir ? model_dir : "data/minilm/model.safetensors", R_OK) == 0 ? "hybrid" : "bm25";
+    }
+    check_method(method);
+    open_index(&ix, db, method, model_dir);
+    answer a;
+    double t0 = now();
+    answer_extract(&ix, method, question, ac, &a);
+    double ms = (now() - t0) * 1e3;
+    if (json) {
+        printf("{\"question\": ");
+        print_json_string(question);
+        printf(", \"method\": \"%s\", \"found\": %s, \"best\": %.4f, \"ms\": %.1f, \"answer\": ", method,
+               a.found ? "true" : "false", a.best, ms);
+        print_json_string(a.text);
+        printf(", \"sources\": [");
+        for (int s = 0; s < a.n_sources && a.found; s++) {
+            printf("%s{\"n\": %d, \"page\": ", s ? ", " : "", s + 1);
+            print_json_string(ix.st.pages[a.sources[s].page].path);
+            printf(", \"heading\": ");
+            print_json_string(ix.st.chunks[a.sources[s].chunk].heading);
+            printf("}");
+        }
+        printf("]}\n");
+    } else {
+        printf("%s\n", a.text);
+        if (a.found) {
+            printf("\n");
+            for (int s = 0; s < a.n_sources; s++)
+                printf("[%d] %s — %s\n", s + 1, ix.st.pages[a.sources[s].page].path, ix.st.chunks[a.sources[s].chunk].heading);
+        }
+        printf("(%s, best source %.3f, %.0f ms)\n", method, a.best, ms);
+    }
+    gl_stdout_check("rag");
+    answer_free(&a);
+    search_close(&ix);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
@@ -379,6 +473,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "index")) return cmd_index(argc - 2, argv + 2);
     if (!strcmp(argv[1], "query")) return cmd_query(argc - 2, argv + 2);
     if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "ask")) return cmd_ask(argc - 2, argv + 2);
     usage(stderr);
-    die("unknown command '%s' (index, query, eval)", argv[1]);
+    die("unknown command '%s' (index, query, eval, ask)", argv[1]);
 }

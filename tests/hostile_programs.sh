@@ -92,18 +92,24 @@ printf '1\tsub/a.md\n2\tgone.md\n' > "$dir/missing.tsv"
 expect 1 "missing.tsv:2 lists gone.md, which cannot be read" -- \
   "$build/rag" index --docs "$dir/docs" --manifest "$dir/missing.tsv" --db "$dir/rag.db"
 [ ! -e "$dir/rag.db" ] || { echo "FAIL: a failed index left $dir/rag.db"; failures=$((failures + 1)); }
-expect 0 "skipped bin.md: binary (a NUL byte on line 1)" -- "$build/rag" index --docs "$dir/docs" --db "$dir/rag.db"
+expect 0 "skipped bin.md: binary (a NUL byte on line 1)" -- "$build/rag" index --docs "$dir/docs" --db "$dir/rag.db" \
+  --no-embed
 grep -qF "empty.md has no text" "$dir/stderr" || { echo "FAIL: the empty page is not reported"; failures=$((failures + 1)); }
 expect 0 "sub/a.md" -- "$build/rag" query "cors?" --db "$dir/rag.db"
 expect 1 "no index there (make one with: rag index" -- "$build/rag" query "cors" --db "$dir/none.db"
 printf 'SQLite format 3\0 but nothing after the header' > "$dir/bad.db"
 expect 1 "bad.db: not a gradlab index" -- "$build/rag" query "cors" --db "$dir/bad.db"
-expect 1 "--method must be bm25 or fts5" -- "$build/rag" query "cors" --db "$dir/rag.db" --method dense
+expect 1 "--method must be bm25, fts5, dense or hybrid, got 'sparse'" -- \
+  "$build/rag" query "cors" --db "$dir/rag.db" --method sparse
 printf '{"id": "q1", "question": "cors", "relevant": ["nowhere.md"]}\n' > "$dir/gold.jsonl"
 expect 1 "gold.jsonl:1: relevant page 'nowhere.md' is not in the index" -- \
   "$build/rag" eval --gold "$dir/gold.jsonl" --db "$dir/rag.db"
 printf '{"id": "q1", "question": 5}\n' > "$dir/gold2.jsonl"
 expect 1 "gold2.jsonl:1: needs {\"question\": text" -- "$build/rag" eval --gold "$dir/gold2.jsonl" --db "$dir/rag.db"
+
+expect 0 "[1] sub/a.md" -- "$build/rag" ask "what about cors" --db "$dir/rag.db" --method bm25
+expect 2 "--min-cosine expects a number in [-1, 1]" -- "$build/rag" ask "cors" --db "$dir/rag.db" --min-cosine 2
+expect 1 "has no embeddings" -- "$build/rag" ask "cors" --db "$dir/rag.db" --method dense
 
 [ "$failures" -eq 0 ] || { echo "hostile_programs: $failures case(s) failed"; exit 1; }
 echo "hostile_programs: all cases refused clearly"

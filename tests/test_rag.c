@@ -1,13 +1,18 @@
-/* Retrieval: BM25 against rank_bm25's numbers, chunking of MkDocs Markdown, the metrics on known values, and the
- * SQLite store (round trip, refusal of foreign or damaged files, an interrupted index leaving the old one). */
+/* Retrieval: BM25 against rank_bm25's numbers, chunking of MkDocs Markdown, the metrics on known values, the SQLite
+ * store (round trip, refusal of foreign or damaged files, an interrupted index leaving the old one), WordPiece and
+ * the MiniLM encoder against Hugging Face, and dense, hybrid and extractive answers over a small embedded index. */
 #include <sys/stat.h>
 
+#include "answer.h"
+#include "bert.h"
 #include "bm25.h"
 #include "chunk.h"
 #include "eval.h"
 #include "json.h"
+#include "search.h"
 #include "store.h"
 #include "testutil.h"
+#include "wordpiece.h"
 
 Test(bm25, scores_equal_rank_bm25_on_the_fixture) {
     unsigned char *text;
@@ -155,6 +160,14 @@ Test(chunk, caps_overlaps_and_sentences) {
 
 /* ---- metrics ---- */
 
+Test(answer, citations_are_checked_against_the_sources) {
+    int bad = 0;
+    cr_assert(answer_citations_valid("Use CORSMiddleware [1]. Set allow_origins [2].", 2, &bad));
+    cr_assert(answer_citations_valid("No citation at all, [x] and [ 3] are not citations.", 0, &bad));
+    cr_assert(!answer_citations_valid("Invented [3].", 2, &bad) && bad == 3);
+    cr_assert(!answer_citations_valid("Zero [0].", 2, &bad) && bad == 0);
+}
+
 Test(eval, metrics_on_known_rankings) {
     int ranked[5] = {7, 3, 1, 9, 4}, one[1] = {1}, two[2] = {3, 4}, none[1] = {8};
     cr_assert_eq(eval_recall(ranked, 5, one, 1, 1), 0.0);
@@ -232,8 +245,6 @@ Test(store, round_trip_refusals_and_an_interrupted_index) {
 }
 
 /* ---- all-MiniLM-L6-v2: the WordPiece tokenizer against Hugging Face tokenizers, the encoder against PyTorch ---- */
-#include "bert.h"
-#include "wordpiece.h"
 
 static gl_json *minilm_fixture(unsigned char **text) {
     size_t len;
@@ -297,7 +308,6 @@ Test(bert, minilm_embeddings_match_pytorch) {
 }
 
 /* ---- dense and hybrid search over a small index with embeddings ---- */
-#include "search.h"
 
 Test(search, dense_and_hybrid_rank_the_answering_page_first) {
     if (access("data/minilm/model.safetensors", R_OK) != 0)
@@ -338,6 +348,16 @@ Test(search, dense_and_hybrid_rank_the_answering_page_first) {
         n = search_rank_pages(&ix, "hybrid", q[i], hits);
         cr_assert(n >= 1 && hits[0].page == i, "hybrid, question %d: first is %s", i, ix.st.pages[hits[0].page].path);
     }
+    /* extractive answers: the docs' own sentences, each cited; far from every page: not found */
+    answer a;
+    answer_extract(&ix, "hybrid", "Which origins may call my API from a browser, and how do I allow them?", ANSWER_DEFAULTS, &a);
+    int bad = 0;
+    cr_assert(a.found && a.n_sources == 3 && a.sources[0].page == 0, "the CORS page first: %s", a.text);
+    cr_assert(strstr(a.text, "[1]") && answer_citations_valid(a.text, a.n_sources, &bad), "%s", a.text);
+    answer_free(&a);
+    answer_extract(&ix, "hybrid", "How do I bake sourdough bread at home?", ANSWER_DEFAULTS, &a);
+    cr_assert(!a.found && !strcmp(a.text, "not found in the docs") && a.best < 0.35, "best %.3f: %s", a.best, a.text);
+    answer_free(&a);
     search_close(&ix);
     /* an index without embeddings cannot serve dense search, and says why */
     write_index("out/test/rag_plain.db", "# A\n\nalpha.\n", false);

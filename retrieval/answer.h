@@ -1,0 +1,38 @@
+/* Extractive answers with citations: the question's best-ranked pages (search.h), the best chunk of each as a numbered
+ * source, and the sentences of those chunks closest to the question (cosine of MiniLM embeddings when the index has
+ * them, else BM25 over the sentences), each followed by its source's number: "... [2]". Nothing is invented: every
+ * sentence is a sentence of the docs. When even the best chunk is far from the question (cosine below min_cosine, or
+ * no word in common without embeddings) the answer is "not found in the docs" instead. */
+#ifndef GRADLAB_ANSWER_H
+#define GRADLAB_ANSWER_H
+
+#include "search.h"
+
+enum { ANSWER_MAX_SOURCES = 8 };
+
+typedef struct {
+    int page, chunk;
+} answer_source;
+
+typedef struct {
+    char *text; /* the sentences, each with its citation, or "not found in the docs" */
+    answer_source sources[ANSWER_MAX_SOURCES];
+    int n_sources;
+    bool found;
+    double best; /* the best chunk's score: cosine (dense, hybrid) or BM25 */
+} answer;
+
+typedef struct {
+    int sources;       /* pages to draw from (default 3) */
+    int sentences;     /* sentences in the answer (default 3) */
+    double min_cosine; /* below it: not found (default 0.35) */
+} answer_config;
+#define ANSWER_DEFAULTS ((answer_config){3, 3, 0.35})
+
+void answer_extract(search_index *ix, const char *method, const char *question, answer_config c, answer *out);
+void answer_free(answer *a);
+/* Every citation "[n]" in text names a source 1..n_sources (generated answers are checked with this); false, with
+ * the first bad number in *bad, if one does not. Text without citations passes. */
+bool answer_citations_valid(const char *text, int n_sources, int *bad);
+
+#endif
