@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "bert.h"
 #include "cli.h"
 #include "codec.h"
 #include "gpt_io.h"
@@ -26,7 +27,7 @@
 #include "scheduler.h"
 
 typedef struct {
-    const char *gguf, *checkpoint, *host, *api_key, *device, *model_name;
+    const char *gguf, *checkpoint, *host, *api_key, *device, *model_name, *embed_model;
     int port, slots, ctx, threads, max_connections, prefill_chunk, queue;
     double timeout_s, idle_s, grace_s;
     size_t max_body;
@@ -35,12 +36,14 @@ typedef struct {
 static void usage(FILE *f) {
     fprintf(f, "usage: serve --gguf FILE | --checkpoint CKPT [flags]\n"
                "  --device cpu|cuda (cuda: a make CUDA=1 build, build/cuda/serve)\n"
+               "  --embed-model DIR (all-MiniLM-L6-v2 from make data DATA_SETS=minilm: POST /v1/embeddings)\n"
                "  --host 127.0.0.1  --port 8080  --api-key KEY (requests then need Authorization: Bearer KEY)\n"
                "  --slots 4 (sequences decoded together)  --ctx 2048 (positions per slot)  --threads N\n"
                "  --prefill-chunk 256 (prompt tokens per engine step)  --queue 64 (waiting requests; more get 429)\n"
                "  --max-connections 128  --max-body 1048576 (bytes)  --timeout 600 (seconds per request)\n"
                "  --idle-timeout 60 (seconds without traffic on a connection)  --grace 10 (seconds at shutdown)\n"
-               "routes: POST /v1/chat/completions, /v1/completions, /tokenize, /detokenize; GET /v1/models, /health,\n"
+               "routes: POST /v1/chat/completions, /v1/completions, /v1/embeddings, /tokenize, /detokenize;\n"
+               "        GET /v1/models, /health,\n"
                "        /metrics. SIGTERM or SIGINT: stop accepting, finish or cancel what runs, exit 0.\n");
 }
 
@@ -54,6 +57,7 @@ static options parse_options(int argc, char **argv) {
         const char *v = argv[++i];
         if (!strcmp(f, "--gguf")) o.gguf = v;
         else if (!strcmp(f, "--checkpoint")) o.checkpoint = v;
+        else if (!strcmp(f, "--embed-model")) o.embed_model = v;
         else if (!strcmp(f, "--host")) o.host = v;
         else if (!strcmp(f, "--api-key")) o.api_key = v;
         else if (!strcmp(f, "--device")) o.device = v;
@@ -112,12 +116,13 @@ static const double itl_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 enum { N_TTFT = sizeof ttft_buckets / sizeof *ttft_buckets, N_ITL = sizeof itl_buckets / sizeof *itl_buckets };
 static struct {
     pthread_mutex_t lock;
-    long long requests[8][7]; /* route x status */
+    long long requests[9][7]; /* route x status */
     long long prompt_tokens, generated_tokens, ttft_count[N_TTFT + 1], itl_count[N_ITL + 1], ttft_n, itl_n;
     double ttft_sum, itl_sum;
 } metrics = {.lock = PTHREAD_MUTEX_INITIALIZER};
-static const char *routes[8] = {"chat_completions", "completions", "models", "health", "metrics", "tokenize",
-                                "detokenize", "other"};
+enum { ROUTE_EMBEDDINGS = 7, ROUTE_OTHER = 8, N_ROUTES = 9 };
+static const char *routes[N_ROUTES] = {"chat_completions", "completions", "models", "health", "metrics", "tokenize",
+                                       "detokenize", "embeddings", "other"};
 static const int status_codes[7] = {200, 400, 401, 404, 413, 429, 503};
 
 static void count_request(int route, int status) {
@@ -679,7 +684,7 @@ static enum MHD_Result metrics_route(struct MHD_Connection *c) {
     sched_stats st = sched_get_stats(engine);
     pthread_mutex_lock(&metrics.lock);
     api_puts(&b, "# HELP gradlab_requests_total HTTP requests by route and status.\n# TYPE gradlab_requests_total counter\n");
-    for (int r = 0; r < 8; r++)
+    for (int r = 0; r < N_ROUTES; r++)
         for (int k = 0; k < 7; k++)
             if (metrics.requests[r][k])
                 api_printf(&b, "gradlab_requests_total{route=\"%s\",status=\"%d\"} %lld\n", routes[r], status_codes[k],
@@ -732,16 +737,84 @@ typedef struct {
     bool too_large;
 } connection_state;
 
+/* ---- POST /v1/embeddings (with --embed-model): OpenAI's shape; the encoder runs in its own engine context, one
+ * request at a time, beside the generation engine's ---- */
+static bert embedder;
+static bool have_embedder;
+static gl_context *embed_ctx;
+static pthread_mutex_t embed_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void base64(api_buf *b, const unsigned char *p, size_t n) {
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+        char out[4] = {digits[v >> 18 & 63], digits[v >> 12 & 63], i + 1 < n ? digits[v >> 6 & 63] : '=',
+                       i + 2 < n ? digits[v & 63] : '='};
+        api_put(b, out, 4);
+    }
+}
+
+static enum MHD_Result embeddings_route(struct MHD_Connection *c, int route, const char *body, size_t len) {
+    if (!have_embedder)
+        return error(c, route, 404, "this server has no embedding model (start it with --embed-model DIR)",
+                     "invalid_request_error", "model", "model_not_found");
+    char jerr[200];
+    gl_json *doc = gl_json_parse(body, len, jerr, sizeof jerr);
+    const gl_json *in = doc ? gl_json_get(doc, "input") : NULL, *fmt = doc ? gl_json_get(doc, "encoding_format") : NULL;
+    size_t n = !in ? 0 : in->type == GL_JSON_STRING ? 1 : in->type == GL_JSON_ARRAY ? in->count : 0;
+    bool ok = n >= 1 && n <= 2048;
+    for (size_t i = 0; ok && in->type == GL_JSON_ARRAY && i < n; i++) ok = in->items[i].type == GL_JSON_STRING;
+    bool b64 = fmt && fmt->type == GL_JSON_STRING && !strcmp(fmt->string, "base64");
+    if (fmt && !(fmt->type == GL_JSON_STRING && (b64 || !strcmp(fmt->string, "float")))) ok = false;
+    if (!ok) {
+        const char *param = fmt && !b64 && (fmt->type != GL_JSON_STRING || strcmp(fmt->string, "float")) ? "encoding_format" : "input";
+        enum MHD_Result r = error(c, route, 400, doc ? "input must be a string or a list of 1 to 2048 strings (token ids "
+                                                       "are not taken), encoding_format float or base64" : jerr,
+                                  "invalid_request_error", param, NULL);
+        gl_json_free(doc);
+        return r;
+    }
+    int dims = embedder.cfg.n_embd;
+    float *v = malloc((size_t)dims * sizeof *v);
+    api_buf b = {0};
+    long long tokens = 0;
+    api_puts(&b, "{\"object\": \"list\", \"data\": [");
+    pthread_mutex_lock(&embed_lock);
+    gl_context *previous = gl_context_use(embed_ctx);
+    for (size_t i = 0; i < n; i++) {
+        const char *text = in->type == GL_JSON_STRING ? in->string : in->items[i].string;
+        tokens += bert_embed(&embedder, text, v, NULL);
+        api_printf(&b, "%s{\"object\": \"embedding\", \"index\": %zu, \"embedding\": ", i ? ", " : "", i);
+        if (b64) {
+            api_puts(&b, "\"");
+            base64(&b, (const unsigned char *)v, (size_t)dims * sizeof *v);
+            api_puts(&b, "\"");
+        } else {
+            api_puts(&b, "[");
+            for (int k = 0; k < dims; k++) api_printf(&b, k ? ", %.9g" : "%.9g", (double)v[k]);
+            api_puts(&b, "]");
+        }
+        api_puts(&b, "}");
+    }
+    gl_context_use(previous);
+    pthread_mutex_unlock(&embed_lock);
+    api_printf(&b, "], \"model\": \"all-MiniLM-L6-v2\", \"usage\": {\"prompt_tokens\": %lld, \"total_tokens\": %lld}}",
+               tokens, tokens);
+    free(v);
+    gl_json_free(doc);
+    return respond(c, route, 200, "application/json", &b);
+}
+
 static int route_of(const char *method, const char *url, bool *method_ok) {
     static const struct {
         const char *url, *method;
-    } table[7] = {{"/v1/chat/completions", "POST"}, {"/v1/completions", "POST"}, {"/v1/models", "GET"},
-                  {"/health", "GET"},             {"/metrics", "GET"},         {"/tokenize", "POST"},
-                  {"/detokenize", "POST"}};
-    for (int i = 0; i < 7; i++)
+    } table[ROUTE_OTHER] = {{"/v1/chat/completions", "POST"}, {"/v1/completions", "POST"}, {"/v1/models", "GET"},
+                            {"/health", "GET"},             {"/metrics", "GET"},         {"/tokenize", "POST"},
+                            {"/detokenize", "POST"},        {"/v1/embeddings", "POST"}};
+    for (int i = 0; i < ROUTE_OTHER; i++)
         if (!strcmp(url, table[i].url)) return *method_ok = !strcmp(method, table[i].method), i;
     *method_ok = false;
-    return 7;
+    return ROUTE_OTHER;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -760,7 +833,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     bool method_ok;
     int route = route_of(method, url, &method_ok);
-    if (route == 7) return error(c, route, 404, "no such route", "invalid_request_error", NULL, "not_found");
+    if (route == ROUTE_OTHER) return error(c, route, 404, "no such route", "invalid_request_error", NULL, "not_found");
     if (!method_ok) return error(c, route, 404, "this route does not take that method", "invalid_request_error", NULL, "not_found");
     if (opt.api_key && route != 3) {
         const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
@@ -790,6 +863,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     if (route == 4) return metrics_route(c);
     if (route == 5 || route == 6) return tokenize_route(c, route, body, cs->body.len);
+    if (route == ROUTE_EMBEDDINGS) return embeddings_route(c, route, body, cs->body.len);
     return generate(c, route, body, cs->body.len);
 }
 
@@ -829,6 +903,11 @@ int main(int argc, char **argv) {
             return fprintf(stderr, "serve: --device %s: %s\n", opt.device, err), 1;
         vocab_size = gpt_model.cfg.vocab_size, n_layer = gpt_model.cfg.n_layer, n_embd = gpt_model.cfg.n_embd;
         served = sched_gpt(&gpt_model);
+    }
+    if (opt.embed_model) {
+        if (!bert_load(&embedder, opt.embed_model, err, sizeof err)) return fprintf(stderr, "serve: --embed-model: %s\n", err), 1;
+        have_embedder = true;
+        embed_ctx = gl_context_new();
     }
     const char *path = opt.gguf ? opt.gguf : opt.checkpoint, *base = strrchr(path, '/');
     opt.model_name = base ? base + 1 : path;
@@ -879,6 +958,7 @@ int main(int argc, char **argv) {
     sched_free(engine);
     if (is_gpt) gpt_free(&gpt_model), gl_codec_free(&gpt_codec);
     else llama_free(&model);
+    if (have_embedder) bert_free(&embedder), gl_context_free(embed_ctx);
     printf("serve: stopped\n");
     return 0;
 }

@@ -3,6 +3,7 @@ emulated kernels here, the GPU with build/cuda/serve): the openai client's compl
 streaming, continuous batching against one-at-a-time answers, the vocabulary's limits, and --device cuda answering
 as the CPU does. Usage: python3 tests/serve_gpt_test.py SERVE CHECKPOINT [SERVE_WITH_CUDA]"""
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -78,6 +79,44 @@ together = concurrently(lambda p: greedy(client, p), prompts)
 check(together == alone, f"{len(prompts)} concurrent greedy completions equal their one-at-a-time answers")
 rc, log = stop(server)
 check(rc == 0 and "on cpu" in log, f"the CPU server stops cleanly (status {rc})")
+
+# ---- /v1/embeddings with all-MiniLM-L6-v2 (when make data DATA_SETS=minilm has fetched it)
+if os.path.exists("data/minilm/model.safetensors"):
+    server, port = start(binary, "--embed-model", "data/minilm")
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0)
+    texts = ["How do I allow cross-origin requests?", "Let a browser on another origin call my API", "bake bread"]
+    for fmt in ("float", "base64"):
+        r = client.embeddings.create(model="all-MiniLM-L6-v2", input=texts, encoding_format=fmt)
+        e = [d.embedding for d in r.data]
+        if isinstance(e[0], str):  # the client leaves base64 undecoded when asked for it explicitly
+            import base64
+            import struct
+            e = [list(struct.unpack("<384f", base64.b64decode(x))) for x in e]
+        cos = [sum(a * b for a, b in zip(e[0], x)) for x in e]
+        check(len(e) == 3 and all(len(x) == 384 for x in e) and abs(cos[0] - 1) < 1e-5 and cos[1] > cos[2] + 0.2 and
+              r.usage.prompt_tokens > 10, f"/v1/embeddings ({fmt}): normalized, related texts closer "
+                                          f"({cos[1]:.3f} vs {cos[2]:.3f})")
+    one = client.embeddings.create(model="m", input="hello world", encoding_format="float").data[0].embedding
+    check([round(x, 4) for x in one[:5]] == [-0.0345, 0.031, 0.0067, 0.0261, -0.0394],
+          "/v1/embeddings: 'hello world' starts as the model card says")
+    try:
+        client.embeddings.create(model="m", input=[[1, 2, 3]])
+        check(False, "token ids as input are refused")
+    except openai.BadRequestError as e:
+        check(e.status_code == 400 and e.body["param"] == "input", "token ids as input get 400 naming input")
+    rc, log = stop(server)
+    check(rc == 0, f"the server with an embedding model stops cleanly (status {rc})")
+else:
+    print("note: data/minilm is absent (make data DATA_SETS=minilm): /v1/embeddings not tested")
+try:
+    s, p = start(binary)
+    openai.OpenAI(base_url=f"http://127.0.0.1:{p}/v1", api_key="none", max_retries=0).embeddings.create(
+        model="m", input="x")
+    check(False, "embeddings without --embed-model are refused")
+except openai.NotFoundError as e:
+    check(e.body["code"] == "model_not_found", "without --embed-model, /v1/embeddings is 404 model_not_found")
+rc, log = stop(s)
+check(rc == 0, f"and stops cleanly (status {rc})")
 
 # ---- slow senders: stalled bodies and a slowloris hold connections; others are still served, the idle timeout
 # closes the stalled ones, and the connection limit bounds them
