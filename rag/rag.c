@@ -21,6 +21,7 @@
 #include "eval.h"
 #include "io.h"
 #include "json.h"
+#include "hnsw.h"
 #include "search.h"
 #include "store.h"
 
@@ -34,11 +35,12 @@ static _Noreturn void die(const char *fmt, const char *a) {
 static void usage(FILE *f) {
     fprintf(f, "usage:\n"
                "  rag index --docs DIR [--manifest FILE] --db FILE [--chunking heading|window|sentence] [--words 200]\n"
-               "            [--overlap 40] [--model DIR | --no-embed]\n"
+               "            [--overlap 40] [--model DIR | --no-embed] [--hnsw-m 16] [--ef-construction 200]\n"
                "            (the manifest: one \"BYTES<TAB>relative/path.md\" per line, default DIR/MANIFEST.tsv; the\n"
                "             chunks are embedded with the MiniLM model in --model, default data/minilm, when it is there)\n"
                "  rag query \"question\" --db FILE [--method bm25|fts5|dense|hybrid] [-k 10] [--json] [--model DIR]\n"
-               "  rag eval --gold FILE --db FILE [--method ...] [--json PATH] [--model DIR]\n"
+               "            [--ann EF]          (dense search through the HNSW graph with efSearch EF, not exactly)\n"
+               "  rag eval --gold FILE --db FILE [--method ...] [--json PATH] [--model DIR] [--ann EF]\n"
                "  rag ask \"question\" --db FILE [--method hybrid] [--sources 3] [--sentences 3] [--min-cosine 0.35]\n"
                "          [--json] [--model DIR]   (the docs' own sentences, each cited [n] -> page and heading)\n"
                "            (gold: one {\"id\", \"question\", \"relevant\": [page paths]} per line)\n");
@@ -66,6 +68,7 @@ static int cmd_index(int argc, char **argv) {
     const char *docs = NULL, *manifest = NULL, *db = NULL, *model_dir = NULL;
     bool embed = true;
     chunk_config cfg = {CHUNK_HEADING, 200, 40};
+    hnsw_params hp = HNSW_DEFAULTS;
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "--no-embed")) {
@@ -78,6 +81,8 @@ static int cmd_index(int argc, char **argv) {
         else if (!strcmp(f, "--manifest")) manifest = v;
         else if (!strcmp(f, "--db")) db = v;
         else if (!strcmp(f, "--model")) model_dir = v;
+        else if (!strcmp(f, "--hnsw-m")) hp.M = gl_flag_int("rag", f, v, 2, 64);
+        else if (!strcmp(f, "--ef-construction")) hp.ef_construction = gl_flag_int("rag", f, v, 1, 10000);
         else if (!strcmp(f, "--chunking")) {
             if (!chunk_strategy_parse(v, &cfg.strategy)) die("--chunking must be heading, window or sentence, got '%s'", v);
         } else if (!strcmp(f, "--words")) cfg.words = gl_flag_int("rag", f, v, 8, 4096);
@@ -104,8 +109,8 @@ static int cmd_index(int argc, char **argv) {
     store_writer *w = store_begin(db, cfg, have_enc ? "all-MiniLM-L6-v2" : NULL, have_enc ? enc.cfg.n_embd : 0, err,
                                   sizeof err);
     if (!w) die("%s", err);
-    float *vectors = NULL;
-    int vcap = 0, truncated = 0;
+    float *vectors = NULL, *all = NULL; /* this page's chunks; every chunk's (for the HNSW graph) */
+    int vcap = 0, truncated = 0, all_cap = 0;
     double t_embed = 0;
     int pages = 0, chunks = 0, skipped = 0, line_no = 0, total_lines = 0;
     for (size_t i = 0; i < list_len; i++) total_lines += list[i] == '\n';
@@ -145,6 +150,11 @@ static int cmd_index(int argc, char **argv) {
                         truncated += cut;
                     }
                     t_embed += now() - t1;
+                    if (chunks + n > all_cap) {
+                        all_cap = (chunks + n) * 2;
+                        if (!(all = realloc(all, (size_t)all_cap * enc.cfg.n_embd * sizeof(float)))) die("%s", "out of memory");
+                    }
+                    memcpy(all + (size_t)chunks * enc.cfg.n_embd, vectors, (size_t)n * enc.cfg.n_embd * sizeof(float));
                 }
                 if (!store_add_page(w, rel, md, len, &cl, vectors, err, sizeof err)) {
                     store_abort(w);
@@ -162,6 +172,18 @@ static int cmd_index(int argc, char **argv) {
     }
     free(list), free(vectors);
     if (isatty(2)) fputc('\n', stderr);
+    double t_graph = 0;
+    if (have_enc && chunks > 0) { /* the HNSW graph over every chunk's embedding, stored beside them */
+        double t1 = now();
+        hnsw *g = hnsw_build(all, chunks, enc.cfg.n_embd, hp);
+        size_t glen;
+        unsigned char *gb = hnsw_serialize(g, &glen);
+        t_graph = now() - t1;
+        if (!store_add_graph(w, "hnsw", gb, glen, err, sizeof err)) store_abort(w), die("%s", err);
+        free(gb);
+        hnsw_free(g);
+    }
+    free(all);
     if (!store_commit(w, err, sizeof err)) die("%s", err);
     printf("rag: indexed %d pages into %d chunks (%s, %d words, overlap %d) in %.2f s: %s%s\n", pages, chunks,
            chunk_strategy_name(cfg.strategy), cfg.words, cfg.overlap, now() - t0, db,
@@ -171,6 +193,7 @@ static int cmd_index(int argc, char **argv) {
                t_embed > 0 ? chunks / t_embed : 0.0, "");
         if (truncated) printf("rag: %d chunks were longer than %d tokens: their embeddings read the first %d\n", truncated,
                               enc.max_tokens, enc.max_tokens);
+        printf("rag: HNSW graph (M %d, efConstruction %d) over them in %.2f s\n", hp.M, hp.ef_construction, t_graph);
         bert_free(&enc);
     }
     return 0;
@@ -213,7 +236,7 @@ static const char *question_args(const char *cmd, int argc, char **argv, bool *j
 
 typedef struct {
     const char *db, *method, *model_dir;
-    int k;
+    int k, ann;
 } query_opts;
 
 static bool query_flag(const char *f, const char *v, void *ctx) {
@@ -222,12 +245,19 @@ static bool query_flag(const char *f, const char *v, void *ctx) {
     else if (!strcmp(f, "--method")) o->method = v;
     else if (!strcmp(f, "-k") || !strcmp(f, "--k")) o->k = gl_flag_int("rag", f, v, 1, 1000);
     else if (!strcmp(f, "--model")) o->model_dir = v;
+    else if (!strcmp(f, "--ann")) o->ann = gl_flag_int("rag", f, v, 1, 100000);
     else return false;
     return true;
 }
 
+static void use_ann(search_index *ix, int ef, const char *db) {
+    if (ef <= 0) return;
+    if (!ix->graph) die("%s has no HNSW graph (index it with the encoder), or the method is not dense or hybrid", db);
+    ix->ann_ef = ef;
+}
+
 static int cmd_query(int argc, char **argv) {
-    query_opts o = {NULL, "bm25", NULL, 10};
+    query_opts o = {NULL, "bm25", NULL, 10, 0};
     bool json = false;
     const char *query = question_args("query", argc, argv, &json, query_flag, &o);
     const char *db = o.db, *method = o.method, *model_dir = o.model_dir;
@@ -236,6 +266,7 @@ static int cmd_query(int argc, char **argv) {
     check_method(method);
     search_index ix;
     open_index(&ix, db, method, model_dir);
+    use_ann(&ix, o.ann, db);
     search_hit *hits = malloc((size_t)(ix.st.n_pages ? ix.st.n_pages : 1) * sizeof *hits);
     double t0 = now();
     int n = search_rank_pages(&ix, method, query, hits);
@@ -274,6 +305,7 @@ static int cmd_query(int argc, char **argv) {
 
 static int cmd_eval(int argc, char **argv) {
     const char *db = NULL, *method = "bm25", *gold = NULL, *json_path = NULL, *model_dir = NULL;
+    int ann = 0;
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i];
         if (i + 1 >= argc) die("%s needs a value", f);
@@ -283,6 +315,7 @@ static int cmd_eval(int argc, char **argv) {
         else if (!strcmp(f, "--gold")) gold = v;
         else if (!strcmp(f, "--json")) json_path = v;
         else if (!strcmp(f, "--model")) model_dir = v;
+        else if (!strcmp(f, "--ann")) ann = gl_flag_int("rag", f, v, 1, 100000);
         else usage(stderr), die("unknown flag '%s' for eval", f);
     }
     if (!db || !gold) usage(stderr), die("%s", "eval needs --gold FILE and --db FILE");
@@ -293,6 +326,8 @@ static int cmd_eval(int argc, char **argv) {
     if (!gl_read_whole_file(gold, &text, &len, err, sizeof err)) die("%s", err);
     search_index ix;
     open_index(&ix, db, method, model_dir);
+    use_ann(&ix, ann, db);
+    double ann_recall = 0;
     search_hit *hits = malloc((size_t)(ix.st.n_pages ? ix.st.n_pages : 1) * sizeof *hits);
     int *ranked = malloc((size_t)(ix.st.n_pages ? ix.st.n_pages : 1) * sizeof *ranked);
     enum { MAX_Q = 4096 };
@@ -345,6 +380,17 @@ static int cmd_eval(int argc, char **argv) {
         int n = search_rank_pages(&ix, method, question->string, hits);
         ms_total += (now() - t0) * 1e3;
         for (int i = 0; i < n; i++) ranked[i] = hits[i].page;
+        if (ann) { /* the graph's 10 nearest chunks against the exact 10 */
+            float *q = malloc((size_t)ix.st.dims * sizeof *q);
+            int a[10], e[10], na, ne, same = 0;
+            bert_embed(&ix.enc, question->string, q, NULL);
+            na = search_dense_chunks(&ix, q, 10, a, NULL);
+            ix.ann_ef = 0, ne = search_dense_chunks(&ix, q, 10, e, NULL), ix.ann_ef = ann;
+            for (int x = 0; x < na; x++)
+                for (int y = 0; y < ne; y++) same += a[x] == e[y];
+            ann_recall += ne ? (double)same / ne : 1;
+            free(q);
+        }
         for (int k = 0; k < 3; k++) recall[k] += eval_recall(ranked, n, relevant, n_rel, ks[k]);
         mrr += eval_mrr(ranked, n, relevant, n_rel, 10);
         ndcg += eval_ndcg(ranked, n, relevant, n_rel, 10);
@@ -375,6 +421,7 @@ static int cmd_eval(int argc, char **argv) {
     printf("Recall@1 %.3f  Recall@5 %.3f  Recall@10 %.3f  MRR@10 %.3f  nDCG@10 %.3f\n", recall[0] / nq,
            recall[1] / nq, recall[2] / nq, mrr / nq, ndcg / nq);
     printf("release-notes.md in the top 5 of %d questions; %.2f ms per query\n", release_top5, ms_total / nq);
+    if (ann) printf("HNSW (efSearch %d): recall@10 of the nearest chunks against exact search %.3f\n", ann, ann_recall / nq);
     if (jw_open) {
         gl_jw_end(&jw);
         gl_jw_int(&jw, "questions_count", nq);
@@ -385,6 +432,7 @@ static int cmd_eval(int argc, char **argv) {
         gl_jw_number(&jw, "ndcg_at_10", ndcg / nq);
         gl_jw_int(&jw, "release_notes_in_top5", release_top5);
         gl_jw_number(&jw, "ms_per_query", ms_total / nq);
+        if (ann) gl_jw_int(&jw, "hnsw_ef_search", ann), gl_jw_number(&jw, "hnsw_recall_at_10", ann_recall / nq);
         gl_jw_end(&jw);
         if (!gl_jw_close(&jw)) die("cannot write %s", json_path);
         printf("wrote %s\n", json_path);

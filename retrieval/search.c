@@ -24,6 +24,11 @@ bool search_open(search_index *ix, const char *db, const char *method, const cha
             ok = false, bert_free(&ix->enc), snprintf(err, n, "%s: its embeddings do not have the model's dimension", db);
         if (!ok) return store_free(&ix->st), false;
         ix->have_enc = true;
+        if (ix->st.hnsw_bytes) {
+            ix->graph = hnsw_deserialize(ix->st.hnsw_bytes, ix->st.hnsw_len, ix->st.vectors, ix->st.n_chunks, ix->st.dims,
+                                         err, n);
+            if (!ix->graph) return bert_free(&ix->enc), store_free(&ix->st), false;
+        }
         ix->vectors = gl_param(GL_DIMS(ix->st.n_chunks ? ix->st.n_chunks : 1, ix->st.dims), "chunk embeddings");
         gl_param_freeze(ix->vectors);
         memcpy(ix->vectors->data, ix->st.vectors, (size_t)ix->st.n_chunks * ix->st.dims * sizeof(float));
@@ -37,6 +42,7 @@ bool search_open(search_index *ix, const char *db, const char *method, const cha
 }
 
 void search_close(search_index *ix) {
+    hnsw_free(ix->graph);
     bm25_free(ix->bm);
     if (ix->have_enc) bert_free(&ix->enc), gl_param_free(ix->vectors);
     store_free(&ix->st);
@@ -46,6 +52,40 @@ static int by_score(const void *a, const void *b) {
     const search_hit *x = a, *y = b;
     if (x->score != y->score) return x->score > y->score ? -1 : 1;
     return x->chunk - y->chunk;
+}
+
+typedef struct {
+    float s;
+    int id;
+} scored;
+
+static int by_similarity(const void *a, const void *b) {
+    const scored *x = a, *y = b;
+    if (x->s != y->s) return x->s > y->s ? -1 : 1;
+    return x->id - y->id;
+}
+
+int search_dense_chunks(search_index *ix, const float *query, int k, int *ids, float *scores) {
+    int nc = ix->st.n_chunks;
+    if (k > nc) k = nc;
+    if (ix->ann_ef > 0 && ix->graph) return hnsw_search(ix->graph, query, k, ix->ann_ef, ids, scores);
+    gl_tensor *q = gl_param(GL_DIMS(1, ix->st.dims), "query");
+    memcpy(q->data, query, (size_t)ix->st.dims * sizeof *query);
+    gl_scope scope = gl_scope_begin();
+    gl_no_grad_begin();
+    gl_tensor *cos = gl_linear(q, gl_transpose(ix->vectors, 0, 1), NULL); /* [1, chunks]: one GEMM */
+    gl_no_grad_end();
+    scored *all = malloc((size_t)(nc ? nc : 1) * sizeof *all);
+    for (int c = 0; c < nc; c++) all[c] = (scored){cos->data[c], c};
+    gl_scope_end(&scope);
+    gl_param_free(q);
+    qsort(all, (size_t)nc, sizeof *all, by_similarity);
+    for (int i = 0; i < k; i++) {
+        ids[i] = all[i].id;
+        if (scores) scores[i] = all[i].s;
+    }
+    free(all);
+    return k;
 }
 
 int search_rank_pages(search_index *ix, const char *method, const char *query, search_hit *out) {
@@ -65,16 +105,15 @@ int search_rank_pages(search_index *ix, const char *method, const char *query, s
     } else if (!strcmp(method, "bm25") || !strcmp(method, "dense")) {
         double *sc = malloc((size_t)(nc ? nc : 1) * sizeof *sc);
         if (!strcmp(method, "bm25")) bm25_scores(ix->bm, query, sc);
-        else { /* exact search: the query's embedding against every chunk's, one GEMM */
-            gl_tensor *q = gl_param(GL_DIMS(1, ix->st.dims), "query");
-            bert_embed(&ix->enc, query, q->data, NULL);
-            gl_scope scope = gl_scope_begin();
-            gl_no_grad_begin();
-            gl_tensor *cos = gl_linear(q, gl_transpose(ix->vectors, 0, 1), NULL);
-            gl_no_grad_end();
-            for (int c = 0; c < nc; c++) sc[c] = cos->data[c];
-            gl_scope_end(&scope);
-            gl_param_free(q);
+        else { /* the question's embedding against the chunks': exact, or the closest through the graph */
+            float *q = malloc((size_t)ix->st.dims * sizeof *q), *cs = malloc((size_t)(nc ? nc : 1) * sizeof *cs);
+            int *ids = malloc((size_t)(nc ? nc : 1) * sizeof *ids);
+            bert_embed(&ix->enc, query, q, NULL);
+            int k = ix->ann_ef > 0 && ix->graph ? (nc < 100 ? nc : 100) : nc;
+            int got = search_dense_chunks(ix, q, k, ids, cs);
+            memset(sc, 0, (size_t)nc * sizeof *sc);
+            for (int i = 0; i < got; i++) sc[ids[i]] = cs[i] == 0 ? 1e-30 : cs[i]; /* 0 marks "not found" below */
+            free(q), free(cs), free(ids);
         }
         for (int c = 0; c < nc; c++) { /* != 0: in a tiny corpus a word of most chunks scores below 0 */
             search_hit *h = &out[ix->st.chunks[c].page];

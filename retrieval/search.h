@@ -6,6 +6,7 @@
 
 #include "bert.h"
 #include "bm25.h"
+#include "hnsw.h"
 #include "store.h"
 
 typedef struct {
@@ -15,6 +16,8 @@ typedef struct {
     bert enc;
     bool have_enc;
     gl_tensor *vectors; /* [chunks, dims]: the chunks' embeddings */
+    hnsw *graph;        /* the stored HNSW graph over them, if any */
+    int ann_ef;         /* > 0: dense search through the graph with this efSearch instead of exactly */
 } search_index;
 
 typedef struct {
@@ -27,6 +30,8 @@ bool search_method_known(const char *method); /* bm25, fts5, dense, hybrid */
  * message when the file, its embeddings or the model are missing or do not fit each other. */
 bool search_open(search_index *ix, const char *db, const char *method, const char *model_dir, char *err, size_t err_len);
 void search_close(search_index *ix);
+/* the k chunks closest to an embedding, best first: exactly (one GEMM), or through the HNSW graph when ix->ann_ef > 0 */
+int search_dense_chunks(search_index *ix, const float *query, int k, int *ids, float *scores);
 /* every page with a matching chunk, best first, into out (room for every page); returns how many */
 int search_rank_pages(search_index *ix, const char *method, const char *query, search_hit *out);
 

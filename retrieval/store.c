@@ -31,6 +31,7 @@ static const char *const schema =
     " text TEXT NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL);"
     "CREATE VIRTUAL TABLE chunks_fts USING fts5(text, content='chunks', content_rowid='id');"
     "CREATE TABLE embeddings(chunk INTEGER PRIMARY KEY REFERENCES chunks(id), vector BLOB NOT NULL);"
+    "CREATE TABLE graphs(name TEXT PRIMARY KEY, bytes BLOB NOT NULL);"
     "BEGIN;";
 
 store_writer *store_begin(const char *path, chunk_config c, const char *embedder, int dims, char *err, size_t n) {
@@ -85,6 +86,17 @@ bool store_add_page(store_writer *w, const char *path, const unsigned char *byte
     }
     w->pages++;
     return true;
+}
+
+bool store_add_graph(store_writer *w, const char *name, const unsigned char *bytes, size_t len, char *err, size_t n) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(w->db, "INSERT INTO graphs(name, bytes) VALUES (?, ?)", -1, &st, NULL) != SQLITE_OK)
+        return fail(w->db, "cannot add a graph", w->tmp, err, n);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_blob64(st, 2, bytes, (sqlite3_uint64)len, SQLITE_STATIC);
+    bool ok = sqlite3_step(st) == SQLITE_DONE;
+    sqlite3_finalize(st);
+    return ok ? true : fail(w->db, "cannot add a graph", w->tmp, err, n);
 }
 
 static bool set_meta(sqlite3 *db, const char *key, const char *value) {
@@ -224,6 +236,15 @@ bool store_load(const char *path, store *s, char *err, size_t n) {
         }
         sqlite3_finalize(st);
         ok = ok && seen == nc;
+        /* the HNSW graph, if the index has one (older indexes have no graphs table: none) */
+        if (ok && sqlite3_prepare_v2(db, "SELECT bytes FROM graphs WHERE name = 'hnsw'", -1, &st, NULL) == SQLITE_OK) {
+            if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) > 0) {
+                s->hnsw_len = (size_t)sqlite3_column_bytes(st, 0);
+                if ((s->hnsw_bytes = malloc(s->hnsw_len))) memcpy(s->hnsw_bytes, sqlite3_column_blob(st, 0), s->hnsw_len);
+                else ok = false;
+            }
+            sqlite3_finalize(st);
+        }
     } else s->dims = 0;
     if (!ok || s->n_pages != np || s->n_chunks != nc) {
         snprintf(err, n, "%s: the index is damaged (%s); make it again with rag index", path, sqlite3_errmsg(db));
@@ -238,7 +259,7 @@ bool store_load(const char *path, store *s, char *err, size_t n) {
 void store_free(store *s) {
     for (int i = 0; i < s->n_pages; i++) free(s->pages[i].path);
     for (int i = 0; i < s->n_chunks; i++) free(s->chunks[i].heading), free(s->chunks[i].text);
-    free(s->pages), free(s->chunks), free(s->vectors);
+    free(s->pages), free(s->chunks), free(s->vectors), free(s->hnsw_bytes);
     memset(s, 0, sizeof *s);
 }
 

@@ -6,7 +6,8 @@
  *   pages(id, path, bytes, fnv1a)             one row per page, in manifest order
  *   chunks(id, page, heading, text, start, end)  in page order, then order within the page
  *   chunks_fts(text)                          FTS5, content = chunks
- *   embeddings(chunk, vector)                 optional: each chunk's embedding, dims floats (meta "embedder", "dims") */
+ *   embeddings(chunk, vector)                 optional: each chunk's embedding, dims floats (meta "embedder", "dims")
+ *   graphs(name, bytes)                       optional: "hnsw", the HNSW graph over the embeddings (retrieval/hnsw.h) */
 #ifndef GRADLAB_STORE_H
 #define GRADLAB_STORE_H
 
@@ -39,6 +40,8 @@ typedef struct {
     float *vectors; /* n_chunks x dims, or NULL when the index has no embeddings */
     int dims;
     char embedder[64];
+    unsigned char *hnsw_bytes; /* the stored graph (NULL: none) */
+    size_t hnsw_len;
 } store;
 
 typedef struct store_writer store_writer;
@@ -49,6 +52,8 @@ store_writer *store_begin(const char *path, chunk_config c, const char *embedder
 /* a page and its chunks (and their embeddings, chunks->n x dims floats, when the index has them) */
 bool store_add_page(store_writer *w, const char *path, const unsigned char *bytes, size_t len, const chunk_list *chunks,
                     const float *vectors, char *err, size_t err_len);
+/* a named blob in the graphs table (the HNSW graph) */
+bool store_add_graph(store_writer *w, const char *name, const unsigned char *bytes, size_t len, char *err, size_t err_len);
 /* the transaction committed, the file synced and renamed over path; false (and nothing changed at path) on error */
 bool store_commit(store_writer *w, char *err, size_t err_len);
 void store_abort(store_writer *w); /* the temporary file removed */

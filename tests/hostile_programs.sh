@@ -110,6 +110,7 @@ expect 1 "gold2.jsonl:1: needs {\"question\": text" -- "$build/rag" eval --gold 
 expect 0 "[1] sub/a.md" -- "$build/rag" ask "what about cors" --db "$dir/rag.db" --method bm25
 expect 2 "--min-cosine expects a number in [-1, 1]" -- "$build/rag" ask "cors" --db "$dir/rag.db" --min-cosine 2
 expect 1 "has no embeddings" -- "$build/rag" ask "cors" --db "$dir/rag.db" --method dense
+expect 1 "has no HNSW graph" -- "$build/rag" query "cors" --db "$dir/rag.db" --ann 16
 
 [ "$failures" -eq 0 ] || { echo "hostile_programs: $failures case(s) failed"; exit 1; }
 echo "hostile_programs: all cases refused clearly"

@@ -8,6 +8,7 @@
 #include "bm25.h"
 #include "chunk.h"
 #include "eval.h"
+#include "hnsw.h"
 #include "json.h"
 #include "search.h"
 #include "store.h"
@@ -166,6 +167,70 @@ Test(answer, citations_are_checked_against_the_sources) {
     cr_assert(answer_citations_valid("No citation at all, [x] and [ 3] are not citations.", 0, &bad));
     cr_assert(!answer_citations_valid("Invented [3].", 2, &bad) && bad == 3);
     cr_assert(!answer_citations_valid("Zero [0].", 2, &bad) && bad == 0);
+}
+
+/* ---- HNSW against exact search ---- */
+
+static void exact_top(const float *v, int n, int d, const float *q, int k, int *ids) {
+    float best[16];
+    for (int i = 0; i < k; i++) best[i] = -INFINITY, ids[i] = -1;
+    for (int i = 0; i < n; i++) {
+        float s = 0;
+        for (int j = 0; j < d; j++) s += q[j] * v[(size_t)i * d + j];
+        if (s <= best[k - 1]) continue;
+        int p = k - 1;
+        while (p > 0 && best[p - 1] < s) best[p] = best[p - 1], ids[p] = ids[p - 1], p--;
+        best[p] = s, ids[p] = i;
+    }
+}
+
+Test(hnsw, recall_against_exact_and_a_round_trip) {
+    enum { N = 3000, D = 48, CENTERS = 30, Q = 100, K = 10 };
+    float *v = malloc((size_t)(N + Q) * D * sizeof *v), *centers = malloc((size_t)CENTERS * D * sizeof *centers);
+    gl_rng r;
+    gl_rng_seed(&r, 3);
+    for (int i = 0; i < CENTERS * D; i++) centers[i] = gl_rng_normal(&r);
+    for (int i = 0; i < N + Q; i++) { /* clustered, as embeddings of documents are; normalized */
+        float *x = v + (size_t)i * D, *c = centers + (size_t)(i % CENTERS) * D;
+        double ss = 0;
+        for (int j = 0; j < D; j++) x[j] = c[j] + 0.6f * gl_rng_normal(&r), ss += (double)x[j] * x[j];
+        for (int j = 0; j < D; j++) x[j] /= (float)sqrt(ss);
+    }
+    hnsw *h = hnsw_build(v, N, D, HNSW_DEFAULTS);
+    double recall = 0;
+    int got[K], want[K];
+    for (int q = 0; q < Q; q++) {
+        const float *x = v + (size_t)(N + q) * D;
+        cr_assert_eq(hnsw_search(h, x, K, 64, got, NULL), K);
+        exact_top(v, N, D, x, K, want);
+        int same = 0;
+        for (int a = 0; a < K; a++)
+            for (int b = 0; b < K; b++) same += got[a] == want[b];
+        recall += same / (double)K;
+    }
+    recall /= Q;
+    cr_log_info("HNSW recall@10 at efSearch 64 on %d clustered vectors of %d dims: %.4f", N, D, recall);
+    cr_assert_geq(recall, 0.98, "recall@10 %.4f", recall);
+    size_t len;
+    unsigned char *bytes = hnsw_serialize(h, &len);
+    char err[128];
+    hnsw *back = hnsw_deserialize(bytes, len, v, N, D, err, sizeof err);
+    cr_assert(back, "%s", err);
+    float s1[K], s2[K];
+    for (int q = 0; q < 10; q++) { /* the graph read back answers as the one built */
+        hnsw_search(h, v + (size_t)(N + q) * D, K, 32, got, s1);
+        hnsw_search(back, v + (size_t)(N + q) * D, K, 32, want, s2);
+        cr_assert(!memcmp(got, want, sizeof got) && !memcmp(s1, s2, sizeof s1));
+    }
+    hnsw_free(back);
+    cr_assert_null(hnsw_deserialize(bytes, len, v, N - 1, D, err, sizeof err), "another vector count is refused");
+    bytes[8 + 7 * 4 + 5] ^= 0x7f; /* a link of node 0 out of range */
+    cr_assert_null(hnsw_deserialize(bytes, len, v, N, D, err, sizeof err));
+    cr_assert(strstr(err, "damaged"), "%s", err);
+    cr_assert_null(hnsw_deserialize(bytes, len - 4, v, N, D, err, sizeof err), "a cut graph is refused");
+    free(bytes);
+    hnsw_free(h);
+    free(v), free(centers);
 }
 
 Test(eval, metrics_on_known_rankings) {
