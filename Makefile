@@ -137,14 +137,20 @@ bench-serve: build/serve
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PEER_VENV)/bin/python bench/bench_serve.py --serve build/serve \
 	  --model $(SERVE_MODEL) --peer-python $(PEER_VENV)/bin/python $(BENCH_ARGS)
 
-# retrieval over the FastAPI docs (docs/rag.md): an index per chunking, each evaluated with BM25 and SQLite's FTS5
+# retrieval over the FastAPI docs (docs/rag.md): each chunking with BM25 and SQLite's FTS5, then (with the MiniLM
+# model of make data DATA_SETS=minilm) the heading chunks embedded: dense, hybrid and dense through HNSW
 RAG_DOCS ?= $(or $(wildcard ../shared/data/fastapi-docs),$(GRADLAB_DATA)/fastapi-docs)
 rag-eval: build/rag
 	@test -f $(RAG_DOCS)/MANIFEST.tsv || { echo "rag-eval: no FastAPI docs at $(RAG_DOCS) (set RAG_DOCS=DIR)"; exit 1; }
 	@mkdir -p out/rag out/eval
-	@for c in heading window sentence; do ./build/rag index --docs $(RAG_DOCS) --db out/rag/fastapi_$$c.db --chunking $$c && \
-	  for m in bm25 fts5; do ./build/rag eval --gold $(RAG_DOCS)/gold.jsonl --db out/rag/fastapi_$$c.db --method $$m \
-	    --json out/eval/rag_$${c}_$$m.json | tail -4; done; done
+	@for c in heading window sentence; do ./build/rag index --docs $(RAG_DOCS) --db out/rag/fastapi_$$c.db --chunking $$c \
+	  --no-embed && for m in bm25 fts5; do ./build/rag eval --gold $(RAG_DOCS)/gold.jsonl --db out/rag/fastapi_$$c.db \
+	  --method $$m --json out/eval/rag_$${c}_$$m.json | tail -4; done; done
+	@if [ -f data/minilm/model.safetensors ]; then ./build/rag index --docs $(RAG_DOCS) --db out/rag/fastapi.db && \
+	  for m in dense hybrid; do ./build/rag eval --gold $(RAG_DOCS)/gold.jsonl --db out/rag/fastapi.db --method $$m \
+	  --json out/eval/rag_heading_$$m.json | tail -4; done && ./build/rag eval --gold $(RAG_DOCS)/gold.jsonl \
+	  --db out/rag/fastapi.db --method dense --ann 16 --json out/eval/rag_heading_dense_hnsw16.json | tail -4; \
+	else echo "rag-eval: no data/minilm (make data DATA_SETS=minilm): dense and hybrid skipped"; fi
 
 SERVE_GPT := out/test/serve_gpt.ckpt
 $(SERVE_GPT): build/train
