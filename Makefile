@@ -52,7 +52,7 @@ NVCC_OBJ := $(CUDA_SRC:kernels/cuda/%.cu=build/cuda/%.o)
 NVCCFLAGS := -std=c++20 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Ikernels -Ikernels/cuda
 
-.PHONY: rag-eval bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: rag-eval bench-rag bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 # CUDA=1: the library, the kernels through nvcc, and build/cuda/train and build/cuda/infer with --device cuda
 ifeq ($(CUDA),1)
 all: $(LIB) build/cuda/train build/cuda/infer
@@ -151,6 +151,16 @@ rag-eval: build/rag
 	  --json out/eval/rag_heading_$$m.json | tail -4; done && ./build/rag eval --gold $(RAG_DOCS)/gold.jsonl \
 	  --db out/rag/fastapi.db --method dense --ann 16 --json out/eval/rag_heading_dense_hnsw16.json | tail -4; \
 	else echo "rag-eval: no data/minilm (make data DATA_SETS=minilm): dense and hybrid skipped"; fi
+
+# ours against the Python stack (rank_bm25, MiniLM on PyTorch through transformers, faiss, hnswlib) on the same chunks;
+# the peers go into out/rag-venv (PyTorch is a large download)
+RAG_VENV ?= out/rag-venv
+bench-rag: build/rag
+	@test -x $(RAG_VENV)/bin/python || { $(PYTHON) -m venv $(RAG_VENV) && $(RAG_VENV)/bin/pip install -q rank_bm25 numpy \
+	  torch transformers faiss-cpu hnswlib; } || { echo "bench-rag: could not install the Python stack"; exit 1; }
+	@test -f data/minilm/model.safetensors || $(MAKE) data DATA_SETS=minilm
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(RAG_VENV)/bin/python bench/bench_rag.py --rag build/rag \
+	  --docs $(RAG_DOCS) $(BENCH_ARGS)
 
 SERVE_GPT := out/test/serve_gpt.ckpt
 $(SERVE_GPT): build/train
