@@ -471,14 +471,15 @@ static int cmd_ask(int argc, char **argv) {
     if (!db || !question) usage(stderr), die("%s", "ask needs a question and --db FILE");
     search_index ix;
     char err[512];
+    if (method) check_method(method);
+    open_index(&ix, db, method ? method : "bm25", model_dir);
     if (!method) { /* hybrid where the index has embeddings and the model is at hand, else BM25 */
-        store probe;
-        bool vectors = store_load(db, &probe, err, sizeof err) && probe.vectors;
-        if (probe.pages) store_free(&probe);
-        method = vectors && access(model_dir ? model_dir : "data/minilm/model.safetensors", R_OK) == 0 ? "hybrid" : "bm25";
+        method = "bm25";
+        if (ix.st.vectors && access(model_dir ? model_dir : "data/minilm/model.safetensors", R_OK) == 0) {
+            if (!search_use_encoder(&ix, model_dir, err, sizeof err)) die("%s", err);
+            method = "hybrid";
+        }
     }
-    check_method(method);
-    open_index(&ix, db, method, model_dir);
     answer a;
     double t0 = now();
     answer_extract(&ix, method, question, ac, &a);

@@ -50,15 +50,17 @@ void answer_extract(search_index *ix, const char *method, const char *question, 
     memset(out, 0, sizeof *out);
     int np = ix->st.n_pages;
     search_hit *hits = malloc((size_t)(np ? np : 1) * sizeof *hits);
-    int n = search_rank_pages(ix, method, question, hits);
+    float *q = NULL; /* the question's embedding, once, for the ranking and the sentences */
+    if (ix->have_enc) {
+        q = malloc((size_t)ix->st.dims * sizeof *q);
+        bert_embed(&ix->enc, question, q, NULL);
+    }
+    int n = search_rank_pages_with(ix, method, question, q, hits);
     int want = c.sources < ANSWER_MAX_SOURCES ? c.sources : ANSWER_MAX_SOURCES;
     for (int i = 0; i < n && out->n_sources < want; i++)
         out->sources[out->n_sources++] = (answer_source){hits[i].page, hits[i].chunk};
     /* how close the best chunk is: its cosine when there are embeddings, else whether any word matched */
-    float *q = NULL;
-    if (ix->have_enc) {
-        q = malloc((size_t)ix->st.dims * sizeof *q);
-        bert_embed(&ix->enc, question, q, NULL);
+    if (q) {
         double best = -1;
         for (int s = 0; s < out->n_sources; s++) {
             const float *v = ix->st.vectors + (size_t)out->sources[s].chunk * ix->st.dims;

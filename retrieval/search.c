@@ -11,32 +11,34 @@ bool search_method_known(const char *m) {
 
 static bool needs_vectors(const char *method) { return !strcmp(method, "dense") || !strcmp(method, "hybrid"); }
 
+bool search_use_encoder(search_index *ix, const char *model_dir, char *err, size_t n) {
+    if (ix->have_enc) return true;
+    if (!ix->st.vectors)
+        return snprintf(err, n, "%s has no embeddings: index it again with the encoder (make data DATA_SETS=minilm, then "
+                                "rag index)", ix->db), false;
+    if (!bert_load(&ix->enc, model_dir ? model_dir : "data/minilm", err, n)) return false;
+    if (ix->enc.cfg.n_embd != ix->st.dims)
+        return bert_free(&ix->enc), snprintf(err, n, "%s: its embeddings do not have the model's dimension", ix->db), false;
+    if (ix->st.hnsw_bytes) {
+        ix->graph = hnsw_deserialize(ix->st.hnsw_bytes, ix->st.hnsw_len, ix->st.vectors, ix->st.n_chunks, ix->st.dims,
+                                     err, n);
+        if (!ix->graph) return bert_free(&ix->enc), false;
+    }
+    ix->have_enc = true;
+    ix->vectors = gl_param(GL_DIMS(ix->st.n_chunks ? ix->st.n_chunks : 1, ix->st.dims), "chunk embeddings");
+    gl_param_freeze(ix->vectors);
+    memcpy(ix->vectors->data, ix->st.vectors, (size_t)ix->st.n_chunks * ix->st.dims * sizeof(float));
+    return true;
+}
+
 bool search_open(search_index *ix, const char *db, const char *method, const char *model_dir, char *err, size_t n) {
     memset(ix, 0, sizeof *ix);
     if (!store_load(db, &ix->st, err, n)) return false;
-    if (needs_vectors(method)) {
-        bool ok = true;
-        if (!ix->st.vectors)
-            ok = false, snprintf(err, n, "%s has no embeddings: index it again with the encoder (make data "
-                                         "DATA_SETS=minilm, then rag index)", db);
-        else if (!bert_load(&ix->enc, model_dir ? model_dir : "data/minilm", err, n)) ok = false;
-        else if (ix->enc.cfg.n_embd != ix->st.dims)
-            ok = false, bert_free(&ix->enc), snprintf(err, n, "%s: its embeddings do not have the model's dimension", db);
-        if (!ok) return store_free(&ix->st), false;
-        ix->have_enc = true;
-        if (ix->st.hnsw_bytes) {
-            ix->graph = hnsw_deserialize(ix->st.hnsw_bytes, ix->st.hnsw_len, ix->st.vectors, ix->st.n_chunks, ix->st.dims,
-                                         err, n);
-            if (!ix->graph) return bert_free(&ix->enc), store_free(&ix->st), false;
-        }
-        ix->vectors = gl_param(GL_DIMS(ix->st.n_chunks ? ix->st.n_chunks : 1, ix->st.dims), "chunk embeddings");
-        gl_param_freeze(ix->vectors);
-        memcpy(ix->vectors->data, ix->st.vectors, (size_t)ix->st.n_chunks * ix->st.dims * sizeof(float));
-    }
+    ix->db = db;
+    if (needs_vectors(method) && !search_use_encoder(ix, model_dir, err, n)) return store_free(&ix->st), false;
     const char **texts = malloc((size_t)(ix->st.n_chunks ? ix->st.n_chunks : 1) * sizeof *texts);
     for (int i = 0; i < ix->st.n_chunks; i++) texts[i] = ix->st.chunks[i].text;
     ix->bm = bm25_build(texts, ix->st.n_chunks, BM25_DEFAULTS);
-    ix->db = db;
     free(texts);
     return true;
 }
@@ -89,11 +91,16 @@ int search_dense_chunks(search_index *ix, const float *query, int k, int *ids, f
 }
 
 int search_rank_pages(search_index *ix, const char *method, const char *query, search_hit *out) {
+    return search_rank_pages_with(ix, method, query, NULL, out);
+}
+
+int search_rank_pages_with(search_index *ix, const char *method, const char *query, const float *qvec,
+                           search_hit *out) {
     int nc = ix->st.n_chunks, np = ix->st.n_pages, n = 0;
     for (int p = 0; p < np; p++) out[p] = (search_hit){p, -1, -INFINITY};
     if (!strcmp(method, "hybrid")) { /* reciprocal rank fusion of the two page rankings, k = 60 */
         search_hit *a = malloc((size_t)np * sizeof *a), *b = malloc((size_t)np * sizeof *b);
-        int na = search_rank_pages(ix, "bm25", query, a), nb = search_rank_pages(ix, "dense", query, b);
+        int na = search_rank_pages_with(ix, "bm25", query, qvec, a), nb = search_rank_pages_with(ix, "dense", query, qvec, b);
         for (int p = 0; p < np; p++) out[p].score = 0;
         for (int r = 0; r < na; r++) out[a[r].page].score += 1.0 / (60 + r + 1), out[a[r].page].chunk = a[r].chunk;
         for (int r = 0; r < nb; r++) {
@@ -108,7 +115,8 @@ int search_rank_pages(search_index *ix, const char *method, const char *query, s
         else { /* the question's embedding against the chunks': exact, or the closest through the graph */
             float *q = malloc((size_t)ix->st.dims * sizeof *q), *cs = malloc((size_t)(nc ? nc : 1) * sizeof *cs);
             int *ids = malloc((size_t)(nc ? nc : 1) * sizeof *ids);
-            bert_embed(&ix->enc, query, q, NULL);
+            if (qvec) memcpy(q, qvec, (size_t)ix->st.dims * sizeof *q);
+            else bert_embed(&ix->enc, query, q, NULL);
             int k = ix->ann_ef > 0 && ix->graph ? (nc < 100 ? nc : 100) : nc;
             int got = search_dense_chunks(ix, q, k, ids, cs);
             memset(sc, 0, (size_t)nc * sizeof *sc);

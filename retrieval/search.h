@@ -30,9 +30,15 @@ bool search_method_known(const char *method); /* bm25, fts5, dense, hybrid */
  * message when the file, its embeddings or the model are missing or do not fit each other. */
 bool search_open(search_index *ix, const char *db, const char *method, const char *model_dir, char *err, size_t err_len);
 void search_close(search_index *ix);
+/* loads the encoder (and the HNSW graph) into an index opened for a method without them; false with a message if
+ * the index has no embeddings or the model does not fit them */
+bool search_use_encoder(search_index *ix, const char *model_dir, char *err, size_t err_len);
 /* the k chunks closest to an embedding, best first: exactly (one GEMM), or through the HNSW graph when ix->ann_ef > 0 */
 int search_dense_chunks(search_index *ix, const float *query, int k, int *ids, float *scores);
 /* every page with a matching chunk, best first, into out (room for every page); returns how many */
 int search_rank_pages(search_index *ix, const char *method, const char *query, search_hit *out);
+/* the same with the question's embedding already computed (qvec, or NULL to embed it here) */
+int search_rank_pages_with(search_index *ix, const char *method, const char *query, const float *qvec,
+                           search_hit *out);
 
 #endif
