@@ -144,11 +144,11 @@ rag-eval: build/rag
 	@test -f $(RAG_DOCS)/MANIFEST.tsv || { echo "rag-eval: no FastAPI docs at $(RAG_DOCS) (set RAG_DOCS=DIR)"; exit 1; }
 	@mkdir -p out/rag out/eval
 	@for c in heading window sentence; do ./build/rag index --docs $(RAG_DOCS) --db out/rag/fastapi_$$c.db --chunking $$c \
-	  --no-embed && for m in bm25 fts5; do ./build/rag eval --gold $(RAG_DOCS)/gold.jsonl --db out/rag/fastapi_$$c.db \
-	  --method $$m --json out/eval/rag_$${c}_$$m.json | tail -4; done; done
+	  --no-embed && ./build/rag eval --gold $(RAG_DOCS)/gold.jsonl --db out/rag/fastapi_$$c.db --method bm25,fts5 \
+	  --json out/eval/rag_$$c.json | tail -5; done
 	@if [ -f data/minilm/model.safetensors ]; then ./build/rag index --docs $(RAG_DOCS) --db out/rag/fastapi.db && \
-	  for m in dense hybrid; do ./build/rag eval --gold $(RAG_DOCS)/gold.jsonl --db out/rag/fastapi.db --method $$m \
-	  --json out/eval/rag_heading_$$m.json | tail -4; done && ./build/rag eval --gold $(RAG_DOCS)/gold.jsonl \
+	  ./build/rag eval --gold $(RAG_DOCS)/gold.jsonl --db out/rag/fastapi.db --json out/eval/rag_heading_embedded.json \
+	  --plot out/eval/rag_heading_embedded.png | tail -8 && ./build/rag eval --gold $(RAG_DOCS)/gold.jsonl \
 	  --db out/rag/fastapi.db --method dense --ann 16 --json out/eval/rag_heading_dense_hnsw16.json | tail -4; \
 	else echo "rag-eval: no data/minilm (make data DATA_SETS=minilm): dense and hybrid skipped"; fi
 

@@ -261,6 +261,70 @@ bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series
 }
 
 /* a perceptual dark-blue -> green -> yellow ramp (after viridis), t in [0, 1] */
+bool gl_plot_bars(const char *path, const gl_chart *ch, const char *const *groups, int n_groups,
+                  const gl_series *series, int n_series, char *err, int err_len) {
+    for (int s = 0; s < n_series; s++)
+        if (series[s].n != n_groups)
+            return snprintf(err, (size_t)err_len, "bar series '%s' has %d values for %d groups",
+                            series[s].name ? series[s].name : "?", series[s].n, n_groups), false;
+    canvas c = {ch->width > 0 ? ch->width : 900, ch->height > 0 ? ch->height : 560, NULL};
+    c.px = malloc((size_t)c.w * c.h * 3);
+    if (!c.px) return snprintf(err, (size_t)err_len, "out of memory"), false;
+    memset(c.px, 255, (size_t)c.w * c.h * 3);
+    const uint8_t black[3] = {0, 0, 0}, grey[3] = {225, 225, 225}, dark[3] = {90, 90, 90};
+    int named = 0;
+    for (int s = 0; s < n_series; s++) named += series[s].name != NULL;
+    int left = 100, right = 30, top = 50 + 24 * ((named + 3) / 4), bottom = 60; /* the legend runs above the plot */
+    int pw = c.w - left - right, ph = c.h - top - bottom;
+    double ymax = 0;
+    for (int s = 0; s < n_series; s++)
+        for (int g = 0; g < n_groups; g++)
+            if (isfinite(series[s].y[g])) ymax = fmax(ymax, series[s].y[g]);
+    ymax = ymax > 0 ? ymax * 1.1 : 1;
+#define PY(y) (top + ph - (int)lround((y) / ymax * ph))
+    char lab[32];
+    double t[64];
+    int nt = axis_ticks(0, ymax, 6, false, t, 64);
+    for (int i = 0; i < nt; i++) {
+        int y = PY(t[i]);
+        line(&c, left, y, left + pw, y, grey, 1);
+        line(&c, left - 5, y, left, y, black, 1);
+        format_tick(lab, sizeof lab, t[i]);
+        text(&c, left - 9 - 2 * stb_easy_font_width(lab), y - 6, lab, 2, false, black);
+    }
+    double group_w = n_groups > 0 ? (double)pw / n_groups : pw, bar_w = group_w * 0.8 / (n_series > 0 ? n_series : 1);
+    for (int g = 0; g < n_groups; g++) {
+        double gx = left + g * group_w + group_w * 0.1;
+        for (int s = 0; s < n_series; s++) {
+            double v = series[s].y[g];
+            if (!isfinite(v) || v < 0) continue;
+            int x0 = (int)lround(gx + s * bar_w), x1 = (int)lround(gx + (s + 1) * bar_w) - 1, y0 = PY(v);
+            fill_rect(&c, x0, y0, x1, top + ph, palette[s % 8]);
+            format_tick(lab, sizeof lab, v < 10 ? round(v * 1000) / 1000 : round(v * 10) / 10);
+            if (stb_easy_font_width(lab) <= x1 - x0) text(&c, (x0 + x1) / 2 - stb_easy_font_width(lab) / 2, y0 - 10, lab, 1, false, dark);
+        }
+        if (groups && groups[g]) {
+            int scale = 2 * stb_easy_font_width((char *)groups[g]) <= group_w ? 2 : 1;
+            text(&c, (int)(gx + group_w * 0.4) - scale * stb_easy_font_width((char *)groups[g]) / 2, top + ph + 9, groups[g], scale,
+                 false, black);
+        }
+    }
+    line(&c, left, top, left, top + ph, black, 2);
+    line(&c, left, top + ph, left + pw, top + ph, black, 2);
+    if (ch->title) text(&c, left + pw / 2 - stb_easy_font_width((char *)ch->title) * 3 / 2, 12, ch->title, 3, false, black);
+    if (ch->xlabel) text(&c, left + pw / 2 - stb_easy_font_width((char *)ch->xlabel), c.h - 24, ch->xlabel, 2, false, dark);
+    if (ch->ylabel) text(&c, 10, top + ph / 2 + stb_easy_font_width((char *)ch->ylabel), ch->ylabel, 2, true, dark);
+    for (int s = 0, k = 0; s < n_series; s++) { /* four legend entries per row above the plot */
+        if (!series[s].name) continue;
+        int lx = left + (k % 4) * (pw / 4), ly = 44 + 24 * (k / 4);
+        fill_rect(&c, lx, ly + 2, lx + 16, ly + 14, palette[s % 8]);
+        text(&c, lx + 22, ly, series[s].name, 2, false, black);
+        k++;
+    }
+#undef PY
+    return write_png(path, &c, err, err_len);
+}
+
 static void ramp(float t, uint8_t rgb[3]) {
     static const float stops[5][3] = {{68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}};
     t = t < 0 ? 0 : t > 1 ? 1 : t;

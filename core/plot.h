@@ -25,6 +25,13 @@ typedef struct {
 bool gl_plot_lines(const char *path, const gl_chart *chart, const gl_series *series, int n_series, char *err,
                    int err_len);
 
+/* ---- grouped bars ---- */
+/* One group of bars per label (groups[g], under the x axis), one bar per series in each group, in the series'
+ * palette colour: series[s].y[g] is the height (series[s].n must be n_groups; x and labels are not used). The y axis
+ * starts at 0; each bar's value is written above it when it fits. chart->log_* are ignored. */
+bool gl_plot_bars(const char *path, const gl_chart *chart, const char *const *groups, int n_groups,
+                  const gl_series *series, int n_series, char *err, int err_len);
+
 /* ---- heatmaps ---- */
 typedef struct {
     const char *title;

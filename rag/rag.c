@@ -21,6 +21,7 @@
 #include "eval.h"
 #include "io.h"
 #include "json.h"
+#include "plot.h"
 #include "hnsw.h"
 #include "search.h"
 #include "store.h"
@@ -40,7 +41,8 @@ static void usage(FILE *f) {
                "             chunks are embedded with the MiniLM model in --model, default data/minilm, when it is there)\n"
                "  rag query \"question\" --db FILE [--method bm25|fts5|dense|hybrid] [-k 10] [--json] [--model DIR]\n"
                "            [--ann EF]          (dense search through the HNSW graph with efSearch EF, not exactly)\n"
-               "  rag eval --gold FILE --db FILE [--method ...] [--json PATH] [--model DIR] [--ann EF]\n"
+               "  rag eval --gold FILE --db FILE [--method bm25,dense,...] [--json PATH] [--plot PNG] [--model DIR] [--ann EF]\n"
+               "            (default: every method the index allows; the JSON has each method's metrics and ranks)\n"
                "  rag ask \"question\" --db FILE [--method hybrid] [--sources 3] [--sentences 3] [--min-cosine 0.35]\n"
                "          [--json] [--model DIR]   (the docs' own sentences, each cited [n] -> page and heading)\n"
                "            (gold: one {\"id\", \"question\", \"relevant\": [page paths]} per line)\n");
@@ -250,6 +252,12 @@ static bool query_flag(const char *f, const char *v, void *ctx) {
     return true;
 }
 
+static void truncation_note(const search_index *ix) {
+    if (ix->query_truncated)
+        fprintf(stderr, "rag: note: the question is longer than the encoder's %d tokens; dense search read its start "
+                        "(BM25 reads it all)\n", ix->enc.max_tokens);
+}
+
 static void use_ann(search_index *ix, int ef, const char *db) {
     if (ef <= 0) return;
     if (!ix->graph) die("%s has no HNSW graph (index it with the encoder), or the method is not dense or hybrid", db);
@@ -272,6 +280,7 @@ static int cmd_query(int argc, char **argv) {
     int n = search_rank_pages(&ix, method, query, hits);
     double ms = (now() - t0) * 1e3;
     if (n > k) n = k;
+    truncation_note(&ix);
     if (json) {
         printf("{\"query\": ");
         print_json_string(query);
@@ -303,142 +312,153 @@ static int cmd_query(int argc, char **argv) {
 
 /* ================================================================ eval */
 
+/* --method a,b,c into names (each checked); returns the count */
+static int method_list(const char *arg, char names[][16], int max) {
+    int n = 0;
+    for (const char *p = arg; *p && n < max;) {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= 16) die("--method: '%s' is not a list of methods (bm25,fts5,dense,hybrid)", arg);
+        memcpy(names[n], p, len), names[n][len] = 0;
+        check_method(names[n++]);
+        p += len + (p[len] == ',');
+    }
+    return n;
+}
+
 static int cmd_eval(int argc, char **argv) {
-    const char *db = NULL, *method = "bm25", *gold = NULL, *json_path = NULL, *model_dir = NULL;
+    const char *db = NULL, *methods_arg = NULL, *gold_path = NULL, *json_path = NULL, *plot_path = NULL,
+               *model_dir = NULL;
     int ann = 0;
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i];
         if (i + 1 >= argc) die("%s needs a value", f);
         const char *v = argv[++i];
         if (!strcmp(f, "--db")) db = v;
-        else if (!strcmp(f, "--method")) method = v;
-        else if (!strcmp(f, "--gold")) gold = v;
+        else if (!strcmp(f, "--method")) methods_arg = v;
+        else if (!strcmp(f, "--gold")) gold_path = v;
         else if (!strcmp(f, "--json")) json_path = v;
+        else if (!strcmp(f, "--plot")) plot_path = v;
         else if (!strcmp(f, "--model")) model_dir = v;
         else if (!strcmp(f, "--ann")) ann = gl_flag_int("rag", f, v, 1, 100000);
         else usage(stderr), die("unknown flag '%s' for eval", f);
     }
-    if (!db || !gold) usage(stderr), die("%s", "eval needs --gold FILE and --db FILE");
-    check_method(method);
+    if (!db || !gold_path) usage(stderr), die("%s", "eval needs --gold FILE and --db FILE");
+    enum { MAX_METHODS = 8 };
+    char methods[MAX_METHODS][16];
+    int n_methods = methods_arg ? method_list(methods_arg, methods, MAX_METHODS) : 0;
     char err[512];
-    unsigned char *text;
-    size_t len;
-    if (!gl_read_whole_file(gold, &text, &len, err, sizeof err)) die("%s", err);
     search_index ix;
-    open_index(&ix, db, method, model_dir);
-    use_ann(&ix, ann, db);
-    double ann_recall = 0;
-    search_hit *hits = malloc((size_t)(ix.st.n_pages ? ix.st.n_pages : 1) * sizeof *hits);
-    int *ranked = malloc((size_t)(ix.st.n_pages ? ix.st.n_pages : 1) * sizeof *ranked);
-    enum { MAX_Q = 4096 };
-    static const int ks[3] = {1, 5, 10};
-    double recall[3] = {0}, mrr = 0, ndcg = 0, ms_total = 0;
-    int nq = 0, line_no = 0, release_top5 = 0, release_page = -1;
-    for (int p = 0; p < ix.st.n_pages; p++)
-        if (!strcmp(ix.st.pages[p].path, "release-notes.md")) release_page = p;
-    gl_json_writer jw;
-    bool jw_open = false;
-    if (json_path) {
-        if (!gl_jw_open(&jw, json_path)) die("cannot write %s", json_path);
-        jw_open = true;
-        gl_jw_object(&jw, NULL);
-        gl_jw_string(&jw, "method", method);
-        gl_jw_string(&jw, "db", db);
-        gl_jw_array(&jw, "questions");
+    bool need_enc = false;
+    for (int m = 0; m < n_methods; m++) need_enc |= !strcmp(methods[m], "dense") || !strcmp(methods[m], "hybrid");
+    open_index(&ix, db, need_enc ? "dense" : "bm25", model_dir);
+    if (!methods_arg) { /* every method the index and the machine allow */
+        static const char *all[4] = {"bm25", "fts5", "dense", "hybrid"};
+        bool enc = ix.st.vectors && search_use_encoder(&ix, model_dir, err, sizeof err);
+        if (!enc) printf("(dense and hybrid skipped: %s)\n", ix.st.vectors ? err : "the index has no embeddings");
+        for (int m = 0; m < (enc ? 4 : 2); m++) snprintf(methods[n_methods++], sizeof methods[0], "%s", all[m]);
     }
-    printf("%-5s %-6s %-40s %s\n", "id", "rank", "relevant", "top 3");
-    for (char *line = (char *)text, *end = (char *)text + len; line < end && nq < MAX_Q;) {
-        char *nl = memchr(line, '\n', (size_t)(end - line));
-        if (!nl) nl = end;
-        line_no++;
-        size_t ll = (size_t)(nl - line);
-        char *s = line;
-        line = nl + 1;
-        while (ll && (s[ll - 1] == '\r' || s[ll - 1] == ' ')) ll--;
-        if (!ll) continue;
-        gl_json *q = gl_json_parse(s, ll, err, sizeof err);
-        const gl_json *id = q ? gl_json_get(q, "id") : NULL, *question = q ? gl_json_get(q, "question") : NULL,
-                      *rel = q ? gl_json_get(q, "relevant") : NULL;
-        if (!q || !question || question->type != GL_JSON_STRING || !rel || rel->type != GL_JSON_ARRAY || !rel->count) {
-            fprintf(stderr, "rag: %s:%d: %s\n", gold, line_no,
-                    q ? "needs {\"question\": text, \"relevant\": [page paths]}" : err);
-            exit(1);
+    use_ann(&ix, ann, db);
+    eval_gold gold;
+    if (!eval_gold_load(gold_path, &ix.st, &gold, err, sizeof err)) die("%s", err);
+    eval_result res[MAX_METHODS];
+    for (int m = 0; m < n_methods; m++) eval_method(&ix, methods[m], &gold, &res[m]);
+
+    /* per question: the rank of the first relevant page under each method, and the top 3 of the last */
+    printf("%-5s %-40s", "id", "relevant");
+    for (int m = 0; m < n_methods; m++) printf(" %6s", methods[m]);
+    printf("   top 3 (%s)\n", methods[n_methods - 1]);
+    for (int q = 0; q < gold.n; q++) {
+        printf("%-5s %-40s", gold.items[q].id, ix.st.pages[gold.items[q].relevant[0]].path);
+        for (int m = 0; m < n_methods; m++) {
+            char rank[16];
+            snprintf(rank, sizeof rank, res[m].first_rank[q] ? "%d" : "-", res[m].first_rank[q]);
+            printf(" %6s", rank);
         }
-        int relevant[16], n_rel = 0;
-        for (size_t r = 0; r < rel->count && n_rel < 16; r++) {
-            int page = -1;
-            for (int p = 0; rel->items[r].type == GL_JSON_STRING && p < ix.st.n_pages; p++)
-                if (!strcmp(ix.st.pages[p].path, rel->items[r].string)) page = p;
-            if (page < 0) {
-                fprintf(stderr, "rag: %s:%d: relevant page '%s' is not in the index %s\n", gold, line_no,
-                        rel->items[r].type == GL_JSON_STRING ? rel->items[r].string : "(not a string)", db);
-                exit(1);
-            }
-            relevant[n_rel++] = page;
-        }
-        double t0 = now();
-        int n = search_rank_pages(&ix, method, question->string, hits);
-        ms_total += (now() - t0) * 1e3;
-        for (int i = 0; i < n; i++) ranked[i] = hits[i].page;
-        if (ann) { /* the graph's 10 nearest chunks against the exact 10 */
-            float *q = malloc((size_t)ix.st.dims * sizeof *q);
+        printf("  ");
+        for (int i = 0; i < 3 && res[n_methods - 1].top[q][i] >= 0; i++) printf(" %s", ix.st.pages[res[n_methods - 1].top[q][i]].path);
+        printf("\n");
+    }
+    printf("\n%d questions, %d chunks of %d pages (%s, %d words, overlap %d)%s:\n", gold.n, ix.st.n_chunks,
+           ix.st.n_pages, chunk_strategy_name(ix.st.config.strategy), ix.st.config.words, ix.st.config.overlap,
+           ann ? " (dense search through the HNSW graph)" : "");
+    printf("%-8s %9s %9s %10s %7s %8s %15s %9s\n", "method", "Recall@1", "Recall@5", "Recall@10", "MRR@10", "nDCG@10",
+           "release-notes@5", "ms/query");
+    for (int m = 0; m < n_methods; m++)
+        printf("%-8s %9.3f %9.3f %10.3f %7.3f %8.3f %15d %9.2f\n", methods[m], res[m].recall[0], res[m].recall[1],
+               res[m].recall[2], res[m].mrr, res[m].ndcg, res[m].trap_top5, res[m].ms);
+    double ann_recall = 0;
+    if (ann) { /* the graph's 10 nearest chunks against the exact 10 */
+        float *q = malloc((size_t)ix.st.dims * sizeof *q);
+        for (int i = 0; i < gold.n; i++) {
             int a[10], e[10], na, ne, same = 0;
-            bert_embed(&ix.enc, question->string, q, NULL);
+            bert_embed(&ix.enc, gold.items[i].question, q, NULL);
             na = search_dense_chunks(&ix, q, 10, a, NULL);
             ix.ann_ef = 0, ne = search_dense_chunks(&ix, q, 10, e, NULL), ix.ann_ef = ann;
             for (int x = 0; x < na; x++)
                 for (int y = 0; y < ne; y++) same += a[x] == e[y];
             ann_recall += ne ? (double)same / ne : 1;
-            free(q);
         }
-        for (int k = 0; k < 3; k++) recall[k] += eval_recall(ranked, n, relevant, n_rel, ks[k]);
-        mrr += eval_mrr(ranked, n, relevant, n_rel, 10);
-        ndcg += eval_ndcg(ranked, n, relevant, n_rel, 10);
-        int first = eval_first_rank(ranked, n, relevant, n_rel);
-        for (int i = 0; i < n && i < 5; i++) release_top5 += ranked[i] == release_page;
-        const char *qid = id && id->type == GL_JSON_STRING ? id->string : "?";
-        char rank[16];
-        snprintf(rank, sizeof rank, first ? "%d" : "-", first);
-        printf("%-5s %-6s %-40s", qid, rank, ix.st.pages[relevant[0]].path);
-        for (int i = 0; i < n && i < 3; i++) printf(" %s", ix.st.pages[ranked[i]].path);
-        printf("\n");
-        if (jw_open) {
-            gl_jw_object(&jw, NULL);
-            gl_jw_string(&jw, "id", qid);
-            gl_jw_int(&jw, "first_relevant_rank", first);
-            gl_jw_array(&jw, "top10");
-            for (int i = 0; i < n && i < 10; i++) gl_jw_string(&jw, NULL, ix.st.pages[ranked[i]].path);
-            gl_jw_end(&jw);
-            gl_jw_end(&jw);
-        }
-        gl_json_free(q);
-        nq++;
+        free(q);
+        ann_recall /= gold.n;
+        printf("HNSW (efSearch %d): recall@10 of the nearest chunks against exact search %.3f\n", ann, ann_recall);
     }
-    free(text);
-    if (!nq) die("%s has no questions", gold);
-    printf("\n%s on %d questions, %d chunks of %d pages (%s, %d words, overlap %d):\n", method, nq, ix.st.n_chunks,
-           ix.st.n_pages, chunk_strategy_name(ix.st.config.strategy), ix.st.config.words, ix.st.config.overlap);
-    printf("Recall@1 %.3f  Recall@5 %.3f  Recall@10 %.3f  MRR@10 %.3f  nDCG@10 %.3f\n", recall[0] / nq,
-           recall[1] / nq, recall[2] / nq, mrr / nq, ndcg / nq);
-    printf("release-notes.md in the top 5 of %d questions; %.2f ms per query\n", release_top5, ms_total / nq);
-    if (ann) printf("HNSW (efSearch %d): recall@10 of the nearest chunks against exact search %.3f\n", ann, ann_recall / nq);
-    if (jw_open) {
+    if (json_path) {
+        gl_json_writer jw;
+        if (!gl_jw_open(&jw, json_path)) die("cannot write %s", json_path);
+        gl_jw_object(&jw, NULL);
+        gl_jw_string(&jw, "db", db);
+        gl_jw_string(&jw, "gold", gold_path);
+        gl_jw_string(&jw, "chunking", chunk_strategy_name(ix.st.config.strategy));
+        gl_jw_int(&jw, "chunks", ix.st.n_chunks);
+        gl_jw_int(&jw, "questions_count", gold.n);
+        if (ann) gl_jw_int(&jw, "hnsw_ef_search", ann), gl_jw_number(&jw, "hnsw_recall_at_10", ann_recall);
+        gl_jw_object(&jw, "methods");
+        for (int m = 0; m < n_methods; m++) {
+            gl_jw_object(&jw, methods[m]);
+            gl_jw_number(&jw, "recall_at_1", res[m].recall[0]);
+            gl_jw_number(&jw, "recall_at_5", res[m].recall[1]);
+            gl_jw_number(&jw, "recall_at_10", res[m].recall[2]);
+            gl_jw_number(&jw, "mrr_at_10", res[m].mrr);
+            gl_jw_number(&jw, "ndcg_at_10", res[m].ndcg);
+            gl_jw_int(&jw, "release_notes_in_top5", res[m].trap_top5);
+            gl_jw_number(&jw, "ms_per_query", res[m].ms);
+            gl_jw_array(&jw, "questions");
+            for (int q = 0; q < gold.n; q++) {
+                gl_jw_object(&jw, NULL);
+                gl_jw_string(&jw, "id", gold.items[q].id);
+                gl_jw_int(&jw, "first_relevant_rank", res[m].first_rank[q]);
+                gl_jw_array(&jw, "top10");
+                for (int i = 0; i < EVAL_TOP && res[m].top[q][i] >= 0; i++)
+                    gl_jw_string(&jw, NULL, ix.st.pages[res[m].top[q][i]].path);
+                gl_jw_end(&jw);
+                gl_jw_end(&jw);
+            }
+            gl_jw_end(&jw);
+            gl_jw_end(&jw);
+        }
         gl_jw_end(&jw);
-        gl_jw_int(&jw, "questions_count", nq);
-        gl_jw_number(&jw, "recall_at_1", recall[0] / nq);
-        gl_jw_number(&jw, "recall_at_5", recall[1] / nq);
-        gl_jw_number(&jw, "recall_at_10", recall[2] / nq);
-        gl_jw_number(&jw, "mrr_at_10", mrr / nq);
-        gl_jw_number(&jw, "ndcg_at_10", ndcg / nq);
-        gl_jw_int(&jw, "release_notes_in_top5", release_top5);
-        gl_jw_number(&jw, "ms_per_query", ms_total / nq);
-        if (ann) gl_jw_int(&jw, "hnsw_ef_search", ann), gl_jw_number(&jw, "hnsw_recall_at_10", ann_recall / nq);
         gl_jw_end(&jw);
         if (!gl_jw_close(&jw)) die("cannot write %s", json_path);
         printf("wrote %s\n", json_path);
     }
+    if (plot_path) { /* one group of bars per metric, one bar per method */
+        static const char *metrics[5] = {"Recall@1", "Recall@5", "Recall@10", "MRR@10", "nDCG@10"};
+        float values[MAX_METHODS][5];
+        gl_series series[MAX_METHODS];
+        for (int m = 0; m < n_methods; m++) {
+            float v[5] = {res[m].recall[0], res[m].recall[1], res[m].recall[2], res[m].mrr, res[m].ndcg};
+            memcpy(values[m], v, sizeof v);
+            series[m] = (gl_series){methods[m], NULL, values[m], 5, false, NULL};
+        }
+        char title[160];
+        snprintf(title, sizeof title, "Retrieval on %d questions (%s chunks)", gold.n, chunk_strategy_name(ix.st.config.strategy));
+        gl_chart chart = {.title = title, .ylabel = "score"};
+        if (!gl_plot_bars(plot_path, &chart, metrics, 5, series, n_methods, err, sizeof err)) die("%s", err);
+        printf("wrote %s\n", plot_path);
+    }
     gl_stdout_check("rag");
-    free(hits), free(ranked);
+    for (int m = 0; m < n_methods; m++) eval_result_free(&res[m]);
+    eval_gold_free(&gold);
     search_close(&ix);
     return 0;
 }
@@ -484,6 +504,7 @@ static int cmd_ask(int argc, char **argv) {
     double t0 = now();
     answer_extract(&ix, method, question, ac, &a);
     double ms = (now() - t0) * 1e3;
+    truncation_note(&ix);
     if (json) {
         printf("{\"question\": ");
         print_json_string(question);

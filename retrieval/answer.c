@@ -53,7 +53,7 @@ void answer_extract(search_index *ix, const char *method, const char *question, 
     float *q = NULL; /* the question's embedding, once, for the ranking and the sentences */
     if (ix->have_enc) {
         q = malloc((size_t)ix->st.dims * sizeof *q);
-        bert_embed(&ix->enc, question, q, NULL);
+        bert_embed(&ix->enc, question, q, &ix->query_truncated);
     }
     int n = search_rank_pages_with(ix, method, question, q, hits);
     int want = c.sources < ANSWER_MAX_SOURCES ? c.sources : ANSWER_MAX_SOURCES;

@@ -116,7 +116,7 @@ int search_rank_pages_with(search_index *ix, const char *method, const char *que
             float *q = malloc((size_t)ix->st.dims * sizeof *q), *cs = malloc((size_t)(nc ? nc : 1) * sizeof *cs);
             int *ids = malloc((size_t)(nc ? nc : 1) * sizeof *ids);
             if (qvec) memcpy(q, qvec, (size_t)ix->st.dims * sizeof *q);
-            else bert_embed(&ix->enc, query, q, NULL);
+            else bert_embed(&ix->enc, query, q, &ix->query_truncated);
             int k = ix->ann_ef > 0 && ix->graph ? (nc < 100 ? nc : 100) : nc;
             int got = search_dense_chunks(ix, q, k, ids, cs);
             memset(sc, 0, (size_t)nc * sizeof *sc);

@@ -18,6 +18,7 @@ typedef struct {
     gl_tensor *vectors; /* [chunks, dims]: the chunks' embeddings */
     hnsw *graph;        /* the stored HNSW graph over them, if any */
     int ann_ef;         /* > 0: dense search through the graph with this efSearch instead of exactly */
+    bool query_truncated; /* the last question embedded was longer than the encoder reads (it read the start) */
 } search_index;
 
 typedef struct {

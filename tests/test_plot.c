@@ -118,3 +118,32 @@ Test(plot, a_short_log_axis_gets_several_ticks) {
     stbi_image_free(px);
     remove(path);
 }
+
+/* Grouped bars: each series' bar in its palette colour, as tall as its value on an axis from 0; a series with the
+ * wrong number of values is refused. */
+Test(plot, bars_are_as_tall_as_their_values) {
+    char path[64], err[128];
+    snprintf(path, sizeof path, "/tmp/gradlab_bars_%d.png", (int)getpid());
+    float a[2] = {1.0f, 0.5f}, b[2] = {0.25f, 1.0f};
+    gl_series s[2] = {{"a", NULL, a, 2, false, NULL}, {"b", NULL, b, 2, false, NULL}};
+    const char *groups[2] = {"g1", "g2"};
+    gl_chart c = {.title = "t", .ylabel = "y", .width = 400, .height = 300};
+    cr_assert(gl_plot_bars(path, &c, groups, 2, s, 2, err, sizeof err), "%s", err);
+    int w, h;
+    unsigned char *px = load(path, &w, &h);
+    /* plot area: x [100, 370), y [74, 240) (one legend row); ymax 1.1: value v reaches 240 - v / 1.1 * 166 */
+    int bar_top[2] = {0, 0}; /* the highest pixel of the first group's two bars, scanning their middle columns */
+    int mid[2] = {100 + 13 + 27, 100 + 13 + 27 + 54};
+    for (int k = 0; k < 2; k++) {
+        const unsigned char *rgb = k ? (const unsigned char[3]){255, 127, 14} : (const unsigned char[3]){31, 119, 180};
+        for (int y = 74; y < 240 && !bar_top[k]; y++)
+            if (near(px + (y * w + mid[k]) * 3, rgb[0], rgb[1], rgb[2])) bar_top[k] = y;
+    }
+    cr_assert(abs(bar_top[0] - (240 - (int)(1.0 / 1.1 * 166))) <= 2, "bar a/g1 top at %d", bar_top[0]);
+    cr_assert(abs(bar_top[1] - (240 - (int)(0.25 / 1.1 * 166))) <= 2, "bar b/g1 top at %d", bar_top[1]);
+    stbi_image_free(px);
+    gl_series bad[1] = {{"short", NULL, a, 1, false, NULL}};
+    cr_assert(!gl_plot_bars(path, &c, groups, 2, bad, 1, err, sizeof err));
+    cr_assert(strstr(err, "1 values for 2 groups"), "%s", err);
+    remove(path);
+}

@@ -413,6 +413,11 @@ Test(search, dense_and_hybrid_rank_the_answering_page_first) {
         n = search_rank_pages(&ix, "hybrid", q[i], hits);
         cr_assert(n >= 1 && hits[0].page == i, "hybrid, question %d: first is %s", i, ix.st.pages[hits[0].page].path);
     }
+    /* a question longer than the encoder's 256 tokens is read from its start, and the index says so */
+    char longq[4096] = "";
+    for (int i = 0; i < 80; i++) strcat(longq, "cors origins browser ");
+    cr_assert(search_rank_pages(&ix, "dense", longq, hits) >= 1 && ix.query_truncated, "a 240-word question is cut");
+    cr_assert(search_rank_pages(&ix, "dense", q[0], hits) >= 1 && !ix.query_truncated, "a short one is not");
     /* extractive answers: the docs' own sentences, each cited; far from every page: not found */
     answer a;
     answer_extract(&ix, "hybrid", "Which origins may call my API from a browser, and how do I allow them?", ANSWER_DEFAULTS, &a);
