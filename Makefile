@@ -52,7 +52,7 @@ NVCC_OBJ := $(CUDA_SRC:kernels/cuda/%.cu=build/cuda/%.o)
 NVCCFLAGS := -std=c++20 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Ikernels -Ikernels/cuda
 
-.PHONY: rag-eval bench-rag bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: rag-eval bench-rag bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 lab09 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 # CUDA=1: the library, the kernels through nvcc, and build/cuda/train and build/cuda/infer with --device cuda
 ifeq ($(CUDA),1)
 all: $(LIB) build/cuda/train build/cuda/infer
@@ -343,6 +343,17 @@ lab07: $(BUILD)/lab07 $(BUILD)/train
 	@test -f checkpoints/shakespeare_char.ckpt || ./$(BUILD)/train --data data/tinyshakespeare/input.txt \
 	  --out checkpoints/shakespeare_char.ckpt --quiet --sample 0
 	./$(BUILD)/lab07
+
+# lab 09 reads the FastAPI docs (RAG_DOCS) and all-MiniLM-L6-v2 (fetched if missing); rag index builds its indexes
+# once into out/lab09 (the heading chunks embedded, the window and sentence chunkings for BM25)
+lab09: $(BUILD)/lab09 $(BUILD)/rag
+	@test -f $(RAG_DOCS)/MANIFEST.tsv || { echo "lab09: no FastAPI docs at $(RAG_DOCS) (set RAG_DOCS=DIR)"; exit 1; }
+	@test -f data/minilm/model.safetensors || $(MAKE) data DATA_SETS=minilm
+	@mkdir -p out/lab09
+	@test -f out/lab09/fastapi.db || ./$(BUILD)/rag index --docs $(RAG_DOCS) --db out/lab09/fastapi.db
+	@for c in window sentence; do test -f out/lab09/$$c.db || ./$(BUILD)/rag index --docs $(RAG_DOCS) \
+	  --db out/lab09/$$c.db --chunking $$c --no-embed; done
+	./$(BUILD)/lab09 --docs $(RAG_DOCS)
 
 # ---- data: the labs' public data sets into data/ (MNIST 60k/10k, Fashion-MNIST, SOTU, Moby-Dick, analogies) ----
 DATA_DEST ?= $(or $(GRADLAB_DATA),data)

@@ -39,12 +39,17 @@ static void usage(FILE *f) {
                "            [--overlap 40] [--model DIR | --no-embed] [--hnsw-m 16] [--ef-construction 200]\n"
                "            (the manifest: one \"BYTES<TAB>relative/path.md\" per line, default DIR/MANIFEST.tsv; the\n"
                "             chunks are embedded with the MiniLM model in --model, default data/minilm, when it is there)\n"
-               "  rag query \"question\" --db FILE [--method bm25|fts5|dense|hybrid] [-k 10] [--json] [--model DIR]\n"
+               "  rag query \"question\" --db FILE [--method bm25|fts5|dense|hybrid|rerank] [-k 10] [--json] [--model DIR]\n"
                "            [--ann EF]          (dense search through the HNSW graph with efSearch EF, not exactly)\n"
                "  rag eval --gold FILE --db FILE [--method bm25,dense,...] [--json PATH] [--plot PNG] [--model DIR] [--ann EF]\n"
-               "            (default: every method the index allows; the JSON has each method's metrics and ranks)\n"
-               "  rag ask \"question\" --db FILE [--method hybrid] [--sources 3] [--sentences 3] [--min-cosine 0.35]\n"
-               "          [--json] [--model DIR]   (the docs' own sentences, each cited [n] -> page and heading)\n"
+               "            [--reranker GGUF] [--rerank-yes-no]\n"
+               "            (default: every method the index allows, rerank aside; the JSON has each method's metrics and\n"
+               "             ranks. rerank: SmolLM2 rescores the hybrid top 20 by query likelihood, or by log P(yes) -\n"
+               "             log P(no) with --rerank-yes-no; about 13 s per question on 2 cores, and it does not help)\n"
+               "  rag ask \"question\" | --gold FILE  --db FILE [--method hybrid] [--sources 3] [--sentences 3]\n"
+               "          [--min-cosine 0.35] [--json] [--model DIR]   (the docs' own sentences, each cited [n])\n"
+               "          [--generate [--generator GGUF]]   (SmolLM2 writes the answer from the sources; shown only\n"
+               "                                           where the support check passes, else the extractive one)\n"
                "            (gold: one {\"id\", \"question\", \"relevant\": [page paths]} per line)\n");
 }
 
@@ -204,12 +209,16 @@ static int cmd_index(int argc, char **argv) {
 /* ================================================================ ranking */
 
 static void check_method(const char *m) {
-    if (!search_method_known(m)) die("--method must be bm25, fts5, dense or hybrid, got '%s'", m);
+    if (!search_method_known(m)) die("--method must be bm25, fts5, dense, hybrid or rerank, got '%s'", m);
 }
 
-static void open_index(search_index *ix, const char *db, const char *method, const char *model_dir) {
+/* rerank: the hybrid index, then the reranker (rerank_gguf, or the default SmolLM2) */
+static void open_index(search_index *ix, const char *db, const char *method, const char *model_dir,
+                       const char *rerank_gguf) {
     char err[512];
-    if (!search_open(ix, db, method, model_dir, err, sizeof err)) die("%s", err);
+    bool rerank = !strcmp(method, "rerank");
+    if (!search_open(ix, db, rerank ? "hybrid" : method, model_dir, err, sizeof err)) die("%s", err);
+    if (rerank && !search_use_reranker(ix, rerank_gguf, err, sizeof err)) die("%s", err);
 }
 
 /* The arguments of query and ask: one (quoted) question, --json, and FLAG VALUE pairs, each handed to the
@@ -237,7 +246,7 @@ static const char *question_args(const char *cmd, int argc, char **argv, bool *j
 /* ================================================================ query */
 
 typedef struct {
-    const char *db, *method, *model_dir;
+    const char *db, *method, *model_dir, *reranker;
     int k, ann;
 } query_opts;
 
@@ -248,6 +257,7 @@ static bool query_flag(const char *f, const char *v, void *ctx) {
     else if (!strcmp(f, "-k") || !strcmp(f, "--k")) o->k = gl_flag_int("rag", f, v, 1, 1000);
     else if (!strcmp(f, "--model")) o->model_dir = v;
     else if (!strcmp(f, "--ann")) o->ann = gl_flag_int("rag", f, v, 1, 100000);
+    else if (!strcmp(f, "--reranker")) o->reranker = v;
     else return false;
     return true;
 }
@@ -265,7 +275,7 @@ static void use_ann(search_index *ix, int ef, const char *db) {
 }
 
 static int cmd_query(int argc, char **argv) {
-    query_opts o = {NULL, "bm25", NULL, 10, 0};
+    query_opts o = {NULL, "bm25", NULL, NULL, 10, 0};
     bool json = false;
     const char *query = question_args("query", argc, argv, &json, query_flag, &o);
     const char *db = o.db, *method = o.method, *model_dir = o.model_dir;
@@ -273,7 +283,7 @@ static int cmd_query(int argc, char **argv) {
     if (!db || !query) usage(stderr), die("%s", "query needs a question and --db FILE");
     check_method(method);
     search_index ix;
-    open_index(&ix, db, method, model_dir);
+    open_index(&ix, db, method, model_dir, o.reranker);
     use_ann(&ix, o.ann, db);
     search_hit *hits = malloc((size_t)(ix.st.n_pages ? ix.st.n_pages : 1) * sizeof *hits);
     double t0 = now();
@@ -317,7 +327,7 @@ static int method_list(const char *arg, char names[][16], int max) {
     int n = 0;
     for (const char *p = arg; *p && n < max;) {
         size_t len = strcspn(p, ",");
-        if (len == 0 || len >= 16) die("--method: '%s' is not a list of methods (bm25,fts5,dense,hybrid)", arg);
+        if (len == 0 || len >= 16) die("--method: '%s' is not a list of methods (bm25,fts5,dense,hybrid,rerank)", arg);
         memcpy(names[n], p, len), names[n][len] = 0;
         check_method(names[n++]);
         p += len + (p[len] == ',');
@@ -327,10 +337,15 @@ static int method_list(const char *arg, char names[][16], int max) {
 
 static int cmd_eval(int argc, char **argv) {
     const char *db = NULL, *methods_arg = NULL, *gold_path = NULL, *json_path = NULL, *plot_path = NULL,
-               *model_dir = NULL;
+               *model_dir = NULL, *reranker = NULL;
     int ann = 0;
+    bool yes_no = false;
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i];
+        if (!strcmp(f, "--rerank-yes-no")) {
+            yes_no = true;
+            continue;
+        }
         if (i + 1 >= argc) die("%s needs a value", f);
         const char *v = argv[++i];
         if (!strcmp(f, "--db")) db = v;
@@ -338,6 +353,7 @@ static int cmd_eval(int argc, char **argv) {
         else if (!strcmp(f, "--gold")) gold_path = v;
         else if (!strcmp(f, "--json")) json_path = v;
         else if (!strcmp(f, "--plot")) plot_path = v;
+        else if (!strcmp(f, "--reranker")) reranker = v;
         else if (!strcmp(f, "--model")) model_dir = v;
         else if (!strcmp(f, "--ann")) ann = gl_flag_int("rag", f, v, 1, 100000);
         else usage(stderr), die("unknown flag '%s' for eval", f);
@@ -348,9 +364,13 @@ static int cmd_eval(int argc, char **argv) {
     int n_methods = methods_arg ? method_list(methods_arg, methods, MAX_METHODS) : 0;
     char err[512];
     search_index ix;
-    bool need_enc = false;
-    for (int m = 0; m < n_methods; m++) need_enc |= !strcmp(methods[m], "dense") || !strcmp(methods[m], "hybrid");
-    open_index(&ix, db, need_enc ? "dense" : "bm25", model_dir);
+    bool need_enc = false, need_rerank = false;
+    for (int m = 0; m < n_methods; m++) {
+        need_rerank |= !strcmp(methods[m], "rerank");
+        need_enc |= need_rerank || !strcmp(methods[m], "dense") || !strcmp(methods[m], "hybrid");
+    }
+    open_index(&ix, db, need_rerank ? "rerank" : need_enc ? "dense" : "bm25", model_dir, reranker);
+    if (ix.rr) ix.rr->yes_no = yes_no;
     if (!methods_arg) { /* every method the index and the machine allow */
         static const char *all[4] = {"bm25", "fts5", "dense", "hybrid"};
         bool enc = ix.st.vectors && search_use_encoder(&ix, model_dir, err, sizeof err);
@@ -466,7 +486,8 @@ static int cmd_eval(int argc, char **argv) {
 /* ================================================================ ask */
 
 typedef struct {
-    const char *db, *method, *model_dir;
+    const char *db, *method, *model_dir, *reranker, *gold, *generator;
+    bool generate;
     answer_config ac;
 } ask_opts;
 
@@ -478,21 +499,96 @@ static bool ask_flag(const char *f, const char *v, void *ctx) {
     else if (!strcmp(f, "--sources")) o->ac.sources = gl_flag_int("rag", f, v, 1, ANSWER_MAX_SOURCES);
     else if (!strcmp(f, "--sentences")) o->ac.sentences = gl_flag_int("rag", f, v, 1, 20);
     else if (!strcmp(f, "--min-cosine")) o->ac.min_cosine = gl_flag_number("rag", f, v, -1, 1);
+    else if (!strcmp(f, "--reranker")) o->reranker = v;
+    else if (!strcmp(f, "--gold")) o->gold = v;
+    else if (!strcmp(f, "--generator")) o->generator = v, o->generate = true;
     else return false;
     return true;
 }
 
+typedef struct {
+    llama m;
+    llama_cache cache;
+    bool loaded;
+} generator;
+
+/* one question answered and printed (text or one JSON line); returns whether the answer cites a relevant page (when
+ * relevant is given) in *cites_relevant, and the generated answer's verdict in *supported */
+static void ask_one(search_index *ix, const char *method, const char *question, answer_config ac, generator *gen,
+                    bool json, const int *relevant, int n_relevant, bool *found, bool *cites_relevant, bool *supported) {
+    answer a;
+    answer_generated g = {0};
+    double t0 = now();
+    answer_extract(ix, method, question, ac, &a);
+    double ms = (now() - t0) * 1e3;
+    truncation_note(ix);
+    if (gen && a.found) answer_generate(ix, &gen->m, &gen->cache, question, &a, 160, &g);
+    double gen_ms = (now() - t0) * 1e3 - ms;
+    *found = a.found, *cites_relevant = false, *supported = g.supported;
+    for (int s = 0; s < a.n_sources && a.found; s++)
+        for (int r = 0; r < n_relevant; r++) *cites_relevant |= a.sources[s].page == relevant[r];
+    const char *shown = g.text && g.supported ? g.text : a.text; /* the generated text only where it is supported */
+    if (json) {
+        printf("{\"question\": ");
+        print_json_string(question);
+        printf(", \"method\": \"%s\", \"found\": %s, \"best\": %.4f, \"ms\": %.1f, \"answer\": ", method,
+               a.found ? "true" : "false", a.best, ms);
+        print_json_string(shown);
+        if (gen && a.found) {
+            printf(", \"extractive\": ");
+            print_json_string(a.text);
+            printf(", \"generated\": ");
+            print_json_string(g.text);
+            printf(", \"generated_supported\": %s, \"generated_reason\": ", g.supported ? "true" : "false");
+            print_json_string(g.reason);
+            printf(", \"generated_ms\": %.0f", gen_ms);
+        }
+        if (n_relevant) printf(", \"cites_relevant\": %s", *cites_relevant ? "true" : "false");
+        printf(", \"sources\": [");
+        for (int s = 0; s < a.n_sources && a.found; s++) {
+            printf("%s{\"n\": %d, \"page\": ", s ? ", " : "", s + 1);
+            print_json_string(ix->st.pages[a.sources[s].page].path);
+            printf(", \"heading\": ");
+            print_json_string(ix->st.chunks[a.sources[s].chunk].heading);
+            printf("}");
+        }
+        printf("]}\n");
+    } else {
+        if (n_relevant) printf("Q: %s\n", question);
+        printf("%s\n", shown);
+        if (a.found) {
+            printf("\n");
+            for (int s = 0; s < a.n_sources; s++)
+                printf("[%d] %s — %s\n", s + 1, ix->st.pages[a.sources[s].page].path, ix->st.chunks[a.sources[s].chunk].heading);
+        }
+        printf("(%s, best source %.3f, %.0f ms", method, a.best, ms);
+        if (gen && a.found)
+            printf("; generated in %.0f ms, %s%s%s", gen_ms, g.supported ? "supported by its sources" : "not supported: ",
+                   g.supported ? "" : g.reason, g.supported ? "" : "; the extractive answer is shown");
+        printf(")\n");
+        if (gen && a.found && !g.supported) printf("(the generated text was: %s)\n", g.text);
+        if (n_relevant) printf("\n");
+    }
+    answer_generated_free(&g);
+    answer_free(&a);
+}
+
 static int cmd_ask(int argc, char **argv) {
-    ask_opts o = {NULL, NULL, NULL, ANSWER_DEFAULTS};
+    ask_opts o = {NULL, NULL, NULL, NULL, NULL, NULL, false, ANSWER_DEFAULTS};
     bool json = false;
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--generate")) { /* a flag without a value */
+            o.generate = true;
+            memmove(argv + i, argv + i + 1, (size_t)(argc - i - 1) * sizeof *argv), argc--, i--;
+        }
     const char *question = question_args("ask", argc, argv, &json, ask_flag, &o);
     const char *db = o.db, *method = o.method, *model_dir = o.model_dir;
-    answer_config ac = o.ac;
-    if (!db || !question) usage(stderr), die("%s", "ask needs a question and --db FILE");
+    if (!db || !(question || o.gold)) usage(stderr), die("%s", "ask needs a question (or --gold FILE) and --db FILE");
+    if (question && o.gold) die("%s", "ask takes a question or --gold FILE, not both");
     search_index ix;
     char err[512];
     if (method) check_method(method);
-    open_index(&ix, db, method ? method : "bm25", model_dir);
+    open_index(&ix, db, method ? method : "bm25", model_dir, o.reranker);
     if (!method) { /* hybrid where the index has embeddings and the model is at hand, else BM25 */
         method = "bm25";
         if (ix.st.vectors && access(model_dir ? model_dir : "data/minilm/model.safetensors", R_OK) == 0) {
@@ -500,37 +596,34 @@ static int cmd_ask(int argc, char **argv) {
             method = "hybrid";
         }
     }
-    answer a;
-    double t0 = now();
-    answer_extract(&ix, method, question, ac, &a);
-    double ms = (now() - t0) * 1e3;
-    truncation_note(&ix);
-    if (json) {
-        printf("{\"question\": ");
-        print_json_string(question);
-        printf(", \"method\": \"%s\", \"found\": %s, \"best\": %.4f, \"ms\": %.1f, \"answer\": ", method,
-               a.found ? "true" : "false", a.best, ms);
-        print_json_string(a.text);
-        printf(", \"sources\": [");
-        for (int s = 0; s < a.n_sources && a.found; s++) {
-            printf("%s{\"n\": %d, \"page\": ", s ? ", " : "", s + 1);
-            print_json_string(ix.st.pages[a.sources[s].page].path);
-            printf(", \"heading\": ");
-            print_json_string(ix.st.chunks[a.sources[s].chunk].heading);
-            printf("}");
+    generator gen = {0};
+    if (o.generate) {
+        const char *path = o.generator ? o.generator : SEARCH_DEFAULT_RERANKER;
+        if (!llama_load(&gen.m, path, err, sizeof err))
+            die("%s (make data DATA_SETS=smollm2 fetches SmolLM2-135M-Instruct)", err);
+        if (!gen.m.tok || !gen.m.chatml) die("%s: --generate needs a model with a tokenizer and a ChatML template", path);
+        llama_cache_init(&gen.cache, &gen.m, gen.m.cfg.ctx_len < 2048 ? gen.m.cfg.ctx_len : 2048, true);
+        gen.loaded = true;
+    }
+    bool found, cites, supported;
+    if (question) ask_one(&ix, method, question, o.ac, gen.loaded ? &gen : NULL, json, NULL, 0, &found, &cites, &supported);
+    else { /* every gold question, then how often the answers found something, cite a relevant page, were supported */
+        eval_gold gold;
+        if (!eval_gold_load(o.gold, &ix.st, &gold, err, sizeof err)) die("%s", err);
+        int n_found = 0, n_cites = 0, n_supported = 0;
+        for (int q = 0; q < gold.n; q++) {
+            ask_one(&ix, method, gold.items[q].question, o.ac, gen.loaded ? &gen : NULL, json, gold.items[q].relevant,
+                    gold.items[q].n_relevant, &found, &cites, &supported);
+            n_found += found, n_cites += cites, n_supported += supported;
         }
-        printf("]}\n");
-    } else {
-        printf("%s\n", a.text);
-        if (a.found) {
-            printf("\n");
-            for (int s = 0; s < a.n_sources; s++)
-                printf("[%d] %s — %s\n", s + 1, ix.st.pages[a.sources[s].page].path, ix.st.chunks[a.sources[s].chunk].heading);
-        }
-        printf("(%s, best source %.3f, %.0f ms)\n", method, a.best, ms);
+        FILE *f = json ? stderr : stdout;
+        fprintf(f, "%d questions: %d answered from the docs, %d cite a relevant page", gold.n, n_found, n_cites);
+        if (gen.loaded) fprintf(f, "; the generated answer was supported by its sources for %d of the %d answered", n_supported, n_found);
+        fprintf(f, "\n");
+        eval_gold_free(&gold);
     }
     gl_stdout_check("rag");
-    answer_free(&a);
+    if (gen.loaded) llama_cache_free(&gen.cache), llama_free(&gen.m);
     search_close(&ix);
     return 0;
 }

@@ -137,3 +137,158 @@ bool answer_citations_valid(const char *text, int n_sources, int *bad) {
     }
     return true;
 }
+
+/* ---- generated answers ---- */
+
+void answer_generated_free(answer_generated *g) {
+    free(g->text);
+    memset(g, 0, sizeof *g);
+}
+
+typedef struct {
+    llama *m;
+    char *buf;
+    size_t len, cap;
+    int tokens;
+} gen_sink;
+
+static bool collect(int32_t token, void *ctx) {
+    gen_sink *g = ctx;
+    size_t n;
+    const unsigned char *b = gl_bpe_token_bytes(g->m->tok, token, &n);
+    if (gl_bpe_is_special(g->m->tok, token)) return true;
+    if (g->len + n + 1 > g->cap) g->cap = 2 * (g->len + n + 1), g->buf = realloc(g->buf, g->cap);
+    memcpy(g->buf + g->len, b, n), g->len += n, g->buf[g->len] = 0;
+    g->tokens++;
+    return true;
+}
+
+void answer_generate(search_index *ix, llama *m, llama_cache *cache, const char *question, const answer *src,
+                     int max_new, answer_generated *out) {
+    memset(out, 0, sizeof *out);
+    size_t cap = strlen(question) + 256, len = 0;
+    for (int s = 0; s < src->n_sources; s++) cap += strlen(ix->st.chunks[src->sources[s].chunk].text) + 32;
+    char *user = malloc(cap);
+    len += (size_t)snprintf(user, cap, "Sources:\n");
+    for (int s = 0; s < src->n_sources; s++) { /* the heading line, then up to 120 words of the body */
+        const char *t = ix->st.chunks[src->sources[s].chunk].text, *end = t;
+        for (int words = 0; *end && words <= 121; end++)
+            words += (end == t || end[-1] == ' ' || end[-1] == '\n') && *end != ' ' && *end != '\n';
+        if (*end) /* stopped at the first byte of word 122: back to the end of word 121 */
+            while (end > t && end[-1] != ' ' && end[-1] != '\n') end--;
+        len += (size_t)snprintf(user + len, cap - len, "[%d] %.*s\n\n", s + 1, (int)(end - t), t);
+    }
+    snprintf(user + len, cap - len, "Question: %s", question);
+    const char *roles[2] = {"system", "user"};
+    const char *texts[2] = {"Answer the question in two or three sentences using only the numbered sources. After each "
+                            "sentence, cite the source it comes from as [1], [2] or [3].",
+                            user};
+    int32_t *ids = NULL;
+    size_t ids_cap = 0;
+    int n = llama_chat_ids(m, roles, texts, 2, &ids, &ids_cap);
+    free(user);
+    if (n + max_new > cache->capacity) max_new = cache->capacity - n > 0 ? cache->capacity - n : 0;
+    gen_sink g = {m, calloc(1, 1), 0, 1, 0};
+    gl_sampling greedy = {0, 0, 1};
+    if (max_new > 0) llama_generate(m, cache, ids, n, max_new, &greedy, NULL, true, collect, &g);
+    free(ids);
+    out->text = g.buf, out->tokens = g.tokens;
+    out->supported = answer_supported(ix, src, out->text, out->reason, sizeof out->reason);
+}
+
+static bool common_word(const char *w, size_t n) {
+    static const char *const stop[] = {"the", "and", "for", "are", "you", "your", "can", "with", "this", "that", "from",
+                                       "use", "will", "have", "has", "not", "but", "all", "its", "was", "were", "into",
+                                       "when", "which", "what", "how", "also", "then", "than", "they", "them", "there",
+                                       "these", "those", "our", "out", "one", "any", "each", "more", "such", "some",
+                                       "may", "should", "would", "could", "using", "used", "like", "just", "only",
+                                       "about", "other", "their", "does", "here", "way", "get", "set", "make"};
+    if (n < 3) return true;
+    for (size_t i = 0; i < sizeof stop / sizeof *stop; i++)
+        if (strlen(stop[i]) == n && !memcmp(stop[i], w, n)) return true;
+    return false;
+}
+
+typedef struct {
+    char **words;
+    int n, cap;
+} word_list;
+
+static void add_word(const char *tok, size_t len, void *ctx) {
+    word_list *l = ctx;
+    if (l->n == l->cap) l->cap = l->cap ? 2 * l->cap : 64, l->words = realloc(l->words, (size_t)l->cap * sizeof *l->words);
+    char *w = malloc(len + 1);
+    memcpy(w, tok, len), w[len] = 0;
+    l->words[l->n++] = w;
+}
+
+static void free_words(word_list *l) {
+    for (int i = 0; i < l->n; i++) free(l->words[i]);
+    free(l->words);
+}
+
+static bool has_word(const word_list *l, const char *w) {
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->words[i], w)) return true;
+    return false;
+}
+
+bool answer_supported(const search_index *ix, const answer *src, const char *text, char *reason, size_t rn) {
+    int bad = 0, cites = 0;
+    if (!answer_citations_valid(text, src->n_sources, &bad))
+        return snprintf(reason, rn, "cites [%d], but there are %d sources", bad, src->n_sources), false;
+    for (const char *p = text; (p = strchr(p, '[')) != NULL; p++) cites += isdigit((unsigned char)p[1]) != 0;
+    if (!cites) return snprintf(reason, rn, "cites no source"), false;
+    bool ok = true;
+    reason[0] = 0;
+    for (const char *s = text; *s && ok;) {
+        while (*s == ' ' || *s == '\n') s++;
+        const char *e = s;
+        while (*e && *e != '\n' && !((*e == '.' || *e == '!' || *e == '?') && (e[1] == ' ' || e[1] == '\n' || !e[1]))) e++;
+        if (*e) e++;
+        if (e == s) break;
+        size_t sl = (size_t)(e - s);
+        char *sent = malloc(sl + 1);
+        memcpy(sent, s, sl), sent[sl] = 0;
+        /* the chunks this sentence cites (every source if none) */
+        bool cited[ANSWER_MAX_SOURCES] = {false}, any = false;
+        for (const char *p = sent; (p = strchr(p, '[')) != NULL; p++)
+            if (isdigit((unsigned char)p[1])) {
+                long v = strtol(p + 1, NULL, 10);
+                if (v >= 1 && v <= src->n_sources) cited[v - 1] = any = true;
+            }
+        word_list have = {0}, words = {0};
+        for (int k = 0; k < src->n_sources; k++)
+            if (!any || cited[k]) bm25_tokens(ix->st.chunks[src->sources[k].chunk].text, add_word, &have);
+        bm25_tokens(sent, add_word, &words);
+        int content = 0, found = 0;
+        for (int i = 0; i < words.n; i++) {
+            if (common_word(words.words[i], strlen(words.words[i]))) continue;
+            if (isdigit((unsigned char)words.words[i][0]) && strlen(words.words[i]) == 1) continue;
+            content++;
+            found += has_word(&have, words.words[i]);
+        }
+        if (content >= 3 && found < 0.75 * content) {
+            snprintf(reason, rn, "%d of %d content words of \"%.80s\" are in the sources it cites", found, content, sent);
+            ok = false;
+        }
+        /* code between backticks must be the sources' own */
+        for (const char *p = sent; ok && (p = strchr(p, '`')) != NULL;) {
+            const char *q = strchr(p + 1, '`');
+            if (!q) break;
+            size_t cl = (size_t)(q - p - 1);
+            bool seen = cl == 0;
+            char *code = malloc(cl + 1);
+            memcpy(code, p + 1, cl), code[cl] = 0;
+            for (int k = 0; !seen && k < src->n_sources; k++)
+                seen = (!any || cited[k]) && strstr(ix->st.chunks[src->sources[k].chunk].text, code) != NULL;
+            free(code);
+            if (!seen) snprintf(reason, rn, "`%.*s` is not in the sources it cites", (int)(cl < 60 ? cl : 60), p + 1), ok = false;
+            p = q + 1;
+        }
+        free_words(&have), free_words(&words);
+        free(sent);
+        s = e;
+    }
+    return ok;
+}

@@ -6,6 +6,7 @@
 #ifndef GRADLAB_ANSWER_H
 #define GRADLAB_ANSWER_H
 
+#include "llama.h"
 #include "search.h"
 
 enum { ANSWER_MAX_SOURCES = 8 };
@@ -34,5 +35,28 @@ void answer_free(answer *a);
 /* Every citation "[n]" in text names a source 1..n_sources (generated answers are checked with this); false, with
  * the first bad number in *bad, if one does not. Text without citations passes. */
 bool answer_citations_valid(const char *text, int n_sources, int *bad);
+
+
+/* ---- generated answers, kept only where the sources support them ---- */
+typedef struct {
+    char *text;          /* what the model wrote */
+    bool supported;      /* answer_supported's verdict */
+    char reason[256];    /* why not, naming the sentence or the word */
+    int tokens;          /* generated tokens */
+} answer_generated;
+
+/* An instruction model (ChatML; SmolLM2-135M-Instruct) answers the question from the sources of an extractive
+ * answer, numbered as there (each source: its heading path and the first 120 words of its chunk), asked to cite
+ * them as [n]; greedy decoding, at most max_new tokens; then answer_supported judges the text. The cache is reused
+ * (its common prefix kept). */
+void answer_generate(search_index *ix, llama *m, llama_cache *cache, const char *question, const answer *sources,
+                     int max_new, answer_generated *out);
+void answer_generated_free(answer_generated *g);
+
+/* A lexical check that a text says only what its cited sources say: every [n] names a source; the text cites at
+ * least one; each sentence of 3 or more content words (BM25 tokens less common English words) has at least 75% of
+ * them in the chunks it cites (a sentence without a citation: in any source), and everything it writes between
+ * backticks appears in those chunks verbatim (an invented `package` or function fails). false with the reason. */
+bool answer_supported(const search_index *ix, const answer *sources, const char *text, char *reason, size_t n);
 
 #endif

@@ -6,10 +6,23 @@
 #include <string.h>
 
 bool search_method_known(const char *m) {
-    return !strcmp(m, "bm25") || !strcmp(m, "fts5") || !strcmp(m, "dense") || !strcmp(m, "hybrid");
+    return !strcmp(m, "bm25") || !strcmp(m, "fts5") || !strcmp(m, "dense") || !strcmp(m, "hybrid") || !strcmp(m, "rerank");
 }
 
-static bool needs_vectors(const char *method) { return !strcmp(method, "dense") || !strcmp(method, "hybrid"); }
+static bool needs_vectors(const char *method) {
+    return !strcmp(method, "dense") || !strcmp(method, "hybrid") || !strcmp(method, "rerank");
+}
+
+bool search_use_reranker(search_index *ix, const char *gguf, char *err, size_t n) {
+    if (ix->rr) return true;
+    ix->rr = malloc(sizeof *ix->rr);
+    if (!reranker_load(ix->rr, gguf ? gguf : SEARCH_DEFAULT_RERANKER, err, n)) {
+        free(ix->rr), ix->rr = NULL;
+        if (!gguf) snprintf(err + strlen(err), n - strlen(err), " (make data DATA_SETS=smollm2 fetches the reranker)");
+        return false;
+    }
+    return true;
+}
 
 bool search_use_encoder(search_index *ix, const char *model_dir, char *err, size_t n) {
     if (ix->have_enc) return true;
@@ -36,6 +49,7 @@ bool search_open(search_index *ix, const char *db, const char *method, const cha
     if (!store_load(db, &ix->st, err, n)) return false;
     ix->db = db;
     if (needs_vectors(method) && !search_use_encoder(ix, model_dir, err, n)) return store_free(&ix->st), false;
+    if (!strcmp(method, "rerank") && !search_use_reranker(ix, NULL, err, n)) return search_close(ix), false;
     const char **texts = malloc((size_t)(ix->st.n_chunks ? ix->st.n_chunks : 1) * sizeof *texts);
     for (int i = 0; i < ix->st.n_chunks; i++) texts[i] = ix->st.chunks[i].text;
     ix->bm = bm25_build(texts, ix->st.n_chunks, BM25_DEFAULTS);
@@ -44,6 +58,7 @@ bool search_open(search_index *ix, const char *db, const char *method, const cha
 }
 
 void search_close(search_index *ix) {
+    if (ix->rr) reranker_free(ix->rr), free(ix->rr);
     hnsw_free(ix->graph);
     bm25_free(ix->bm);
     if (ix->have_enc) bert_free(&ix->enc), gl_param_free(ix->vectors);
@@ -97,6 +112,14 @@ int search_rank_pages(search_index *ix, const char *method, const char *query, s
 int search_rank_pages_with(search_index *ix, const char *method, const char *query, const float *qvec,
                            search_hit *out) {
     int nc = ix->st.n_chunks, np = ix->st.n_pages, n = 0;
+    if (!strcmp(method, "rerank")) { /* the hybrid top pages rescored, best first; the rest after them as they were */
+        if (!ix->rr) gl_fatal("search", "rerank without a reranker (search_use_reranker)");
+        n = search_rank_pages_with(ix, "hybrid", query, qvec, out);
+        int depth = n < SEARCH_RERANK_DEPTH ? n : SEARCH_RERANK_DEPTH;
+        for (int i = 0; i < depth; i++) out[i].score = reranker_relevance(ix->rr, query, ix->st.chunks[out[i].chunk].text);
+        qsort(out, (size_t)depth, sizeof *out, by_score);
+        return n;
+    }
     for (int p = 0; p < np; p++) out[p] = (search_hit){p, -1, -INFINITY};
     if (!strcmp(method, "hybrid")) { /* reciprocal rank fusion of the two page rankings, k = 60 */
         search_hit *a = malloc((size_t)np * sizeof *a), *b = malloc((size_t)np * sizeof *b);
