@@ -52,7 +52,7 @@ NVCC_OBJ := $(CUDA_SRC:kernels/cuda/%.cu=build/cuda/%.o)
 NVCCFLAGS := -std=c++20 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Ikernels -Ikernels/cuda
 
-.PHONY: rag-eval bench-rag bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 lab09 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: rag-eval bench-rag bench-hnsw bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 lab09 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 # CUDA=1: the library, the kernels through nvcc, and build/cuda/train and build/cuda/infer with --device cuda
 ifeq ($(CUDA),1)
 all: $(LIB) build/cuda/train build/cuda/infer
@@ -157,10 +157,22 @@ rag-eval: build/rag
 RAG_VENV ?= out/rag-venv
 bench-rag: build/rag
 	@test -x $(RAG_VENV)/bin/python || { $(PYTHON) -m venv $(RAG_VENV) && $(RAG_VENV)/bin/pip install -q rank_bm25 numpy \
-	  torch transformers faiss-cpu hnswlib; } || { echo "bench-rag: could not install the Python stack"; exit 1; }
+	  torch transformers faiss-cpu hnswlib matplotlib; } || { echo "bench-rag: could not install the Python stack"; exit 1; }
 	@test -f data/minilm/model.safetensors || $(MAKE) data DATA_SETS=minilm
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(RAG_VENV)/bin/python bench/bench_rag.py --rag build/rag \
 	  --docs $(RAG_DOCS) $(BENCH_ARGS)
+
+# HNSW against hnswlib and faiss on 100,000 synthetic 384-d vectors at equal recall (bench/bench_hnsw.py; the
+# peers from the bench-rag venv)
+$(BUILD)/bench_hnsw: bench/bench_hnsw.c $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
+bench-hnsw: $(BUILD)/bench_hnsw
+	@test -x $(RAG_VENV)/bin/python || { $(PYTHON) -m venv $(RAG_VENV) && $(RAG_VENV)/bin/pip install -q rank_bm25 numpy \
+	  torch transformers faiss-cpu hnswlib matplotlib; } || { echo "bench-hnsw: could not install the peers"; exit 1; }
+	@$(RAG_VENV)/bin/python -c "import matplotlib" 2>/dev/null || $(RAG_VENV)/bin/pip install -q matplotlib || true
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(RAG_VENV)/bin/python bench/bench_hnsw.py --bench $(BUILD)/bench_hnsw \
+	  $(BENCH_ARGS)
 
 SERVE_GPT := out/test/serve_gpt.ckpt
 $(SERVE_GPT): build/train

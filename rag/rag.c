@@ -598,7 +598,9 @@ static int cmd_ask(int argc, char **argv) {
     }
     generator gen = {0};
     if (o.generate) {
-        const char *path = o.generator ? o.generator : SEARCH_DEFAULT_RERANKER;
+        char found_path[4096];
+        const char *path = o.generator;
+        if (!path) gl_find_data(SEARCH_DEFAULT_RERANKER, found_path, sizeof found_path), path = found_path;
         if (!llama_load(&gen.m, path, err, sizeof err))
             die("%s (make data DATA_SETS=smollm2 fetches SmolLM2-135M-Instruct)", err);
         if (!gen.m.tok || !gen.m.chatml) die("%s: --generate needs a model with a tokenizer and a ChatML template", path);

@@ -152,45 +152,58 @@ typedef struct {
     int tokens;
 } gen_sink;
 
+/* appends each token's bytes; stops after the first sentence (a token ending in . ! or ?, or a blank line) */
 static bool collect(int32_t token, void *ctx) {
     gen_sink *g = ctx;
     size_t n;
     const unsigned char *b = gl_bpe_token_bytes(g->m->tok, token, &n);
     if (gl_bpe_is_special(g->m->tok, token)) return true;
     if (g->len + n + 1 > g->cap) g->cap = 2 * (g->len + n + 1), g->buf = realloc(g->buf, g->cap);
-    memcpy(g->buf + g->len, b, n), g->len += n, g->buf[g->len] = 0;
+    for (size_t i = 0; i < n; i++) g->buf[g->len++] = b[i] == '\n' ? ' ' : (char)b[i]; /* one line per answer */
+    g->buf[g->len] = 0;
     g->tokens++;
-    return true;
+    bool end = n && (b[n - 1] == '.' || b[n - 1] == '!' || b[n - 1] == '?' || (n >= 2 && b[n - 1] == '\n' && b[n - 2] == '\n'));
+    return !end;
+}
+
+/* the chunk's heading line and up to `limit` words of its body, as a bounded prefix of text */
+static int words_prefix(const char *t, int limit) {
+    const char *end = t;
+    for (int words = 0; *end; end++)
+        if ((end == t || end[-1] == ' ' || end[-1] == '\n') && *end != ' ' && *end != '\n' && ++words > limit + 1) break;
+    while (*end && end > t && end[-1] != ' ' && end[-1] != '\n') end--;
+    return (int)(end - t);
 }
 
 void answer_generate(search_index *ix, llama *m, llama_cache *cache, const char *question, const answer *src,
                      int max_new, answer_generated *out) {
     memset(out, 0, sizeof *out);
-    size_t cap = strlen(question) + 256, len = 0;
-    for (int s = 0; s < src->n_sources; s++) cap += strlen(ix->st.chunks[src->sources[s].chunk].text) + 32;
-    char *user = malloc(cap);
-    len += (size_t)snprintf(user, cap, "Sources:\n");
-    for (int s = 0; s < src->n_sources; s++) { /* the heading line, then up to 120 words of the body */
-        const char *t = ix->st.chunks[src->sources[s].chunk].text, *end = t;
-        for (int words = 0; *end && words <= 121; end++)
-            words += (end == t || end[-1] == ' ' || end[-1] == '\n') && *end != ' ' && *end != '\n';
-        if (*end) /* stopped at the first byte of word 122: back to the end of word 121 */
-            while (end > t && end[-1] != ' ' && end[-1] != '\n') end--;
-        len += (size_t)snprintf(user + len, cap - len, "[%d] %.*s\n\n", s + 1, (int)(end - t), t);
-    }
-    snprintf(user + len, cap - len, "Question: %s", question);
-    const char *roles[2] = {"system", "user"};
-    const char *texts[2] = {"Answer the question in two or three sentences using only the numbered sources. After each "
-                            "sentence, cite the source it comes from as [1], [2] or [3].",
-                            user};
+    gen_sink g = {m, calloc(1, 1), 0, 1, 0};
     int32_t *ids = NULL;
     size_t ids_cap = 0;
-    int n = llama_chat_ids(m, roles, texts, 2, &ids, &ids_cap);
-    free(user);
-    if (n + max_new > cache->capacity) max_new = cache->capacity - n > 0 ? cache->capacity - n : 0;
-    gen_sink g = {m, calloc(1, 1), 0, 1, 0};
-    gl_sampling greedy = {0, 0, 1};
-    if (max_new > 0) llama_generate(m, cache, ids, n, max_new, &greedy, NULL, true, collect, &g);
+    for (int s = 0; s < src->n_sources; s++) { /* one sentence per source, from that source alone; its citation added here */
+        const char *t = ix->st.chunks[src->sources[s].chunk].text;
+        size_t cap = strlen(question) + strlen(t) + 256;
+        char *user = malloc(cap);
+        snprintf(user, cap, "Passage:\n%.*s\n\nQuestion: %s\n\nAnswer the question in one sentence, using only the passage.",
+                 words_prefix(t, 120), t, question);
+        const char *roles[1] = {"user"};
+        const char *texts[1] = {user};
+        int n = llama_chat_ids(m, roles, texts, 1, &ids, &ids_cap);
+        free(user);
+        int room = cache->capacity - n > 0 ? cache->capacity - n : 0;
+        size_t before = g.len;
+        gl_sampling greedy = {0, 0, 1};
+        if (room > 0) llama_generate(m, cache, ids, n, max_new < room ? max_new : room, &greedy, NULL, true, collect, &g);
+        while (g.len > before && (g.buf[g.len - 1] == ' ' || g.buf[g.len - 1] == '\n')) g.buf[--g.len] = 0;
+        if (g.len == before) continue; /* nothing written from this source */
+        char cite[16];
+        snprintf(cite, sizeof cite, " [%d] ", s + 1);
+        size_t cl = strlen(cite);
+        if (g.len + cl + 1 > g.cap) g.cap = 2 * (g.len + cl + 1), g.buf = realloc(g.buf, g.cap);
+        memcpy(g.buf + g.len, cite, cl + 1), g.len += cl;
+    }
+    while (g.len && g.buf[g.len - 1] == ' ') g.buf[--g.len] = 0;
     free(ids);
     out->text = g.buf, out->tokens = g.tokens;
     out->supported = answer_supported(ix, src, out->text, out->reason, sizeof out->reason);
@@ -268,10 +281,6 @@ bool answer_supported(const search_index *ix, const answer *src, const char *tex
             content++;
             found += has_word(&have, words.words[i]);
         }
-        if (content >= 3 && found < 0.75 * content) {
-            snprintf(reason, rn, "%d of %d content words of \"%.80s\" are in the sources it cites", found, content, sent);
-            ok = false;
-        }
         /* code between backticks must be the sources' own */
         for (const char *p = sent; ok && (p = strchr(p, '`')) != NULL;) {
             const char *q = strchr(p + 1, '`');
@@ -285,6 +294,10 @@ bool answer_supported(const search_index *ix, const answer *src, const char *tex
             free(code);
             if (!seen) snprintf(reason, rn, "`%.*s` is not in the sources it cites", (int)(cl < 60 ? cl : 60), p + 1), ok = false;
             p = q + 1;
+        }
+        if (ok && content >= 3 && found < 0.75 * content) {
+            snprintf(reason, rn, "%d of %d content words of \"%.80s\" are in the sources it cites", found, content, sent);
+            ok = false;
         }
         free_words(&have), free_words(&words);
         free(sent);

@@ -45,10 +45,10 @@ typedef struct {
     int tokens;          /* generated tokens */
 } answer_generated;
 
-/* An instruction model (ChatML; SmolLM2-135M-Instruct) answers the question from the sources of an extractive
- * answer, numbered as there (each source: its heading path and the first 120 words of its chunk), asked to cite
- * them as [n]; greedy decoding, at most max_new tokens; then answer_supported judges the text. The cache is reused
- * (its common prefix kept). */
+/* An instruction model (ChatML; SmolLM2-135M-Instruct) answers the question from each source of an extractive
+ * answer in turn (its heading path and the first 120 words of its chunk), in one sentence: greedy decoding, at most
+ * max_new tokens, stopped at the sentence's end; each sentence gets its source's citation [n] here (a 135M model asked
+ * to cite numbered sources itself did not: 0 of 40). Then answer_supported judges the whole text. */
 void answer_generate(search_index *ix, llama *m, llama_cache *cache, const char *question, const answer *sources,
                      int max_new, answer_generated *out);
 void answer_generated_free(answer_generated *g);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h" /* the vector dot product at the machine's SIMD level, as word2vec's search (docs/architecture.md) */
 #include "rng.h"
 #include "tensor.h" /* gl_fatal on out of memory */
 
@@ -16,6 +17,7 @@ struct hnsw {
     uint32_t *seen;  /* visit marks for one search at a time */
     uint32_t epoch;
     int ef_construction;
+    float (*dot)(size_t n, const float *a, const float *b);
 };
 
 static int cap_of(const hnsw *h, int layer) { return layer == 0 ? 2 * h->M : h->M; }
@@ -26,12 +28,7 @@ static int *layer_links(const hnsw *h, int node, int layer) {
     return p; /* p[0] = count, p[1..] = neighbours */
 }
 
-static float sim(const hnsw *h, const float *q, int node) {
-    const float *x = h->v + (size_t)node * h->dims;
-    float s = 0;
-    for (int i = 0; i < h->dims; i++) s += q[i] * x[i];
-    return s;
-}
+static float sim(const hnsw *h, const float *q, int node) { return h->dot((size_t)h->dims, q, h->v + (size_t)node * h->dims); }
 
 /* ---- heaps of (similarity, node): max-heap by similarity (candidates) or min-heap (results) ---- */
 typedef struct {
@@ -151,7 +148,7 @@ static int descend(const hnsw *h, const float *q, int down) {
 hnsw *hnsw_build(const float *vectors, int n, int dims, hnsw_params p) {
     if (p.M < 2 || p.M > 64 || p.ef_construction < 1) gl_fatal("hnsw", "M %d (2 to 64), efConstruction %d (>= 1)", p.M, p.ef_construction);
     hnsw *h = calloc(1, sizeof *h);
-    h->v = vectors, h->n = n, h->dims = dims, h->M = p.M, h->ef_construction = p.ef_construction;
+    h->v = vectors, h->n = n, h->dims = dims, h->M = p.M, h->ef_construction = p.ef_construction, h->dot = gl_kern()->dot;
     h->level = calloc((size_t)(n ? n : 1), sizeof *h->level);
     h->links = calloc((size_t)(n ? n : 1), sizeof *h->links);
     h->seen = calloc((size_t)(n ? n : 1), sizeof *h->seen);
@@ -250,6 +247,7 @@ hnsw *hnsw_deserialize(const unsigned char *b, size_t len, const float *vectors,
                         dims), NULL;
     hnsw *h = calloc(1, sizeof *h);
     h->v = vectors, h->n = n, h->dims = dims, h->M = r[2], h->ef_construction = r[3], h->entry = r[4], h->max_level = r[5];
+    h->dot = gl_kern()->dot;
     h->level = calloc((size_t)(n ? n : 1), sizeof *h->level);
     h->links = calloc((size_t)(n ? n : 1), sizeof *h->links);
     h->seen = calloc((size_t)(n ? n : 1), sizeof *h->seen);

@@ -1,5 +1,7 @@
 #include "search.h"
 
+#include "io.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,10 +17,12 @@ static bool needs_vectors(const char *method) {
 
 bool search_use_reranker(search_index *ix, const char *gguf, char *err, size_t n) {
     if (ix->rr) return true;
+    char path[4096];
+    if (!gguf) gl_find_data(SEARCH_DEFAULT_RERANKER, path, sizeof path), gguf = path;
     ix->rr = malloc(sizeof *ix->rr);
-    if (!reranker_load(ix->rr, gguf ? gguf : SEARCH_DEFAULT_RERANKER, err, n)) {
+    if (!reranker_load(ix->rr, gguf, err, n)) {
         free(ix->rr), ix->rr = NULL;
-        if (!gguf) snprintf(err + strlen(err), n - strlen(err), " (make data DATA_SETS=smollm2 fetches the reranker)");
+        if (gguf == path) snprintf(err + strlen(err), n - strlen(err), " (make data DATA_SETS=smollm2 fetches the reranker)");
         return false;
     }
     return true;

@@ -12,7 +12,8 @@
 #include "rerank.h"
 #include "store.h"
 
-#define SEARCH_DEFAULT_RERANKER "data/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+/* the default reranker and answer writer, found as gl_find_data finds data (data/, GRADLAB_DATA, ...) */
+#define SEARCH_DEFAULT_RERANKER "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 enum { SEARCH_RERANK_DEPTH = 20 };
 
 typedef struct {
@@ -41,7 +42,7 @@ void search_close(search_index *ix);
 /* loads the encoder (and the HNSW graph) into an index opened for a method without them; false with a message if
  * the index has no embeddings or the model does not fit them */
 bool search_use_encoder(search_index *ix, const char *model_dir, char *err, size_t err_len);
-/* loads the reranker (gguf: a ChatML GGUF, NULL for SEARCH_DEFAULT_RERANKER); false with a message */
+/* loads the reranker (gguf: a GGUF with a tokenizer, NULL for SEARCH_DEFAULT_RERANKER); false with a message */
 bool search_use_reranker(search_index *ix, const char *gguf, char *err, size_t err_len);
 /* the k chunks closest to an embedding, best first: exactly (one GEMM), or through the HNSW graph when ix->ann_ef > 0 */
 int search_dense_chunks(search_index *ix, const float *query, int k, int *ids, float *scores);

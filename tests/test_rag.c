@@ -14,6 +14,8 @@
 #include "store.h"
 #include "testutil.h"
 #include "wordpiece.h"
+#include "io.h"
+#include "rerank.h"
 
 Test(bm25, scores_equal_rank_bm25_on_the_fixture) {
     unsigned char *text;
@@ -167,6 +169,60 @@ Test(answer, citations_are_checked_against_the_sources) {
     cr_assert(answer_citations_valid("No citation at all, [x] and [ 3] are not citations.", 0, &bad));
     cr_assert(!answer_citations_valid("Invented [3].", 2, &bad) && bad == 3);
     cr_assert(!answer_citations_valid("Zero [0].", 2, &bad) && bad == 0);
+}
+
+/* A generated answer is kept only where its sources support it: two chunks stand in for the retrieved sources. */
+Test(answer, support_check_passes_grounded_text_and_names_what_is_invented) {
+    store_chunk chunks[2] = {
+        {0, "CORS > Use CORSMiddleware", "CORS > Use CORSMiddleware\nYou can configure it in your FastAPI application "
+                                         "using the CORSMiddleware. Import CORSMiddleware from fastapi.middleware.cors, "
+                                         "create a list of allowed origins and add it as a middleware.", 0, 0},
+        {1, "Background Tasks", "Background Tasks\nYou can define background tasks to be run after returning a response. "
+                                "Import BackgroundTasks and add a parameter to your path operation function.", 0, 0}};
+    search_index ix;
+    memset(&ix, 0, sizeof ix);
+    ix.st.chunks = chunks, ix.st.n_chunks = 2;
+    answer src;
+    memset(&src, 0, sizeof src);
+    src.n_sources = 2, src.sources[0] = (answer_source){0, 0}, src.sources[1] = (answer_source){1, 1};
+    char why[256];
+    cr_assert(answer_supported(&ix, &src, "Import `CORSMiddleware` from fastapi.middleware.cors and add it as a "
+                                          "middleware with the allowed origins [1]. Tasks run after the response [2].",
+                               why, sizeof why), "%s", why);
+    cr_assert(!answer_supported(&ix, &src, "Write `from cors import CORS` and call it [1].", why, sizeof why));
+    cr_assert(strstr(why, "`from cors import CORS` is not in the sources"), "%s", why);
+    cr_assert(!answer_supported(&ix, &src, "Use CORSMiddleware from fastapi.", why, sizeof why) && strstr(why, "cites no source"), "%s", why);
+    cr_assert(!answer_supported(&ix, &src, "Use CORSMiddleware [3].", why, sizeof why) && strstr(why, "cites [3]"), "%s", why);
+    /* the claim's words must be in the source it cites, not merely in another one */
+    cr_assert(!answer_supported(&ix, &src, "Background tasks run after returning a response [1].", why, sizeof why));
+    cr_assert(strstr(why, "content words"), "%s", why);
+    cr_assert(answer_supported(&ix, &src, "Background tasks run after returning a response [2].", why, sizeof why), "%s", why);
+}
+
+/* The reranker's two scores with SmolLM2: the passage that answers scores above one that does not; the yes/no
+ * prompts of one question share their start in the cache; the same inputs give the same numbers. */
+Test(rerank, the_answering_passage_scores_higher) {
+    char path[512], err[256];
+    if (!gl_find_data(SEARCH_DEFAULT_RERANKER, path, sizeof path)) cr_skip_test("%s is absent (make data DATA_SETS=smollm2)", path);
+    reranker r;
+    cr_assert(reranker_load(&r, path, err, sizeof err), "%s", err);
+    const char *q = "How do I allow requests from another origin?";
+    const char *good = "CORS\nUse CORSMiddleware to allow cross-origin requests: list the allowed origins.";
+    const char *bad = "Testing\nWrite tests with pytest and the TestClient.";
+    double lg = reranker_query_likelihood(&r, q, good), lb = reranker_query_likelihood(&r, q, bad);
+    cr_assert(lg > lb && lg < 0, "query likelihood: answering %.4f, other %.4f", lg, lb);
+    cr_assert_eq(reranker_query_likelihood(&r, q, good), lg, "deterministic");
+    r.yes_no = true;
+    long before = r.tokens_fed;
+    double yg = reranker_relevance(&r, q, good);
+    long first = r.tokens_fed - before;
+    double yb = reranker_relevance(&r, q, bad);
+    long second = r.tokens_fed - before - first;
+    cr_assert(isfinite(yg) && isfinite(yb), "yes/no scores %f %f", yg, yb);
+    cr_assert(second < first - 20, "the second prompt reuses the shared start: %ld tokens fed after %ld", second, first);
+    cr_log_info("rerank: likelihood %.3f vs %.3f, yes-no %.3f vs %.3f", lg, lb, yg, yb);
+    reranker_free(&r);
+    cr_assert(!reranker_load(&r, "tests/ref/fastapi_mini/MANIFEST.tsv", err, sizeof err));
 }
 
 /* ---- HNSW against exact search ---- */
