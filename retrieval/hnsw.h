@@ -22,6 +22,9 @@ typedef struct {
     uint64_t seed;       /* level draws; default 42 */
 } hnsw_params;
 #define HNSW_DEFAULTS ((hnsw_params){16, 200, 42})
+/* the efSearch to use when there is no reason to choose: recall@10 0.999 on 100,000 synthetic 384-d vectors and
+ * 1.000 on the FastAPI chunks (docs/rag.md) */
+enum { HNSW_DEFAULT_EF_SEARCH = 64 };
 
 /* a graph over n vectors of dims floats (row-major) */
 hnsw *hnsw_build(const float *vectors, int n, int dims, hnsw_params p);

@@ -99,7 +99,7 @@ expect 0 "sub/a.md" -- "$build/rag" query "cors?" --db "$dir/rag.db"
 expect 1 "no index there (make one with: rag index" -- "$build/rag" query "cors" --db "$dir/none.db"
 printf 'SQLite format 3\0 but nothing after the header' > "$dir/bad.db"
 expect 1 "bad.db: not a gradlab index" -- "$build/rag" query "cors" --db "$dir/bad.db"
-expect 1 "--method must be bm25, fts5, dense or hybrid, got 'sparse'" -- \
+expect 1 "--method must be bm25, fts5, dense, hybrid or rerank, got 'sparse'" -- \
   "$build/rag" query "cors" --db "$dir/rag.db" --method sparse
 printf '{"id": "q1", "question": "cors", "relevant": ["nowhere.md"]}\n' > "$dir/gold.jsonl"
 expect 1 "gold.jsonl:1: relevant page 'nowhere.md' is not in the index" -- \
@@ -111,6 +111,18 @@ expect 0 "[1] sub/a.md" -- "$build/rag" ask "what about cors" --db "$dir/rag.db"
 expect 2 "--min-cosine expects a number in [-1, 1]" -- "$build/rag" ask "cors" --db "$dir/rag.db" --min-cosine 2
 expect 1 "has no embeddings" -- "$build/rag" ask "cors" --db "$dir/rag.db" --method dense
 expect 1 "has no HNSW graph" -- "$build/rag" query "cors" --db "$dir/rag.db" --ann 16
+expect 1 "has no embeddings" -- "$build/rag" query "cors" --db "$dir/rag.db" --method rerank
+expect 1 "--method: 'bm25,,fts5' is not a list of methods" -- \
+  "$build/rag" eval --gold "$dir/gold2.jsonl" --db "$dir/rag.db" --method bm25,,fts5
+expect 1 "--method must be bm25, fts5, dense, hybrid or rerank, got 'bm26'" -- \
+  "$build/rag" eval --gold "$dir/gold2.jsonl" --db "$dir/rag.db" --method bm25,bm26
+printf '{"id": "a", "question": "what about cors", "relevant": ["sub/a.md"]}\n\n' > "$dir/gold3.jsonl"
+expect 0 "1 questions: 1 answered from the docs, 1 cite a relevant page" -- \
+  "$build/rag" ask --gold "$dir/gold3.jsonl" --db "$dir/rag.db" --method bm25
+expect 1 "a question or --gold FILE, not both" -- "$build/rag" ask "cors" --gold "$dir/gold3.jsonl" --db "$dir/rag.db"
+expect 1 "missing.gguf" -- "$build/rag" ask "cors" --db "$dir/rag.db" --method bm25 --generate --generator "$dir/missing.gguf"
+expect 0 "wrote $dir/eval.png" -- "$build/rag" eval --gold "$dir/gold3.jsonl" --db "$dir/rag.db" --plot "$dir/eval.png"
+expect 1 "cannot create a file beside" -- "$build/rag" eval --gold "$dir/gold3.jsonl" --db "$dir/rag.db" --plot "$dir/nodir/x.png"
 
 [ "$failures" -eq 0 ] || { echo "hostile_programs: $failures case(s) failed"; exit 1; }
 echo "hostile_programs: all cases refused clearly"

@@ -161,7 +161,7 @@ int main(int argc, char **argv) {
     printf("Lab 09: retrieval over the FastAPI docs in %s\n", docs);
 
     /* ---- 1 ---- */
-    printf("\n1. Chunking: the same 138 pages cut three ways (cap 200 words, overlap 40), each ranked by BM25\n");
+    printf("\n1. Chunking: the same pages cut three ways (cap 200 words, overlap 40), each ranked by BM25\n");
     show_page_chunks(docs, "tutorial/cors.md");
     printf("\n  %-8s %7s %10s %9s %7s %16s\n", "chunking", "chunks", "mean words", "Recall@5", "MRR@10", "release-notes@5");
     gl_jw_array(&js, "chunking");
@@ -351,7 +351,9 @@ int main(int argc, char **argv) {
             memcpy(v[m], x, sizeof x);
             bs[m] = (gl_series){methods[m], NULL, v[m], 5, false, NULL};
         }
-        gl_chart bc = {.title = "BM25, MiniLM and their fusion on 40 questions", .ylabel = "score"};
+        char title[96];
+        snprintf(title, sizeof title, "BM25, MiniLM and their fusion on %d questions", gold.n);
+        gl_chart bc = {.title = title, .ylabel = "score"};
         snprintf(path, sizeof path, "%s/methods.png", out);
         if (!gl_plot_bars(path, &bc, metric_names, 5, bs, 3, err, (int)sizeof err)) fprintf(stderr, "lab09: %s\n", err), status = 1;
     }
