@@ -33,6 +33,19 @@ static bool config_int(const gl_json *cfg, const char *key, int lo, int hi, int 
     return true;
 }
 
+/* A PyTorch weight [out, in] as a new frozen [in, out] tensor (the old one freed). Few tokens make the GEMM's cost its
+ * packing of the weight, and packing [in, out] rows is a copy where [out, in] is a transpose: a 15-token question
+ * embeds in about half the time. The sums run in the same order either way. */
+static gl_tensor *in_out(gl_tensor *w) {
+    int out = w->shape[0], in = w->shape[1];
+    gl_tensor *t = gl_param(GL_DIMS(in, out), "weight [in, out]");
+    gl_param_freeze(t);
+    for (int o = 0; o < out; o++)
+        for (int i = 0; i < in; i++) t->data[(size_t)i * out + o] = w->data[(size_t)o * in + i];
+    gl_param_free(w);
+    return t;
+}
+
 bool bert_load(bert *m, const char *dir, char *err, size_t n) {
     memset(m, 0, sizeof *m);
     char path[4096];
@@ -108,6 +121,11 @@ bool bert_load(bert *m, const char *dir, char *err, size_t n) {
     }
     gl_safetensors_free(&st);
     free(buf);
+    for (int l = 0; ok && l < c->n_layer; l++) { /* each weight [out, in] stored as [in, out] */
+        bert_layer *L = &m->layers[l];
+        gl_tensor **w[4] = {&L->qkv_w, &L->o_w, &L->ff1_w, &L->ff2_w};
+        for (int i = 0; i < 4; i++) *w[i] = in_out(*w[i]);
+    }
     if (ok) {
         snprintf(path, sizeof path, "%s/vocab.txt", dir);
         ok = (m->tok = gl_wordpiece_load(path, err, n)) != NULL;
@@ -133,8 +151,8 @@ void bert_free(bert *m) {
     memset(m, 0, sizeof *m);
 }
 
-/* x [T, in] times a PyTorch weight [out, in] (read transposed, no copy) plus its bias */
-static gl_tensor *dense(gl_tensor *x, gl_tensor *w, gl_tensor *b) { return gl_linear(x, gl_transpose(w, 0, 1), b); }
+/* x [T, in] times a weight stored [in, out] (bert_load transposed PyTorch's) plus its bias */
+static gl_tensor *dense(gl_tensor *x, gl_tensor *w, gl_tensor *b) { return gl_linear(x, w, b); }
 
 void bert_embed_ids(bert *m, const int32_t *ids, int T, float *out) {
     const bert_config *c = &m->cfg;
