@@ -31,6 +31,10 @@
 #define GEMM_A_BLOCK_BYTES (512 * 1024)
 #endif
 enum { GEMM_MC_MAX = 264, GEMM_NC = 3072, GEMM_MAX_TILE = 16 * 64 };
+/* up to this many rows of A, a B stored K x N is not packed (gemm_driver) */
+#ifndef GEMM_DIRECT_M
+#define GEMM_DIRECT_M 64
+#endif
 
 /* element (i, p) of op(A), M x K */
 static inline float a_at(int trans, const float *A, int lda, int i, int p) {
@@ -252,10 +256,13 @@ static void gemm_driver(const gl_kernels *k, int trans_a, int trans_b, int M, in
             int kc = K - pc < kc_max ? K - pc : kc_max;
             float beta_here = pc == 0 ? beta : 1.0f;
             int n_bpanels = (nc + nr - 1) / nr;
+            /* Few rows of A use each B panel only a few times: then packing B (reading and writing all of it) costs
+             * more than the products, and a B stored K x N is read in place, its rows ldb apart (same sums). */
+            bool direct = B->dense && !trans_b && M <= GEMM_DIRECT_M && nc % nr == 0;
 #pragma omp parallel num_threads(nthreads)
             {
 #pragma omp for schedule(static)
-                for (int jp = 0; jp < n_bpanels; jp++) {
+                for (int jp = 0; jp < (direct ? 0 : n_bpanels); jp++) {
                     int cols = nc - jp * nr < nr ? nc - jp * nr : nr;
                     pack_b(B, nr, trans_b, pc, kc, jc + jp * nr, cols, b_packed + (size_t)jp * nr * kc);
                 }
@@ -277,14 +284,15 @@ static void gemm_driver(const gl_kernels *k, int trans_a, int trans_b, int M, in
                     pack_a(mr, trans_a, A, lda, ic, mcur, pc, kc, a_mine);
                     for (int jr = jr_begin; jr < jr_end; jr += nr) {
                         int cols = nc - jr < nr ? nc - jr : nr;
-                        const float *bp = b_packed + (size_t)(jr / nr) * nr * kc;
+                        const float *bp = direct ? B->dense + (size_t)pc * B->ldb + jc + jr : b_packed + (size_t)(jr / nr) * nr * kc;
+                        size_t ldb = direct ? (size_t)B->ldb : (size_t)nr;
                         for (int ir = 0; ir < mcur; ir += mr) {
                             int rows = mcur - ir < mr ? mcur - ir : mr;
                             float *c = C + (size_t)(ic + ir) * ldc + jc + jr;
                             if (rows == mr && cols == nr) {
-                                k->gemm_micro(kc, a_mine + (size_t)ir * kc, bp, c, (size_t)ldc, alpha, beta_here);
+                                k->gemm_micro(kc, a_mine + (size_t)ir * kc, bp, ldb, c, (size_t)ldc, alpha, beta_here);
                             } else { /* edge tile: compute in full, store the part inside C */
-                                k->gemm_micro(kc, a_mine + (size_t)ir * kc, bp, tile, (size_t)nr, 1.0f, 0.0f);
+                                k->gemm_micro(kc, a_mine + (size_t)ir * kc, bp, ldb, tile, (size_t)nr, 1.0f, 0.0f);
                                 store_tile(tile, nr, rows, cols, alpha, beta_here, c, ldc);
                             }
                         }

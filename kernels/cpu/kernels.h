@@ -65,10 +65,11 @@ typedef struct gl_kernels {
      * returning the sum of x as ggml's softmax forms it (16-element chunks, each reduced, added in double) */
     void (*swiglu_ggml)(size_t n, const float *x, const float *g, float *y);
     double (*exp_shift_ggml)(size_t n, float *x, float shift);
-    /* GEMM micro-kernel: C[MR x NR] (row stride ldc) = alpha * packed A panel (kc x MR) times packed
-     * B panel (kc x NR) + beta * C; beta == 0 does not read C */
-    void (*gemm_micro)(int kc, const float *a_panel, const float *b_panel, float *c, size_t ldc, float alpha,
-                       float beta);
+    /* GEMM micro-kernel: C[MR x NR] (row stride ldc) = alpha * packed A panel (kc x MR) times the B panel (kc rows
+     * of NR floats, ldb apart: NR when packed, B's own row stride when read in place) + beta * C; beta == 0 does
+     * not read C */
+    void (*gemm_micro)(int kc, const float *a_panel, const float *b_panel, size_t ldb, float *c, size_t ldc,
+                       float alpha, float beta);
     int gemm_mr, gemm_nr;
 } gl_kernels;
 

@@ -333,10 +333,11 @@ static void k_layernorm_rows(size_t rows, size_t cols, const float *x, const flo
  * a_panel holds, for each k, MR consecutive values of a column of A; b_panel, NR values of a row of B.
  * Accumulators stay in registers (MR x NR/GL_VL vectors); each step is one row of B times MR broadcasts.
  * The tile is then written as C = alpha * AB + beta * C (beta == 0: C is not read). */
-static void k_gemm_micro(int kc, const float *a, const float *b, float *c, size_t ldc, float alpha, float beta) {
+static void k_gemm_micro(int kc, const float *a, const float *b, size_t ldb, float *c, size_t ldc, float alpha,
+                         float beta) {
 #if GL_VL == 1
     float acc[GEMM_MR][GEMM_NR] = {{0}};
-    for (int p = 0; p < kc; p++, a += GEMM_MR, b += GEMM_NR)
+    for (int p = 0; p < kc; p++, a += GEMM_MR, b += ldb)
         for (int i = 0; i < GEMM_MR; i++)
             for (int j = 0; j < GEMM_NR; j++) acc[i][j] += a[i] * b[j];
     for (int i = 0; i < GEMM_MR; i++)
@@ -349,7 +350,7 @@ static void k_gemm_micro(int kc, const float *a, const float *b, float *c, size_
     for (int i = 0; i < GEMM_MR; i++)
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) acc[i][v] = v_set(0.0f);
-    for (int p = 0; p < kc; p++, a += GEMM_MR, b += GEMM_NR) {
+    for (int p = 0; p < kc; p++, a += GEMM_MR, b += ldb) {
         vf bv[NV];
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) bv[v] = v_load(b + v * GL_VL);
