@@ -19,6 +19,11 @@ else
 endif
 
 WARN     := -Wall -Wextra -Werror
+# a learner's copy (tools/exercise.py writes .exercise there): a solution taken out leaves unused names behind
+ifneq ($(wildcard .exercise),)
+  WARN += -Wno-unused-parameter -Wno-unused-variable -Wno-unused-but-set-variable -Wno-unused-function \
+          -Wno-maybe-uninitialized -Wno-uninitialized -Wno-return-type
+endif
 # Include paths follow the layers (programs -> models -> ops -> kernels): a kernel sees only kernels/cpu, so it
 # cannot include a core header by accident. -MMD -MP: the compiler writes each object's header dependencies (.d).
 INCLUDES := -Icore -Ikernels -Ikernels/cpu -Imodels -Iretrieval -Itokenizer
@@ -52,7 +57,7 @@ NVCC_OBJ := $(CUDA_SRC:kernels/cuda/%.cu=build/cuda/%.o)
 NVCCFLAGS := -std=c++20 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Ikernels -Ikernels/cuda
 
-.PHONY: rag-eval bench-rag bench-hnsw bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 lab09 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: check-labs rag-eval bench-rag bench-hnsw bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 lab09 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 # CUDA=1: the library, the kernels through nvcc, and build/cuda/train and build/cuda/infer with --device cuda
 ifeq ($(CUDA),1)
 all: $(LIB) build/cuda/train build/cuda/infer
@@ -368,6 +373,30 @@ lab09: $(BUILD)/lab09 $(BUILD)/rag
 	@for c in window sentence; do test -f $(LAB09_OUT)/$$c.db || ./$(BUILD)/rag index --docs $(RAG_DOCS) \
 	  --db $(LAB09_OUT)/$$c.db --chunking $$c --no-embed; done
 	./$(BUILD)/lab09 --docs $(RAG_DOCS) --out $(LAB09_OUT)
+
+# ---- exercise mode (docs/exercises.md): make lab01-exercise writes exercise/, a copy with lab 01's solutions taken
+# out; make check-lab01 (there, or here against the solutions) runs the checks of the code the learner writes
+# (each check: TEST_BINARY@criterion/filter) ----
+EXERCISE_LABS := 01 07 09
+CHECKS_01 := test_lab01@lab01/normal_equations_match_numpy_and_gradient_descent_reaches_them \
+             test_lab01@lab01/logistic_regression_separates_breast_cancer
+CHECKS_07 := test_preference@preference/bradley_terry_loss_value_and_gradient \
+             test_preference@preference/dpo_loss_value_and_gradient \
+             test_preference@preference/dpo_starts_at_log_2_when_the_policy_is_the_reference
+CHECKS_09 := test_rag@bm25/scores_equal_rank_bm25_on_the_fixture test_rag@eval/metrics_on_known_rankings
+lab%-exercise:
+	@test -n "$(CHECKS_$*)" || { echo "lab $* has no exercises yet (they exist for labs $(EXERCISE_LABS))"; exit 1; }
+	$(PYTHON) tools/exercise.py write $* --dest exercise
+	@echo "next: cd exercise && make check-lab$*   (EXERCISE.md lists what to write)"
+.SECONDEXPANSION:
+check-lab%: $$(addprefix $(BUILD)/tests/,$$(sort $$(foreach c,$$(CHECKS_$$*),$$(firstword $$(subst @, ,$$(c))))))
+	@test -n "$(CHECKS_$*)" || { echo "lab $* has no checks yet (they exist for labs $(EXERCISE_LABS))"; exit 1; }
+	@pass=0; fail=0; for c in $(CHECKS_$*); do t=$${c%%@*}; f=$${c#*@}; \
+	  if OMP_NUM_THREADS=2 $(BUILD)/tests/$$t --jobs 1 --filter "$$f" > $(BUILD)/check.log 2>&1 && \
+	     grep -q "Passing: 1 " $(BUILD)/check.log; then echo "  ok    $$f"; pass=$$((pass + 1)); \
+	  else echo "  FAIL  $$f"; grep -v "^\[====\]" $(BUILD)/check.log | sed 's/^/        /' | head -6; fail=$$((fail + 1)); fi; \
+	done; echo "lab $*: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
+check-labs: $(addprefix check-lab,$(EXERCISE_LABS))
 
 # ---- data: the labs' public data sets into data/ (MNIST 60k/10k, Fashion-MNIST, SOTU, Moby-Dick, analogies) ----
 DATA_DEST ?= $(or $(GRADLAB_DATA),data)

@@ -14,4 +14,8 @@ uint64_t gl_flag_u64(const char *prog, const char *flag, const char *value, doub
  * exits with status 1: a program's results are never lost silently. Call it before returning from main. */
 void gl_stdout_check(const char *prog);
 
+/* Exercise mode (tools/exercise.py): the stub that replaces a lab's solution block calls this; it says what to
+ * write and where, and stops the program (a check running it fails). */
+_Noreturn void gl_exercise_todo(const char *file, const char *func, const char *what);
+
 #endif

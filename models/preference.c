@@ -73,7 +73,9 @@ void pref_reward_free(pref_reward_model *rm) {
 }
 
 gl_tensor *pref_bradley_terry_loss(gl_tensor *chosen, gl_tensor *rejected) {
+    /* BEGIN SOLUTION lab07: the Bradley-Terry loss: the mean of -log sigmoid(r_chosen - r_rejected), from ops */
     return gl_mul_scalar(gl_mean_all(gl_log_sigmoid(gl_sub(chosen, rejected))), -1.0f);
+    /* END SOLUTION */
 }
 
 gl_tensor *pref_sequence_logprob(gpt *m, const int32_t *idx, const int32_t *targets, int B, int T) {
@@ -82,6 +84,8 @@ gl_tensor *pref_sequence_logprob(gpt *m, const int32_t *idx, const int32_t *targ
 
 gl_tensor *pref_dpo_loss(gl_tensor *pi_chosen, gl_tensor *pi_rejected, gl_tensor *ref_chosen,
                          gl_tensor *ref_rejected, float beta) {
+    /* BEGIN SOLUTION lab07: the DPO loss: the mean of -log sigmoid(beta * margin), margin the log-ratio of chosen minus that of rejected */
     gl_tensor *margin = gl_sub(gl_sub(pi_chosen, ref_chosen), gl_sub(pi_rejected, ref_rejected));
     return gl_mul_scalar(gl_mean_all(gl_log_sigmoid(gl_mul_scalar(margin, beta))), -1.0f);
+    /* END SOLUTION */
 }

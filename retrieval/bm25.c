@@ -141,11 +141,13 @@ static void score_token(const char *tok, size_t len, void *ctx) {
     int id = find(m, tok, len);
     if (id < 0) return; /* idf 0: adds 0.0 to every score, as rank_bm25 does */
     const term *t = &m->terms[id];
+    /* BEGIN SOLUTION lab09: BM25's term score: add idf * tf (k1 + 1) / (tf + k1 (1 - b + b |d| / avgdl)) to each document that has the term */
     double k1 = m->p.k1, b = m->p.b;
     for (int i = 0; i < t->n_post; i++) {
         double tf = t->post[i].tf, dl = m->doc_len[t->post[i].doc];
         s->scores[t->post[i].doc] += t->idf * (tf * (k1 + 1) / (tf + k1 * ((1 - b) + b * dl / m->avgdl)));
     }
+    /* END SOLUTION */
 }
 
 void bm25_scores(const bm25 *m, const char *query, double *scores) {

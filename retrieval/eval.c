@@ -16,10 +16,12 @@ static int is_relevant(int page, const int *relevant, int n) {
 }
 
 double eval_recall(const int *ranked, int n_ranked, const int *relevant, int n_relevant, int k) {
+    /* BEGIN SOLUTION lab09: recall@k: the share of the relevant pages among the first k ranked */
     if (n_relevant == 0) return 0;
     int found = 0;
     for (int r = 0; r < n_ranked && r < k; r++) found += is_relevant(ranked[r], relevant, n_relevant);
     return (double)found / n_relevant;
+    /* END SOLUTION */
 }
 
 int eval_first_rank(const int *ranked, int n_ranked, const int *relevant, int n_relevant) {
@@ -34,11 +36,13 @@ double eval_mrr(const int *ranked, int n_ranked, const int *relevant, int n_rele
 }
 
 double eval_ndcg(const int *ranked, int n_ranked, const int *relevant, int n_relevant, int k) {
+    /* BEGIN SOLUTION lab09: nDCG@k with binary relevance: DCG = sum of 1 / log2(rank + 1) over relevant ranks <= k, over the ideal DCG */
     double dcg = 0, ideal = 0;
     for (int r = 0; r < n_ranked && r < k; r++)
         if (is_relevant(ranked[r], relevant, n_relevant)) dcg += 1 / log2(r + 2.0);
     for (int r = 0; r < n_relevant && r < k; r++) ideal += 1 / log2(r + 2.0);
     return ideal > 0 ? dcg / ideal : 0;
+    /* END SOLUTION */
 }
 
 void eval_gold_free(eval_gold *g) {

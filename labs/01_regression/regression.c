@@ -65,6 +65,7 @@ static void gradient_descent(const double *x, const double *y, int rows, int d, 
     for (int it = 0; it < iters; it++) {
         memset(g, 0, (size_t)(d + 1) * sizeof *g);
         double loss = 0;
+        /* BEGIN SOLUTION lab01: one step of batch gradient descent: the gradient (1/n) X^T r over the rows, then w -= lr * gradient */
         for (int i = 0; i < rows; i++) {
             double r = residual(predict(x + (size_t)i * d, d, w), y[i], &loss);
             for (int j = 0; j < d; j++) g[j] += r * x[i * d + j];
@@ -72,6 +73,7 @@ static void gradient_descent(const double *x, const double *y, int rows, int d, 
         }
         if (curve) curve[it] = loss / rows;
         for (int j = 0; j <= d; j++) w[j] -= lr * g[j] / rows;
+        /* END SOLUTION */
     }
     free(g);
 }
