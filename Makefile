@@ -377,7 +377,12 @@ lab09: $(BUILD)/lab09 $(BUILD)/rag
 # ---- exercise mode (docs/exercises.md): make lab01-exercise writes exercise/, a copy with lab 01's solutions taken
 # out; make check-lab01 (there, or here against the solutions) runs the checks of the code the learner writes
 # (each check: TEST_BINARY@criterion/filter) ----
-EXERCISE_LABS := 01 07 09
+EXERCISE_LABS := 01 05 06 07 09
+CHECKS_05 := test_tokenizer@tokenizer/training_follows_the_textbook_example \
+             test_tokenizer@tokenizer/training_a_real_vocabulary_round_trips_and_is_deterministic
+CHECKS_06 := test_lora@nf4/quantisation_error_stays_within_its_bound_on_gaussian_weights \
+             test_lora@lora/zero_b_is_the_base_model_bit_for_bit_and_merging_agrees \
+             test_lora@lora/gradients_reach_only_the_adapters_and_match_finite_differences
 CHECKS_01 := test_lab01@lab01/normal_equations_match_numpy_and_gradient_descent_reaches_them \
              test_lab01@lab01/logistic_regression_separates_breast_cancer
 CHECKS_07 := test_preference@preference/bradley_terry_loss_value_and_gradient \

@@ -40,6 +40,6 @@ void gl_stdout_check(const char *prog) {
 
 void gl_exercise_todo(const char *file, const char *func, const char *what) {
     fflush(stdout);
-    fprintf(stderr, "not implemented: write %s in %s (%s)\n", what, func, file);
+    fprintf(stderr, "not implemented: write %s in %s: %s\n", func, file, what);
     abort();
 }

@@ -43,7 +43,9 @@ gl_tensor *gpt_block_linear(gpt *m, int l, int which, gl_tensor *x) {
     for (int i = 0; i < m->n_adapters; i++) {
         const gpt_adapter *a = &m->adapters[i];
         if (a->layer != l || a->linear != which) continue;
+        /* BEGIN SOLUTION lab06: the adapter's update from ops: x A B (A [in, r], B [r, out]); the caller scales it by alpha / r */
         updates[n] = gl_linear(gl_linear(x, a->a, NULL), a->b, NULL);
+        /* END SOLUTION */
         col0[n++] = a->col0;
     }
     return n ? gl_add_columns(y, n, updates, col0, m->lora.alpha / (float)m->lora.rank) : y;

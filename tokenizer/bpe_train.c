@@ -201,12 +201,14 @@ gl_bpe *gl_bpe_train(const unsigned char *text, size_t len, int vocab_size, cons
             for (int i = 0; i + 1 < w->len && !has; i++) has = w->sym[i] == a && w->sym[i + 1] == b;
             if (!has) continue;
             add_pairs(&pm, &hp, w, -1, false);
+            /* BEGIN SOLUTION lab05: apply one merge to a word: every adjacent pair (a, b), left to right, becomes the new symbol c (w->sym, w->len) */
             int o = 0;
             for (int i = 0; i < w->len;) {
                 if (i + 1 < w->len && w->sym[i] == a && w->sym[i + 1] == b) w->sym[o++] = c, i += 2;
                 else w->sym[o++] = w->sym[i++];
             }
             w->len = o;
+            /* END SOLUTION */
             add_pairs(&pm, &hp, w, 1, true);
             wlist_add(&where[c], wl->w[li]);
         }

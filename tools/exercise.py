@@ -7,8 +7,8 @@ Code a learner should write sits between markers, in any C file of the project:
     /* END SOLUTION */
 
 `exercise.py write 01 [07 ...] --dest exercise` copies the project's tracked files (git ls-files) into DEST and
-replaces each block of the named labs by a stub that compiles and stops with "not implemented: write <what> in
-<function> (<file>)"; it leaves a `.exercise` file (the Makefile then relaxes the unused-variable warnings that a
+replaces each block of the named labs by a stub that compiles and stops with "not implemented: write <function> in
+<file>: <what>"; it leaves a `.exercise` file (the Makefile then relaxes the unused-variable warnings that a
 removed body leaves) and EXERCISE.md, the list of what to write. `exercise.py list [LAB]` prints the blocks.
 Then, in DEST: `make check-lab01` runs the lab's checks against the learner's code (make check-labs: all of them).
 """

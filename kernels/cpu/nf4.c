@@ -23,10 +23,12 @@ const float gl_nf4_levels[16] = {
 
 /* index of the level nearest to x in [-1, 1]: compare with the 15 midpoints */
 static int nearest_level(float x) {
+    /* BEGIN SOLUTION lab06: the index of the NF4 level nearest to x in [-1, 1] (gl_nf4_levels ascending; compare x with the midpoints) */
     int lo = 0;
     for (int step = 8; step >= 1; step /= 2)
         if (lo + step <= 15 && x > 0.5f * (gl_nf4_levels[lo + step - 1] + gl_nf4_levels[lo + step])) lo += step;
     return lo;
+    /* END SOLUTION */
 }
 
 bool gl_nf4_quantize(gl_nf4 *q, const float *w, int rows, int cols) {
