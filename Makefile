@@ -377,7 +377,10 @@ lab09: $(BUILD)/lab09 $(BUILD)/rag
 # ---- exercise mode (docs/exercises.md): make lab01-exercise writes exercise/, a copy with lab 01's solutions taken
 # out; make check-lab01 (there, or here against the solutions) runs the checks of the code the learner writes
 # (each check: TEST_BINARY@criterion/filter) ----
-EXERCISE_LABS := 01 05 06 07 09
+EXERCISE_LABS := 01 03 04 05 06 07 09
+CHECKS_03 := test_word2vec@word2vec/sgns_step_is_a_gradient_step_on_the_pair_loss \
+             test_word2vec@word2vec/sgns_step_simd_builds_match_the_scalar_reference
+CHECKS_04 := test_grad@grad/softmax_and_log_softmax
 CHECKS_05 := test_tokenizer@tokenizer/training_follows_the_textbook_example \
              test_tokenizer@tokenizer/training_a_real_vocabulary_round_trips_and_is_deterministic
 CHECKS_06 := test_lora@nf4/quantisation_error_stays_within_its_bound_on_gaussian_weights \

@@ -290,9 +290,11 @@ static void cpu_softmax_bwd(size_t rows, size_t n, bool log_form, const float *y
     for (size_t r = 0; r < rows; r++) {
         const float *yr = y + r * n, *dy = dy_all + r * n;
         float *dx = dx_all + r * n;
+        /* BEGIN SOLUTION lab04: softmax's backward for one row: dx += y (dy - sum(dy y)); for log_softmax dx += dy - exp(y) sum(dy) */
         float s = 0.0f;
         for (size_t j = 0; j < n; j++) s += log_form ? dy[j] : dy[j] * yr[j];
         for (size_t j = 0; j < n; j++) dx[j] += log_form ? dy[j] - expf(yr[j]) * s : yr[j] * (dy[j] - s);
+        /* END SOLUTION */
     }
 }
 

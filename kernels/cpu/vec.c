@@ -78,6 +78,7 @@ static inline float sgns_gradient(float f, int label, float alpha, float *loss) 
 static float k_sgns_step(size_t n, float *v, float *const *outs, int n_out, float alpha, float *acc, int want_loss) {
     float loss = 0.0f, *lp = want_loss ? &loss : NULL;
 #if GL_VL == 1
+    /* BEGIN SOLUTION lab03: the skip-gram negative-sampling step, plainly: for each output u_j (j = 0 the true word) f = v.u_j, g = sgns_gradient(f, j == 0, alpha, lp), acc += g u_j, u_j += g v; then v += acc */
     for (size_t i = 0; i < n; i++) acc[i] = 0.0f;
     for (int j = 0; j < n_out; j++) {
         float *u = outs[j], f = 0.0f;
@@ -87,6 +88,7 @@ static float k_sgns_step(size_t n, float *v, float *const *outs, int n_out, floa
         for (size_t i = 0; i < n; i++) u[i] += g * v[i];
     }
     for (size_t i = 0; i < n; i++) v[i] += acc[i];
+    /* END SOLUTION */
 #else
     size_t nv = n / GL_VL * GL_VL;
     for (size_t i = 0; i < n; i++) acc[i] = 0.0f;
