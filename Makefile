@@ -345,20 +345,23 @@ lab01: $(BUILD)/lab01
 
 # lab 04 reads the shakespeare model that `make run` trains; it trains one first if it is missing
 lab04: $(BUILD)/lab04 $(BUILD)/train
-	@test -f checkpoints/shakespeare_char.ckpt || ./$(BUILD)/train --data data/tinyshakespeare/input.txt \
-	  --out checkpoints/shakespeare_char.ckpt --quiet --sample 0
+	@test -f checkpoints/shakespeare_char.ckpt || { echo "no checkpoints/shakespeare_char.ckpt yet: training it first \
+	  (make run's model, about a minute; the loss every 250 steps)"; ./$(BUILD)/train \
+	  --data data/tinyshakespeare/input.txt --out checkpoints/shakespeare_char.ckpt --sample 0; }
 	./$(BUILD)/lab04
 
 # lab 06 adapts the shakespeare model to Moby-Dick (the shared data folder, or data/ after `make data`)
 lab06: $(BUILD)/lab06 $(BUILD)/train
-	@test -f checkpoints/shakespeare_char.ckpt || ./$(BUILD)/train --data data/tinyshakespeare/input.txt \
-	  --out checkpoints/shakespeare_char.ckpt --quiet --sample 0
+	@test -f checkpoints/shakespeare_char.ckpt || { echo "no checkpoints/shakespeare_char.ckpt yet: training it first \
+	  (make run's model, about a minute; the loss every 250 steps)"; ./$(BUILD)/train \
+	  --data data/tinyshakespeare/input.txt --out checkpoints/shakespeare_char.ckpt --sample 0; }
 	./$(BUILD)/lab06
 
 # lab 07 reranks and tunes the shakespeare model's samples; its judge reads /usr/share/dict/words (wamerican)
 lab07: $(BUILD)/lab07 $(BUILD)/train
-	@test -f checkpoints/shakespeare_char.ckpt || ./$(BUILD)/train --data data/tinyshakespeare/input.txt \
-	  --out checkpoints/shakespeare_char.ckpt --quiet --sample 0
+	@test -f checkpoints/shakespeare_char.ckpt || { echo "no checkpoints/shakespeare_char.ckpt yet: training it first \
+	  (make run's model, about a minute; the loss every 250 steps)"; ./$(BUILD)/train \
+	  --data data/tinyshakespeare/input.txt --out checkpoints/shakespeare_char.ckpt --sample 0; }
 	./$(BUILD)/lab07
 
 # lab 09 reads the FastAPI docs (RAG_DOCS) and all-MiniLM-L6-v2 (fetched if missing); rag index builds its indexes
