@@ -213,6 +213,11 @@ $(BUILD)/tests/test_lab01: tests/test_lab01.c labs/01_regression/regression.c te
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) -Itests -Ilabs/01_regression $< labs/01_regression/regression.c -o $@ $(LIB) -lcriterion $(LDLIBS)
 
+$(BUILD)/tests/test_lab02: tests/test_lab02.c labs/02_mlp_mnist/by_hand.c labs/02_mlp_mnist/by_hand.h tests/testutil.h $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -Itests -Ilabs/02_mlp_mnist $< labs/02_mlp_mnist/by_hand.c -o $@ $(LIB) -lcriterion $(LDLIBS)
+
 $(BUILD)/cuda_emu/%.o: kernels/cuda/%.cu $(CUDA_HDR)
 	@mkdir -p $(dir $@)
 	@echo "  CXX $< (emulated)"
@@ -380,7 +385,8 @@ lab09: $(BUILD)/lab09 $(BUILD)/rag
 # ---- exercise mode (docs/exercises.md): make lab01-exercise writes exercise/, a copy with lab 01's solutions taken
 # out; make check-lab01 (there, or here against the solutions) runs the checks of the code the learner writes
 # (each check: TEST_BINARY@criterion/filter) ----
-EXERCISE_LABS := 01 03 04 05 06 07 09
+EXERCISE_LABS := 01 02 03 04 05 06 07 09
+CHECKS_02 := test_lab02@lab02/mlp_by_hand_matches_autograd
 CHECKS_03 := test_word2vec@word2vec/sgns_step_is_a_gradient_step_on_the_pair_loss \
              test_word2vec@word2vec/sgns_step_simd_builds_match_the_scalar_reference
 CHECKS_04 := test_grad@grad/softmax_and_log_softmax
