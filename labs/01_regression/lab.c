@@ -3,6 +3,7 @@
  *   2. logistic regression on the breast-cancer data by gradient descent: accuracy, loss curve
  *   3. a two-feature logistic model and its decision boundary
  *   4. the same logistic regression written with the autograd core and AdamW
+ *   5. overfitting: polynomials of one feature, fitted to a few patients, against held-out ones
  * Writes PNGs and results.json into out/lab01. `make lab01`. */
 #include <math.h>
 #include <stdio.h>
@@ -203,6 +204,45 @@ int main(int argc, char **argv) {
     printf("4. With autograd (gl_linear + gl_cross_entropy, AdamW, 300 steps): test accuracy %.1f%%\n", 100 * acc_ag);
     printf("   the model is three lines; the gradient of section 2, derived by hand, is computed by backward()\n\n");
 
+    /* 5. overfitting: one feature (bmi) as a polynomial of growing degree, fitted to 30 training patients by the
+     * normal equations, and scored on the held-out ones */
+    enum { FEW = 30, MAX_DEG = 12 };
+    int bmi = 0;
+    for (int j = 0; j < d; j++)
+        if (!strcmp(names[j], "bmi")) bmi = j;
+    double train_mse[MAX_DEG + 1], val_mse[MAX_DEG + 1];
+    float degs[MAX_DEG], ftr[MAX_DEG], fva[MAX_DEG];
+    int best_deg = 1;
+    printf("5. Overfitting: %s as a polynomial of degree 1..%d, fitted to %d training patients, scored on the %d "
+           "held-out ones\n", names[bmi], MAX_DEG, FEW, nte);
+    printf("   %6s %10s %12s\n", "degree", "train MSE", "held-out MSE");
+    for (int deg = 1; deg <= MAX_DEG; deg++) {
+        double *px = malloc((size_t)rows * deg * sizeof *px), *pm = malloc((size_t)deg * sizeof *pm),
+               *ps = malloc((size_t)deg * sizeof *ps), *pw = malloc((size_t)(deg + 1) * sizeof *pw);
+        double *py = malloc((size_t)(FEW + nte) * sizeof *py);
+        /* rows: the first FEW training patients, then the held-out ones; powers of the standardised bmi,
+         * each standardised again on the FEW (so the normal equations stay well conditioned) */
+        for (int i = 0; i < FEW + nte; i++) {
+            int src = i < FEW ? i : ntr + (i - FEW);
+            for (int k = 0; k < deg; k++) px[(size_t)i * deg + k] = pow(x[(size_t)src * d + bmi], k + 1);
+            py[i] = y[src];
+        }
+        standardize(px, FEW + nte, deg, FEW, pm, ps);
+        bool solved = linreg_closed_form(px, py, FEW, deg, pw);
+        train_mse[deg] = solved ? mse(px, py, FEW, deg, pw) : NAN;
+        val_mse[deg] = solved ? mse(px + (size_t)FEW * deg, py + FEW, nte, deg, pw) : NAN;
+        if (val_mse[deg] < val_mse[best_deg]) best_deg = deg;
+        printf("   %6d %10.1f %12.1f%s\n", deg, train_mse[deg], val_mse[deg], solved ? "" : "   (singular)");
+        degs[deg - 1] = (float)deg, ftr[deg - 1] = (float)train_mse[deg], fva[deg - 1] = (float)val_mse[deg];
+        free(px), free(pm), free(ps), free(pw), free(py);
+    }
+    printf("   the training error only falls as the degree grows; the held-out error is lowest at degree %d and then\n"
+           "   climbs: the high-degree polynomials fit the %d patients' noise, not the trend\n\n", best_deg, FEW);
+    gl_series ov[2] = {{"training MSE (30 patients)", degs, ftr, MAX_DEG, false, NULL},
+                       {"held-out MSE", degs, fva, MAX_DEG, false, NULL}};
+    snprintf(path, sizeof path, "%s/overfitting.png", out);
+    plot(path, "Overfitting: polynomial degree", "degree of the polynomial in bmi", "mean squared error (log)", ov, 2, true);
+
     snprintf(path, sizeof path, "%s/results.json", out);
     gl_json_writer js;
     if (gl_jw_open(&js, path)) {
@@ -213,10 +253,20 @@ int main(int argc, char **argv) {
         gl_jw_number(&js, "logreg_test_accuracy", acc_te);
         gl_jw_number(&js, "logreg_two_feature_test_accuracy", acc2);
         gl_jw_number(&js, "autograd_logreg_test_accuracy", acc_ag);
+        gl_jw_int(&js, "overfitting_best_degree", best_deg);
+        gl_jw_array(&js, "overfitting");
+        for (int deg = 1; deg <= MAX_DEG; deg++) {
+            gl_jw_object(&js, NULL);
+            gl_jw_int(&js, "degree", deg);
+            gl_jw_number(&js, "train_mse", train_mse[deg]);
+            gl_jw_number(&js, "heldout_mse", val_mse[deg]);
+            gl_jw_end(&js);
+        }
+        gl_jw_end(&js);
         gl_jw_end(&js);
     }
     if (!gl_jw_close(&js)) fprintf(stderr, "lab01: could not write %s\n", path), status = 1;
-    printf("wrote %s/linreg_loss.png, logreg_loss.png, decision_boundary.png, results.json\n", out);
+    printf("wrote %s/linreg_loss.png, logreg_loss.png, decision_boundary.png, overfitting.png, results.json\n", out);
     gl_stdout_check("lab01");
     return status;
 }

@@ -1,6 +1,7 @@
 /* Lab 04 - attention and the transformer.
  *   1. attention from scratch on a 4-token example, step by step, checked against the fused op
  *   2. one transformer block: its parameters and what it does to a batch
+ *   2b. where a token is: sinusoidal position encodings against the trained GPT's learned ones; encoder vs decoder
  *   3. heatmaps of the attention of a GPT trained on tiny shakespeare, per layer and head
  *   4. naive vs flash attention: time and memory against sequence length
  *   5. pretrained GPT-2, if its files are at hand
@@ -97,6 +98,64 @@ static void one_block(void) {
     printf("  8 tokens -> embeddings [1, 8, 32] -> block -> ln_f -> logits [%d, %d, %d] (tied to the embedding)\n\n",
            logits->shape[0], logits->shape[1], logits->shape[2]);
     gpt_free(&m);
+}
+
+/* ---- 2b ---- */
+/* cosine of two vectors of n floats */
+static double cosine(const float *a, const float *b, int n) {
+    double d = 0, na = 0, nb = 0;
+    for (int i = 0; i < n; i++) d += (double)a[i] * b[i], na += (double)a[i] * a[i], nb += (double)b[i] * b[i];
+    return na > 0 && nb > 0 ? d / sqrt(na * nb) : 0;
+}
+
+/* Attention by itself sees a set, not a sequence: q k^T is the same whatever the order of the tokens. The position
+ * goes into x. The original transformer adds fixed sinusoids, PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(..):
+ * their dot product depends only on the distance between two positions. GPT-2 (and our model) learns a vector per
+ * position instead (wpe); training gives it a similar shape. Returns the learned cosines' fall from distance 1 to 16
+ * (0 if the checkpoint is missing). */
+static double positions(const char *ckpt) {
+    enum { D = 128, P = 64 };
+    static float pe[P][D];
+    for (int p = 0; p < P; p++)
+        for (int i = 0; i < D / 2; i++) {
+            double f = pow(10000.0, -2.0 * i / D);
+            pe[p][2 * i] = (float)sin(p * f), pe[p][2 * i + 1] = (float)cos(p * f);
+        }
+    static const int dist[6] = {1, 2, 4, 8, 16, 32};
+    printf("2b. Where a token is: attention alone cannot tell \"dog bites man\" from \"man bites dog\"; the position is\n"
+           "    added to each token's vector. Cosine between the vectors of position 10 and position 10 + k:\n");
+    printf("    %-38s", "k =");
+    for (int i = 0; i < 6; i++) printf(" %6d", dist[i]);
+    printf("\n    %-38s", "sinusoids (fixed, d = 128)");
+    for (int i = 0; i < 6; i++) printf(" %6.3f", cosine(pe[10], pe[10 + dist[i]], D));
+    gpt m;
+    gpt_run_state rs;
+    char err[512];
+    double fall = 0;
+    if (!gpt_load_checkpoint(ckpt, &m, &rs, NULL, NULL, NULL, err, sizeof err)) {
+        printf("\n    (the learned ones skipped: %s)\n", err);
+    } else {
+        int C = m.cfg.n_embd, T = m.cfg.block_size;
+        printf("\n    %-38s", "learned (the shakespeare GPT's wpe)");
+        for (int i = 0; i < 6; i++) {
+            if (10 + dist[i] >= T) {
+                printf(" %6s", "-");
+                continue;
+            }
+            double c = cosine(m.wpe->data + (size_t)10 * C, m.wpe->data + (size_t)(10 + dist[i]) * C, C);
+            if (dist[i] == 1) fall = c;
+            if (dist[i] == 16) fall -= c;
+            printf(" %6.3f", c);
+        }
+        printf("\n    Both make near positions alike and far ones different; the learned table got there from random\n"
+               "    numbers, by training alone (block size %d: it has no vector for position %d and cannot go past it).\n", T, T);
+        gpt_free(&m);
+    }
+    printf("    Encoder vs decoder: this GPT is a decoder: its causal mask (part 1) lets a token see only the past, so\n"
+           "    it can be trained to predict the next token at every position at once. An encoder (BERT, the MiniLM of\n"
+           "    lab 09) has no mask: every token sees the whole text, which suits understanding a text given whole\n"
+           "    (one vector per text), not generating it.\n\n");
+    return fall;
 }
 
 /* ---- 3 ---- */
@@ -291,6 +350,7 @@ int main(int argc, char **argv) {
     printf("Lab 04: attention and the transformer\n\n");
     double diff = attention_by_hand();
     one_block();
+    double pos_fall = positions(ckpt);
     int maps = heatmaps(ckpt, out, "ROMEO:\nBut soft, what light through yonder window breaks?");
     char path[4096];
     snprintf(path, sizeof path, "%s/results.json", out);
@@ -300,6 +360,7 @@ int main(int argc, char **argv) {
         gl_jw_object(&js, NULL);
         gl_jw_number(&js, "by_hand_max_difference", diff);
         gl_jw_int(&js, "heatmaps", maps);
+        gl_jw_number(&js, "learned_position_cosine_fall_1_to_16", pos_fall);
         gl_jw_array(&js, "naive_vs_flash");
     }
     naive_vs_flash(out, have_js ? &js : NULL);

@@ -2,6 +2,7 @@
  *   1. train vocabularies of 256 .. 8,192 tokens on 90% of a corpus; measure bytes per token on the other 10%
  *   2. the Zipf curve of token frequencies (GPT-2's vocabulary and a trained one)
  *   3. how GPT-2 splits numbers, code, whitespace and non-English text
+ *   4. pretraining the same small GPT on bytes and on 1,024 BPE tokens: held-out bits per byte
  * Writes out/lab05/compression.png, zipf.png and results.json. `make lab05`, or:
  *   ./build/lab05 [--corpus FILE] [--out DIR] */
 #include <math.h>
@@ -14,6 +15,8 @@
 
 #include "cli.h"
 #include "bpe.h"
+#include "gpt.h"
+#include "optim.h"
 #include "io.h"
 #include "json.h"
 #include "plot.h"
@@ -70,6 +73,54 @@ static int show_split(gl_bpe *t, const char *label, const char *s) {
     putchar('\n');
     free(ids);
     return (int)n;
+}
+
+/* ---- 4: pretraining on bytes vs BPE tokens ---- */
+enum { PT_B = 12, PT_T = 64, PT_STEPS = 300, PT_EVAL = 20 };
+
+static void pt_batch(const int32_t *tok, size_t n, gl_rng *r, int32_t *x, int32_t *y) {
+    for (int b = 0; b < PT_B; b++) {
+        size_t at = gl_rng_below(r, n - PT_T - 1);
+        memcpy(x + (size_t)b * PT_T, tok + at, PT_T * sizeof *x);
+        memcpy(y + (size_t)b * PT_T, tok + at + 1, PT_T * sizeof *y);
+    }
+}
+
+/* The same 2-layer GPT (4 heads, 64 dims, block 64, batch 12, AdamW 3e-3, 300 steps) trained on train[0..n_train)
+ * tokens of a vocabulary of V; returns the held-out loss in nats per token (20 fixed batches of val) */
+static double pretrain(const int32_t *train, size_t n_train, const int32_t *val, size_t n_val, int V, double *secs) {
+    gpt m;
+    gpt_build(&m, (gpt_config){.n_layer = 2, .n_head = 4, .n_embd = 64, .block_size = PT_T, .vocab_size = V,
+                               .padded_vocab_size = (V + 63) / 64 * 64, .bias = true, .ln_eps = 1e-5f});
+    gpt_init(&m, 1337);
+    gl_optim *opt = gl_adamw(m.trainable, m.n_trainable, 3e-3f, 0.9f, 0.99f, 1e-8f, 0.1f);
+    int32_t x[PT_B * PT_T], y[PT_B * PT_T];
+    gl_rng r;
+    gl_rng_seed(&r, 5);
+    double t0 = now();
+    for (int step = 0; step < PT_STEPS; step++) {
+        opt->lr = gl_lr_warmup_cosine(step, 20, PT_STEPS, 3e-3f, 3e-4f);
+        pt_batch(train, n_train, &r, x, y);
+        gl_step_reset();
+        gl_backward(gpt_loss(&m, x, y, PT_B, PT_T, NULL, false));
+        gl_clip_grad_norm(m.trainable, m.n_trainable, 1.0f);
+        gl_optim_step(opt);
+        gl_optim_zero_grad(opt);
+    }
+    *secs = now() - t0;
+    gl_rng_seed(&r, 6);
+    double sum = 0;
+    gl_no_grad_begin();
+    for (int i = 0; i < PT_EVAL; i++) {
+        gl_step_reset();
+        pt_batch(val, n_val, &r, x, y);
+        sum += gpt_loss(&m, x, y, PT_B, PT_T, NULL, false)->data[0];
+    }
+    gl_no_grad_end();
+    gl_step_reset();
+    gl_optim_free(opt);
+    gpt_free(&m);
+    return sum / PT_EVAL;
 }
 
 int main(int argc, char **argv) {
@@ -183,6 +234,28 @@ int main(int argc, char **argv) {
            "   sees far less of those languages per context window and per training token.\n",
            (double)bytes_per_token[5], (double)bytes_per_token[7], (double)bytes_per_token[8]);
 
+    /* 4. pretraining on bytes vs BPE */
+    printf("\n4. Pretraining the same small GPT (2 layers, 64 dims, block 64, batch 12, 300 steps) on bytes and on the\n"
+           "   1,024-token vocabulary of part 1; held-out loss in bits per byte, so the two are comparable\n");
+    int32_t *byte_ids = malloc(len * sizeof *byte_ids);
+    for (size_t i = 0; i < len; i++) byte_ids[i] = text[i];
+    int32_t *bpe_train_ids = NULL, *bpe_val_ids = NULL;
+    size_t cap1 = 0, cap2 = 0, n_bt = gl_bpe_encode(trained[2], text, split, &bpe_train_ids, &cap1),
+           n_bv = gl_bpe_encode(trained[2], text + split, len - split, &bpe_val_ids, &cap2);
+    double bytes_per_bpe = (double)(len - split) / (double)n_bv, pt_secs[2];
+    double nats_bytes = pretrain(byte_ids, split, byte_ids + split, len - split, 256, &pt_secs[0]);
+    double nats_bpe = pretrain(bpe_train_ids, n_bt, bpe_val_ids, n_bv, gl_bpe_vocab_size(trained[2]), &pt_secs[1]);
+    double bpb_bytes = nats_bytes / log(2.0), bpb_bpe = nats_bpe / log(2.0) / bytes_per_bpe;
+    printf("   %-22s %14s %16s %12s %8s\n", "tokens", "loss (nats/tok)", "text seen (bytes)", "bits/byte", "seconds");
+    printf("   %-22s %14.3f %16.0f %12.3f %8.1f\n", "bytes (256)", nats_bytes, (double)PT_STEPS * PT_B * PT_T, bpb_bytes,
+           pt_secs[0]);
+    printf("   %-22s %14.3f %16.0f %12.3f %8.1f\n", "BPE (1,024 tokens)", nats_bpe,
+           (double)PT_STEPS * PT_B * PT_T * bytes_per_bpe, bpb_bpe, pt_secs[1]);
+    printf("   With the same steps and context length, each BPE token carries %.2f bytes: the model reads %.1fx more\n"
+           "   text and sees %.1fx further back; per byte of held-out text it needs %s bits.\n",
+           bytes_per_bpe, bytes_per_bpe, bytes_per_bpe, bpb_bpe < bpb_bytes ? "fewer" : "more");
+    free(byte_ids), free(bpe_train_ids), free(bpe_val_ids);
+
     /* results.json */
     snprintf(path, sizeof path, "%s/results.json", out);
     gl_json_writer js;
@@ -201,6 +274,8 @@ int main(int argc, char **argv) {
         gl_jw_end(&js);
         gl_jw_number(&js, "gpt2_bytes_per_token", gy);
         gl_jw_int(&js, "gpt2_distinct_tokens", u1);
+        gl_jw_number(&js, "pretrain_bytes_bits_per_byte", bpb_bytes);
+        gl_jw_number(&js, "pretrain_bpe1024_bits_per_byte", bpb_bpe);
         gl_jw_array(&js, "splits");
         for (int k = 0; k < n_cases; k++) {
             gl_jw_object(&js, NULL);
