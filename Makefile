@@ -36,7 +36,7 @@ VEC_avx2   := -DGL_VL=8 -O3 -mavx2 -mfma -ffp-contract=fast
 VEC_avx512 := -DGL_VL=16 -O3 -mavx512f -ffp-contract=fast
 
 CORE_SRC := $(wildcard core/*.c) $(wildcard models/*.c) $(wildcard retrieval/*.c) $(filter-out %_main.c,$(wildcard tokenizer/*.c))
-KERN_SRC := kernels/cpu/gemm.c kernels/cpu/dispatch.c kernels/cpu/nf4.c kernels/cpu/quant.c kernels/cpu/ops.c
+KERN_SRC := kernels/cpu/gemm.c kernels/cpu/dispatch.c kernels/cpu/nf4.c kernels/cpu/quant.c kernels/cpu/gptq.c kernels/cpu/ops.c
 LIB_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(KERN_SRC:%.c=$(BUILD)/obj/%.o) \
             $(BUILD)/obj/kernels/cpu/vec_scalar.o $(BUILD)/obj/kernels/cpu/vec_avx2.o $(BUILD)/obj/kernels/cpu/vec_avx512.o
 LIB      := $(BUILD)/libgradlab.a

@@ -40,6 +40,7 @@ bool gl_ggml_type_size(ggml_type t, int64_t *block, int64_t *bytes) {
     case GGML_Q5_K: b = 256, s = 176; break;
     case GGML_Q6_K: b = 256, s = 210; break;
     case GGML_Q8_K: b = 256, s = 292; break;
+    case GGML_GL_Q3_0: b = 32, s = 14; break;
     default: return false;
     }
     *block = b, *bytes = s;
@@ -63,6 +64,7 @@ const char *gl_ggml_type_name(ggml_type t) {
     case GGML_Q5_K: return "Q5_K";
     case GGML_Q6_K: return "Q6_K";
     case GGML_Q8_K: return "Q8_K";
+    case GGML_GL_Q3_0: return "Q3_0";
     default: {
         static _Thread_local char buf[24];
         snprintf(buf, sizeof buf, "type %u", (unsigned)t);

@@ -23,7 +23,8 @@ typedef enum {
 typedef enum {
     GGML_F32 = 0, GGML_F16 = 1, GGML_Q4_0 = 2, GGML_Q4_1 = 3, GGML_Q5_0 = 6, GGML_Q5_1 = 7, GGML_Q8_0 = 8,
     GGML_Q8_1 = 9, GGML_Q2_K = 10, GGML_Q3_K = 11, GGML_Q4_K = 12, GGML_Q5_K = 13, GGML_Q6_K = 14, GGML_Q8_K = 15,
-    GGML_BF16 = 30
+    GGML_BF16 = 30,
+    GGML_GL_Q3_0 = 130 /* gradlab's 3-bit block (kernels.h); a number ggml does not use, so llama.cpp refuses the file */
 } ggml_type;
 
 typedef struct {

@@ -15,7 +15,7 @@ static bool get_matrix(llama *m, const char *name, int rows, int cols, gl_qmatri
                         (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3], cols, rows),
                false;
     if (!gl_qmatrix_supported(t->type, cols))
-        return snprintf(err, n, "%s: tensor '%s' is %s; gradlab computes with F32, F16, Q8_0, Q4_0 and Q4_1", m->file->path,
+        return snprintf(err, n, "%s: tensor '%s' is %s; gradlab computes with F32, F16, Q8_0, Q4_0, Q4_1 and Q3_0", m->file->path,
                         name, gl_ggml_type_name(t->type)), false;
     *out = (gl_qmatrix){t->type, rows, cols, t->data};
     m->weight_bytes += (int64_t)t->n_bytes;

@@ -166,7 +166,7 @@ Test(quant, fp16_round_trips_and_rounds_to_nearest_even) {
     cr_assert_eq(gl_f16_to_f32(0x0001), 5.9604644775390625e-8f);    /* the smallest subnormal */
 }
 
-static const gl_qtype block_types[3] = {GL_QT_Q8_0, GL_QT_Q4_0, GL_QT_Q4_1};
+static const gl_qtype block_types[4] = {GL_QT_Q8_0, GL_QT_Q4_0, GL_QT_Q4_1, GL_QT_Q3_0};
 
 Test(quant, round_to_nearest_error_is_within_half_a_step) {
     gl_rng r;
@@ -174,20 +174,46 @@ Test(quant, round_to_nearest_error_is_within_half_a_step) {
     float x[256], y[256];
     uint8_t buf[512];
     for (int i = 0; i < 256; i++) x[i] = 3.0f * (gl_rng_uniform(&r) - 0.5f) * (i % 32 == 7 ? 20.0f : 1.0f);
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         gl_quantize_row(block_types[k], x, buf, 256);
         gl_dequantize_row(block_types[k], buf, y, 256);
         for (int b = 0; b < 8; b++) {
             float lo = x[b * 32], hi = x[b * 32], amax = 0;
             for (int j = 0; j < 32; j++)
                 lo = fminf(lo, x[b * 32 + j]), hi = fmaxf(hi, x[b * 32 + j]), amax = fmaxf(amax, fabsf(x[b * 32 + j]));
-            float step = block_types[k] == GL_QT_Q8_0 ? amax / 127 : block_types[k] == GL_QT_Q4_0 ? amax / 8 : (hi - lo) / 15;
+            gl_qtype t = block_types[k];
+            float step = t == GL_QT_Q8_0 ? amax / 127 : t == GL_QT_Q4_0 ? amax / 8 : t == GL_QT_Q3_0 ? amax / 4 : (hi - lo) / 15;
             for (int j = 0; j < 32; j++) { /* half a step, plus the fp16 rounding of the scale (and of Q4_1's min) */
                 float e = fabsf(x[b * 32 + j] - y[b * 32 + j]), bound = 0.5f * step + 2e-3f * (amax + fabsf(lo)) + 1e-6f;
                 cr_assert(e <= bound, "type %d value %d: error %g > %g", block_types[k], b * 32 + j, (double)e, (double)bound);
             }
         }
     }
+}
+
+Test(quant, q3_0_packs_each_code_where_the_format_says) {
+    gl_block_scale s = {gl_f32_to_f16(0.5f), 0, 2.0f, 0};
+    int q[32];
+    for (int j = 0; j < 32; j++) q[j] = (j * 5 + 3) % 8;
+    gl_block_q3_0 b;
+    gl_block_pack(GL_QT_Q3_0, s, q, &b);
+    cr_assert_eq(b.d, gl_f32_to_f16(0.5f));
+    for (int j = 0; j < 32; j++) { /* low bits: ql[j % 8] at 2 (j / 8); high bit: qh[j / 8] bit j % 8 */
+        int got = ((b.ql[j % 8] >> (2 * (j / 8))) & 3) | (((b.qh[j / 8] >> (j % 8)) & 1) << 2);
+        cr_assert_eq(got, q[j], "code %d", j);
+    }
+    float y[32];
+    gl_dequantize_row(GL_QT_Q3_0, &b, y, 32);
+    for (int j = 0; j < 32; j++) cr_assert_eq(y[j], 0.5f * (q[j] - 4), "value %d", j);
+    /* the largest magnitude maps to code 0 (-4 d); a value beyond the block's span clamps to an end */
+    float x[32] = {0};
+    x[5] = -2.0f, x[9] = 1.0f;
+    gl_block_scale t = gl_block_scale_of(GL_QT_Q3_0, x);
+    cr_assert_eq(gl_f16_to_f32(t.d16), 0.5f);
+    cr_assert_eq(gl_block_code(GL_QT_Q3_0, t, -2.0f), 0);
+    cr_assert_eq(gl_block_code(GL_QT_Q3_0, t, 1.0f), 6);
+    cr_assert_eq(gl_block_code(GL_QT_Q3_0, t, 9.0f), 7);
+    cr_assert_eq(gl_block_code(GL_QT_Q3_0, t, -9.0f), 0);
 }
 
 Test(quant, simd_dots_equal_the_reference_to_the_bit_and_the_exact_sum_closely) {
@@ -200,7 +226,7 @@ Test(quant, simd_dots_equal_the_reference_to_the_bit_and_the_exact_sum_closely) 
     for (int trial = 0; trial < 20; trial++) {
         for (int i = 0; i < K; i++) w[i] = gl_rng_uniform(&r) - 0.5f, x[i] = (gl_rng_uniform(&r) - 0.5f) * (i == 100 ? 500.0f : 4.0f);
         gl_quantize_act(x, xq, K);
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 4; k++) {
             gl_quantize_row(block_types[k], w, wq, K);
             float ref = gl_vec_dot_q_ref(block_types[k], K, wq, xq);
             /* the dequantized values' dot in double; Q4_1's offset m meets the activations' stored sum s, as in ggml */
@@ -232,7 +258,7 @@ Test(quant, matmul_is_the_dot_of_each_pair_for_any_thread_count) {
     for (int i = 0; i < N * K; i++) w[i] = gl_rng_uniform(&r) - 0.5f;
     for (int i = 0; i < M * K; i++) x[i] = gl_rng_uniform(&r) * 2 - 1;
     uint8_t *wq = malloc(N * K * 2);
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         gl_qtype t = block_types[k];
         for (int n = 0; n < N; n++) gl_quantize_row(t, w + n * K, wq + n * gl_qtype_row_bytes(t, K), K);
         omp_set_num_threads(1);

@@ -14,6 +14,7 @@
 #ifndef GRADLAB_KERNELS_H
 #define GRADLAB_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -140,15 +141,19 @@ float *gl_kernel_scratch(int which, size_t floats);
  *   Q8_0  d, int8 q[32]            w = d * q                                  34 bytes (8.5 bits per weight)
  *   Q4_0  d, 4-bit q[32] in 16 B   w = d * (q - 8)                            18 bytes (4.5 bits)
  *   Q4_1  d, m, 4-bit q[32]        w = d * q + m                              20 bytes (5 bits)
+ *   Q3_0  d, 3-bit q[32] in 12 B   w = d * (q - 4)                            14 bytes (3.5 bits; gradlab's own)
  * 4-bit values: byte j holds weight j in its low nibble and weight j + 16 in its high nibble.
+ * 3-bit values: the low two bits of weight j are bits 2(j / 8), 2(j / 8) + 1 of ql[j % 8]; its high bit is bit j % 8
+ * of qh[j / 8] (so SIMD unpacks a block with one 64-bit shift per quarter and one byte compare).
  * For the integer dot product, activations are quantized the same way as Q8_0 (d = max|x| / 127, q = round(x / d))
  * into gl_block_q8a, which also keeps sum(q) and d * sum(q) (ggml's Q8_1) for the offsets of Q4_0 and Q4_1.
- * The type numbers are ggml's (and GGUF's). */
-typedef enum { GL_QT_F32 = 0, GL_QT_F16 = 1, GL_QT_Q4_0 = 2, GL_QT_Q4_1 = 3, GL_QT_Q8_0 = 8 } gl_qtype;
+ * The type numbers are ggml's (and GGUF's); Q3_0 has a number ggml does not use (docs/formats.md). */
+typedef enum { GL_QT_F32 = 0, GL_QT_F16 = 1, GL_QT_Q4_0 = 2, GL_QT_Q4_1 = 3, GL_QT_Q8_0 = 8, GL_QT_Q3_0 = 130 } gl_qtype;
 #define GL_QK 32
 typedef struct { uint16_t d; int8_t qs[GL_QK]; } gl_block_q8_0;
 typedef struct { uint16_t d; uint8_t qs[GL_QK / 2]; } gl_block_q4_0;
 typedef struct { uint16_t d, m; uint8_t qs[GL_QK / 2]; } gl_block_q4_1;
+typedef struct { uint16_t d; uint8_t ql[GL_QK / 4], qh[GL_QK / 8]; } gl_block_q3_0;
 typedef struct {
     float d, s;  /* both rounded to fp16 precision, as ggml stores them: the same products as llama.cpp */
     int32_t sum; /* sum of qs */
@@ -165,6 +170,18 @@ bool gl_qtype_known(gl_qtype t);
 void gl_dequantize_row(gl_qtype t, const void *src, float *dst, int64_t k);
 void gl_quantize_row(gl_qtype t, const float *src, void *dst, int64_t k);
 void gl_quantize_act(const float *x, gl_block_q8a *y, int64_t k);
+/* Round to nearest, one block at a time: the scale (and Q4_1's minimum) chosen from a block's 32 values, the code
+ * of a value under them (clamped to the type's range, so a value outside the block's span maps to an end), the
+ * value a code stands for, and the packed block. gl_quantize_row is these four in a row; GPTQ chooses a block's
+ * scale when it reaches the block's first column and then codes the columns one at a time. */
+typedef struct {
+    uint16_t d16, m16; /* as stored (fp16) */
+    float id, m;       /* what the codes are computed with: 1 / d and the minimum before rounding, as ggml does */
+} gl_block_scale;
+gl_block_scale gl_block_scale_of(gl_qtype t, const float *x);
+int gl_block_code(gl_qtype t, gl_block_scale s, float x);
+float gl_block_value(gl_qtype t, gl_block_scale s, int q);
+void gl_block_pack(gl_qtype t, gl_block_scale s, const int *q, void *dst);
 /* dot of a weight row (k weights of a block type) with quantized activations; the scalar reference */
 float gl_vec_dot_q_ref(gl_qtype t, int64_t k, const void *w, const gl_block_q8a *x);
 /* the same through the active level's SIMD path (AVX-512 VNNI, AVX2, or the reference) */
@@ -173,5 +190,13 @@ float gl_vec_dot_q(gl_qtype t, int64_t k, const void *w, const gl_block_q8a *x);
  * Block types quantize X to gl_block_q8a and use the integer dot; F32 and F16 weights take a float dot. Each output
  * is summed in a fixed order by one thread, so results are bitwise the same for any thread count. */
 void gl_matmul_q(gl_qtype t, const void *W, int N, int K, const float *X, int M, float *Y);
+/* GPTQ (kernels/cpu/gptq.c): W (rows x cols, row-major: a linear layer's weight, one row per output) quantized to
+ * block type t into out (rows rows of gl_qtype_row_bytes(t, cols) bytes) with the rounding error of each column
+ * spread over the later columns through the inverse of H (cols x cols, the Hessian 2 X^T X / n of the layer's
+ * inputs X; destroyed), after damping its diagonal by damp times its mean. W is left holding the dequantized
+ * values. block: columns per lazy batch update (a multiple of 32; 128 in the paper). false with a message if H is
+ * not positive definite even with the damping, or has non-finite values. Bitwise the same for any thread count. */
+bool gl_gptq_quantize(gl_qtype t, float *W, int rows, int cols, double *H, double damp, int block, void *out,
+                      char *err, size_t err_len);
 
 #endif

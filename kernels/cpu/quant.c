@@ -73,7 +73,7 @@ void gl_round_to_f16(float *x, size_t n) {
 }
 
 bool gl_qtype_known(gl_qtype t) {
-    return t == GL_QT_F32 || t == GL_QT_F16 || t == GL_QT_Q4_0 || t == GL_QT_Q4_1 || t == GL_QT_Q8_0;
+    return t == GL_QT_F32 || t == GL_QT_F16 || t == GL_QT_Q4_0 || t == GL_QT_Q4_1 || t == GL_QT_Q8_0 || t == GL_QT_Q3_0;
 }
 
 size_t gl_qtype_row_bytes(gl_qtype t, int64_t k) {
@@ -83,8 +83,89 @@ size_t gl_qtype_row_bytes(gl_qtype t, int64_t k) {
     case GL_QT_Q4_0: return (size_t)(k / GL_QK) * sizeof(gl_block_q4_0);
     case GL_QT_Q4_1: return (size_t)(k / GL_QK) * sizeof(gl_block_q4_1);
     case GL_QT_Q8_0: return (size_t)(k / GL_QK) * sizeof(gl_block_q8_0);
+    case GL_QT_Q3_0: return (size_t)(k / GL_QK) * sizeof(gl_block_q3_0);
     }
     return 0;
+}
+
+/* ---- one block: scale, codes, values, packing ---- */
+gl_block_scale gl_block_scale_of(gl_qtype t, const float *x) {
+    gl_block_scale s = {0, 0, 0, 0};
+    float d = 0;
+    if (t == GL_QT_Q4_1) { /* ggml: m = min, d = (max - min) / 15 */
+        float min = x[0], max = x[0];
+        for (int j = 1; j < GL_QK; j++) min = fminf(min, x[j]), max = fmaxf(max, x[j]);
+        d = (max - min) / 15.0f;
+        s.m = min, s.m16 = gl_f32_to_f16(min);
+    } else if (t == GL_QT_Q8_0) {
+        float amax = 0;
+        for (int j = 0; j < GL_QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+        d = amax / 127.0f;
+    } else { /* Q4_0 (ggml) and Q3_0: the value of largest magnitude maps to the lowest code, q = 0 */
+        float amax = 0, max = 0;
+        for (int j = 0; j < GL_QK; j++)
+            if (fabsf(x[j]) > amax) amax = fabsf(x[j]), max = x[j];
+        d = max / (t == GL_QT_Q4_0 ? -8.0f : -4.0f);
+    }
+    s.d16 = gl_f32_to_f16(d);
+    s.id = d ? 1.0f / d : 0.0f;
+    return s;
+}
+
+int gl_block_code(gl_qtype t, gl_block_scale s, float x) {
+    switch (t) {
+    case GL_QT_Q8_0: return (int)fmaxf(-127.0f, fminf(127.0f, roundf(x * s.id)));
+    case GL_QT_Q4_0: return (int)fminf(15.0f, fmaxf(0.0f, x * s.id + 8.5f));
+    case GL_QT_Q4_1: return (int)fminf(15.0f, fmaxf(0.0f, (x - s.m) * s.id + 0.5f));
+    case GL_QT_Q3_0: return (int)fminf(7.0f, fmaxf(0.0f, x * s.id + 4.5f));
+    default: return 0;
+    }
+}
+
+float gl_block_value(gl_qtype t, gl_block_scale s, int q) {
+    float d = gl_f16_to_f32(s.d16);
+    switch (t) {
+    case GL_QT_Q8_0: return d * q;
+    case GL_QT_Q4_0: return d * (q - 8);
+    case GL_QT_Q4_1: return d * q + gl_f16_to_f32(s.m16);
+    case GL_QT_Q3_0: return d * (q - 4);
+    default: return 0;
+    }
+}
+
+void gl_block_pack(gl_qtype t, gl_block_scale s, const int *q, void *dst) {
+    switch (t) {
+    case GL_QT_Q8_0: {
+        gl_block_q8_0 *y = dst;
+        y->d = s.d16;
+        for (int j = 0; j < GL_QK; j++) y->qs[j] = (int8_t)q[j];
+        return;
+    }
+    case GL_QT_Q4_0:
+    case GL_QT_Q4_1: {
+        uint8_t *qs = t == GL_QT_Q4_0 ? ((gl_block_q4_0 *)dst)->qs : ((gl_block_q4_1 *)dst)->qs;
+        if (t == GL_QT_Q4_0) ((gl_block_q4_0 *)dst)->d = s.d16;
+        else ((gl_block_q4_1 *)dst)->d = s.d16, ((gl_block_q4_1 *)dst)->m = s.m16;
+        for (int j = 0; j < GL_QK / 2; j++) qs[j] = (uint8_t)(q[j] | q[j + 16] << 4);
+        return;
+    }
+    case GL_QT_Q3_0: {
+        gl_block_q3_0 *y = dst;
+        y->d = s.d16;
+        memset(y->ql, 0, sizeof y->ql), memset(y->qh, 0, sizeof y->qh);
+        for (int j = 0; j < GL_QK; j++) {
+            y->ql[j % 8] |= (uint8_t)((q[j] & 3) << (2 * (j / 8)));
+            y->qh[j / 8] |= (uint8_t)(((q[j] >> 2) & 1) << (j % 8));
+        }
+        return;
+    }
+    default: return;
+    }
+}
+
+/* the codes of one block of a 3-bit row */
+static void q3_codes(const gl_block_q3_0 *x, int *q) {
+    for (int j = 0; j < GL_QK; j++) q[j] = ((x->ql[j % 8] >> (2 * (j / 8))) & 3) | ((x->qh[j / 8] >> (j % 8)) & 1) << 2;
 }
 
 /* ---- conversion ---- */
@@ -121,56 +202,31 @@ void gl_dequantize_row(gl_qtype t, const void *src, float *dst, int64_t k) {
             }
         }
         return;
+    case GL_QT_Q3_0:
+        for (int64_t b = 0; b < k / GL_QK; b++) {
+            const gl_block_q3_0 *x = (const gl_block_q3_0 *)src + b;
+            float d = gl_f16_to_f32(x->d);
+            int q[GL_QK];
+            q3_codes(x, q);
+            for (int j = 0; j < GL_QK; j++) dst[b * GL_QK + j] = d * (q[j] - 4);
+        }
+        return;
     }
 }
 
 void gl_quantize_row(gl_qtype t, const float *src, void *dst, int64_t k) {
-    switch (t) {
-    case GL_QT_F32: memcpy(dst, src, (size_t)k * 4); return;
-    case GL_QT_F16:
+    if (t == GL_QT_F32) return (void)memcpy(dst, src, (size_t)k * 4);
+    if (t == GL_QT_F16) {
         for (int64_t i = 0; i < k; i++) ((uint16_t *)dst)[i] = gl_f32_to_f16(src[i]);
         return;
-    case GL_QT_Q8_0:
-        for (int64_t b = 0; b < k / GL_QK; b++) {
-            const float *x = src + b * GL_QK;
-            gl_block_q8_0 *y = (gl_block_q8_0 *)dst + b;
-            float amax = 0;
-            for (int j = 0; j < GL_QK; j++) amax = fmaxf(amax, fabsf(x[j]));
-            float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
-            y->d = gl_f32_to_f16(d);
-            for (int j = 0; j < GL_QK; j++) y->qs[j] = (int8_t)roundf(x[j] * id);
-        }
-        return;
-    case GL_QT_Q4_0: /* ggml: d = (the value of largest magnitude) / -8, so that value maps to q = 0 */
-        for (int64_t b = 0; b < k / GL_QK; b++) {
-            const float *x = src + b * GL_QK;
-            gl_block_q4_0 *y = (gl_block_q4_0 *)dst + b;
-            float amax = 0, max = 0;
-            for (int j = 0; j < GL_QK; j++)
-                if (fabsf(x[j]) > amax) amax = fabsf(x[j]), max = x[j];
-            float d = max / -8.0f, id = d ? 1.0f / d : 0.0f;
-            y->d = gl_f32_to_f16(d);
-            for (int j = 0; j < GL_QK / 2; j++) {
-                int lo = (int)fminf(15.0f, x[j] * id + 8.5f), hi = (int)fminf(15.0f, x[j + 16] * id + 8.5f);
-                y->qs[j] = (uint8_t)(lo | hi << 4);
-            }
-        }
-        return;
-    case GL_QT_Q4_1: /* ggml: m = min, d = (max - min) / 15 */
-        for (int64_t b = 0; b < k / GL_QK; b++) {
-            const float *x = src + b * GL_QK;
-            gl_block_q4_1 *y = (gl_block_q4_1 *)dst + b;
-            float min = x[0], max = x[0];
-            for (int j = 1; j < GL_QK; j++) min = fminf(min, x[j]), max = fmaxf(max, x[j]);
-            float d = (max - min) / 15.0f, id = d ? 1.0f / d : 0.0f;
-            y->d = gl_f32_to_f16(d);
-            y->m = gl_f32_to_f16(min);
-            for (int j = 0; j < GL_QK / 2; j++) {
-                int lo = (int)fminf(15.0f, (x[j] - min) * id + 0.5f), hi = (int)fminf(15.0f, (x[j + 16] - min) * id + 0.5f);
-                y->qs[j] = (uint8_t)(lo | hi << 4);
-            }
-        }
-        return;
+    }
+    size_t block_bytes = gl_qtype_row_bytes(t, GL_QK);
+    for (int64_t b = 0; b < k / GL_QK; b++) {
+        const float *x = src + b * GL_QK;
+        gl_block_scale s = gl_block_scale_of(t, x);
+        int q[GL_QK];
+        for (int j = 0; j < GL_QK; j++) q[j] = gl_block_code(t, s, x[j]);
+        gl_block_pack(t, s, q, (uint8_t *)dst + b * block_bytes);
     }
 }
 
@@ -204,6 +260,11 @@ float gl_vec_dot_q_ref(gl_qtype t, int64_t k, const void *w, const gl_block_q8a 
             const gl_block_q8_0 *y = (const gl_block_q8_0 *)w + b;
             for (int j = 0; j < GL_QK; j++) wq[j] = y->qs[j];
             dw = gl_f16_to_f32(y->d);
+        } else if (t == GL_QT_Q3_0) {
+            const gl_block_q3_0 *y = (const gl_block_q3_0 *)w + b;
+            q3_codes(y, wq);
+            for (int j = 0; j < GL_QK; j++) wq[j] -= 4;
+            dw = gl_f16_to_f32(y->d);
         } else {
             const uint8_t *qs = t == GL_QT_Q4_0 ? ((const gl_block_q4_0 *)w)[b].qs : ((const gl_block_q4_1 *)w)[b].qs;
             int offset = t == GL_QT_Q4_0 ? 8 : 0;
@@ -227,6 +288,21 @@ float gl_vec_dot_q_ref(gl_qtype t, int64_t k, const void *w, const gl_block_q8a 
  * accumulator; then the 8 lanes are summed as (lo + hi) halves. This is ggml's x86 order, so for the same
  * activations the dot products equal llama.cpp's to the bit. AVX2 forms the lanes with maddubs + madd,
  * AVX-512 VNNI with one vpdpbusd: the same integers either way. */
+/* a Q3_0 block's 32 codes minus 4, as signed bytes: the low two bits by one 64-bit shift per quarter, the high bit
+ * by spreading qh's bytes over the quarters and testing each byte's own bit */
+__attribute__((target("avx2"))) static inline __m256i unpack_q3(const gl_block_q3_0 *b) {
+    uint64_t ql;
+    uint32_t qh;
+    memcpy(&ql, b->ql, 8), memcpy(&qh, b->qh, 4);
+    __m256i lo = _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x((long long)ql), _mm256_set_epi64x(6, 4, 2, 0)),
+                                  _mm256_set1_epi8(3));
+    __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh),
+                                         _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
+    __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    __m256i hi = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(4));
+    return _mm256_sub_epi8(_mm256_or_si256(lo, hi), _mm256_set1_epi8(4));
+}
+
 #define SIMD_DOT(NAME, TARGET, LANES)                                                                                 \
     TARGET static float NAME(gl_qtype t, int64_t nb, const void *w, const gl_block_q8a *x) {                          \
         __m256 acc = _mm256_setzero_ps();                                                                              \
@@ -238,6 +314,8 @@ float gl_vec_dot_q_ref(gl_qtype t, int64_t k, const void *w, const gl_block_q8a 
             if (t == GL_QT_Q8_0) {                                                                                     \
                 const gl_block_q8_0 *y = (const gl_block_q8_0 *)w + b;                                                 \
                 wv = _mm256_loadu_si256((const __m256i *)y->qs), dw = _cvtsh_ss(y->d);                                 \
+            } else if (t == GL_QT_Q3_0) {                                                                              \
+                wv = unpack_q3((const gl_block_q3_0 *)w + b), dw = _cvtsh_ss(((const gl_block_q3_0 *)w)[b].d);         \
             } else {                                                                                                   \
                 const uint8_t *qs = t == GL_QT_Q4_0 ? ((const gl_block_q4_0 *)w)[b].qs : ((const gl_block_q4_1 *)w)[b].qs; \
                 __m128i h = _mm_loadu_si128((const __m128i *)qs);                                                      \
@@ -286,6 +364,9 @@ SIMD_DOT(dot_avx512, AVX512_TARGET, lanes_vnni)
                 if (t == GL_QT_Q8_0) {                                                                                 \
                     const gl_block_q8_0 *y0 = (const gl_block_q8_0 *)row + b;                                          \
                     wv[r] = _mm256_loadu_si256((const __m256i *)y0->qs), dw[r] = _cvtsh_ss(y0->d), mw[r] = 0;          \
+                } else if (t == GL_QT_Q3_0) {                                                                          \
+                    const gl_block_q3_0 *y0 = (const gl_block_q3_0 *)row + b;                                          \
+                    wv[r] = unpack_q3(y0), dw[r] = _cvtsh_ss(y0->d), mw[r] = 0;                                        \
                 } else {                                                                                               \
                     const uint8_t *qs = t == GL_QT_Q4_0 ? ((const gl_block_q4_0 *)row)[b].qs : ((const gl_block_q4_1 *)row)[b].qs; \
                     __m128i h = _mm_loadu_si128((const __m128i *)qs);                                                  \
