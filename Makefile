@@ -41,7 +41,7 @@ LIB_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(KERN_SRC:%.c=$(BUILD)/obj/%.o) \
             $(BUILD)/obj/kernels/cpu/vec_scalar.o $(BUILD)/obj/kernels/cpu/vec_avx2.o $(BUILD)/obj/kernels/cpu/vec_avx512.o
 LIB      := $(BUILD)/libgradlab.a
 
-PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer $(BUILD)/tokenize $(BUILD)/serve $(BUILD)/rag
+PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer $(BUILD)/tokenize $(BUILD)/serve $(BUILD)/rag $(BUILD)/quantize
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) $(BUILD)/tests/test_cuda_emu
 
@@ -93,6 +93,7 @@ PROGRAM_SRC_train         := train/train.c
 PROGRAM_SRC_infer         := infer/infer.c
 PROGRAM_SRC_tokenize      := tokenizer/tokenize_main.c
 PROGRAM_SRC_rag           := rag/rag.c
+PROGRAM_SRC_quantize      := quantize/quantize.c
 .SECONDEXPANSION:
 $(filter-out $(BUILD)/serve,$(PROGRAMS)): $(BUILD)/%: $$(PROGRAM_SRC_$$*) $(LIB)
 	@echo "  LD  $@"

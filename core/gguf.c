@@ -508,6 +508,34 @@ void gl_gguf_put_f32_array(gl_gguf_writer *w, const char *key, const float *v, u
     put(&w->kv, v, count * 4);
 }
 
+static void put_gstr(bytes *b, gguf_str s) {
+    put_u64(b, s.len);
+    put(b, s.ptr, s.len);
+}
+
+bool gl_gguf_put_kv_copy(gl_gguf_writer *w, const gguf_kv *kv) {
+    if (kv->type == GGUF_ARRAY && kv->arr_type == GGUF_ARRAY) return false;
+    put_gstr(&w->kv, kv->key);
+    put_u32(&w->kv, kv->type);
+    w->n_kv++;
+    switch (kv->type) {
+    case GGUF_STRING: put_gstr(&w->kv, kv->v.s); break;
+    case GGUF_ARRAY:
+        put_u32(&w->kv, kv->arr_type);
+        put_u64(&w->kv, kv->arr_count);
+        if (kv->arr_type == GGUF_STRING)
+            for (uint64_t i = 0; i < kv->arr_count; i++) put_gstr(&w->kv, kv->strs[i]);
+        else put(&w->kv, kv->arr, kv->arr_count * value_size[kv->arr_type]);
+        break;
+    case GGUF_FLOAT32: { float f = (float)kv->v.f; put(&w->kv, &f, 4); break; }
+    case GGUF_FLOAT64: put(&w->kv, &kv->v.f, 8); break;
+    case GGUF_INT8: case GGUF_INT16: case GGUF_INT32: case GGUF_INT64:
+        put(&w->kv, &kv->v.i, value_size[kv->type]); break; /* little-endian: the low bytes come first */
+    default: put(&w->kv, &kv->v.u, value_size[kv->type]); break;
+    }
+    return true;
+}
+
 void gl_gguf_put_tensor(gl_gguf_writer *w, const char *name, ggml_type type, int n_dims, const int64_t *ne,
                         const void *data, uint64_t n_bytes) {
     static const uint8_t zeros[32] = {0};

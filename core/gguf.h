@@ -105,6 +105,9 @@ void gl_gguf_put_str(gl_gguf_writer *w, const char *key, const char *v);
 void gl_gguf_put_str_array(gl_gguf_writer *w, const char *key, const char *const *v, uint64_t count);
 void gl_gguf_put_i32_array(gl_gguf_writer *w, const char *key, const int32_t *v, uint64_t count);
 void gl_gguf_put_f32_array(gl_gguf_writer *w, const char *key, const float *v, uint64_t count);
+/* a key/value of an open file, copied as it is (quantize keeps a model's tokenizer and settings); false, with nothing
+ * written, for an array of arrays */
+bool gl_gguf_put_kv_copy(gl_gguf_writer *w, const gguf_kv *kv);
 /* a tensor of n_dims dimensions ne (ne[0] fastest) holding n_bytes of data in the given type */
 void gl_gguf_put_tensor(gl_gguf_writer *w, const char *name, ggml_type type, int n_dims, const int64_t *ne,
                         const void *data, uint64_t n_bytes);

@@ -7,12 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "codec.h"
 #include "gpt.h"
 #include "gpt_io.h"
+#include "io.h"
 #include "llama.h"
+#include "perplexity.h"
 #include "sample.h"
 
 static void usage(FILE *f) {
@@ -35,6 +38,12 @@ static void usage(FILE *f) {
             "  --device cpu|cuda   cuda (a `make CUDA=1` build): the forward, the KV cache and greedy or temperature\n"
             "                      sampling on the GPU (one token back per step); --top-k/--top-p sample on the CPU;\n"
             "                      a GGUF model is dequantized to fp32 there once (not llama.cpp's bits: the CPU's)\n"
+            "Quality of a GGUF model on a text (docs/quantization.md):\n"
+            "  --perplexity FILE   perplexity over the text with a sliding window (no generation)\n"
+            "  --window N --stride N  the window (512) and how far it moves (256): each token after the first window\n"
+            "                      is predicted from at least window - stride tokens\n"
+            "  --max-tokens N      score only the first N tokens of the text\n"
+            "  --compare REF.gguf  also run REF on the same windows: KL(REF || model) per token, same top token %%\n"
             "Without --prompt or --prompt-ids the prompt is a newline.\n");
 }
 
@@ -90,6 +99,60 @@ static int32_t *parse_ids(const char *text, int V, int *n_out) {
     }
     *n_out = n;
     return ids;
+}
+
+/* ---- perplexity of a GGUF model on a text, and its comparison with a reference model ---- */
+static int run_perplexity(const char *path, const char *ref_path, const char *text_path, int window, int stride,
+                          int64_t max_tokens) {
+    char err[512];
+    llama m, r;
+    if (!llama_load(&m, path, err, sizeof err)) fail(err, "");
+    if (!m.tok) fail(path, ": the model has no tokenizer gradlab reads, which --perplexity needs");
+    if (window > m.cfg.ctx_len) fail("--window is beyond the model's context", "");
+    if (ref_path) {
+        if (!llama_load(&r, ref_path, err, sizeof err)) fail("--compare: ", err);
+        if (r.cfg.vocab_size != m.cfg.vocab_size)
+            fail("--compare: the reference's vocabulary differs from the model's: ", ref_path);
+    }
+    unsigned char *text;
+    size_t bytes;
+    if (!gl_read_whole_file(text_path, &text, &bytes, err, sizeof err)) fail("--perplexity: ", err);
+    if (max_tokens && bytes > (size_t)max_tokens * 16) bytes = (size_t)max_tokens * 16; /* ~4 bytes a token */
+    int32_t *ids = NULL;
+    size_t cap = 0, n = 0;
+    if (m.add_bos) {
+        ids = malloc(sizeof *ids), cap = 1;
+        ids[n++] = m.bos;
+    }
+    int32_t *body = NULL;
+    size_t body_cap = 0, nb = gl_bpe_encode(m.tok, text, bytes, &body, &body_cap);
+    free(text);
+    ids = realloc(ids, (n + nb + 1) * sizeof *ids);
+    memcpy(ids + n, body, nb * sizeof *ids), n += nb;
+    free(body);
+    (void)cap;
+    if (max_tokens && (int64_t)n > max_tokens) n = (size_t)max_tokens;
+    if (n < 2) fail(text_path, ": fewer than 2 tokens");
+    llama_scorer sm, sr;
+    llama_scorer_init(&sm, &m, window);
+    if (ref_path) llama_scorer_init(&sr, &r, window);
+    gl_ppl_stats st[2];
+    gl_lm_logits_fn fns[2] = {llama_scorer_logits, llama_scorer_logits};
+    void *models[2] = {ref_path ? (void *)&sr : (void *)&sm, &sm};
+    int k = ref_path ? 1 : 0;
+    gl_perplexity(fns, models, ref_path ? 2 : 1, m.cfg.vocab_size, ids, (int64_t)n, window, stride, isatty(2), st);
+    printf("perplexity %.4f over %lld tokens of %s (%d windows of %d, stride %d)\n", gl_ppl_value(&st[k]),
+           (long long)st[k].tokens, text_path, st[k].windows, window, stride);
+    if (ref_path)
+        printf("reference %.4f (%s); KL(reference || model) %.6f nats per token; same top token %.2f%%\n",
+               gl_ppl_value(&st[0]), ref_path, gl_ppl_kl(&st[1]), 100.0 * gl_ppl_same_top(&st[1]));
+    fprintf(stderr, "infer: %.1f s in the model's forward passes (%d threads)\n", st[k].seconds, omp_get_max_threads());
+    llama_scorer_free(&sm);
+    if (ref_path) llama_scorer_free(&sr), llama_free(&r);
+    free(ids);
+    llama_free(&m);
+    gl_stdout_check("infer");
+    return 0;
 }
 
 static int run_gguf(const char *path, const char *prompt, const char *prompt_ids, const char *chat, const char *system,
@@ -211,8 +274,9 @@ static bool emit(int32_t tok, void *p) {
 
 int main(int argc, char **argv) {
     const char *ckpt = NULL, *st = NULL, *st_config = NULL, *prompt = NULL, *prompt_ids = NULL, *lora = NULL;
-    const char *device = "cpu", *gguf = NULL, *chat = NULL, *system = NULL;
-    int ctx_len = 0;
+    const char *device = "cpu", *gguf = NULL, *chat = NULL, *system = NULL, *ppl_text = NULL, *compare = NULL;
+    int ctx_len = 0, window = 512, stride = 256;
+    int64_t max_tokens = 0;
     bool temperature_set = false;
     const char *gpt2_encoder = "tokenizer/gpt2/encoder.json", *gpt2_merges = "tokenizer/gpt2/vocab.bpe";
     int max_new = 200, threads = 0;
@@ -236,6 +300,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(f, "--safetensors")) st = v;
         else if (!strcmp(f, "--gguf")) gguf = v;
         else if (!strcmp(f, "--chat")) chat = v;
+        else if (!strcmp(f, "--perplexity")) ppl_text = v;
+        else if (!strcmp(f, "--compare")) compare = v;
+        else if (!strcmp(f, "--window")) window = gl_flag_int("infer", f, v, 2, 1 << 20);
+        else if (!strcmp(f, "--stride")) stride = gl_flag_int("infer", f, v, 1, 1 << 20);
+        else if (!strcmp(f, "--max-tokens")) max_tokens = gl_flag_int("infer", f, v, 2, 1e9);
         else if (!strcmp(f, "--system")) system = v;
         else if (!strcmp(f, "--ctx")) ctx_len = gl_flag_int("infer", f, v, 1, 1 << 24);
         else if (!strcmp(f, "--config")) st_config = v;
@@ -257,6 +326,13 @@ int main(int argc, char **argv) {
     }
     if (threads) omp_set_num_threads(threads);
     if ((chat || system) && !gguf) fail("--chat and --system need a chat model: --gguf FILE", "");
+    if ((ppl_text || compare) && !gguf) fail("--perplexity and --compare take a GGUF model: --gguf FILE", "");
+    if (compare && !ppl_text) fail("--compare goes with --perplexity TEXT", "");
+    if (ppl_text) {
+        if (prompt || prompt_ids || chat) fail("--perplexity scores a text: not with --prompt, --prompt-ids or --chat", "");
+        if (stride > window) fail("--stride must not exceed --window", "");
+        return run_perplexity(gguf, compare, ppl_text, window, stride, max_tokens);
+    }
     if (gguf) {
         if (ckpt || st || lora) fail("--gguf runs alone: not with --checkpoint, --safetensors or --lora", "");
         if ((prompt != NULL) + (prompt_ids != NULL) + (chat != NULL) > 1) fail("give one of --chat, --prompt, --prompt-ids", "");

@@ -62,6 +62,10 @@ typedef struct {
     gl_tensor **trainable;
     int n_trainable;
     struct gl_nf4 **nf4; /* [n_layer * GPT_LINEARS], QLoRA's 4-bit base (core/ops.h gl_nf4_from_param) */
+    /* when set (CPU), called with the input of every block linear before it (x: rows x cols floats); gpt_quantize
+     * collects GPTQ's Hessians through it */
+    void (*observe)(void *ctx, int layer, int linear, const float *x, int rows, int cols);
+    void *observe_ctx;
 } gpt;
 
 /* vocab rounded up to a multiple of 64 */
@@ -85,7 +89,21 @@ gl_tensor *gpt_loss(gpt *m, const int32_t *idx, const int32_t *targets, int B, i
 gl_tensor *gpt_param(const gpt *m, const char *name); /* by name, NULL if absent */
 /* One of block l's four linear layers applied to x: the fp32 or NF4 base weight, plus its adapters if any. */
 gl_tensor *gpt_block_linear(gpt *m, int l, int linear, gl_tensor *x);
-void gpt_lora_free(gpt *m); /* drops adapters and NF4 weights (gpt_free calls it) */
+void gpt_lora_free(gpt *m);
+/* ---- post-training quantization (models/gpt_quant.c) ----
+ * The four linear weights of every block, and the token embedding (which is also the output head), rounded to a
+ * block type of kernels.h (Q8_0, Q4_0, Q4_1, Q3_0: 32 input weights per scale) and stored back as the values they
+ * decode to: the checkpoint format holds fp32, so the model computes exactly what the quantized weights give, and
+ * the size the weights would take in that format is reported. GPTQ (gptq true) quantizes one block at a time on
+ * calibration sequences (n_seq x T ids) run through the blocks already quantized (act_order: kernels.h
+ * gl_gptq_quantize); otherwise round to nearest.
+ * embd_type: the embedding's type (GL_QT_F32 keeps it). false with a message (a bad calibration set). */
+typedef struct {
+    int64_t weights, bytes;          /* of the quantized matrices, in the block format */
+    double error, error_rtn;         /* GPTQ: the blocks' output error (sum over matrices), and round to nearest's */
+} gpt_quant_report;
+bool gpt_quantize(gpt *m, int type, int embd_type, bool gptq, bool act_order, const int32_t *calib, int n_seq, int T,
+                  double damp, gpt_quant_report *report, char *err, size_t err_len); /* drops adapters and NF4 weights (gpt_free calls it) */
 /* Moves every parameter to device d: gpt_forward, gpt_loss and the KV-cache path then run there unchanged, and
  * one copy of the batch goes in and one float of loss comes out per step. LoRA adapters move with the model; NF4
  * (QLoRA) weights stay on the CPU (false with a message). Checkpoints read the parameters on the CPU. */

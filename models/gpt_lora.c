@@ -37,6 +37,10 @@ static void target_geometry(const gpt *m, char t, int *linear, int *col0, int *w
 gl_tensor *gpt_block_linear(gpt *m, int l, int which, gl_tensor *x) {
     gl_tensor *w, *b;
     linear_params(m, l, which, &w, &b);
+    if (m->observe) {
+        x = gl_contiguous(x);
+        m->observe(m->observe_ctx, l, which, x->data, (int)(x->numel / x->shape[x->ndim - 1]), x->shape[x->ndim - 1]);
+    }
     gl_tensor *y = m->nf4 ? gl_linear_nf4(x, m->nf4[l * GPT_LINEARS + which], b) : gl_linear(x, w, b);
     gl_tensor *updates[3];
     int col0[3], n = 0;

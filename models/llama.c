@@ -164,15 +164,24 @@ fail:
     return false;
 }
 
-enum { DENSE_PER_LAYER = 7 };
+enum { DENSE_PER_LAYER = LLAMA_PER_LAYER };
 
 /* the matrices in the order of llama.h's dense[] */
-static const gl_qmatrix *matrix_at(const llama *m, int i) {
+gl_qmatrix *llama_matrix(llama *m, int i) {
     if (i == 0) return &m->tok_embd;
     if (i == 1) return &m->output;
-    const llama_layer *L = &m->layers[(i - 2) / DENSE_PER_LAYER];
-    const gl_qmatrix *ms[DENSE_PER_LAYER] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+    llama_layer *L = &m->layers[(i - 2) / DENSE_PER_LAYER];
+    gl_qmatrix *ms[DENSE_PER_LAYER] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
     return ms[(i - 2) % DENSE_PER_LAYER];
+}
+static const gl_qmatrix *matrix_at(const llama *m, int i) { return llama_matrix((llama *)m, i); }
+
+int llama_matrix_count(const llama *m) { return 2 + DENSE_PER_LAYER * m->cfg.n_layer; }
+
+void llama_matrix_name(int i, char *name, size_t n) {
+    static const char *const names[DENSE_PER_LAYER] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+    if (i < 2) snprintf(name, n, "%s", i == 0 ? "token_embd.weight" : "output.weight");
+    else snprintf(name, n, "blk.%d.%s.weight", (i - 2) / DENSE_PER_LAYER, names[(i - 2) % DENSE_PER_LAYER]);
 }
 
 bool llama_to(llama *m, gl_device d, char *err, size_t n) {
@@ -242,7 +251,42 @@ void llama_cache_free(llama_cache *c) {
 /* x W^T for matrix i of dense[] (llama.h): in place in its blocks on the CPU, dequantized fp32 through cuBLAS on CUDA */
 static gl_tensor *linear(llama *m, gl_tensor *x, int i) {
     if (m->dense) return gl_linear(x, gl_transpose(m->dense[i], 0, 1), NULL);
+    if (m->observe) {
+        x = gl_contiguous(x);
+        m->observe(m->observe_ctx, i, x->data, (int)(x->numel / x->shape[x->ndim - 1]), x->shape[x->ndim - 1]);
+    }
     return gl_linear_q(x, matrix_at(m, i));
+}
+
+/* layer l of the forward on x [T, C] at positions pos.. of cache */
+static gl_tensor *layer_forward(llama *m, int l, gl_tensor *x, llama_cache *cache, int pos) {
+    const llama_config *c = &m->cfg;
+    llama_layer *L = &m->layers[l];
+    size_t layer_floats = (size_t)cache->capacity * cache->width;
+    int w = 2 + DENSE_PER_LAYER * l; /* wq wk wv wo gate up down */
+    gl_tensor *h = gl_rmsnorm(x, L->attn_norm, c->norm_eps);
+    gl_tensor *q = gl_rope(linear(m, h, w + 0), c->n_head, pos, c->rope_base, c->rope_dim);
+    gl_tensor *k = gl_rope(linear(m, h, w + 1), c->n_kv_head, pos, c->rope_base, c->rope_dim);
+    gl_tensor *a = gl_attention_gqa(q, k, linear(m, h, w + 2), cache->k + l * layer_floats, cache->v + l * layer_floats,
+                                    cache->capacity, pos, c->n_head, c->n_kv_head, cache->f16);
+    x = gl_add(x, linear(m, a, w + 3));
+    h = gl_rmsnorm(x, L->ffn_norm, c->norm_eps);
+    return gl_add(x, linear(m, gl_swiglu(linear(m, h, w + 4), linear(m, h, w + 5)), w + 6));
+}
+
+void llama_layer_forward(llama *m, int l, llama_cache *cache, float *x, int T) {
+    if (m->device != GL_CPU || cache->device != GL_CPU) gl_fatal("llama", "llama_layer_forward runs on the CPU");
+    if (l < 0 || l >= m->cfg.n_layer) gl_fatal("llama", "layer %d of a model of %d", l, m->cfg.n_layer);
+    if (T < 1 || T > cache->capacity - cache->len)
+        gl_fatal("llama", "%d tokens at position %d do not fit the KV cache of %d positions", T, cache->len, cache->capacity);
+    gl_no_grad_begin();
+    gl_scope scope = gl_scope_begin();
+    gl_tensor *in = gl_new(GL_DIMS(T, m->cfg.n_embd));
+    memcpy(in->data, x, (size_t)T * m->cfg.n_embd * sizeof *x);
+    gl_tensor *out = gl_contiguous(layer_forward(m, l, in, cache, cache->len));
+    memcpy(x, out->data, (size_t)T * m->cfg.n_embd * sizeof *x);
+    gl_scope_end(&scope);
+    gl_no_grad_end();
 }
 
 void llama_forward_batch(llama *m, llama_cache *const *caches, const int32_t *ids, int n, float *logits) {
@@ -290,20 +334,8 @@ void llama_forward(llama *m, llama_cache *cache, const int32_t *ids, int T, floa
     if (cache->device != m->device) gl_fatal("llama", "the KV cache and the model are on different devices");
     gl_no_grad_begin();
     gl_scope scope = gl_scope_begin(); /* everything below is freed at the end; the caller's tensors are kept */
-    size_t layer_floats = (size_t)cache->capacity * cache->width;
     gl_tensor *x = m->dense ? gl_embedding(m->dense[0], ids, GL_DIMS(T)) : gl_embedding_q(&m->tok_embd, ids, T); /* [T, C] */
-    for (int l = 0; l < c->n_layer; l++) {
-        llama_layer *L = &m->layers[l];
-        int w = 2 + DENSE_PER_LAYER * l; /* wq wk wv wo gate up down */
-        gl_tensor *h = gl_rmsnorm(x, L->attn_norm, c->norm_eps);
-        gl_tensor *q = gl_rope(linear(m, h, w + 0), c->n_head, pos, c->rope_base, c->rope_dim);
-        gl_tensor *k = gl_rope(linear(m, h, w + 1), c->n_kv_head, pos, c->rope_base, c->rope_dim);
-        gl_tensor *a = gl_attention_gqa(q, k, linear(m, h, w + 2), cache->k + l * layer_floats, cache->v + l * layer_floats,
-                                        cache->capacity, pos, c->n_head, c->n_kv_head, cache->f16);
-        x = gl_add(x, linear(m, a, w + 3));
-        h = gl_rmsnorm(x, L->ffn_norm, c->norm_eps);
-        x = gl_add(x, linear(m, gl_swiglu(linear(m, h, w + 4), linear(m, h, w + 5)), w + 6));
-    }
+    for (int l = 0; l < c->n_layer; l++) x = layer_forward(m, l, x, cache, pos);
     if (!all_logits) x = gl_slice(x, 0, T - 1, T); /* the head (vocab x width) only where a token is sampled */
     gl_tensor *out = linear(m, gl_rmsnorm(x, m->out_norm, c->norm_eps), 1);
     gl_copy_to_host(out, logits);
@@ -311,6 +343,17 @@ void llama_forward(llama *m, llama_cache *cache, const int32_t *ids, int T, floa
     cache->len += T;
     gl_scope_end(&scope);
     gl_no_grad_end();
+}
+
+void llama_scorer_init(llama_scorer *s, llama *m, int window) {
+    s->m = m;
+    llama_cache_init(&s->cache, m, window, true);
+}
+void llama_scorer_free(llama_scorer *s) { llama_cache_free(&s->cache); }
+void llama_scorer_logits(void *scorer, const int32_t *ids, int T, float *logits) {
+    llama_scorer *s = scorer;
+    s->cache.len = 0;
+    llama_forward(s->m, &s->cache, ids, T, logits, true);
 }
 
 int llama_generate(llama *m, llama_cache *c, const int32_t *prompt, int n_prompt, int max_new, const gl_sampling *s,

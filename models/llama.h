@@ -42,7 +42,18 @@ typedef struct {
     /* on a CUDA device: each matrix dequantized once to fp32 [rows, cols] there (cuBLAS multiplies them): [0] the
      * token embedding, [1] the output head (the same tensor when tied), then 7 per layer in llama_layer's order */
     gl_tensor **dense;
+    /* when set (CPU only), called with the input of every matrix product, before it: i is the matrix's index in
+     * dense[]'s order (llama_matrix), x its rows x cols floats. quantize collects GPTQ's Hessians through it. */
+    void (*observe)(void *ctx, int i, const float *x, int rows, int cols);
+    void *observe_ctx;
 } llama;
+
+/* The weight matrices by index, in dense[]'s order: 0 the token embedding, 1 the output head (the same matrix when
+ * tied), then LLAMA_PER_LAYER per layer. llama_matrix_name writes the GGUF tensor name ("blk.3.ffn_down.weight"). */
+enum { LLAMA_WQ, LLAMA_WK, LLAMA_WV, LLAMA_WO, LLAMA_GATE, LLAMA_UP, LLAMA_DOWN, LLAMA_PER_LAYER };
+int llama_matrix_count(const llama *m);
+gl_qmatrix *llama_matrix(llama *m, int i);
+void llama_matrix_name(int i, char *name, size_t n);
 
 /* Opens path (mmapped), checks the architecture and every tensor's shape and type; false with one line naming the
  * file and the problem. */
@@ -80,6 +91,21 @@ void llama_forward_batch(llama *m, llama_cache *const *caches, const int32_t *id
  * to emit. Stops after emitting a stop token (m->eot or m->eos; it is not fed to the model) or when the cache is
  * full. use_cache false recomputes every position at every step (the reference the cache is tested against).
  * Returns the number of tokens emitted. */
+/* Layer l alone on x (T x n_embd floats, in place) at positions c->len .. c->len + T - 1, writing that layer's keys
+ * and values into c (c->len is not advanced: the caller runs the layers one after another at the same positions).
+ * The same arithmetic as llama_forward's layer l: quantize runs the calibration text through the model layer by
+ * layer, each layer on the outputs of the layers already quantized. CPU only. */
+void llama_layer_forward(llama *m, int l, llama_cache *c, float *x, int T);
+
+/* A window scorer for perplexity (perplexity.h's gl_lm_logits_fn): every window starts from an empty cache. */
+typedef struct {
+    llama *m;
+    llama_cache cache;
+} llama_scorer;
+void llama_scorer_init(llama_scorer *s, llama *m, int window);
+void llama_scorer_free(llama_scorer *s);
+void llama_scorer_logits(void *scorer, const int32_t *ids, int T, float *logits);
+
 int llama_generate(llama *m, llama_cache *c, const int32_t *prompt, int n_prompt, int max_new, const gl_sampling *s,
                    gl_rng *rng, bool use_cache, gl_emit_fn emit, void *ctx);
 

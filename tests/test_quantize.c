@@ -12,7 +12,7 @@ typedef struct {
     int rows, cols, n, n_types, block;
     float *W, *X;
     double *H, damp;
-    int *type, *codes; /* codes: n_types x rows x cols */
+    int *type, *codes; /* codes: n_types x 2 (column order, act order) x rows x cols */
     unsigned char *file;
 } fixture;
 
@@ -30,10 +30,10 @@ static fixture load_fixture(void) {
     memcpy(f.X, f.file + at, (size_t)f.n * f.cols * 4), at += (size_t)f.n * f.cols * 4;
     memcpy(f.H, f.file + at, (size_t)f.cols * f.cols * 8), at += (size_t)f.cols * f.cols * 8;
     memcpy(&f.damp, f.file + at, 8), at += 8;
-    f.type = malloc((size_t)f.n_types * sizeof *f.type), f.codes = malloc((size_t)f.n_types * wn * sizeof *f.codes);
+    f.type = malloc((size_t)f.n_types * sizeof *f.type), f.codes = malloc((size_t)f.n_types * 2 * wn * sizeof *f.codes);
     for (int k = 0; k < f.n_types; k++) {
         memcpy(&f.type[k], f.file + at, 4), at += 4;
-        memcpy(f.codes + k * wn, f.file + at, wn * 4), at += wn * 4;
+        memcpy(f.codes + 2 * k * wn, f.file + at, 2 * wn * 4), at += 2 * wn * 4;
     }
     cr_assert_eq(at, len, "fixture size");
     return f;
@@ -59,14 +59,14 @@ static int code_at(gl_qtype t, const uint8_t *row, int j) {
 }
 
 /* GPTQ of the fixture's layer to type t: the packed rows (malloc'd) and W's dequantized values in wq */
-static uint8_t *run_gptq(const fixture *f, gl_qtype t, float *wq) {
+static uint8_t *run_gptq(const fixture *f, gl_qtype t, bool act_order, float *wq) {
     size_t rb = gl_qtype_row_bytes(t, f->cols);
     uint8_t *out = malloc(rb * f->rows);
     double *h = malloc((size_t)f->cols * f->cols * 8);
     memcpy(h, f->H, (size_t)f->cols * f->cols * 8);
     memcpy(wq, f->W, (size_t)f->rows * f->cols * 4);
     char err[256] = "";
-    cr_assert(gl_gptq_quantize(t, wq, f->rows, f->cols, h, f->damp, f->block, out, err, sizeof err), "%s", err);
+    cr_assert(gl_gptq_quantize(t, wq, f->rows, f->cols, h, f->damp, f->block, act_order, out, err, sizeof err), "%s", err);
     free(h);
     return out;
 }
@@ -87,17 +87,18 @@ static double output_error(const fixture *f, const float *wq) {
 Test(gptq, codes_equal_the_numpy_reference_for_every_block_type) {
     fixture f = load_fixture();
     float *wq = malloc((size_t)f.rows * f.cols * 4);
-    for (int k = 0; k < f.n_types; k++) {
-        gl_qtype t = (gl_qtype)f.type[k];
-        uint8_t *out = run_gptq(&f, t, wq);
+    for (int k = 0; k < 2 * f.n_types; k++) {
+        gl_qtype t = (gl_qtype)f.type[k / 2];
+        bool act = k % 2;
+        uint8_t *out = run_gptq(&f, t, act, wq);
         size_t rb = gl_qtype_row_bytes(t, f.cols);
         int differ = 0, first = -1;
         for (int r = 0; r < f.rows; r++)
             for (int j = 0; j < f.cols; j++)
                 if (code_at(t, out + r * rb, j) != f.codes[(size_t)k * f.rows * f.cols + (size_t)r * f.cols + j])
                     if (differ++ == 0) first = r * f.cols + j;
-        cr_assert_eq(differ, 0, "type %d: %d of %d codes differ from NumPy's, the first at row %d column %d", t, differ,
-                     f.rows * f.cols, first / f.cols, first % f.cols);
+        cr_assert_eq(differ, 0, "type %d%s: %d of %d codes differ from NumPy's, the first at row %d column %d", t,
+                     act ? " (act order)" : "", differ, f.rows * f.cols, first / f.cols, first % f.cols);
         /* the column no input reached is zero, and W holds exactly what the packed rows decode to */
         float row[96];
         for (int r = 0; r < f.rows; r++) {
@@ -114,9 +115,9 @@ Test(gptq, layer_output_error_is_below_round_to_nearest_on_correlated_inputs) {
     fixture f = load_fixture();
     size_t wn = (size_t)f.rows * f.cols;
     float *wq = malloc(wn * 4), *rtn = malloc(wn * 4);
-    for (int k = 0; k < f.n_types; k++) {
-        gl_qtype t = (gl_qtype)f.type[k];
-        free(run_gptq(&f, t, wq));
+    for (int k = 0; k < 2 * f.n_types; k++) {
+        gl_qtype t = (gl_qtype)f.type[k / 2];
+        free(run_gptq(&f, t, k % 2, wq));
         size_t rb = gl_qtype_row_bytes(t, f.cols);
         uint8_t *packed = malloc(rb);
         for (int r = 0; r < f.rows; r++) {
@@ -126,7 +127,8 @@ Test(gptq, layer_output_error_is_below_round_to_nearest_on_correlated_inputs) {
         free(packed);
         /* GPTQ zeroes the dead column; round-to-nearest keeps it: it changes nothing on these inputs either way */
         double e_gptq = output_error(&f, wq), e_rtn = output_error(&f, rtn);
-        cr_log_info("type %d: output error GPTQ %.4g, RTN %.4g (ratio %.3f)", t, e_gptq, e_rtn, e_gptq / e_rtn);
+        cr_log_info("type %d%s: output error GPTQ %.4g, RTN %.4g (ratio %.3f)", t, k % 2 ? " act order" : "", e_gptq,
+                    e_rtn, e_gptq / e_rtn);
         cr_assert(e_gptq < 0.7 * e_rtn, "type %d: GPTQ's output error %g is not well below RTN's %g", t, e_gptq, e_rtn);
     }
     free(wq), free(rtn);
@@ -138,9 +140,9 @@ Test(gptq, same_bits_for_any_thread_count) {
     size_t wn = (size_t)f.rows * f.cols, rb = gl_qtype_row_bytes(GL_QT_Q4_1, f.cols);
     float *a = malloc(wn * 4), *b = malloc(wn * 4);
     omp_set_num_threads(1);
-    uint8_t *qa = run_gptq(&f, GL_QT_Q4_1, a);
+    uint8_t *qa = run_gptq(&f, GL_QT_Q4_1, true, a);
     omp_set_num_threads(2);
-    uint8_t *qb = run_gptq(&f, GL_QT_Q4_1, b);
+    uint8_t *qb = run_gptq(&f, GL_QT_Q4_1, true, b);
     cr_assert(!memcmp(qa, qb, rb * f.rows) && !memcmp(a, b, wn * 4));
     free(qa), free(qb), free(a), free(b);
     free_fixture(&f);
@@ -153,11 +155,11 @@ Test(gptq, a_hessian_it_cannot_use_is_refused_with_a_message) {
     uint8_t out[2 * 68];
     char err[256] = "";
     for (int i = 0; i < C; i++) h[i * C + i] = i == 40 ? -5.0 : 1.0; /* not positive definite */
-    cr_assert(!gl_gptq_quantize(GL_QT_Q4_0, w, 2, C, h, 0.01, 32, out, err, sizeof err));
+    cr_assert(!gl_gptq_quantize(GL_QT_Q4_0, w, 2, C, h, 0.01, 32, false, out, err, sizeof err));
     cr_assert(strstr(err, "not positive definite"), "%s", err);
     for (int i = 0; i < C; i++) h[i * C + i] = i == 3 ? NAN : 1.0;
-    cr_assert(!gl_gptq_quantize(GL_QT_Q4_0, w, 2, C, h, 0.01, 32, out, err, sizeof err));
+    cr_assert(!gl_gptq_quantize(GL_QT_Q4_0, w, 2, C, h, 0.01, 32, false, out, err, sizeof err));
     cr_assert(strstr(err, "non-finite"), "%s", err);
-    cr_assert(!gl_gptq_quantize(GL_QT_F32, w, 2, C, h, 0.01, 32, out, err, sizeof err));
+    cr_assert(!gl_gptq_quantize(GL_QT_F32, w, 2, C, h, 0.01, 32, false, out, err, sizeof err));
     cr_assert(strstr(err, "block type"), "%s", err);
 }

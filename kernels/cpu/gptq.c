@@ -18,59 +18,85 @@
 
 #include "kernels.h"
 
-/* in place: the lower Cholesky factor L of the n x n symmetric matrix a (H = L L^T); false at a pivot <= 0 */
+/* in place: the lower Cholesky factor L of the n x n symmetric matrix a (a = L L^T; the upper triangle is zeroed);
+ * false at a pivot <= 0. Row by row: each entry is one dot product of two rows' beginnings. */
 static bool cholesky_lower(double *a, int n, int *bad) {
     for (int j = 0; j < n; j++) {
-        double d = a[(size_t)j * n + j];
-        for (int k = 0; k < j; k++) d -= a[(size_t)j * n + k] * a[(size_t)j * n + k];
+        const double *rj = a + (size_t)j * n;
+        double d = rj[j];
+#pragma omp simd reduction(- : d)
+        for (int k = 0; k < j; k++) d -= rj[k] * rj[k];
         if (!(d > 0)) return *bad = j, false;
         d = sqrt(d);
         a[(size_t)j * n + j] = d;
-#pragma omp parallel for schedule(static) if (n - j > 256)
+#pragma omp parallel for schedule(static) if (n - j > 128)
         for (int i = j + 1; i < n; i++) {
-            double s = a[(size_t)i * n + j];
-            const double *ri = a + (size_t)i * n, *rj = a + (size_t)j * n;
+            const double *ri = a + (size_t)i * n;
+            double s = ri[j];
+#pragma omp simd reduction(- : s)
             for (int k = 0; k < j; k++) s -= ri[k] * rj[k];
             a[(size_t)i * n + j] = s / d;
         }
-        for (int i = 0; i < j; i++) a[(size_t)i * n + j] = 0; /* the upper triangle is not part of L */
     }
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++) a[(size_t)i * n + j] = 0;
     return true;
 }
 
-/* U (upper, row-major) with H^-1 = U^T U, from H (destroyed). false if H is not positive definite. */
+/* U (upper, row-major) with H^-1 = U^T U, from H (destroyed). false if H is not positive definite.
+ * With J the reversal of the index order: J H J = L L^T (L lower), so H = V V^T with V = J L J upper, and
+ * H^-1 = V^-T V^-1: U = V^-1 = J L^-1 J. One Cholesky factorization and one triangular inverse. */
 static bool inverse_hessian_factor(double *h, int n, double *u, int *bad) {
-    if (!cholesky_lower(h, n, bad)) return false;
-    /* M = L^-1 (lower), column by column of the identity: forward substitution, into u as scratch */
-    memset(u, 0, (size_t)n * n * sizeof *u);
-#pragma omp parallel for schedule(dynamic, 16)
-    for (int c = 0; c < n; c++) {
-        u[(size_t)c * n + c] = 1.0 / h[(size_t)c * n + c];
-        for (int i = c + 1; i < n; i++) {
-            double s = 0;
-            for (int k = c; k < i; k++) s += h[(size_t)i * n + k] * u[(size_t)k * n + c];
-            u[(size_t)i * n + c] = -s / h[(size_t)i * n + i];
+    for (int i = 0; i < n / 2; i++) /* h = J h J: reverse the rows, then each row */
+        for (int j = 0; j < n; j++) {
+            double t = h[(size_t)i * n + j];
+            h[(size_t)i * n + j] = h[(size_t)(n - 1 - i) * n + j], h[(size_t)(n - 1 - i) * n + j] = t;
+        }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n / 2; j++) {
+            double t = h[(size_t)i * n + j];
+            h[(size_t)i * n + j] = h[(size_t)i * n + n - 1 - j], h[(size_t)i * n + n - 1 - j] = t;
+        }
+    if (!cholesky_lower(h, n, bad)) return *bad = n - 1 - *bad, false;
+    /* M = L^-1, row by row: row i is (e_i - sum_{k<i} L_ik M_k) / L_ii, the sum taken as row updates (each thread
+     * a range of columns, so the order of every sum is fixed) */
+    double *m = u;
+    memset(m, 0, (size_t)n * n * sizeof *m);
+    int chunks = (n + 63) / 64;
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < chunks; ch++) {
+        int c0 = ch * 64, c1 = c0 + 64 < n ? c0 + 64 : n;
+        for (int i = c0; i < n; i++) {
+            double *mi = m + (size_t)i * n;
+            for (int k = c0; k < i; k++) {
+                double l = h[(size_t)i * n + k];
+                const double *mk = m + (size_t)k * n;
+                int top = k + 1 < c1 ? k + 1 : c1; /* M_k is zero right of k */
+#pragma omp simd
+                for (int j = c0; j < top; j++) mi[j] -= l * mk[j];
+            }
+            double inv = 1.0 / h[(size_t)i * n + i];
+            for (int j = c0; j < c1 && j <= i; j++) mi[j] = (j == i ? 1.0 + mi[j] : mi[j]) * inv;
         }
     }
-    /* H^-1 = M^T M into h (symmetric; M lower: (M^T M)_ij = sum_{k >= max(i,j)} M_ki M_kj) */
-#pragma omp parallel for schedule(dynamic, 16)
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j <= i; j++) {
-            double s = 0;
-            for (int k = i; k < n; k++) s += u[(size_t)k * n + i] * u[(size_t)k * n + j];
-            h[(size_t)i * n + j] = h[(size_t)j * n + i] = s;
-        }
-    /* H^-1 = L2 L2^T; U = L2^T */
-    if (!cholesky_lower(h, n, bad)) return false;
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) u[(size_t)i * n + j] = j >= i ? h[(size_t)j * n + i] : 0;
+    /* U = J M J: U_ij = M_{n-1-i, n-1-j}, upper since M is lower; reversing in place */
+    for (size_t e = 0; e < (size_t)n * n / 2; e++) {
+        double t = m[e];
+        m[e] = m[(size_t)n * n - 1 - e], m[(size_t)n * n - 1 - e] = t;
+    }
     return true;
 }
 
 enum { ROW_TILE = 8 };
 
-bool gl_gptq_quantize(gl_qtype t, float *W, int rows, int cols, double *H, double damp, int block, void *out,
-                      char *err, size_t err_len) {
+static const double *sort_key;
+static int by_key_descending(const void *a, const void *b) { /* ties keep the index order: a stable permutation */
+    int i = *(const int *)a, j = *(const int *)b;
+    return sort_key[i] > sort_key[j] ? -1 : sort_key[i] < sort_key[j] ? 1 : (i > j) - (i < j);
+}
+
+bool gl_gptq_quantize(gl_qtype t, float *W, int rows, int cols, double *H, double damp, int block, bool act_order,
+                      void *out, char *err, size_t err_len) {
     if (t != GL_QT_Q8_0 && t != GL_QT_Q4_0 && t != GL_QT_Q4_1 && t != GL_QT_Q3_0)
         return snprintf(err, err_len, "GPTQ needs a block type (Q8_0, Q4_0, Q4_1, Q3_0), got type %d", (int)t), false;
     if (cols % GL_QK || rows < 1 || block < GL_QK || block % GL_QK)
@@ -87,48 +113,69 @@ bool gl_gptq_quantize(gl_qtype t, float *W, int rows, int cols, double *H, doubl
         }
         mean += *d / cols;
     }
+    /* act order: the columns of largest Hessian diagonal (the inputs that move the output most) first, while they
+     * still have the most columns left to absorb their error; each block keeps the scale round to nearest gives
+     * it (static groups), so the order does not break ggml's 32-consecutive-weight blocks */
+    int *perm = malloc((size_t)cols * sizeof *perm);
+    double *U = malloc((size_t)cols * cols * sizeof *U), *diag = malloc((size_t)cols * sizeof *diag);
+    if (!perm || !U || !diag) return free(perm), free(U), free(diag),
+                              snprintf(err, err_len, "GPTQ: out of memory for a %d x %d Hessian", cols, cols), false;
+    for (int i = 0; i < cols; i++) perm[i] = i, diag[i] = H[(size_t)i * cols + i];
+    if (act_order) {
+        sort_key = diag;
+        qsort(perm, (size_t)cols, sizeof *perm, by_key_descending);
+        for (int i = 0; i < cols; i++) /* U as scratch: H with rows and columns permuted */
+            for (int j = 0; j < cols; j++) U[(size_t)i * cols + j] = H[(size_t)perm[i] * cols + perm[j]];
+        memcpy(H, U, (size_t)cols * cols * sizeof *H);
+    }
+    free(diag);
     for (int i = 0; i < cols; i++) H[(size_t)i * cols + i] += damp * mean;
-    double *U = malloc((size_t)cols * cols * sizeof *U);
-    if (!U) return snprintf(err, err_len, "GPTQ: out of memory for a %d x %d Hessian", cols, cols), false;
     int bad = 0;
     if (!inverse_hessian_factor(H, cols, U, &bad)) {
-        free(U);
+        free(U), free(perm);
         return snprintf(err, err_len, "GPTQ: the calibration Hessian is not positive definite (pivot %d of %d) even "
                         "with damping %g of its mean diagonal: give more calibration tokens or a larger damping",
                         bad, cols, damp), false;
     }
+    int nb = cols / GL_QK;
     size_t row_bytes = gl_qtype_row_bytes(t, cols), block_bytes = gl_qtype_row_bytes(t, GL_QK);
     int tiles = (rows + ROW_TILE - 1) / ROW_TILE;
 #pragma omp parallel
     {
+        /* per tile: the rows in the order of quantization, each weight's code and each block's scale in the order
+         * of the file, and the block's errors for the lazy update */
         double *w = malloc((size_t)ROW_TILE * cols * sizeof *w), *e = malloc((size_t)ROW_TILE * block * sizeof *e);
-        int *codes = malloc((size_t)ROW_TILE * GL_QK * sizeof *codes);
-        gl_block_scale scale[ROW_TILE];
+        int *codes = malloc((size_t)ROW_TILE * cols * sizeof *codes);
+        gl_block_scale *scale = malloc((size_t)ROW_TILE * nb * sizeof *scale);
 #pragma omp for schedule(dynamic, 1)
         for (int tile = 0; tile < tiles; tile++) {
             int r0 = tile * ROW_TILE, nr = rows - r0 < ROW_TILE ? rows - r0 : ROW_TILE;
-            for (int r = 0; r < nr; r++)
-                for (int j = 0; j < cols; j++) w[(size_t)r * cols + j] = W[(size_t)(r0 + r) * cols + j];
+            for (int r = 0; r < nr; r++) {
+                const float *src = W + (size_t)(r0 + r) * cols;
+                for (int i = 0; i < cols; i++) w[(size_t)r * cols + i] = src[perm[i]];
+                if (act_order)
+                    for (int b = 0; b < nb; b++) scale[r * nb + b] = gl_block_scale_of(t, src + b * GL_QK);
+            }
             for (int i1 = 0; i1 < cols; i1 += block) {
                 int i2 = i1 + block < cols ? i1 + block : cols;
                 for (int i = i1; i < i2; i++) {
                     const double *ui = U + (size_t)i * cols;
+                    int col = perm[i];
                     for (int r = 0; r < nr; r++) {
                         double *wr = w + (size_t)r * cols;
-                        if (i % GL_QK == 0) {
+                        gl_block_scale *sc = &scale[r * nb + col / GL_QK];
+                        if (!act_order && i % GL_QK == 0) { /* the block's values as the errors so far left them */
                             float g[GL_QK];
                             for (int j = 0; j < GL_QK; j++) g[j] = (float)wr[i + j];
-                            scale[r] = gl_block_scale_of(t, g);
+                            *sc = gl_block_scale_of(t, g);
                         }
-                        int q = gl_block_code(t, scale[r], (float)wr[i]);
-                        double v = gl_block_value(t, scale[r], q), er = (wr[i] - v) / ui[i];
-                        codes[r * GL_QK + i % GL_QK] = q;
+                        int q = gl_block_code(t, *sc, (float)wr[i]);
+                        double v = gl_block_value(t, *sc, q), er = (wr[i] - v) / ui[i];
+                        codes[(size_t)r * cols + col] = q;
                         e[(size_t)r * block + (i - i1)] = er;
                         wr[i] = v;
+#pragma omp simd
                         for (int j = i + 1; j < i2; j++) wr[j] -= er * ui[j];
-                        if (i % GL_QK == GL_QK - 1)
-                            gl_block_pack(t, scale[r], codes + r * GL_QK,
-                                          (uint8_t *)out + (size_t)(r0 + r) * row_bytes + (size_t)(i / GL_QK) * block_bytes);
                     }
                 }
                 for (int r = 0; r < nr; r++) /* the block's errors reach the later columns at once */
@@ -136,14 +183,19 @@ bool gl_gptq_quantize(gl_qtype t, float *W, int rows, int cols, double *H, doubl
                         double er = e[(size_t)r * block + (i - i1)];
                         const double *ui = U + (size_t)i * cols;
                         double *wr = w + (size_t)r * cols;
+#pragma omp simd
                         for (int j = i2; j < cols; j++) wr[j] -= er * ui[j];
                     }
             }
-            for (int r = 0; r < nr; r++)
-                for (int j = 0; j < cols; j++) W[(size_t)(r0 + r) * cols + j] = (float)w[(size_t)r * cols + j];
+            for (int r = 0; r < nr; r++) {
+                for (int b = 0; b < nb; b++)
+                    gl_block_pack(t, scale[r * nb + b], codes + (size_t)r * cols + b * GL_QK,
+                                  (uint8_t *)out + (size_t)(r0 + r) * row_bytes + (size_t)b * block_bytes);
+                for (int i = 0; i < cols; i++) W[(size_t)(r0 + r) * cols + perm[i]] = (float)w[(size_t)r * cols + i];
+            }
         }
-        free(w), free(e), free(codes);
+        free(w), free(e), free(codes), free(scale);
     }
-    free(U);
+    free(U), free(perm);
     return true;
 }

@@ -194,9 +194,12 @@ void gl_matmul_q(gl_qtype t, const void *W, int N, int K, const float *X, int M,
  * block type t into out (rows rows of gl_qtype_row_bytes(t, cols) bytes) with the rounding error of each column
  * spread over the later columns through the inverse of H (cols x cols, the Hessian 2 X^T X / n of the layer's
  * inputs X; destroyed), after damping its diagonal by damp times its mean. W is left holding the dequantized
- * values. block: columns per lazy batch update (a multiple of 32; 128 in the paper). false with a message if H is
- * not positive definite even with the damping, or has non-finite values. Bitwise the same for any thread count. */
-bool gl_gptq_quantize(gl_qtype t, float *W, int rows, int cols, double *H, double damp, int block, void *out,
-                      char *err, size_t err_len);
+ * values. block: columns per lazy batch update (a multiple of 32; 128 in the paper). act_order: columns in the
+ * order of decreasing Hessian diagonal, each 32-weight block with the scale round to nearest gives it ("static
+ * groups"); else in their order, each block's scale chosen when its first column is reached. false with a message
+ * if H is not positive definite even with the damping, or has non-finite values. Bitwise the same for any thread
+ * count. */
+bool gl_gptq_quantize(gl_qtype t, float *W, int rows, int cols, double *H, double damp, int block, bool act_order,
+                      void *out, char *err, size_t err_len);
 
 #endif

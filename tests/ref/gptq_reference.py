@@ -9,7 +9,7 @@
 
 Layout, little-endian: int32 rows, cols, n (calibration rows), n_types, block, then float32 W [rows, cols], float32
 X [n, cols], float64 H [cols, cols] (2 X^T X / n, before damping), float64 damp, then per type: int32 type number,
-int32 codes [rows, cols].
+int32 codes [rows, cols] in column order, int32 codes [rows, cols] in act order (static block scales).
 """
 import struct
 import sys
@@ -55,14 +55,21 @@ def code_and_value(t, s, x):
     return q, F32(d * F32(q - 4))
 
 
-def gptq(t, W, H, damp, block):
+def gptq(t, W, H, damp, block, act_order=False):
     W = W.astype(np.float64).copy()
     H = H.copy()
     rows, cols = W.shape
     dead = np.diag(H) == 0
     H[dead, dead] = 1
     W[:, dead] = 0
-    H += damp * np.mean(np.diag(H)) * np.eye(cols)
+    mean = np.mean(np.diag(H))
+    perm = np.arange(cols)
+    if act_order:  # by decreasing diagonal, ties in index order; static scales from the rows before any update
+        perm = np.array(sorted(range(cols), key=lambda i: (-H[i, i], i)))
+        static = [[block_scale(t, W[r, b:b + QK]) for b in range(0, cols, QK)] for r in range(rows)]
+        W = W[:, perm]
+        H = H[perm][:, perm]
+    H += damp * mean * np.eye(cols)
     U = np.linalg.cholesky(np.linalg.inv(H)).T  # H^-1 = U^T U, U upper
     Q = np.zeros((rows, cols), dtype=np.int32)
     for i1 in range(0, cols, block):
@@ -71,10 +78,12 @@ def gptq(t, W, H, damp, block):
         for r in range(rows):
             s = None
             for i in range(i1, i2):
-                if i % QK == 0:
+                if act_order:
+                    s = static[r][perm[i] // QK]
+                elif i % QK == 0:
                     s = block_scale(t, W[r, i:i + QK])
                 q, v = code_and_value(t, s, W[r, i])
-                Q[r, i] = q
+                Q[r, perm[i]] = q
                 e = (W[r, i] - float(v)) / U[i, i]
                 W[r, i] = float(v)
                 W[r, i + 1:i2] -= e * U[i, i + 1:i2]
@@ -97,6 +106,7 @@ def main():
     out += W.tobytes() + X.tobytes() + H.tobytes() + struct.pack("<d", damp)
     for name, number in types:
         out += struct.pack("<i", number) + gptq(name, W, H, damp, block).astype("<i4").tobytes()
+        out += gptq(name, W, H, damp, block, act_order=True).astype("<i4").tobytes()
     path = sys.argv[1] if len(sys.argv) > 1 else "tests/ref/gptq_layer.bin"
     with open(path, "wb") as f:
         f.write(out)
