@@ -57,7 +57,7 @@ NVCC_OBJ := $(CUDA_SRC:kernels/cuda/%.cu=build/cuda/%.o)
 NVCCFLAGS := -std=c++20 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Ikernels -Ikernels/cuda
 
-.PHONY: check-labs rag-eval bench-rag bench-hnsw bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 lab09 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: check-labs rag-eval bench-rag bench-hnsw bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 lab08 lab09 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 # CUDA=1: the library, the kernels through nvcc, and build/cuda/train and build/cuda/infer with --device cuda
 ifeq ($(CUDA),1)
 all: $(LIB) build/cuda/train build/cuda/infer
@@ -382,6 +382,34 @@ lab09: $(BUILD)/lab09 $(BUILD)/rag
 	@for c in window sentence; do test -f $(LAB09_OUT)/$$c.db || ./$(BUILD)/rag index --docs $(RAG_DOCS) \
 	  --db $(LAB09_OUT)/$$c.db --chunking $$c --no-embed; done
 	./$(BUILD)/lab09 --docs $(RAG_DOCS) --out $(LAB09_OUT)
+
+# lab 08 quantizes SmolLM2 (round to nearest and GPTQ at 8, 4 and 3 bits: about 5 minutes the first time), trains two
+# 2-layer students of the shakespeare model (labels vs distillation, about 3 minutes), keeps all of it in LAB08_OUT,
+# drives build/serve at concurrency 1..16 (about 3 minutes), then runs the lab (about 2 minutes)
+LAB08_OUT ?= out/lab08
+SMOLLM2_GGUF := $(or $(wildcard ../shared/data/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf),data/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf)
+LAB08_CALIB := $(or $(wildcard ../shared/data/sotu/sotu.txt),data/sotu/sotu.txt)
+lab08: $(BUILD)/lab08 $(BUILD)/quantize $(BUILD)/train $(BUILD)/serve
+	@test -f $(SMOLLM2_GGUF) || $(MAKE) data DATA_SETS=smollm2
+	@test -f $(LAB08_CALIB) || $(MAKE) data DATA_SETS="sotu mobydick"
+	@test -f checkpoints/shakespeare_char.ckpt || { echo "no checkpoints/shakespeare_char.ckpt yet: training it first \
+	  (make run's model, about a minute; the loss every 250 steps)"; ./$(BUILD)/train \
+	  --data data/tinyshakespeare/input.txt --out checkpoints/shakespeare_char.ckpt --sample 0; }
+	@mkdir -p $(LAB08_OUT)
+	@test -f $(LAB08_OUT)/smollm2.f32.gguf || ./$(BUILD)/quantize --gguf $(SMOLLM2_GGUF) --type f32 --out $(LAB08_OUT)/smollm2.f32.gguf
+	@for t in q8_0 q4_0 q3_0; do \
+	  test -f $(LAB08_OUT)/smollm2.$$t.rtn.gguf || ./$(BUILD)/quantize --gguf $(LAB08_OUT)/smollm2.f32.gguf --type $$t \
+	    --out $(LAB08_OUT)/smollm2.$$t.rtn.gguf || exit 1; \
+	  test -f $(LAB08_OUT)/smollm2.$$t.gptq.gguf || ./$(BUILD)/quantize --gguf $(SMOLLM2_GGUF) --type $$t --method gptq \
+	    --calib $(LAB08_CALIB) --out $(LAB08_OUT)/smollm2.$$t.gptq.gguf || exit 1; done
+	@test -f $(LAB08_OUT)/student_labels.ckpt || ./$(BUILD)/train --data data/tinyshakespeare/input.txt --n-layer 2 \
+	  --sample 0 --quiet --out $(LAB08_OUT)/student_labels.ckpt
+	@test -f $(LAB08_OUT)/student_distilled.ckpt || ./$(BUILD)/train --data data/tinyshakespeare/input.txt --n-layer 2 \
+	  --sample 0 --quiet --distill checkpoints/shakespeare_char.ckpt --out $(LAB08_OUT)/student_distilled.ckpt
+	@test -f $(LAB08_OUT)/serving.json || $(PYTHON) bench/bench_serve.py --serve $(BUILD)/serve \
+	  --model $(LAB08_OUT)/smollm2.q4_0.gptq.gguf --levels 1,2,4,8,16 --pairs 1 --requests-per-client 2 \
+	  --json $(LAB08_OUT)/serving.json
+	./$(BUILD)/lab08 --out $(LAB08_OUT)
 
 # ---- exercise mode (docs/exercises.md): make lab01-exercise writes exercise/, a copy with lab 01's solutions taken
 # out; make check-lab01 (there, or here against the solutions) runs the checks of the code the learner writes

@@ -9,7 +9,7 @@ generated tokens/s in aggregate, p50/p95/p99 time to first token and end-to-end 
 server's RSS before and after. Writes out/bench/serve.json (every run too) and out/bench/serve.png.
 
 Usage: python bench/bench_serve.py --serve build/serve --model M.gguf [--peer-python PY] [--levels 1,2,4]
-       [--requests-per-client 3] [--max-tokens 48] [--threads 2] [--slots 32] [--pairs 3]"""
+       [--requests-per-client 3] [--max-tokens 48] [--threads 2] [--slots 32] [--pairs 3] [--json PATH]"""
 import argparse
 import asyncio
 import json
@@ -30,6 +30,7 @@ ap.add_argument("--max-tokens", type=int, default=48)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--slots", type=int, default=32)
 ap.add_argument("--pairs", type=int, default=3)
+ap.add_argument("--json", default="out/bench/serve.json", help="where the figures go (and the plot, as .png beside it)")
 args = ap.parse_args()
 levels = [int(x) for x in args.levels.split(",")]
 prompts = ["Name three primary colors.", "Say hello in Spanish.", "What is 12 times 12?",
@@ -215,13 +216,15 @@ single = rows[0]["gradlab"]["tokens_per_s"]
 at16 = next((r["gradlab"]["tokens_per_s"] for r in rows if r["concurrency"] == 16), None)
 if at16:
     print(f"\naggregate tokens/s at 16 concurrent / one stream: {at16 / single:.2f}x (target >= 3x)")
-os.makedirs("out/bench", exist_ok=True)
-with open("out/bench/serve.json.tmp", "w") as f:
+out_json = args.json
+out_png = os.path.splitext(out_json)[0] + ".png"
+os.makedirs(os.path.dirname(out_json) or ".", exist_ok=True)
+with open(out_json + ".tmp", "w") as f:
     json.dump({"model": os.path.basename(args.model), "threads": args.threads, "slots": args.slots,
                "max_tokens": args.max_tokens, "requests_per_client": args.requests_per_client, "pairs": args.pairs,
                "levels": rows}, f,
               indent=2)
-os.replace("out/bench/serve.json.tmp", "out/bench/serve.json")
+os.replace(out_json + ".tmp", out_json)
 try:
     import matplotlib
     matplotlib.use("Agg")
@@ -236,8 +239,8 @@ try:
     for a, t in zip(ax, ["aggregate generated tokens/s", "p99 time to first token (s)"]):
         a.set_xscale("log", base=2), a.set_xlabel("concurrent clients"), a.set_title(t), a.legend(), a.grid(alpha=.3)
     fig.tight_layout()
-    fig.savefig("out/bench/serve.png.tmp.png", dpi=100)
-    os.replace("out/bench/serve.png.tmp.png", "out/bench/serve.png")
-    print("wrote out/bench/serve.json and out/bench/serve.png")
+    fig.savefig(out_png + ".tmp.png", dpi=100)
+    os.replace(out_png + ".tmp.png", out_png)
+    print(f"wrote {out_json} and {out_png}")
 except ImportError:
-    print("wrote out/bench/serve.json (no matplotlib for the plot)")
+    print(f"wrote {out_json} (no matplotlib for the plot)")

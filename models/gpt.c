@@ -169,6 +169,24 @@ gl_tensor *gpt_loss(gpt *m, const int32_t *idx, const int32_t *targets, int B, i
     return gl_cross_entropy(gpt_forward(m, idx, B, T, rng, training), targets, -1);
 }
 
+gl_tensor *gpt_distill_loss(gpt *student, gpt *teacher, const int32_t *idx, const int32_t *targets, int B, int T,
+                            float temp, float alpha, gl_rng *rng, bool training) {
+    if (teacher->cfg.vocab_size != student->cfg.vocab_size)
+        gl_fatal("distill", "the teacher's vocabulary (%d) is not the student's (%d)", teacher->cfg.vocab_size,
+                 student->cfg.vocab_size);
+    gl_no_grad_begin();
+    gl_tensor *z = gl_mul_scalar(gpt_forward(teacher, idx, B, T, NULL, false), 1.0f / temp);
+    gl_tensor *p_teacher = gl_softmax(z);
+    /* sum p log p: the KL's constant part, so the loss reads as a true KL (0 when the student matches) */
+    gl_tensor *neg_entropy = gl_sum_all(gl_mul(p_teacher, gl_log_softmax(z)));
+    gl_no_grad_end();
+    gl_tensor *s = gpt_forward(student, idx, B, T, rng, training);
+    gl_tensor *cross = gl_sum_all(gl_mul(p_teacher, gl_log_softmax(gl_mul_scalar(s, 1.0f / temp))));
+    float positions = (float)B * (float)T;
+    gl_tensor *kl = gl_mul_scalar(gl_add_scalar(gl_mul_scalar(cross, -1.0f), gl_item(neg_entropy)), 1.0f / positions);
+    return gl_add(gl_mul_scalar(kl, alpha * temp * temp), gl_mul_scalar(gl_cross_entropy(s, targets, -1), 1.0f - alpha));
+}
+
 /* ---- inference with a KV cache ---- */
 
 void gpt_kv_cache_init(gpt_kv_cache *c, const gpt *m) {

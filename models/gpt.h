@@ -86,6 +86,12 @@ gl_tensor *gpt_hidden(gpt *m, const int32_t *idx, int B, int T, gl_rng *rng, boo
 gl_tensor *gpt_forward(gpt *m, const int32_t *idx, int B, int T, gl_rng *rng, bool training);
 /* mean cross-entropy of the next tokens targets [B, T] (-1 = ignore) */
 gl_tensor *gpt_loss(gpt *m, const int32_t *idx, const int32_t *targets, int B, int T, gl_rng *rng, bool training);
+/* Knowledge distillation (Hinton et al. 2015): alpha * temp^2 * KL(softmax(t / temp) || softmax(s / temp)) +
+ * (1 - alpha) * cross-entropy(s, targets), per position, for the student's logits s and the teacher's t on the same
+ * tokens (the teacher runs without gradients, in evaluation mode). temp^2 keeps the soft term's gradients on the
+ * scale of the hard one's as temp grows. The vocabularies must be the same. */
+gl_tensor *gpt_distill_loss(gpt *student, gpt *teacher, const int32_t *idx, const int32_t *targets, int B, int T,
+                            float temp, float alpha, gl_rng *rng, bool training);
 gl_tensor *gpt_param(const gpt *m, const char *name); /* by name, NULL if absent */
 /* One of block l's four linear layers applied to x: the fp32 or NF4 base weight, plus its adapters if any. */
 gl_tensor *gpt_block_linear(gpt *m, int l, int linear, gl_tensor *x);

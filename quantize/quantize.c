@@ -28,7 +28,8 @@ static void usage(FILE *f) {
             "  --calib-tokens N    tokens of it to use (8192)   --calib-len N  tokens per sequence (512)\n"
             "  --damp F            GPTQ's damping, a fraction of the Hessian's mean diagonal (0.01)\n"
             "  --block N           GPTQ's lazy-update block of columns, a multiple of 32 (128)\n"
-            "  --act-order         GPTQ takes the columns by decreasing Hessian diagonal (each block keeps the scale\n"
+            "  --column-order      GPTQ takes the columns in their order, each block's scale chosen when it is reached\n"
+            "                      (default: act order, by decreasing Hessian diagonal, each block keeping the scale\n"
             "                      round to nearest gives it)\n"
             "  --embd-type T       the token embedding and an untied output head (default: the --type for f32, f16\n"
             "                      and q8_0, else q8_0: the head's rounding costs the most per bit, as in llama.cpp)\n"
@@ -117,12 +118,12 @@ static int32_t *calibration_ids(llama *m, const char *path, int n_seq, int len) 
 int main(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *type_name = NULL, *method = "rtn", *calib = NULL, *embd_name = NULL;
     int calib_tokens = 8192, calib_len = 512, block = 128, threads = 0;
-    bool act_order = false;
+    bool act_order = true;
     double damp = 0.01;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) usage(stdout), exit(0);
-        if (!strcmp(f, "--act-order")) { act_order = true; continue; }
+        if (!strcmp(f, "--column-order")) { act_order = false; continue; }
         if (i + 1 >= argc) fail("missing value for ", f);
         const char *v = argv[++i];
         if (!strcmp(f, "--gguf")) in = v;
@@ -152,7 +153,7 @@ int main(int argc, char **argv) {
     if (!gptq && strcmp(method, "rtn")) fail("--method must be rtn or gptq, got: ", method);
     if (gptq && (type == GL_TYPE_F32 || type == GL_TYPE_F16)) fail("--method gptq needs a block type (q8_0 q4_0 q4_1 q3_0)", "");
     if (gptq && !calib) fail("--method gptq needs a calibration text: --calib FILE", "");
-    if (!gptq && (calib || act_order)) fail("--calib and --act-order go with --method gptq", "");
+    if (!gptq && calib) fail("--calib goes with --method gptq", "");
     if (block % 32) fail("--block must be a multiple of 32", "");
 
     char err[512];
@@ -267,7 +268,7 @@ int main(int argc, char **argv) {
     char how[256];
     if (gptq)
         snprintf(how, sizeof how, "gptq %s%s, damp %g, block %d, %d calibration tokens of %s", TYPES[ti].name,
-                 act_order ? " act-order" : "", damp, block, calib_tokens / calib_len * calib_len, calib);
+                 act_order ? " act order" : " column order", damp, block, calib_tokens / calib_len * calib_len, calib);
     else snprintf(how, sizeof how, "rtn %s", TYPES[ti].name);
     gl_gguf_put_str(wr, "gradlab.quantization", how);
     int64_t matrix_weights = 0, matrix_bytes = 0;

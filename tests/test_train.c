@@ -1,43 +1,14 @@
 /* The train and infer programs end to end: bit-exact resume, KV cache vs full recompute through the CLI, and
  * bad input answered with a clear message and a non-zero exit. Runs the binaries from GL_BUILD_DIR. */
-#include <stdarg.h>
 #include <sys/stat.h>
 
 #include "testutil.h"
-
-#ifndef GL_BUILD_DIR
-#define GL_BUILD_DIR "build"
-#endif
 
 static char tmpdir[128];
 
 static void make_tmpdir(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/gradlab_train_test_%d", (int)getpid());
     mkdir(tmpdir, 0755);
-}
-
-/* runs a shell command, returns its exit status; its stdout+stderr go to *out (malloc'd) */
-static int run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int run(char **out, const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    if (!strstr(cmd, "2>")) strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p, "cannot run %s", cmd);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += got;
-        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
-    int status = pclose(p);
-    *out = buf;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 static char *slurp(const char *path, size_t *len) {

@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,34 @@
 #include <unistd.h>
 
 #include "gradlab.h"
+
+#ifndef GL_BUILD_DIR /* where the programs are: the Makefile passes build or build/sanitize */
+#define GL_BUILD_DIR "build"
+#endif
+
+/* runs a shell command (the programs end to end), returns its exit status; its stdout+stderr go to *out (malloc'd) */
+static inline int run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline int run(char **out, const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    if (!strstr(cmd, "2>")) strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p, "cannot run %s", cmd);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += got;
+        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    int status = pclose(p);
+    *out = buf;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
 
 /* A parameter of the given shape with values uniform in [lo, hi), or with |value| >= gap when gap > 0
  * (keeps relu/abs-like kinks and log/div poles away from the finite-difference step). */

@@ -24,7 +24,8 @@
 #include "utf8.h"
 
 typedef struct {
-    const char *data, *out, *resume, *plot, *loss_log, *tokenizer, *attention, *finetune, *lora, *device;
+    const char *data, *out, *resume, *plot, *loss_log, *tokenizer, *attention, *finetune, *lora, *device, *distill;
+    float distill_temp, distill_alpha;
     bool qlora, dropout_given;
     gpt_config cfg;
     int batch, grad_accum, zero, threads, eval_interval, eval_batches, final_eval_batches, ckpt_interval, sample_len;
@@ -63,6 +64,9 @@ static void usage(FILE *f) {
             "          --lora r=8,alpha=16,targets=qv  only low-rank adapters (targets: q k v o f p = attention q/k/v,\n"
             "          attention output, MLP in, MLP out); the base is frozen and --out gets the adapters alone\n"
             "          --qlora: the same with the base's linear weights in 4-bit NF4 (implies --lora's defaults)\n"
+            "distill:  --distill TEACHER_CKPT: a new model (the model flags) learns from the teacher's next-token\n"
+            "          distributions as well as the text: alpha T^2 KL(teacher/T || student/T) + (1 - alpha) cross-entropy\n"
+            "          --distill-temp T (2)  --distill-alpha A (0.5); the teacher's vocabulary is used\n"
             "Same seed and same thread count give bitwise identical runs.\n");
 }
 
@@ -75,6 +79,7 @@ static void die(const char *fmt, const char *a, const char *b) {
 
 static options parse(int argc, char **argv) {
     options o = {.out = "checkpoints/gpt.ckpt", .tokenizer = "char", .attention = "auto", .device = "cpu",
+                 .distill_temp = 2.0f, .distill_alpha = 0.5f,
                  .cfg = {.n_layer = 4, .n_head = 4, .n_embd = 128, .block_size = 64, .dropout = 0.0f, .bias = false,
                          .ln_eps = 1e-5f},
                  .batch = 12, .grad_accum = 1, .eval_interval = 250, .eval_batches = 50, .final_eval_batches = 200,
@@ -105,6 +110,9 @@ static options parse(int argc, char **argv) {
         else if (!strcmp(f, "--out")) o.out = v, o.out_given = true;
         else if (!strcmp(f, "--resume")) o.resume = v;
         else if (!strcmp(f, "--finetune")) o.finetune = v;
+        else if (!strcmp(f, "--distill")) o.distill = v;
+        else if (!strcmp(f, "--distill-temp")) o.distill_temp = (float)gl_flag_number("train", f, v, 0.05, 100);
+        else if (!strcmp(f, "--distill-alpha")) o.distill_alpha = (float)gl_flag_number("train", f, v, 0, 1);
         else if (!strcmp(f, "--lora")) o.lora = v;
         else if (!strcmp(f, "--plot")) o.plot = v;
         else if (!strcmp(f, "--loss-log")) o.loss_log = v;
@@ -149,6 +157,9 @@ static options parse(int argc, char **argv) {
     if (!o.data) die("--data FILE is required%s%s (the text to train on; --help lists all flags)", "", "");
     if (o.decay_steps < 0) o.decay_steps = o.steps;
     if ((o.lora || o.qlora) && !o.finetune) die("--lora and --qlora adapt a trained model: give --finetune BASE_CKPT%s%s", "", "");
+    if (o.distill && (o.finetune || o.lora || o.qlora))
+        die("--distill trains a new model from the teacher: not with --finetune, --lora or --qlora%s%s", "", "");
+    if (o.distill && strcmp(o.device, "cpu")) die("--distill runs on the CPU%s%s", "", "");
     if (o.finetune && o.resume) die("--finetune starts a new run; --resume continues one: give one of them%s%s", "", "");
     if (o.qlora && !o.lora) o.lora = "";
     if (o.resume && !o.out_given) o.out = o.resume; /* a resumed run continues the file it resumed */
@@ -431,6 +442,25 @@ int main(int argc, char **argv) {
     }
     int B = o.batch, T = o.cfg.block_size;
     int splits = world * o.grad_accum, micro = B / splits; /* rows of one micro-batch */
+    gpt teacher = {0};
+    if (o.distill) { /* the teacher: its vocabulary must be the one the text was just encoded with */
+        gpt_run_state ts;
+        if (!gpt_load_checkpoint(o.distill, &teacher, &ts, NULL, NULL, NULL, err, sizeof err)) die("--distill: %s%s", err, "");
+        bool same = false;
+        if (codec.bpe) {
+            size_t blen;
+            unsigned char *mine = gl_bpe_serialize(codec.bpe, &blen);
+            same = ts.bpe_len == (uint64_t)blen && !memcmp(ts.bpe, mine, blen);
+            free(mine);
+        } else
+            same = !ts.bpe_len && ts.n_symbols == (int32_t)codec.chars.size &&
+                   !memcmp(ts.symbols, codec.chars.codepoints, codec.chars.size * sizeof *ts.symbols);
+        free(ts.bpe), free(ts.symbols);
+        if (!same) die("--distill: %s has another vocabulary than --data with this --tokenizer: distill on the text "
+                       "and tokenizer the teacher was trained with%s", o.distill, "");
+        if (T > teacher.cfg.block_size) die("--distill: the block size is beyond the teacher's%s%s", "", "");
+        if (splits > 1) die("--distill runs one process without --grad-accum%s%s", "", "");
+    }
     if (B % splits != 0)
         gl_dist_fail("train", 2, "--batch %d cannot be split evenly: it must be divisible by %d (%d rank%s x --grad-accum %d)",
                      B, splits, world, world > 1 ? "s" : "", o.grad_accum);
@@ -552,7 +582,9 @@ int main(int argc, char **argv) {
         float lv;
         if (splits == 1) {
             gl_step_reset();
-            gl_tensor *loss = gpt_loss(&m, x, y, B, T, &rs.rng, o.cfg.dropout > 0.0f);
+            gl_tensor *loss = o.distill ? gpt_distill_loss(&m, &teacher, x, y, B, T, o.distill_temp, o.distill_alpha, &rs.rng,
+                                                           o.cfg.dropout > 0.0f)
+                                        : gpt_loss(&m, x, y, B, T, &rs.rng, o.cfg.dropout > 0.0f);
             lv = gl_item(loss);
             if (isfinite(lv)) gl_backward(loss);
         } else {
@@ -642,6 +674,7 @@ int main(int argc, char **argv) {
     }
     gl_optim_free(opt);
     gpt_free(&m);
+    if (o.distill) gpt_free(&teacher);
     gl_codec_free(&codec);
     free(rs.bpe);
     free(tokens);

@@ -800,8 +800,10 @@ static void cpu_attention_gqa(int T, int n_head, int n_kv_head, int hd, int pos,
             for (int j = 0; j <= last; j++) sc[j] *= inv;
             gl_round_to_f16(sc, (size_t)last + 1);
             for (int j = last + 1; j < n_pad; j++) sc[j] = 0.0f;
+            /* tinyBLAS takes whole steps of 16 only: a cache whose end is not one (n_pad = n_kv above) goes through
+             * ggml's plain dot, which also reads nothing past the cache */
             for (int i = 0; i < hd; i++)
-                o[i] = (tiled ? kn->dot_lanes16 : kn->dot_acc4x16)((size_t)n_pad, sc, vt + (size_t)i * capacity);
+                o[i] = (tiled && n_pad % 16 == 0 ? kn->dot_lanes16 : kn->dot_acc4x16)((size_t)n_pad, sc, vt + (size_t)i * capacity);
         }
 }
 
