@@ -387,6 +387,12 @@ lab09: $(BUILD)/lab09 $(BUILD)/rag
 # 2-layer students of the shakespeare model (labels vs distillation, about 3 minutes), keeps all of it in LAB08_OUT,
 # drives build/serve at concurrency 1..16 (about 3 minutes), then runs the lab (about 2 minutes)
 LAB08_OUT ?= out/lab08
+# CI runs a short version: make lab08 LAB08_OUT=out/ci-lab08 LAB08_CALIB_TOKENS=3072 LAB08_STEPS=100 \
+#   LAB08_LEVELS=1,2 LAB08_ARGS="--tokens 600 --rounds 1"
+LAB08_CALIB_TOKENS ?= 8192
+LAB08_STEPS ?= 2000
+LAB08_LEVELS ?= 1,2,4,8,16
+LAB08_ARGS ?=
 SMOLLM2_GGUF := $(or $(wildcard ../shared/data/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf),data/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf)
 LAB08_CALIB := $(or $(wildcard ../shared/data/sotu/sotu.txt),data/sotu/sotu.txt)
 lab08: $(BUILD)/lab08 $(BUILD)/quantize $(BUILD)/train $(BUILD)/serve
@@ -401,21 +407,24 @@ lab08: $(BUILD)/lab08 $(BUILD)/quantize $(BUILD)/train $(BUILD)/serve
 	  test -f $(LAB08_OUT)/smollm2.$$t.rtn.gguf || ./$(BUILD)/quantize --gguf $(LAB08_OUT)/smollm2.f32.gguf --type $$t \
 	    --out $(LAB08_OUT)/smollm2.$$t.rtn.gguf || exit 1; \
 	  test -f $(LAB08_OUT)/smollm2.$$t.gptq.gguf || ./$(BUILD)/quantize --gguf $(SMOLLM2_GGUF) --type $$t --method gptq \
-	    --calib $(LAB08_CALIB) --out $(LAB08_OUT)/smollm2.$$t.gptq.gguf || exit 1; done
+	    --calib $(LAB08_CALIB) --calib-tokens $(LAB08_CALIB_TOKENS) --out $(LAB08_OUT)/smollm2.$$t.gptq.gguf || exit 1; done
 	@test -f $(LAB08_OUT)/student_labels.ckpt || ./$(BUILD)/train --data data/tinyshakespeare/input.txt --n-layer 2 \
-	  --sample 0 --quiet --out $(LAB08_OUT)/student_labels.ckpt
+	  --steps $(LAB08_STEPS) --sample 0 --quiet --out $(LAB08_OUT)/student_labels.ckpt
 	@test -f $(LAB08_OUT)/student_distilled.ckpt || ./$(BUILD)/train --data data/tinyshakespeare/input.txt --n-layer 2 \
-	  --sample 0 --quiet --distill checkpoints/shakespeare_char.ckpt --out $(LAB08_OUT)/student_distilled.ckpt
+	  --steps $(LAB08_STEPS) --sample 0 --quiet --distill checkpoints/shakespeare_char.ckpt \
+	  --out $(LAB08_OUT)/student_distilled.ckpt
 	@test -f $(LAB08_OUT)/serving.json || $(PYTHON) bench/bench_serve.py --serve $(BUILD)/serve \
-	  --model $(LAB08_OUT)/smollm2.q4_0.gptq.gguf --levels 1,2,4,8,16 --pairs 1 --requests-per-client 2 \
+	  --model $(LAB08_OUT)/smollm2.q4_0.gptq.gguf --levels $(LAB08_LEVELS) --pairs 1 --requests-per-client 2 \
 	  --json $(LAB08_OUT)/serving.json
-	./$(BUILD)/lab08 --out $(LAB08_OUT)
+	./$(BUILD)/lab08 --out $(LAB08_OUT) $(LAB08_ARGS)
 
 # ---- exercise mode (docs/exercises.md): make lab01-exercise writes exercise/, a copy with lab 01's solutions taken
 # out; make check-lab01 (there, or here against the solutions) runs the checks of the code the learner writes
 # (each check: TEST_BINARY@criterion/filter) ----
-EXERCISE_LABS := 01 02 03 04 05 06 07 09
+EXERCISE_LABS := 01 02 03 04 05 06 07 08 09
 CHECKS_02 := test_lab02@lab02/mlp_by_hand_matches_autograd
+CHECKS_08 := test_quantize@gptq/codes_equal_the_numpy_reference_for_every_block_type \
+             test_quantize@gptq/layer_output_error_is_below_round_to_nearest_on_correlated_inputs
 CHECKS_03 := test_word2vec@word2vec/sgns_step_is_a_gradient_step_on_the_pair_loss \
              test_word2vec@word2vec/sgns_step_simd_builds_match_the_scalar_reference
 CHECKS_04 := test_grad@grad/softmax_and_log_softmax

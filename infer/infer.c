@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "codec.h"
@@ -140,7 +139,7 @@ static int run_perplexity(const char *path, const char *ref_path, const char *te
     gl_lm_logits_fn fns[2] = {llama_scorer_logits, llama_scorer_logits};
     void *models[2] = {ref_path ? (void *)&sr : (void *)&sm, &sm};
     int k = ref_path ? 1 : 0;
-    gl_perplexity(fns, models, ref_path ? 2 : 1, m.cfg.vocab_size, ids, (int64_t)n, window, stride, isatty(2), st);
+    gl_perplexity(fns, models, ref_path ? 2 : 1, m.cfg.vocab_size, ids, (int64_t)n, window, stride, true, st);
     printf("perplexity %.4f over %lld tokens of %s (%d windows of %d, stride %d)\n", gl_ppl_value(&st[k]),
            (long long)st[k].tokens, text_path, st[k].windows, window, stride);
     if (ref_path)

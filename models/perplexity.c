@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 /* log-softmax of one row of logits into out; returns the argmax */
 static int log_softmax(const float *x, int n, float *out) {
@@ -36,6 +37,7 @@ void gl_perplexity(gl_lm_logits_fn const *fns, void *const *models, int n_models
     float *ref = malloc((size_t)window * vocab * sizeof *ref), *lp = malloc((size_t)vocab * sizeof *lp);
     int *ref_top = malloc((size_t)window * sizeof *ref_top);
     int64_t scored_to = 1; /* positions below this are scored (position 0 has no context) */
+    bool tty = progress && isatty(2);
     for (int64_t b = 0; scored_to < n; b += stride) {
         int T = (int)(n - b < window ? n - b : window);
         /* rows first .. T - 2 predict the tokens not scored yet (a window's first token has no row that predicts it) */
@@ -64,13 +66,14 @@ void gl_perplexity(gl_lm_logits_fn const *fns, void *const *models, int n_models
             out[k].windows++;
         }
         scored_to = b + T;
-        if (progress) {
-            fprintf(stderr, "\rperplexity: %lld of %lld tokens:", (long long)scored_to, (long long)n);
+        if (progress) { /* one line rewritten in place on a terminal, a line per window in a log */
+            fprintf(stderr, "%sperplexity: %lld of %lld tokens:", tty ? "\r" : "", (long long)scored_to, (long long)n);
             for (int k = 0; k < n_models && k < 8; k++) fprintf(stderr, " %.3f", gl_ppl_value(&out[k]));
+            fprintf(stderr, "%s", tty ? "" : "\n");
             fflush(stderr);
         }
         if (b + T >= n) break;
     }
-    if (progress) fprintf(stderr, "\n");
+    if (tty) fprintf(stderr, "\n");
     free(logits), free(ref), free(lp), free(ref_top);
 }

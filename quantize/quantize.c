@@ -15,7 +15,10 @@
 #include <time.h>
 
 #include "cli.h"
+#include "codec.h"
 #include "gguf.h"
+#include "gpt.h"
+#include "gpt_io.h"
 #include "io.h"
 #include "llama.h"
 #include "quant.h"
@@ -23,6 +26,9 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: quantize --gguf IN.gguf --type f32|f16|q8_0|q4_0|q4_1|q3_0 [--method rtn|gptq] --out OUT.gguf [flags]\n"
+            "       quantize --checkpoint IN.ckpt --type q8_0|q4_0|q4_1|q3_0 [--method rtn|gptq] --out OUT.ckpt [flags]\n"
+            "  (a GPT checkpoint of train: its block linears quantized and stored back as the values they decode to,\n"
+            "   since the checkpoint holds fp32; the embedding at --embd-type; calibration sequences of its block size)\n"
             "  --method rtn|gptq   round each block to nearest (rtn, default) or GPTQ with a calibration text\n"
             "  --calib FILE        GPTQ's calibration text (plain UTF-8), tokenized with the model's tokenizer\n"
             "  --calib-tokens N    tokens of it to use (8192)   --calib-len N  tokens per sequence (512)\n"
@@ -115,8 +121,51 @@ static int32_t *calibration_ids(llama *m, const char *path, int n_seq, int len) 
     return seq;
 }
 
+/* --checkpoint: our GPT, through gpt_quantize */
+static int quantize_checkpoint(const char *in, const char *out, int type, int embd, bool gptq, bool act_order,
+                               const char *calib, int calib_tokens, double damp) {
+    char err[512];
+    gpt m;
+    gpt_run_state rs;
+    if (!gpt_load_checkpoint(in, &m, &rs, NULL, NULL, NULL, err, sizeof err)) fail(err, "");
+    if (type == GL_TYPE_F32 || type == GL_TYPE_F16) fail("--checkpoint takes a block type (q8_0 q4_0 q4_1 q3_0)", "");
+    int T = m.cfg.block_size, n_seq = 0;
+    int32_t *seqs = NULL;
+    double t0 = now();
+    if (gptq) {
+        gl_codec codec = {0};
+        codec.chars.size = rs.n_symbols, codec.chars.codepoints = rs.symbols;
+        if (rs.bpe_len && !(codec.bpe = gl_bpe_deserialize(rs.bpe, rs.bpe_len, in, err, sizeof err))) fail(err, "");
+        unsigned char *text;
+        size_t len, n = 0, dropped = 0;
+        int32_t *ids = NULL;
+        if (!gl_read_whole_file(calib, &text, &len, err, sizeof err)) fail("--calib: ", err);
+        if (!gl_codec_encode(&codec, text, len, &ids, &n, &dropped, err, sizeof err)) fail("--calib: ", err);
+        free(text);
+        if (codec.bpe) gl_bpe_free(codec.bpe);
+        n_seq = calib_tokens / T;
+        if ((size_t)n_seq * T > n) n_seq = (int)(n / T);
+        if (n_seq < 1) fail("--calib: the text is shorter than one sequence of the model's block size", "");
+        seqs = malloc((size_t)n_seq * T * sizeof *seqs);
+        for (int s = 0; s < n_seq; s++) memcpy(seqs + (size_t)s * T, ids + (size_t)s * T, (size_t)T * sizeof *ids);
+        free(ids);
+        fprintf(stderr, "quantize: calibration: %d sequences of %d tokens from %s\n", n_seq, T, calib);
+    }
+    gpt_quant_report rep;
+    if (!gpt_quantize(&m, type, embd, gptq, act_order, seqs, n_seq, T, damp, &rep, err, sizeof err)) fail(err, "");
+    if (gptq) fprintf(stderr, "quantize: GPTQ's output error is %.2fx round-to-nearest's\n", rep.error / rep.error_rtn);
+    if (!gpt_save_checkpoint(out, &m, NULL, &rs, err, sizeof err)) fail(err, "");
+    printf("quantize: wrote %s: %lld block weights at %.3f bits per weight (%.2f MB in that format; stored as fp32), "
+           "%.1f s\n", out, (long long)rep.weights, 8.0 * (double)rep.bytes / (double)rep.weights, rep.bytes / 1e6,
+           now() - t0);
+    free(seqs), free(rs.symbols), free(rs.bpe);
+    gpt_free(&m);
+    gl_stdout_check("quantize");
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    const char *in = NULL, *out = NULL, *type_name = NULL, *method = "rtn", *calib = NULL, *embd_name = NULL;
+    const char *in = NULL, *ckpt = NULL, *out = NULL, *type_name = NULL, *method = "rtn", *calib = NULL, *embd_name = NULL;
     int calib_tokens = 8192, calib_len = 512, block = 128, threads = 0;
     bool act_order = true;
     double damp = 0.01;
@@ -127,6 +176,7 @@ int main(int argc, char **argv) {
         if (i + 1 >= argc) fail("missing value for ", f);
         const char *v = argv[++i];
         if (!strcmp(f, "--gguf")) in = v;
+        else if (!strcmp(f, "--checkpoint")) ckpt = v;
         else if (!strcmp(f, "--out")) out = v;
         else if (!strcmp(f, "--type")) type_name = v;
         else if (!strcmp(f, "--method")) method = v;
@@ -143,7 +193,7 @@ int main(int argc, char **argv) {
             exit(2);
         }
     }
-    if (!in || !out || !type_name) usage(stderr), exit(2);
+    if (!in == !ckpt || !out || !type_name) usage(stderr), exit(2);
     if (threads) omp_set_num_threads(threads);
     int ti = type_index("--type", type_name);
     int type = TYPES[ti].type;
@@ -157,6 +207,7 @@ int main(int argc, char **argv) {
     if (block % 32) fail("--block must be a multiple of 32", "");
 
     char err[512];
+    if (ckpt) return quantize_checkpoint(ckpt, out, type, embd, gptq, act_order, calib, calib_tokens, damp);
     llama m;
     if (!llama_load(&m, in, err, sizeof err)) fail(err, "");
     const llama_config *c = &m.cfg;

@@ -7,6 +7,7 @@
 #include "testutil.h"
 
 #include <omp.h>
+#include <sys/stat.h>
 
 #include "gguf.h"
 #include "gpt.h"
@@ -385,4 +386,28 @@ Test(distill, zero_kl_against_itself_and_gradients_match_finite_differences) {
     gl_tensor *in[1] = {s2.lnf_w};
     check_grads("distill loss", distill_closure, in, 1, &c);
     gpt_free(&t), gpt_free(&s), gpt_free(&s2);
+}
+
+Test(quantize_program, a_gpt_checkpoint_quantized_still_loads_and_generates) {
+    char *out, dir[128];
+    snprintf(dir, sizeof dir, "/tmp/gradlab_quantize_ckpt_%d", (int)getpid());
+    mkdir(dir, 0755);
+    int rc = run(&out, GL_BUILD_DIR "/train --data data/tinyshakespeare/input.txt --n-layer 1 --n-head 2 --n-embd 32 "
+                 "--block-size 16 --batch 4 --steps 5 --eval-interval 5 --eval-batches 1 --final-eval-batches 1 "
+                 "--sample 0 --quiet --out %s/a.ckpt", dir);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+    rc = run(&out, GL_BUILD_DIR "/quantize --checkpoint %s/a.ckpt --type q4_0 --method gptq --calib "
+             "data/tinyshakespeare/input.txt --calib-tokens 2048 --out %s/q.ckpt", dir, dir);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "4.500 bits per weight") && strstr(out, "output error"), "%s", out);
+    free(out);
+    rc = run(&out, GL_BUILD_DIR "/infer --checkpoint %s/q.ckpt --prompt-ids 1,2,3 --max-new-tokens 5 --print-ids", dir);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+    rc = run(&out, GL_BUILD_DIR "/quantize --checkpoint %s/a.ckpt --type f16 --out %s/f.ckpt", dir, dir);
+    cr_assert(rc != 0 && strstr(out, "block type"), "%s", out);
+    free(out);
+    run(&out, "rm -rf %s", dir);
+    free(out);
 }

@@ -169,6 +169,7 @@ bool gl_gptq_quantize(gl_qtype t, float *W, int rows, int cols, double *H, doubl
                             for (int j = 0; j < GL_QK; j++) g[j] = (float)wr[i + j];
                             *sc = gl_block_scale_of(t, g);
                         }
+                        /* BEGIN SOLUTION lab08: GPTQ's step for column i of row wr: its code q under the block's scale *sc (gl_block_code) and the value v it decodes to (gl_block_value); the error er = (w_i - v) / U_ii kept in e for the lazy update; w_i = v; and w_j -= er U_ij for the block's later columns j < i2 */
                         int q = gl_block_code(t, *sc, (float)wr[i]);
                         double v = gl_block_value(t, *sc, q), er = (wr[i] - v) / ui[i];
                         codes[(size_t)r * cols + col] = q;
@@ -176,6 +177,7 @@ bool gl_gptq_quantize(gl_qtype t, float *W, int rows, int cols, double *H, doubl
                         wr[i] = v;
 #pragma omp simd
                         for (int j = i + 1; j < i2; j++) wr[j] -= er * ui[j];
+                        /* END SOLUTION */
                     }
                 }
                 for (int r = 0; r < nr; r++) /* the block's errors reach the later columns at once */

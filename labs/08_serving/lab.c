@@ -3,8 +3,8 @@
  *   2. SmolLM2-135M-Instruct at 8, 4 and 3 bits, round to nearest (RTN) and GPTQ: bits per weight, file size,
  *      perplexity on Moby-Dick, KL divergence from the reference and the same-top-token share, decode tokens/s
  *      against the memory-bandwidth roofline
- *   3. our shakespeare GPT at the same formats: validation loss, RTN vs GPTQ
- *   4. the KV cache: milliseconds per generated token against position, with and without it
+ *   3. the KV cache: milliseconds per generated token against position, with and without it
+ *   4. our shakespeare GPT at the same formats: validation loss, RTN vs GPTQ
  *   5. distillation: the 4-layer teacher, a 2-layer student from the labels, a 2-layer student from the teacher
  * `make lab08` first makes the quantized files with build/quantize and the two students with build/train (kept in
  * out/lab08), runs this, then drives build/serve at concurrency 1..16 (bench/bench_serve.py, part 6).
@@ -263,7 +263,7 @@ static void smollm2(const char *out, int n_tokens, int rounds, gl_json_writer *j
     printf("\n  reading memory at %.1f GB/s: the roofline is that rate over the bytes a token reads (every weight once)\n\n", gbs);
 
     /* perplexity against bits: RTN and GPTQ lines, the reference as a flat line */
-    float bx[3], rtn[3], gq[3], refx[2] = {3, 8}, refy[2] = {(float)ref, (float)ref};
+    float bx[3], rtn[3], gq[3], refx[2] = {3.5f, 8.5f}, refy[2] = {(float)ref, (float)ref};
     for (int k = 0; k < 3; k++) {
         bx[k] = (float)v[2 + 2 * k].bits_per_weight;
         rtn[k] = (float)gl_ppl_value(&v[2 + 2 * k].st), gq[k] = (float)gl_ppl_value(&v[3 + 2 * k].st);
@@ -272,7 +272,7 @@ static void smollm2(const char *out, int n_tokens, int rounds, gl_json_writer *j
     snprintf(path, sizeof path, "%s/perplexity_vs_bits.png", out);
     gl_series sp[3] = {{"round to nearest", bx, rtn, 3, false, NULL}, {"GPTQ", bx, gq, 3, false, NULL},
                        {"reference (fp32)", refx, refy, 2, false, NULL}};
-    gl_chart cp = {"SmolLM2-135M on Moby-Dick: perplexity against bits per weight", "bits per weight", "perplexity",
+    gl_chart cp = {"SmolLM2-135M: perplexity vs bits", "bits per weight", "perplexity",
                    false, true, false, 0, 0};
     plot_or_warn(gl_plot_lines(path, &cp, sp, 3, err, sizeof err), err);
     /* decode speed against bytes per token, with the bandwidth roofline */
@@ -280,14 +280,14 @@ static void smollm2(const char *out, int n_tokens, int rounds, gl_json_writer *j
     for (int i = 0; i < NV; i++) mbt[i] = (float)(v[i].m.weight_bytes / 1e6), tps[i] = (float)v[i].tok_s;
     for (int k = 0; k < 2; k++) ly[k] = (float)(gbs * 1e3 / lx[k]);
     const char *labels[NV];
-    for (int i = 0; i < NV; i++) labels[i] = v[i].label;
+    for (int i = 0; i < NV; i++) labels[i] = v[i].gptq ? "" : v[i].label; /* GPTQ sits on RTN's point: one label */
     gl_series sr[2] = {{"measured", mbt, tps, NV, true, labels}, {"roofline: bandwidth / bytes", lx, ly, 2, false, NULL}};
-    gl_chart cr = {"SmolLM2-135M decode at 2 threads: tokens/s against MB read per token", "MB per token",
+    gl_chart cr = {"SmolLM2-135M decode: tokens/s vs MB/token", "MB per token",
                    "tokens per second", true, true, false, 0, 0};
     snprintf(path, sizeof path, "%s/tokens_vs_bytes.png", out);
     plot_or_warn(gl_plot_lines(path, &cr, sr, 2, err, sizeof err), err);
 
-    /* ---- 4. the KV cache, on the Q8_0 model ---- */
+    /* ---- 3. the KV cache, on the Q8_0 model ---- */
     llama *m = &v[2].m;
     enum { MAXPOS = 384 };
     static const int at[] = {16, 32, 64, 128, 192, 256, 384};
@@ -311,7 +311,7 @@ static void smollm2(const char *out, int n_tokens, int rounds, gl_json_writer *j
     }
     free(logits);
     llama_cache_free(&c);
-    printf("4. The KV cache (Q8_0 model): milliseconds to produce the next token at a position\n  %-10s", "position");
+    printf("3. The KV cache (Q8_0 model): milliseconds to produce the next token at a position\n  %-10s", "position");
     for (int k = 0; k < NAT; k++) printf(" %7d", at[k]);
     printf("\n  %-10s", "cache");
     for (int k = 0; k < NAT; k++) printf(" %7.1f", (double)with[k]);
@@ -320,7 +320,7 @@ static void smollm2(const char *out, int n_tokens, int rounds, gl_json_writer *j
     printf("\n  (with the cache a step reads the weights once whatever the position; without it, the step reruns the\n"
            "   whole prefix: its time grows with the position, and generating n tokens costs O(n^2))\n\n");
     gl_series sk[2] = {{"KV cache", px, with, NAT, false, NULL}, {"no cache (recompute the prefix)", px, without, NAT, false, NULL}};
-    gl_chart ck = {"SmolLM2-135M Q8_0: time per generated token against position", "position", "ms per token", false,
+    gl_chart ck = {"SmolLM2 Q8_0: ms per token vs position", "position", "ms per token", false,
                    true, false, 0, 0};
     snprintf(path, sizeof path, "%s/kv_cache.png", out);
     plot_or_warn(gl_plot_lines(path, &ck, sk, 2, err, sizeof err), err);
@@ -340,7 +340,7 @@ static void smollm2(const char *out, int n_tokens, int rounds, gl_json_writer *j
     free(ids), free(rates);
 }
 
-/* ---- 3 and 5: our GPT ---- */
+/* ---- 4 and 5: our GPT ---- */
 typedef struct {
     int32_t *ids;
     size_t n, n_train; /* the last 10% is the validation split, as train makes it */
@@ -394,7 +394,7 @@ static double val_loss(gpt *m, const corpus *cp, int max_windows) {
 
 static void gpt_formats(const char *teacher, const char *text, corpus *cp, gl_json_writer *js) {
     gpt m;
-    printf("3. Our shakespeare GPT (%s) at the same formats: validation loss (nats per character)\n", teacher);
+    printf("4. Our shakespeare GPT (%s) at the same formats: validation loss (nats per character)\n", teacher);
     if (!load_gpt(teacher, &m, cp, text)) {
         printf("   (skipped: run `make run` first)\n\n");
         return;
@@ -404,8 +404,8 @@ static void gpt_formats(const char *teacher, const char *text, corpus *cp, gl_js
     int32_t *calib = malloc((size_t)n_seq * T * sizeof *calib);
     for (int s = 0; s < n_seq; s++) memcpy(calib + (size_t)s * T, cp->ids + (size_t)s * 97 * T % (cp->n_train - T), (size_t)T * sizeof *calib);
     gpt_free(&m);
-    printf("  %-6s %10s %10s %10s   %s\n", "type", "bits/w", "RTN", "GPTQ", "(fp32 reference: ");
-    printf("  %-6s %10s %10.4f %10s   fp32)\n", "fp32", "32", ref, "");
+    printf("  %-6s %10s %10s %10s\n", "type", "bits/w", "RTN", "GPTQ");
+    printf("  %-6s %10.2f %10.4f %10s   (the reference)\n", "fp32", 32.0, ref, "");
     gl_jw_object(js, "gpt_char");
     gl_jw_number(js, "val_loss_fp32", ref);
     gl_jw_array(js, "formats");
@@ -538,13 +538,13 @@ static void serving(const char *out, gl_json_writer *js) {
     printf("  (a batch of sequences shares each pass over the weights: throughput grows with the clients until the\n"
            "   matrix products stop being bound by memory, while each request waits longer)\n\n");
     gl_series st[1] = {{"aggregate tokens/s", c, tps, n, false, NULL}};
-    gl_chart ct = {"serve, SmolLM2-135M Q4_0 GPTQ: throughput against concurrency", "concurrent clients",
+    gl_chart ct = {"serve: throughput vs concurrency", "concurrent clients",
                    "generated tokens per second", true, false, false, 0, 0};
     snprintf(path, sizeof path, "%s/serving_throughput.png", out);
     plot_or_warn(gl_plot_lines(path, &ct, st, 1, err, sizeof err), err);
     gl_series sl[3] = {{"latency p50", c, p50, n, false, NULL}, {"latency p99", c, p99, n, false, NULL},
                        {"first token p99", c, ttft, n, false, NULL}};
-    gl_chart cl = {"serve, SmolLM2-135M Q4_0 GPTQ: request latency against concurrency", "concurrent clients",
+    gl_chart cl = {"serve: latency vs concurrency", "concurrent clients",
                    "seconds", true, false, false, 0, 0};
     snprintf(path, sizeof path, "%s/serving_latency.png", out);
     plot_or_warn(gl_plot_lines(path, &cl, sl, 3, err, sizeof err), err);
