@@ -436,13 +436,7 @@ static int cmd_eval(int argc, char **argv) {
         gl_jw_object(&jw, "methods");
         for (int m = 0; m < n_methods; m++) {
             gl_jw_object(&jw, methods[m]);
-            gl_jw_number(&jw, "recall_at_1", res[m].recall[0]);
-            gl_jw_number(&jw, "recall_at_5", res[m].recall[1]);
-            gl_jw_number(&jw, "recall_at_10", res[m].recall[2]);
-            gl_jw_number(&jw, "mrr_at_10", res[m].mrr);
-            gl_jw_number(&jw, "ndcg_at_10", res[m].ndcg);
-            gl_jw_int(&jw, "release_notes_in_top5", res[m].trap_top5);
-            gl_jw_number(&jw, "ms_per_query", res[m].ms);
+            eval_result_json(&jw, &res[m]);
             gl_jw_array(&jw, "questions");
             for (int q = 0; q < gold.n; q++) {
                 gl_jw_object(&jw, NULL);
@@ -463,18 +457,11 @@ static int cmd_eval(int argc, char **argv) {
         printf("wrote %s\n", json_path);
     }
     if (plot_path) { /* one group of bars per metric, one bar per method */
-        static const char *metrics[5] = {"Recall@1", "Recall@5", "Recall@10", "MRR@10", "nDCG@10"};
-        float values[MAX_METHODS][5];
-        gl_series series[MAX_METHODS];
-        for (int m = 0; m < n_methods; m++) {
-            float v[5] = {res[m].recall[0], res[m].recall[1], res[m].recall[2], res[m].mrr, res[m].ndcg};
-            memcpy(values[m], v, sizeof v);
-            series[m] = (gl_series){methods[m], NULL, values[m], 5, false, NULL};
-        }
         char title[160];
         snprintf(title, sizeof title, "Retrieval on %d questions (%s chunks)", gold.n, chunk_strategy_name(ix.st.config.strategy));
-        gl_chart chart = {.title = title, .ylabel = "score"};
-        if (!gl_plot_bars(plot_path, &chart, metrics, 5, series, n_methods, err, sizeof err)) die("%s", err);
+        const char *names[MAX_METHODS];
+        for (int m = 0; m < n_methods; m++) names[m] = methods[m];
+        if (!eval_plot_bars(plot_path, title, names, res, n_methods, err, sizeof err)) die("%s", err);
         printf("wrote %s\n", plot_path);
     }
     gl_stdout_check("rag");

@@ -1,6 +1,7 @@
 #include "eval.h"
 
 #include "json.h"
+#include "plot.h"
 #include "io.h"
 
 #include <math.h>
@@ -146,4 +147,31 @@ void eval_method(search_index *ix, const char *method, const eval_gold *g, eval_
 void eval_result_free(eval_result *r) {
     free(r->first_rank), free(r->top);
     r->first_rank = NULL, r->top = NULL;
+}
+
+void eval_result_json(gl_json_writer *w, const eval_result *r) {
+    gl_jw_number(w, "recall_at_1", r->recall[0]);
+    gl_jw_number(w, "recall_at_5", r->recall[1]);
+    gl_jw_number(w, "recall_at_10", r->recall[2]);
+    gl_jw_number(w, "mrr_at_10", r->mrr);
+    gl_jw_number(w, "ndcg_at_10", r->ndcg);
+    gl_jw_int(w, "release_notes_in_top5", r->trap_top5);
+    gl_jw_number(w, "ms_per_query", r->ms);
+}
+
+bool eval_plot_bars(const char *path, const char *title, const char *const *names, const eval_result *rs, int n,
+                    char *err, int err_len) {
+    static const char *metrics[5] = {"Recall@1", "Recall@5", "Recall@10", "MRR@10", "nDCG@10"};
+    float *values = malloc((size_t)(n > 0 ? n : 1) * 5 * sizeof *values);
+    gl_series *series = malloc((size_t)(n > 0 ? n : 1) * sizeof *series);
+    for (int m = 0; m < n; m++) {
+        float v[5] = {(float)rs[m].recall[0], (float)rs[m].recall[1], (float)rs[m].recall[2], (float)rs[m].mrr,
+                      (float)rs[m].ndcg};
+        memcpy(values + 5 * m, v, sizeof v);
+        series[m] = (gl_series){names[m], NULL, values + 5 * m, 5, false, NULL};
+    }
+    gl_chart chart = {.title = title, .ylabel = "score"};
+    bool ok = gl_plot_bars(path, &chart, metrics, 5, series, n, err, err_len);
+    free(values), free(series);
+    return ok;
 }

@@ -6,6 +6,7 @@
 #ifndef GRADLAB_EVAL_H
 #define GRADLAB_EVAL_H
 
+#include "json.h"
 #include "search.h"
 
 double eval_recall(const int *ranked, int n_ranked, const int *relevant, int n_relevant, int k);
@@ -45,5 +46,11 @@ typedef struct {
 /* every question of g ranked by method (search_rank_pages) and scored */
 void eval_method(search_index *ix, const char *method, const eval_gold *g, eval_result *r);
 void eval_result_free(eval_result *r);
+/* r's means (recall_at_1/5/10, mrr_at_10, ndcg_at_10), release_notes_in_top5 and ms_per_query, as members of the
+ * object w has open */
+void eval_result_json(gl_json_writer *w, const eval_result *r);
+/* grouped bars (core/plot.h): one group per metric (Recall@1, @5, @10, MRR@10, nDCG@10), one bar per method */
+bool eval_plot_bars(const char *path, const char *title, const char *const *names, const eval_result *rs, int n,
+                    char *err, int err_len);
 
 #endif

@@ -343,31 +343,16 @@ int main(int argc, char **argv) {
            "  for %d (bm25), %d (dense) and %d (hybrid) of %d questions, and first for %d, %d and %d.\n",
            res[0].trap_top5, res[1].trap_top5, res[2].trap_top5, gold.n, trap_first[0], trap_first[1], trap_first[2]);
     {
-        static const char *metric_names[5] = {"Recall@1", "Recall@5", "Recall@10", "MRR@10", "nDCG@10"};
-        float v[3][5];
-        gl_series bs[3];
-        for (int m = 0; m < 3; m++) {
-            float x[5] = {res[m].recall[0], res[m].recall[1], res[m].recall[2], res[m].mrr, res[m].ndcg};
-            memcpy(v[m], x, sizeof x);
-            bs[m] = (gl_series){methods[m], NULL, v[m], 5, false, NULL};
-        }
         char title[96];
         snprintf(title, sizeof title, "BM25, MiniLM and their fusion on %d questions", gold.n);
-        gl_chart bc = {.title = title, .ylabel = "score"};
         snprintf(path, sizeof path, "%s/methods.png", out);
-        if (!gl_plot_bars(path, &bc, metric_names, 5, bs, 3, err, (int)sizeof err)) fprintf(stderr, "lab09: %s\n", err), status = 1;
+        if (!eval_plot_bars(path, title, methods, res, 3, err, (int)sizeof err)) fprintf(stderr, "lab09: %s\n", err), status = 1;
     }
     gl_jw_object(&js, "methods");
     for (int m = 0; m < 3; m++) {
         gl_jw_object(&js, methods[m]);
-        gl_jw_number(&js, "recall_at_1", res[m].recall[0]);
-        gl_jw_number(&js, "recall_at_5", res[m].recall[1]);
-        gl_jw_number(&js, "recall_at_10", res[m].recall[2]);
-        gl_jw_number(&js, "mrr_at_10", res[m].mrr);
-        gl_jw_number(&js, "ndcg_at_10", res[m].ndcg);
-        gl_jw_int(&js, "release_notes_in_top5", res[m].trap_top5);
+        eval_result_json(&js, &res[m]);
         gl_jw_int(&js, "release_notes_first", trap_first[m]);
-        gl_jw_number(&js, "ms_per_query", res[m].ms);
         gl_jw_end(&js);
     }
     gl_jw_end(&js);
