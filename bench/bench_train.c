@@ -56,7 +56,7 @@ static double our_step_ms(gpt *m, gl_optim *opt, const int32_t *x, const int32_t
 }
 
 static double our_gen_ms(gpt *m, int n) {
-    gl_sampling greedy = {0.0f, 0, 1.0f};
+    gl_sampling greedy = {.temperature = 0.0f, .top_k = 0, .top_p = 1.0f};
     gl_rng rng;
     gl_rng_seed(&rng, 1);
     int32_t prompt = 0;

@@ -12,10 +12,12 @@
 #include "codec.h"
 #include "gpt.h"
 #include "gpt_io.h"
+#include "grammar.h"
 #include "io.h"
 #include "llama.h"
 #include "perplexity.h"
 #include "sample.h"
+#include "schema.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -37,6 +39,9 @@ static void usage(FILE *f) {
             "  --device cpu|cuda   cuda (a `make CUDA=1` build): the forward, the KV cache and greedy or temperature\n"
             "                      sampling on the GPU (one token back per step); --top-k/--top-p sample on the CPU;\n"
             "                      a GGUF model is dequantized to fp32 there once (not llama.cpp's bits: the CPU's)\n"
+            "Constrained output (docs/grammar.md): only tokens that keep the output valid are sampled\n"
+            "  --grammar FILE      a grammar (gradlab's EBNF, start rule root)\n"
+            "  --json-schema FILE  a JSON Schema: the output is a JSON document that follows it\n"
             "Quality of a GGUF model on a text (docs/quantization.md):\n"
             "  --perplexity FILE   perplexity over the text with a sliding window (no generation)\n"
             "  --window N --stride N  the window (512) and how far it moves (256): each token after the first window\n"
@@ -48,6 +53,41 @@ static void usage(FILE *f) {
 
 static void fail(const char *msg, const char *detail) {
     fprintf(stderr, "infer: %s%s\n", msg, detail);
+    exit(1);
+}
+
+/* --grammar FILE or --json-schema FILE compiled, or NULL when neither is given */
+static gl_grammar *load_constraint(const char *grammar_path, const char *schema_path) {
+    if (!grammar_path && !schema_path) return NULL;
+    if (grammar_path && schema_path) fail("give --grammar or --json-schema, not both", "");
+    const char *path = grammar_path ? grammar_path : schema_path;
+    char err[512];
+    unsigned char *text;
+    size_t len;
+    if (!gl_read_whole_file(path, &text, &len, err, sizeof err)) fail(err, "");
+    gl_grammar *g = NULL;
+    if (grammar_path) g = gl_grammar_parse((const char *)text, err, sizeof err);
+    else {
+        gl_json *schema = gl_json_parse((const char *)text, len, err, sizeof err);
+        if (schema) g = gl_schema_grammar(schema, err, sizeof err);
+        gl_json_free(schema);
+    }
+    free(text);
+    if (!g) {
+        fprintf(stderr, "infer: %s: %s\n", path, err);
+        exit(1);
+    }
+    return g;
+}
+
+/* after a constrained generation: an output the grammar does not accept is an error, said plainly */
+static void check_constraint(gl_grammar_matcher *m, int made, int max_new) {
+    if (!m || gl_matcher_complete(m)) return;
+    if (made >= max_new)
+        fprintf(stderr, "infer: the output is incomplete: the grammar needs at least %d more bytes than "
+                        "--max-new-tokens %d allowed\n", gl_matcher_min_remaining(m), max_new);
+    else fprintf(stderr, "infer: no token of the vocabulary can continue the grammar here (it needs a byte no token "
+                         "has); the output is incomplete\n");
     exit(1);
 }
 
@@ -155,10 +195,18 @@ static int run_perplexity(const char *path, const char *ref_path, const char *te
 }
 
 static int run_gguf(const char *path, const char *prompt, const char *prompt_ids, const char *chat, const char *system,
-                    int ctx, int max_new, gl_sampling s, uint64_t seed, bool print_ids, bool use_cache, bool cuda) {
+                    int ctx, int max_new, gl_sampling s, uint64_t seed, bool print_ids, bool use_cache, bool cuda,
+                    gl_grammar *grammar) {
     char err[512];
     llama m;
     if (!llama_load(&m, path, err, sizeof err)) fail(err, "");
+    gl_vocab_trie *trie = NULL;
+    if (grammar) {
+        if (!m.tok) fail(path, ": --grammar and --json-schema need the model's tokenizer, and it has none gradlab reads");
+        trie = gl_vocab_trie_from_bpe(m.tok);
+        int32_t stops[2] = {m.eot, m.eos};
+        s.grammar = gl_matcher_new(grammar, trie, stops, 2, max_new);
+    }
     if (cuda && !llama_to(&m, GL_CUDA, err, sizeof err)) fail("--device cuda: ", err);
     if (!m.tok && !prompt_ids) fail(path, ": the model has no tokenizer gradlab reads; give --prompt-ids");
     if (chat && !m.chatml) fail(path, ": --chat needs a model with a ChatML chat template, and this one has none");
@@ -203,6 +251,8 @@ static int run_gguf(const char *path, const char *prompt, const char *prompt_ids
         clock_gettime(CLOCK_MONOTONIC, &t1);
         secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
         printf("\n");
+        fflush(stdout);
+        check_constraint(s.grammar, made, max_new);
     } else { /* interactive: the whole conversation is re-rendered each turn; the cache keeps its common prefix */
         int turns = 0, cap_msgs = 16;
         const char **roles = malloc(cap_msgs * sizeof *roles);
@@ -227,6 +277,7 @@ static int run_gguf(const char *path, const char *prompt, const char *prompt_ids
                 break;
             }
             ec.reply_len = 0;
+            if (s.grammar) gl_matcher_reset(s.grammar, max_new); /* each reply follows the grammar */
             clock_gettime(CLOCK_MONOTONIC, &t0);
             made += llama_generate(&m, &cache, ids, n, max_new, &s, &rng, true, llama_emit, &ec);
             clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -244,6 +295,8 @@ static int run_gguf(const char *path, const char *prompt, const char *prompt_ids
             secs > 0 ? made / secs : 0.0, use_cache ? "KV cache" : "no cache", omp_get_max_threads());
     free(ids);
     free(ec.reply);
+    gl_matcher_free(s.grammar);
+    gl_vocab_trie_free(trie);
     llama_cache_free(&cache);
     llama_free(&m);
     gl_arena_release();
@@ -274,6 +327,7 @@ static bool emit(int32_t tok, void *p) {
 int main(int argc, char **argv) {
     const char *ckpt = NULL, *st = NULL, *st_config = NULL, *prompt = NULL, *prompt_ids = NULL, *lora = NULL;
     const char *device = "cpu", *gguf = NULL, *chat = NULL, *system = NULL, *ppl_text = NULL, *compare = NULL;
+    const char *grammar_path = NULL, *schema_path = NULL;
     int ctx_len = 0, window = 512, stride = 256;
     int64_t max_tokens = 0;
     bool temperature_set = false;
@@ -301,6 +355,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(f, "--chat")) chat = v;
         else if (!strcmp(f, "--perplexity")) ppl_text = v;
         else if (!strcmp(f, "--compare")) compare = v;
+        else if (!strcmp(f, "--grammar")) grammar_path = v;
+        else if (!strcmp(f, "--json-schema")) schema_path = v;
         else if (!strcmp(f, "--window")) window = gl_flag_int("infer", f, v, 2, 1 << 20);
         else if (!strcmp(f, "--stride")) stride = gl_flag_int("infer", f, v, 1, 1 << 20);
         else if (!strcmp(f, "--max-tokens")) max_tokens = gl_flag_int("infer", f, v, 2, 1e9);
@@ -328,7 +384,8 @@ int main(int argc, char **argv) {
     if ((ppl_text || compare) && !gguf) fail("--perplexity and --compare take a GGUF model: --gguf FILE", "");
     if (compare && !ppl_text) fail("--compare goes with --perplexity TEXT", "");
     if (ppl_text) {
-        if (prompt || prompt_ids || chat) fail("--perplexity scores a text: not with --prompt, --prompt-ids or --chat", "");
+        if (prompt || prompt_ids || chat || grammar_path || schema_path)
+            fail("--perplexity scores a text: not with --prompt, --prompt-ids, --chat, --grammar or --json-schema", "");
         if (stride > window) fail("--stride must not exceed --window", "");
         return run_perplexity(gguf, compare, ppl_text, window, stride, max_tokens);
     }
@@ -337,8 +394,11 @@ int main(int argc, char **argv) {
         if ((prompt != NULL) + (prompt_ids != NULL) + (chat != NULL) > 1) fail("give one of --chat, --prompt, --prompt-ids", "");
         if (system && !chat) fail("--system goes with --chat", "");
         if (chat && !temperature_set) s.temperature = 0; /* a chat answers greedily unless asked otherwise */
-        return run_gguf(gguf, prompt, prompt_ids, chat, system, ctx_len, max_new, s, seed, print_ids, use_cache,
-                        !strcmp(device, "cuda"));
+        gl_grammar *g = load_constraint(grammar_path, schema_path);
+        int rc = run_gguf(gguf, prompt, prompt_ids, chat, system, ctx_len, max_new, s, seed, print_ids, use_cache,
+                          !strcmp(device, "cuda"), g);
+        gl_grammar_free(g);
+        return rc;
     }
     if (!ckpt == !st) fail("give exactly one of --checkpoint CKPT, --safetensors FILE --config FILE or --gguf FILE", "");
     if (st && !st_config) fail("--safetensors needs --config config.json (the model's shape)", "");
@@ -383,6 +443,13 @@ int main(int argc, char **argv) {
         n_ids = (int)n;
     }
     if (n_ids < 1) fail("the prompt is empty", "");
+    gl_grammar *grammar = load_constraint(grammar_path, schema_path);
+    gl_vocab_trie *trie = NULL;
+    if (grammar) {
+        if (!have_codec) fail("--grammar and --json-schema need the model's tokenizer", "");
+        trie = gl_vocab_trie_from_codec(&codec);
+        s.grammar = gl_matcher_new(grammar, trie, NULL, 0, max_new); /* no stop token: it ends when complete */
+    }
     if (n_ids > m.cfg.block_size) {
         fprintf(stderr, "infer: the prompt has %d tokens; this model's block size is %d\n", n_ids, m.cfg.block_size);
         return 1;
@@ -406,9 +473,14 @@ int main(int argc, char **argv) {
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
     printf("\n");
+    fflush(stdout);
+    check_constraint(s.grammar, made, max_new);
     fprintf(stderr, "infer: %d tokens in %.2f s (%.1f tokens/s, %s, %d threads)\n", made, secs,
             secs > 0 ? made / secs : 0.0, use_cache ? "KV cache" : "no cache", omp_get_max_threads());
     free(ids);
+    gl_matcher_free(s.grammar);
+    gl_vocab_trie_free(trie);
+    gl_grammar_free(grammar);
     gl_codec_free(&codec);
     gpt_free(&m);
     gl_arena_release();

@@ -370,7 +370,8 @@ int llama_generate(llama *m, llama_cache *c, const int32_t *prompt, int n_prompt
     int len = n_prompt, made = 0;
     llama_forward(m, c, seq + keep, len - keep, logits, false);
     while (made < max_new) {
-        int32_t tok = gl_sample_token(logits, V, s, rng, scratch);
+        int32_t tok = gl_sample_next(logits, V, s, rng, scratch);
+        if (tok < 0) break; /* a grammar allows nothing more */
         made++;
         bool stop = tok == m->eot || tok == m->eos;
         if ((emit && !emit(tok, ctx)) || stop || len >= c->capacity) break;

@@ -1,5 +1,7 @@
 #include "sample.h"
 
+#include "grammar.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -53,15 +55,23 @@ int gl_sample_token(const float *logits, int V, const gl_sampling *s, gl_rng *rn
     return pr[keep - 1].id;
 }
 
+int gl_sample_next(float *logits, int V, const gl_sampling *s, gl_rng *rng, float *scratch) {
+    if (!s->grammar) return gl_sample_token(logits, V, s, rng, scratch);
+    if (gl_matcher_mask_logits(s->grammar, logits, V) == 0) return -1;
+    int tok = gl_sample_token(logits, V, s, rng, scratch);
+    gl_matcher_accept_token(s->grammar, tok); /* allowed by the mask, so taken */
+    return tok;
+}
+
 /* The next token from a row of logits [.., V] where the model is: drawn on the CUDA device when the sampling needs
  * no sort (greedy or plain temperature: one int comes back), else on the host from a copy of the row. The rng
  * advances as in gl_sample_token either way. */
 static int32_t sample_row(gl_tensor *row, const gl_sampling *s, gl_rng *rng, float *logits, float *scratch) {
     bool greedy = s->temperature <= 0.0f || s->top_k == 1;
-    if (row->device == GL_CUDA && (greedy || (s->top_k == 0 && s->top_p >= 1.0f)))
+    if (row->device == GL_CUDA && !s->grammar && (greedy || (s->top_k == 0 && s->top_p >= 1.0f)))
         return gl_device_sample(row, greedy ? 0.0f : s->temperature, greedy ? 0.0 : (double)gl_rng_uniform(rng));
     gl_copy_to_host(row, logits);
-    return gl_sample_token(logits, (int)row->numel, s, rng, scratch);
+    return gl_sample_next(logits, (int)row->numel, s, rng, scratch);
 }
 
 int gl_generate(gpt *m, const int32_t *prompt, int n_prompt, int max_new, const gl_sampling *s, gl_rng *rng,
@@ -101,6 +111,7 @@ int gl_generate(gpt *m, const int32_t *prompt, int n_prompt, int max_new, const 
             row = gl_slice(lg, 1, len - win - 1, len - win); /* the last position's */
         }
         int32_t tok = sample_row(row, s, rng, logits, scratch);
+        if (tok < 0) break; /* a grammar allows nothing more */
         seq[len++] = tok;
         made++;
         if (emit && !emit(tok, ctx)) break;

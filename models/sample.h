@@ -8,10 +8,15 @@ typedef struct {
     float temperature; /* 0: argmax */
     int top_k;         /* 0: all */
     float top_p;       /* 1: all */
+    struct gl_grammar_matcher *grammar; /* NULL: unconstrained; else only tokens it allows (grammar.h) */
 } gl_sampling;
 
 /* Returns a token id in [0, V). scratch must hold 2*V floats. Draws one uniform from rng unless greedy. */
 int gl_sample_token(const float *logits, int V, const gl_sampling *s, gl_rng *rng, float *scratch);
+/* The next token: with s->grammar, logits outside its allowed set become -infinity (in place) before sampling and
+ * the matcher takes the token; -1 when the grammar allows no token (complete with no stop token to end it, or
+ * stuck: gl_matcher_done tells which). Without a grammar, gl_sample_token. */
+int gl_sample_next(float *logits, int V, const gl_sampling *s, gl_rng *rng, float *scratch);
 
 #endif
 

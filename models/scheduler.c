@@ -204,8 +204,9 @@ static void admit(sched *s) {
 }
 
 /* a token sampled for r from its logits: emitted, then the request ends or waits for its next decode step */
-static void take_token(sched *s, sched_request *r, const float *logits) {
-    int32_t tok = gl_sample_token(logits, s->m.vocab_size, &r->sampling, &r->rng, s->scratch);
+static void take_token(sched *s, sched_request *r, float *logits) {
+    int32_t tok = gl_sample_next(logits, s->m.vocab_size, &r->sampling, &r->rng, s->scratch);
+    if (tok < 0) return finish(s, r, "stop"); /* its grammar is complete (or can go no further) */
     r->n_generated++;
     pthread_mutex_lock(&s->lock);
     s->stats.generated_tokens++;

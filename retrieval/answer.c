@@ -193,7 +193,7 @@ void answer_generate(search_index *ix, llama *m, llama_cache *cache, const char 
         free(user);
         int room = cache->capacity - n > 0 ? cache->capacity - n : 0;
         size_t before = g.len;
-        gl_sampling greedy = {0, 0, 1};
+        gl_sampling greedy = {.temperature = 0, .top_k = 0, .top_p = 1};
         if (room > 0) llama_generate(m, cache, ids, n, max_new < room ? max_new : room, &greedy, NULL, true, collect, &g);
         while (g.len > before && (g.buf[g.len - 1] == ' ' || g.buf[g.len - 1] == '\n')) g.buf[--g.len] = 0;
         if (g.len == before) continue; /* nothing written from this source */

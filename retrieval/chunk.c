@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tensor.h" /* gl_fatal on out of memory */
+#include "strbuf.h"
+#include "tensor.h"
 
 static const char *const strategy_names[] = {"heading", "window", "sentence"};
 
@@ -36,23 +37,9 @@ static char *dup_n(const char *s, size_t n) {
 
 /* ---- cleaning: one source line into text (appended to buf), or nothing ---- */
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-} text_buf;
-
-static void put(text_buf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2;
-        if (!(b->p = realloc(b->p, b->cap))) gl_fatal("chunk", "out of memory");
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
 
 /* s[0..n) without HTML tags and include markers, into b */
-static void put_clean(text_buf *b, const char *s, size_t n) {
+static void put_clean(gl_strbuf *b, const char *s, size_t n) {
     for (size_t i = 0; i < n;) {
         if (s[i] == '{' && i + 1 < n && s[i + 1] == '!') { /* {!../../../docs_src/x.py!} */
             const char *close = NULL;
@@ -74,7 +61,7 @@ static void put_clean(text_buf *b, const char *s, size_t n) {
                 continue;
             }
         }
-        put(b, s + i, 1);
+        gl_sb_put(b, s + i, 1);
         i++;
     }
 }
@@ -100,7 +87,7 @@ typedef struct {
 } section;
 
 typedef struct {
-    text_buf text;
+    gl_strbuf text;
     word *w;
     int n, cap;
     section *s;
@@ -157,16 +144,16 @@ static void parse(const char *path, const char *md, size_t len, page *pg) {
             hn = trim(&h, hn);
             const char *brace = memchr(h, '{', hn); /* an attribute list: "Title { #anchor }" */
             if (brace && hn && h[hn - 1] == '}') hn = (size_t)(brace - h), hn = trim(&h, hn);
-            text_buf title = {0};
+            gl_strbuf title = {0};
             put_clean(&title, h, hn);
             free(stack[level - 1]);
             stack[level - 1] = title.p ? title.p : dup_n("", 0);
             for (int k = level; k < MAX_LEVEL; k++) free(stack[k]), stack[k] = NULL;
-            text_buf hp = {0};
+            gl_strbuf hp = {0};
             for (int k = 0; k < MAX_LEVEL; k++)
                 if (stack[k] && *stack[k]) {
-                    if (hp.len) put(&hp, " > ", 3);
-                    put(&hp, stack[k], strlen(stack[k]));
+                    if (hp.len) gl_sb_put(&hp, " > ", 3);
+                    gl_sb_put(&hp, stack[k], strlen(stack[k]));
                 }
             open_section(pg, hp.p ? hp.p : path, at);
             free(hp.p);
@@ -183,10 +170,10 @@ static void parse(const char *path, const char *md, size_t len, page *pg) {
                 const char *bar = memchr(r, '|', rn);
                 if (bar) rn -= (size_t)(bar + 1 - r), r = bar + 1, rn = trim(&r, rn);
                 size_t from = pg->text.len;
-                put(&pg->text, " ", 1);
+                gl_sb_put(&pg->text, " ", 1);
                 put_clean(&pg->text, r, rn);
                 if (!bar && pg->text.len > from + 1) pg->text.p[from + 1] = (char)toupper((unsigned char)pg->text.p[from + 1]);
-                put(&pg->text, ":", 1);
+                gl_sb_put(&pg->text, ":", 1);
                 para = true;
                 add_words(pg, from, at, eol, &para);
                 para = true;
@@ -195,7 +182,7 @@ static void parse(const char *path, const char *md, size_t len, page *pg) {
             continue;
         }
         size_t from = pg->text.len;
-        put(&pg->text, " ", 1);
+        gl_sb_put(&pg->text, " ", 1);
         put_clean(&pg->text, line, n);
         add_words(pg, from, at, eol, &para);
         at = next;
@@ -209,12 +196,12 @@ static void parse(const char *path, const char *md, size_t len, page *pg) {
 static void emit(chunk_list *out, const page *pg, int w0, int w1, size_t start, size_t end) {
     if (w1 <= w0) return;
     const section *sec = &pg->s[pg->w[w0].section];
-    text_buf t = {0};
-    put(&t, sec->heading, strlen(sec->heading));
-    put(&t, "\n", 1);
+    gl_strbuf t = {0};
+    gl_sb_put(&t, sec->heading, strlen(sec->heading));
+    gl_sb_put(&t, "\n", 1);
     for (int i = w0; i < w1; i++) {
-        if (i > w0) put(&t, " ", 1);
-        put(&t, pg->text.p + pg->w[i].at, pg->w[i].len);
+        if (i > w0) gl_sb_put(&t, " ", 1);
+        gl_sb_put(&t, pg->text.p + pg->w[i].at, pg->w[i].len);
     }
     out->items = grow(out->items, &out->cap, out->n + 1, sizeof *out->items);
     out->items[out->n++] = (chunk){dup_n(sec->heading, strlen(sec->heading)), t.p, start, end, w1 - w0};

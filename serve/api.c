@@ -9,85 +9,48 @@
 #include "json.h"
 #include "pretok.h"
 
-/* ---- the string builder ---- */
-
-void api_put(api_buf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) abort(); /* out of memory building a response: nothing sensible is left to do */
-        b->p = p, b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-
-void api_puts(api_buf *b, const char *s) { api_put(b, s, strlen(s)); }
-
-void api_printf(api_buf *b, const char *fmt, ...) {
-    char small[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if ((size_t)n < sizeof small) return api_put(b, small, (size_t)n);
-    char *big = malloc((size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    api_put(b, big, (size_t)n);
-    free(big);
-}
-
-void api_json_string(api_buf *b, const char *s, size_t n) {
+void api_json_string(gl_strbuf *b, const char *s, size_t n) {
     const unsigned char *u = (const unsigned char *)s;
-    api_put(b, "\"", 1);
+    gl_sb_put(b, "\"", 1);
     for (size_t i = 0; i < n;) {
         size_t len;
         gl_char_at(u, n, i, &len);
         unsigned char c = u[i];
         if (len == 1 && c >= 0x80) { /* not valid UTF-8: JSON text must be */
-            api_puts(b, "\\ufffd");
+            gl_sb_puts(b, "\\ufffd");
             i++;
             continue;
         }
         if (len > 1) {
-            api_put(b, s + i, len);
+            gl_sb_put(b, s + i, len);
             i += len;
             continue;
         }
-        if (c == '"') api_puts(b, "\\\"");
-        else if (c == '\\') api_puts(b, "\\\\");
-        else if (c == '\n') api_puts(b, "\\n");
-        else if (c == '\r') api_puts(b, "\\r");
-        else if (c == '\t') api_puts(b, "\\t");
-        else if (c < 0x20) api_printf(b, "\\u%04x", c);
-        else api_put(b, s + i, 1);
+        if (c == '"') gl_sb_puts(b, "\\\"");
+        else if (c == '\\') gl_sb_puts(b, "\\\\");
+        else if (c == '\n') gl_sb_puts(b, "\\n");
+        else if (c == '\r') gl_sb_puts(b, "\\r");
+        else if (c == '\t') gl_sb_puts(b, "\\t");
+        else if (c < 0x20) gl_sb_printf(b, "\\u%04x", c);
+        else gl_sb_put(b, s + i, 1);
         i++;
     }
-    api_put(b, "\"", 1);
+    gl_sb_put(b, "\"", 1);
 }
 
-void api_buf_free(api_buf *b) {
-    free(b->p);
-    *b = (api_buf){0};
-}
 
-void api_error_json(api_buf *b, const char *message, const char *type, const char *param, const char *code) {
-    api_puts(b, "{\"error\": {\"message\": ");
+void api_error_json(gl_strbuf *b, const char *message, const char *type, const char *param, const char *code) {
+    gl_sb_puts(b, "{\"error\": {\"message\": ");
     api_json_string(b, message, strlen(message));
-    api_puts(b, ", \"type\": ");
+    gl_sb_puts(b, ", \"type\": ");
     api_json_string(b, type, strlen(type));
-    api_puts(b, ", \"param\": ");
+    gl_sb_puts(b, ", \"param\": ");
     if (param) api_json_string(b, param, strlen(param));
-    else api_puts(b, "null");
-    api_puts(b, ", \"code\": ");
+    else gl_sb_puts(b, "null");
+    gl_sb_puts(b, ", \"code\": ");
     if (code) api_json_string(b, code, strlen(code));
-    else api_puts(b, "null");
-    api_puts(b, "}}");
+    else gl_sb_puts(b, "null");
+    gl_sb_puts(b, "}}");
 }
 
 /* ---- requests ---- */

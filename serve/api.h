@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "strbuf.h"
+
 enum { API_MAX_STOPS = 4, API_MAX_MESSAGES = 256, API_MAX_TOP_LOGPROBS = 20 };
 
 typedef struct {
@@ -33,18 +35,10 @@ bool api_parse(const char *body, size_t len, bool chat, api_request *r, char *me
                const char **param);
 void api_request_free(api_request *r);
 
-/* ---- a growing string, for responses ---- */
-typedef struct {
-    char *p;
-    size_t len, cap;
-} api_buf;
-void api_put(api_buf *b, const char *s, size_t n);
-void api_puts(api_buf *b, const char *s);
-void api_printf(api_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void api_json_string(api_buf *b, const char *s, size_t n); /* quoted and escaped; invalid UTF-8 becomes U+FFFD */
-void api_buf_free(api_buf *b);
+/* ---- responses are built in a gl_strbuf (strbuf.h) ---- */
+void api_json_string(gl_strbuf *b, const char *s, size_t n); /* quoted and escaped; invalid UTF-8 becomes U+FFFD */
 
 /* OpenAI's error object: {"error": {"message", "type", "param", "code"}} */
-void api_error_json(api_buf *b, const char *message, const char *type, const char *param, const char *code);
+void api_error_json(gl_strbuf *b, const char *message, const char *type, const char *param, const char *code);
 
 #endif

@@ -156,7 +156,7 @@ typedef struct job {
     int n_prompt;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    api_buf text;        /* the completion's bytes so far (stop strings cut out) */
+    gl_strbuf text;        /* the completion's bytes so far (stop strings cut out) */
     size_t sent;         /* bytes of text already streamed */
     token_info *tokens;  /* one per completion token, for logprobs and usage */
     int n_tokens, cap_tokens;
@@ -166,7 +166,7 @@ typedef struct job {
     char id[48];
     long created;
     /* streaming */
-    api_buf out;         /* bytes of SSE events not yet handed to the connection */
+    gl_strbuf out;         /* bytes of SSE events not yet handed to the connection */
     size_t out_at;
     int phase;           /* 0 nothing sent, 1 role sent, 2 final chunks queued */
     int logged;          /* tokens whose logprobs have been streamed */
@@ -177,12 +177,12 @@ typedef struct job {
 static bool decode_ids(const int32_t *ids, size_t count, unsigned char **bytes, size_t *n) {
     char err[64];
     if (!is_gpt) return gl_bpe_decode(model.tok, ids, count, bytes, n, err, sizeof err);
-    api_buf b = {0};
+    gl_strbuf b = {0};
     for (size_t i = 0; i < count; i++) {
         unsigned char buf[4];
         size_t len;
         const unsigned char *t = gl_codec_token(&gpt_codec, ids[i], buf, &len);
-        api_put(&b, (const char *)t, len);
+        gl_sb_put(&b, (const char *)t, len);
     }
     *bytes = b.p ? (unsigned char *)b.p : calloc(1, 1);
     *n = b.len;
@@ -217,7 +217,7 @@ static void job_release(job *j) {
     if (!last) return;
     api_request_free(&j->api);
     free(j->prompt), free(j->tokens);
-    api_buf_free(&j->text), api_buf_free(&j->out);
+    gl_sb_free(&j->text), gl_sb_free(&j->out);
     pthread_mutex_destroy(&j->mu), pthread_cond_destroy(&j->cv);
     free(j);
 }
@@ -278,7 +278,7 @@ static bool on_token(sched_request *r, int32_t tok, const float *logits) {
         size_t n;
         if (decode_token(tok, &bytes, &n)) {
             size_t from = j->text.len;
-            api_put(&j->text, (const char *)bytes, n);
+            gl_sb_put(&j->text, (const char *)bytes, n);
             free(bytes);
             size_t longest = max_stop_len(j);
             size_t start = from + 1 > longest ? from + 1 - longest : 0; /* a stop string may span tokens */
@@ -331,25 +331,25 @@ static void *engine_main(void *arg) {
 
 /* ================================================================ responses */
 
-static enum MHD_Result respond(struct MHD_Connection *c, int route, int status, const char *type, api_buf *body) {
+static enum MHD_Result respond(struct MHD_Connection *c, int route, int status, const char *type, gl_strbuf *body) {
     struct MHD_Response *r = MHD_create_response_from_buffer(body->len, body->p, MHD_RESPMEM_MUST_COPY);
     MHD_add_response_header(r, "Content-Type", type);
     if (status == 429 || status == 503) MHD_add_response_header(r, "Retry-After", "1");
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
-    api_buf_free(body);
+    gl_sb_free(body);
     count_request(route, status);
     return ret;
 }
 
 static enum MHD_Result error(struct MHD_Connection *c, int route, int status, const char *message, const char *type,
                              const char *param, const char *code) {
-    api_buf b = {0};
+    gl_strbuf b = {0};
     api_error_json(&b, message, type, param, code);
     return respond(c, route, status, "application/json", &b);
 }
 
-static void token_text(int32_t tok, api_buf *into) {
+static void token_text(int32_t tok, gl_strbuf *into) {
     unsigned char *bytes;
     size_t n;
     if (!decode_token(tok, &bytes, &n)) return api_json_string(into, "", 0);
@@ -357,67 +357,67 @@ static void token_text(int32_t tok, api_buf *into) {
     free(bytes);
 }
 
-static void token_bytes(int32_t tok, api_buf *into) {
+static void token_bytes(int32_t tok, gl_strbuf *into) {
     unsigned char *bytes;
     size_t n;
     bool ok = decode_token(tok, &bytes, &n);
-    api_puts(into, "[");
-    for (size_t i = 0; ok && i < n; i++) api_printf(into, i ? ", %u" : "%u", bytes[i]);
-    api_puts(into, "]");
+    gl_sb_puts(into, "[");
+    for (size_t i = 0; ok && i < n; i++) gl_sb_printf(into, i ? ", %u" : "%u", bytes[i]);
+    gl_sb_puts(into, "]");
     if (ok) free(bytes);
 }
 
 /* OpenAI's logprobs shapes for tokens [from, to): chat {"content": [...]}, completions {"tokens", ...} */
-static void logprobs_json(const job *j, int from, int to, api_buf *b) {
-    if (!j->api.logprobs) return api_puts(b, "null");
+static void logprobs_json(const job *j, int from, int to, gl_strbuf *b) {
+    if (!j->api.logprobs) return gl_sb_puts(b, "null");
     if (j->api.chat) {
-        api_puts(b, "{\"content\": [");
+        gl_sb_puts(b, "{\"content\": [");
         for (int i = from; i < to; i++) {
             const token_info *t = &j->tokens[i];
-            api_puts(b, i > from ? ", {\"token\": " : "{\"token\": ");
+            gl_sb_puts(b, i > from ? ", {\"token\": " : "{\"token\": ");
             token_text(t->token, b);
-            api_printf(b, ", \"logprob\": %.6g, \"bytes\": ", (double)t->logprob);
+            gl_sb_printf(b, ", \"logprob\": %.6g, \"bytes\": ", (double)t->logprob);
             token_bytes(t->token, b);
-            api_puts(b, ", \"top_logprobs\": [");
+            gl_sb_puts(b, ", \"top_logprobs\": [");
             for (int k = 0; k < t->top_n; k++) {
-                api_puts(b, k ? ", {\"token\": " : "{\"token\": ");
+                gl_sb_puts(b, k ? ", {\"token\": " : "{\"token\": ");
                 token_text(t->top_token[k], b);
-                api_printf(b, ", \"logprob\": %.6g, \"bytes\": ", (double)t->top_logprob[k]);
+                gl_sb_printf(b, ", \"logprob\": %.6g, \"bytes\": ", (double)t->top_logprob[k]);
                 token_bytes(t->top_token[k], b);
-                api_puts(b, "}");
+                gl_sb_puts(b, "}");
             }
-            api_puts(b, "]}");
+            gl_sb_puts(b, "]}");
         }
-        return api_puts(b, "]}");
+        return gl_sb_puts(b, "]}");
     }
-    api_puts(b, "{\"tokens\": [");
+    gl_sb_puts(b, "{\"tokens\": [");
     for (int i = from; i < to; i++) {
-        if (i > from) api_puts(b, ", ");
+        if (i > from) gl_sb_puts(b, ", ");
         token_text(j->tokens[i].token, b);
     }
-    api_puts(b, "], \"token_logprobs\": [");
-    for (int i = from; i < to; i++) api_printf(b, i > from ? ", %.6g" : "%.6g", (double)j->tokens[i].logprob);
-    api_puts(b, "], \"top_logprobs\": [");
+    gl_sb_puts(b, "], \"token_logprobs\": [");
+    for (int i = from; i < to; i++) gl_sb_printf(b, i > from ? ", %.6g" : "%.6g", (double)j->tokens[i].logprob);
+    gl_sb_puts(b, "], \"top_logprobs\": [");
     for (int i = from; i < to; i++) {
-        api_puts(b, i > from ? ", {" : "{");
+        gl_sb_puts(b, i > from ? ", {" : "{");
         for (int k = 0; k < j->tokens[i].top_n; k++) {
-            if (k) api_puts(b, ", ");
+            if (k) gl_sb_puts(b, ", ");
             token_text(j->tokens[i].top_token[k], b);
-            api_printf(b, ": %.6g", (double)j->tokens[i].top_logprob[k]);
+            gl_sb_printf(b, ": %.6g", (double)j->tokens[i].top_logprob[k]);
         }
-        api_puts(b, "}");
+        gl_sb_puts(b, "}");
     }
-    api_puts(b, "]}");
+    gl_sb_puts(b, "]}");
 }
 
-static void usage_json(const job *j, api_buf *b) {
-    api_printf(b, "{\"prompt_tokens\": %d, \"completion_tokens\": %d, \"total_tokens\": %d, "
+static void usage_json(const job *j, gl_strbuf *b) {
+    gl_sb_printf(b, "{\"prompt_tokens\": %d, \"completion_tokens\": %d, \"total_tokens\": %d, "
                   "\"prompt_tokens_details\": {\"cached_tokens\": %d}}",
                j->n_prompt, j->n_tokens, j->n_prompt + j->n_tokens, j->req.prefix_reused);
 }
 
-static void chunk_head(const job *j, api_buf *b) {
-    api_printf(b, "data: {\"id\": \"%s\", \"object\": \"%s\", \"created\": %ld, \"model\": ", j->id,
+static void chunk_head(const job *j, gl_strbuf *b) {
+    gl_sb_printf(b, "data: {\"id\": \"%s\", \"object\": \"%s\", \"created\": %ld, \"model\": ", j->id,
                j->api.chat ? "chat.completion.chunk" : "text_completion", j->created);
     api_json_string(b, opt.model_name, strlen(opt.model_name));
 }
@@ -443,7 +443,7 @@ static size_t ready_bytes(const job *j) {
 static void stream_events(job *j) {
     if (j->phase == 0) {
         chunk_head(j, &j->out);
-        api_puts(&j->out, j->api.chat ? ", \"choices\": [{\"index\": 0, \"delta\": {\"role\": \"assistant\", \"content\": \"\"}, "
+        gl_sb_puts(&j->out, j->api.chat ? ", \"choices\": [{\"index\": 0, \"delta\": {\"role\": \"assistant\", \"content\": \"\"}, "
                                         "\"logprobs\": null, \"finish_reason\": null}]}\n\n"
                                       : ", \"choices\": [{\"index\": 0, \"text\": \"\", \"logprobs\": null, "
                                         "\"finish_reason\": null}]}\n\n");
@@ -452,29 +452,29 @@ static void stream_events(job *j) {
     size_t end = ready_bytes(j);
     if (end > j->sent) {
         chunk_head(j, &j->out);
-        api_puts(&j->out, j->api.chat ? ", \"choices\": [{\"index\": 0, \"delta\": {\"content\": "
+        gl_sb_puts(&j->out, j->api.chat ? ", \"choices\": [{\"index\": 0, \"delta\": {\"content\": "
                                       : ", \"choices\": [{\"index\": 0, \"text\": ");
         api_json_string(&j->out, j->text.p + j->sent, end - j->sent);
-        api_puts(&j->out, j->api.chat ? "}, \"logprobs\": " : ", \"logprobs\": ");
+        gl_sb_puts(&j->out, j->api.chat ? "}, \"logprobs\": " : ", \"logprobs\": ");
         logprobs_json(j, j->logged, j->n_tokens, &j->out);
         j->logged = j->n_tokens;
-        api_puts(&j->out, ", \"finish_reason\": null}]}\n\n");
+        gl_sb_puts(&j->out, ", \"finish_reason\": null}]}\n\n");
         j->sent = end;
     }
     if (j->done && j->phase == 1 && j->sent == j->text.len) {
         chunk_head(j, &j->out);
-        api_printf(&j->out, j->api.chat ? ", \"choices\": [{\"index\": 0, \"delta\": {}, \"logprobs\": null, "
+        gl_sb_printf(&j->out, j->api.chat ? ", \"choices\": [{\"index\": 0, \"delta\": {}, \"logprobs\": null, "
                                           "\"finish_reason\": \"%s\"}]}\n\n"
                                         : ", \"choices\": [{\"index\": 0, \"text\": \"\", \"logprobs\": null, "
                                           "\"finish_reason\": \"%s\"}]}\n\n",
                    finish_reason(j));
         if (j->api.include_usage) {
             chunk_head(j, &j->out);
-            api_puts(&j->out, ", \"choices\": [], \"usage\": ");
+            gl_sb_puts(&j->out, ", \"choices\": [], \"usage\": ");
             usage_json(j, &j->out);
-            api_puts(&j->out, "}\n\n");
+            gl_sb_puts(&j->out, "}\n\n");
         }
-        api_puts(&j->out, "data: [DONE]\n\n");
+        gl_sb_puts(&j->out, "data: [DONE]\n\n");
         j->phase = 2;
     }
 }
@@ -515,25 +515,25 @@ static enum MHD_Result complete(struct MHD_Connection *c, int route, job *j) {
     pthread_mutex_lock(&j->mu);
     while (!j->done) pthread_cond_wait(&j->cv, &j->mu);
     pthread_mutex_unlock(&j->mu);
-    api_buf b = {0};
-    api_printf(&b, "{\"id\": \"%s\", \"object\": \"%s\", \"created\": %ld, \"model\": ", j->id,
+    gl_strbuf b = {0};
+    gl_sb_printf(&b, "{\"id\": \"%s\", \"object\": \"%s\", \"created\": %ld, \"model\": ", j->id,
                j->api.chat ? "chat.completion" : "text_completion", j->created);
     api_json_string(&b, opt.model_name, strlen(opt.model_name));
-    api_puts(&b, ", \"choices\": [{\"index\": 0, ");
+    gl_sb_puts(&b, ", \"choices\": [{\"index\": 0, ");
     if (j->api.chat) {
-        api_puts(&b, "\"message\": {\"role\": \"assistant\", \"content\": ");
+        gl_sb_puts(&b, "\"message\": {\"role\": \"assistant\", \"content\": ");
         api_json_string(&b, j->text.p ? j->text.p : "", j->text.len);
-        api_puts(&b, "}, ");
+        gl_sb_puts(&b, "}, ");
     } else {
-        api_puts(&b, "\"text\": ");
+        gl_sb_puts(&b, "\"text\": ");
         api_json_string(&b, j->text.p ? j->text.p : "", j->text.len);
-        api_puts(&b, ", ");
+        gl_sb_puts(&b, ", ");
     }
-    api_puts(&b, "\"logprobs\": ");
+    gl_sb_puts(&b, "\"logprobs\": ");
     logprobs_json(j, 0, j->n_tokens, &b);
-    api_printf(&b, ", \"finish_reason\": \"%s\"}], \"usage\": ", finish_reason(j));
+    gl_sb_printf(&b, ", \"finish_reason\": \"%s\"}], \"usage\": ", finish_reason(j));
     usage_json(j, &b);
-    api_puts(&b, "}");
+    gl_sb_puts(&b, "}");
     job_release(j);
     return respond(c, route, 200, "application/json", &b);
 }
@@ -558,14 +558,14 @@ static enum MHD_Result generate(struct MHD_Connection *c, int route, const char 
     if (chat && !is_gpt) {
         j->n_prompt = llama_chat_ids(&model, j->api.roles, j->api.contents, j->api.n_messages, &j->prompt, &cap);
     } else {
-        api_buf text = {0};
+        gl_strbuf text = {0};
         if (chat)
-            for (int i = 0; i < j->api.n_messages; i++) api_puts(&text, j->api.contents[i]), api_puts(&text, "\n");
-        else api_puts(&text, j->api.prompt);
+            for (int i = 0; i < j->api.n_messages; i++) gl_sb_puts(&text, j->api.contents[i]), gl_sb_puts(&text, "\n");
+        else gl_sb_puts(&text, j->api.prompt);
         int32_t *ids = NULL;
         size_t n = 0;
         encoded = encode_text(text.p ? text.p : "", text.len, &ids, &n);
-        api_buf_free(&text);
+        gl_sb_free(&text);
         j->prompt = malloc((n + 1) * sizeof *j->prompt);
         j->n_prompt = 0;
         if (!is_gpt && model.add_bos && model.bos >= 0) j->prompt[j->n_prompt++] = model.bos;
@@ -628,7 +628,7 @@ static enum MHD_Result tokenize_route(struct MHD_Connection *c, int route, const
     char jerr[200];
     gl_json *doc = gl_json_parse(body, len, jerr, sizeof jerr);
     const gl_json *v = doc ? gl_json_get(doc, route == 5 ? "content" : "tokens") : NULL;
-    api_buf b = {0};
+    gl_strbuf b = {0};
     if (route == 5) {
         if (!v || v->type != GL_JSON_STRING) {
             gl_json_free(doc);
@@ -645,9 +645,9 @@ static enum MHD_Result tokenize_route(struct MHD_Connection *c, int route, const
             return error(c, route, 400, "the content has characters outside this model's vocabulary",
                          "invalid_request_error", "content", NULL);
         }
-        api_puts(&b, "{\"tokens\": [");
-        for (size_t i = 0; i < n; i++) api_printf(&b, i ? ", %d" : "%d", ids[i]);
-        api_puts(&b, "]}");
+        gl_sb_puts(&b, "{\"tokens\": [");
+        for (size_t i = 0; i < n; i++) gl_sb_printf(&b, i ? ", %d" : "%d", ids[i]);
+        gl_sb_puts(&b, "]}");
         free(ids);
     } else {
         bool ok = v && v->type == GL_JSON_ARRAY && v->count <= 1 << 20;
@@ -670,9 +670,9 @@ static enum MHD_Result tokenize_route(struct MHD_Connection *c, int route, const
             return error(c, route, 400, "the body must be {\"tokens\": [ids in the vocabulary]}", "invalid_request_error",
                          "tokens", NULL);
         }
-        api_puts(&b, "{\"content\": ");
+        gl_sb_puts(&b, "{\"content\": ");
         api_json_string(&b, (const char *)out, n);
-        api_puts(&b, "}");
+        gl_sb_puts(&b, "}");
         free(out);
     }
     gl_json_free(doc);
@@ -680,16 +680,16 @@ static enum MHD_Result tokenize_route(struct MHD_Connection *c, int route, const
 }
 
 static enum MHD_Result metrics_route(struct MHD_Connection *c) {
-    api_buf b = {0};
+    gl_strbuf b = {0};
     sched_stats st = sched_get_stats(engine);
     pthread_mutex_lock(&metrics.lock);
-    api_puts(&b, "# HELP gradlab_requests_total HTTP requests by route and status.\n# TYPE gradlab_requests_total counter\n");
+    gl_sb_puts(&b, "# HELP gradlab_requests_total HTTP requests by route and status.\n# TYPE gradlab_requests_total counter\n");
     for (int r = 0; r < N_ROUTES; r++)
         for (int k = 0; k < 7; k++)
             if (metrics.requests[r][k])
-                api_printf(&b, "gradlab_requests_total{route=\"%s\",status=\"%d\"} %lld\n", routes[r], status_codes[k],
+                gl_sb_printf(&b, "gradlab_requests_total{route=\"%s\",status=\"%d\"} %lld\n", routes[r], status_codes[k],
                            metrics.requests[r][k]);
-    api_printf(&b, "# HELP gradlab_prompt_tokens_total Prompt tokens of accepted requests.\n"
+    gl_sb_printf(&b, "# HELP gradlab_prompt_tokens_total Prompt tokens of accepted requests.\n"
                    "# TYPE gradlab_prompt_tokens_total counter\ngradlab_prompt_tokens_total %lld\n"
                    "# HELP gradlab_generated_tokens_total Tokens sampled.\n"
                    "# TYPE gradlab_generated_tokens_total counter\ngradlab_generated_tokens_total %lld\n"
@@ -707,18 +707,18 @@ static enum MHD_Result metrics_route(struct MHD_Connection *c) {
                  {"gradlab_inter_token_latency_seconds", "Time between a request's consecutive tokens.", itl_buckets,
                   N_ITL, metrics.itl_count, metrics.itl_n, metrics.itl_sum}};
     for (int h = 0; h < 2; h++) {
-        api_printf(&b, "# HELP %s %s\n# TYPE %s histogram\n", hist[h].name, hist[h].help, hist[h].name);
+        gl_sb_printf(&b, "# HELP %s %s\n# TYPE %s histogram\n", hist[h].name, hist[h].help, hist[h].name);
         long long cum = 0;
         for (int i = 0; i < hist[h].n; i++) {
             cum += hist[h].counts[i];
-            api_printf(&b, "%s_bucket{le=\"%g\"} %lld\n", hist[h].name, hist[h].bounds[i], cum);
+            gl_sb_printf(&b, "%s_bucket{le=\"%g\"} %lld\n", hist[h].name, hist[h].bounds[i], cum);
         }
         cum += hist[h].counts[hist[h].n];
-        api_printf(&b, "%s_bucket{le=\"+Inf\"} %lld\n%s_sum %.6f\n%s_count %lld\n", hist[h].name, cum, hist[h].name,
+        gl_sb_printf(&b, "%s_bucket{le=\"+Inf\"} %lld\n%s_sum %.6f\n%s_count %lld\n", hist[h].name, cum, hist[h].name,
                    hist[h].sum, hist[h].name, hist[h].total);
     }
     pthread_mutex_unlock(&metrics.lock);
-    api_printf(&b, "# HELP gradlab_queue_length Requests waiting for a slot.\n# TYPE gradlab_queue_length gauge\n"
+    gl_sb_printf(&b, "# HELP gradlab_queue_length Requests waiting for a slot.\n# TYPE gradlab_queue_length gauge\n"
                    "gradlab_queue_length %d\n"
                    "# HELP gradlab_busy_slots Slots serving a request.\n# TYPE gradlab_busy_slots gauge\n"
                    "gradlab_busy_slots %d\n"
@@ -733,7 +733,7 @@ static enum MHD_Result metrics_route(struct MHD_Connection *c) {
 /* ================================================================ the HTTP side */
 
 typedef struct {
-    api_buf body;
+    gl_strbuf body;
     bool too_large;
 } connection_state;
 
@@ -744,13 +744,13 @@ static bool have_embedder;
 static gl_context *embed_ctx;
 static pthread_mutex_t embed_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void base64(api_buf *b, const unsigned char *p, size_t n) {
+static void base64(gl_strbuf *b, const unsigned char *p, size_t n) {
     static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for (size_t i = 0; i < n; i += 3) {
         unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
         char out[4] = {digits[v >> 18 & 63], digits[v >> 12 & 63], i + 1 < n ? digits[v >> 6 & 63] : '=',
                        i + 2 < n ? digits[v & 63] : '='};
-        api_put(b, out, 4);
+        gl_sb_put(b, out, 4);
     }
 }
 
@@ -776,29 +776,29 @@ static enum MHD_Result embeddings_route(struct MHD_Connection *c, int route, con
     }
     int dims = embedder.cfg.n_embd;
     float *v = malloc((size_t)dims * sizeof *v);
-    api_buf b = {0};
+    gl_strbuf b = {0};
     long long tokens = 0;
-    api_puts(&b, "{\"object\": \"list\", \"data\": [");
+    gl_sb_puts(&b, "{\"object\": \"list\", \"data\": [");
     pthread_mutex_lock(&embed_lock);
     gl_context *previous = gl_context_use(embed_ctx);
     for (size_t i = 0; i < n; i++) {
         const char *text = in->type == GL_JSON_STRING ? in->string : in->items[i].string;
         tokens += bert_embed(&embedder, text, v, NULL);
-        api_printf(&b, "%s{\"object\": \"embedding\", \"index\": %zu, \"embedding\": ", i ? ", " : "", i);
+        gl_sb_printf(&b, "%s{\"object\": \"embedding\", \"index\": %zu, \"embedding\": ", i ? ", " : "", i);
         if (b64) {
-            api_puts(&b, "\"");
+            gl_sb_puts(&b, "\"");
             base64(&b, (const unsigned char *)v, (size_t)dims * sizeof *v);
-            api_puts(&b, "\"");
+            gl_sb_puts(&b, "\"");
         } else {
-            api_puts(&b, "[");
-            for (int k = 0; k < dims; k++) api_printf(&b, k ? ", %.9g" : "%.9g", (double)v[k]);
-            api_puts(&b, "]");
+            gl_sb_puts(&b, "[");
+            for (int k = 0; k < dims; k++) gl_sb_printf(&b, k ? ", %.9g" : "%.9g", (double)v[k]);
+            gl_sb_puts(&b, "]");
         }
-        api_puts(&b, "}");
+        gl_sb_puts(&b, "}");
     }
     gl_context_use(previous);
     pthread_mutex_unlock(&embed_lock);
-    api_printf(&b, "], \"model\": \"all-MiniLM-L6-v2\", \"usage\": {\"prompt_tokens\": %lld, \"total_tokens\": %lld}}",
+    gl_sb_printf(&b, "], \"model\": \"all-MiniLM-L6-v2\", \"usage\": {\"prompt_tokens\": %lld, \"total_tokens\": %lld}}",
                tokens, tokens);
     free(v);
     gl_json_free(doc);
@@ -827,7 +827,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     if (*upload_size) { /* more of the body */
         if (cs->body.len + *upload_size > opt.max_body) cs->too_large = true;
-        else api_put(&cs->body, upload, *upload_size);
+        else gl_sb_put(&cs->body, upload, *upload_size);
         *upload_size = 0;
         return MHD_YES;
     }
@@ -850,15 +850,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     const char *body = cs->body.p ? cs->body.p : "";
     if (route == 3) {
-        api_buf b = {0};
-        api_puts(&b, "{\"status\": \"ok\"}");
+        gl_strbuf b = {0};
+        gl_sb_puts(&b, "{\"status\": \"ok\"}");
         return respond(c, route, 200, "application/json", &b);
     }
     if (route == 2) {
-        api_buf b = {0};
-        api_puts(&b, "{\"object\": \"list\", \"data\": [{\"id\": ");
+        gl_strbuf b = {0};
+        gl_sb_puts(&b, "{\"object\": \"list\", \"data\": [{\"id\": ");
         api_json_string(&b, opt.model_name, strlen(opt.model_name));
-        api_puts(&b, ", \"object\": \"model\", \"created\": 0, \"owned_by\": \"gradlab\"}]}");
+        gl_sb_puts(&b, ", \"object\": \"model\", \"created\": 0, \"owned_by\": \"gradlab\"}]}");
         return respond(c, route, 200, "application/json", &b);
     }
     if (route == 4) return metrics_route(c);
@@ -870,7 +870,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 static void request_completed(void *cls, struct MHD_Connection *c, void **state, enum MHD_RequestTerminationCode why) {
     (void)cls, (void)c, (void)why;
     connection_state *cs = *state;
-    if (cs) api_buf_free(&cs->body), free(cs);
+    if (cs) gl_sb_free(&cs->body), free(cs);
     *state = NULL;
 }
 

@@ -232,7 +232,7 @@ float ref_llama_logits(int n, int32_t *cpu_tokens, int32_t *cuda_tokens) {
     for (int t = 6; t < T; t++)
         llama_forward(&a, &ca, ids + t, 1, la + (size_t)t * V, false), llama_forward(&b, &cb, ids + t, 1, lb + (size_t)t * V, false);
     for (int i = 0; i < T * V; i++) diff = fmaxf(diff, fabsf(la[i] - lb[i]));
-    gl_sampling greedy = {0, 0, 1};
+    gl_sampling greedy = {.temperature = 0, .top_k = 0, .top_p = 1};
     collect_ctx ka = {cpu_tokens, 0}, kb = {cuda_tokens, 0};
     ca.len = cb.len = 0;
     llama_generate(&a, &ca, ids, 3, n, &greedy, NULL, true, collect_token, &ka);

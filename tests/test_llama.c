@@ -490,7 +490,7 @@ Test(llama, smollm2_chat_prompt_and_greedy_answers_equal_llama_cpp) {
             if (i + 1 < n_answer) llama_forward(&m, &c, seq + n + i, 1, logits, false);
         }
         c.len = 0; /* free-running, as infer --chat generates */
-        gl_sampling greedy = {0, 0, 1};
+        gl_sampling greedy = {.temperature = 0, .top_k = 0, .top_p = 1};
         generated g = {{0}, 0};
         llama_generate(&m, &c, ids, n, n_answer, &greedy, NULL, true, collect, &g);
         cr_assert_eq(g.n, n_answer, "%s: %d tokens generated, llama.cpp %d", j->string, g.n, n_answer);

@@ -6,7 +6,7 @@
 #include "bpe.h"
 #include "charvocab.h"
 
-typedef struct {
+typedef struct gl_codec {
     gl_charvocab chars; /* used when bpe is NULL */
     gl_bpe *bpe;
 } gl_codec;

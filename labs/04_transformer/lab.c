@@ -324,7 +324,7 @@ static void pretrained(const char *dir) {
     int32_t *ids = NULL;
     size_t cap = 0, n = gl_bpe_encode(tok, (const unsigned char *)prompt, strlen(prompt), &ids, &cap);
     printf("5. Pretrained GPT-2 (%.0fM parameters), temperature 0.8, top-k 40:\n   %s", m.n_weights / 1e6, prompt);
-    gl_sampling s = {0.8f, 40, 1.0f};
+    gl_sampling s = {.temperature = 0.8f, .top_k = 40, .top_p = 1.0f};
     gl_rng rng;
     gl_rng_seed(&rng, 42);
     gl_generate(&m, ids, (int)n, 40, &s, &rng, true, emit_bytes, tok);

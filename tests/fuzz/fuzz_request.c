@@ -16,11 +16,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!api_parse((const char *)data, size, chat, &r, message, sizeof message, &param) && !message[0]) abort();
         api_request_free(&r);
     }
-    api_buf b = {0};
+    gl_strbuf b = {0};
     api_json_string(&b, (const char *)data, size);
     gl_json *back = gl_json_parse(b.p, b.len, jerr, sizeof jerr);
     if (!back || back->type != GL_JSON_STRING) abort();
     gl_json_free(back);
-    api_buf_free(&b);
+    gl_sb_free(&b);
     return 0;
 }
