@@ -41,7 +41,8 @@ LIB_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(KERN_SRC:%.c=$(BUILD)/obj/%.o) \
             $(BUILD)/obj/kernels/cpu/vec_scalar.o $(BUILD)/obj/kernels/cpu/vec_avx2.o $(BUILD)/obj/kernels/cpu/vec_avx512.o
 LIB      := $(BUILD)/libgradlab.a
 
-PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer $(BUILD)/tokenize $(BUILD)/serve $(BUILD)/rag $(BUILD)/quantize
+PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer $(BUILD)/tokenize $(BUILD)/serve $(BUILD)/rag $(BUILD)/quantize \
+            $(BUILD)/agent
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) $(BUILD)/tests/test_cuda_emu
 
@@ -57,7 +58,7 @@ NVCC_OBJ := $(CUDA_SRC:kernels/cuda/%.cu=build/cuda/%.o)
 NVCCFLAGS := -std=c++20 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Ikernels -Ikernels/cuda
 
-.PHONY: check-labs rag-eval bench-rag bench-hnsw bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 lab08 lab09 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: bench-tools lab10 check-labs rag-eval bench-rag bench-hnsw bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 lab08 lab09 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 # CUDA=1: the library, the kernels through nvcc, and build/cuda/train and build/cuda/infer with --device cuda
 ifeq ($(CUDA),1)
 all: $(LIB) build/cuda/train build/cuda/infer
@@ -95,9 +96,16 @@ PROGRAM_SRC_tokenize      := tokenizer/tokenize_main.c
 PROGRAM_SRC_rag           := rag/rag.c
 PROGRAM_SRC_quantize      := quantize/quantize.c
 .SECONDEXPANSION:
-$(filter-out $(BUILD)/serve,$(PROGRAMS)): $(BUILD)/%: $$(PROGRAM_SRC_$$*) $(LIB)
+$(filter-out $(BUILD)/serve $(BUILD)/agent,$(PROGRAMS)): $(BUILD)/%: $$(PROGRAM_SRC_$$*) $(LIB)
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
+
+# agent: the tool-using loop of lab 10; its mock services run on libmicrohttpd; docs/agents.md
+AGENT_SRC := agent/agent.c agent/tools.c agent/mock.c serve/api.c
+AGENT_HDR := agent/agent.h agent/tools.h agent/mock.h serve/api.h
+$(BUILD)/agent: agent/agent_main.c $(AGENT_SRC) $(AGENT_HDR) $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -Iagent -Iserve agent/agent_main.c $(AGENT_SRC) -o $@ $(LIB) $(LDLIBS) -lmicrohttpd -lpthread
 
 # serve: HTTP through libmicrohttpd (Debian libmicrohttpd-dev); docs/serving.md
 $(BUILD)/serve: serve/serve.c serve/api.c serve/api.h $(LIB)
@@ -547,6 +555,13 @@ bench-word2vec: $(BUILD)/bench_word2vec
 $(BUILD)/bench_llm: bench/bench_llm.c $(LIB)
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) -Ibench $< -o $@ $(LIB) $(LDLIBS)
+
+# constrained decoding on SmolLM2: valid tool calls at temperature 1, decode speed with and without a schema
+$(BUILD)/bench_tools: bench/bench_tools.c $(AGENT_SRC) $(AGENT_HDR) $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -Ibench -Iagent -Iserve $< $(AGENT_SRC) -o $@ $(LIB) $(LDLIBS) -lmicrohttpd -lpthread
+bench-tools: $(BUILD)/bench_tools
+	OMP_NUM_THREADS=2 ./$(BUILD)/bench_tools $(BENCH_ARGS)
 
 # the peer: llama.cpp through llama-cpp-python 0.3.36 (it compiles llama.cpp: several minutes), in out/llama-venv
 LLAMA_PYTHON ?= out/llama-venv/bin/python

@@ -291,8 +291,12 @@ static const char COMMON[] =
     "array-any ::= \"[\" ws (value (ws \",\" ws value)*)? ws \"]\"\n";
 
 char *gl_schema_to_grammar(const gl_json *schema, char *err, size_t err_len) {
+    return gl_schema_to_grammar_rule(schema, "root", err, err_len);
+}
+
+char *gl_schema_to_grammar_rule(const gl_json *schema, const char *rule, char *err, size_t err_len) {
     compiler c = {.err = err, .err_len = err_len};
-    if (!gen(&c, schema, "root", "")) {
+    if (!gen(&c, schema, rule, "")) {
         free(c.out.p);
         return NULL;
     }

@@ -18,6 +18,8 @@
 
 /* The grammar text (malloc'd; its start rule is root) for documents that follow schema; NULL with a message. */
 char *gl_schema_to_grammar(const gl_json *schema, char *err, size_t err_len);
+/* the same with the schema's rule named rule instead of root (to use it inside a larger grammar; no root rule) */
+char *gl_schema_to_grammar_rule(const gl_json *schema, const char *rule, char *err, size_t err_len);
 /* gl_schema_to_grammar, then gl_grammar_parse */
 gl_grammar *gl_schema_grammar(const gl_json *schema, char *err, size_t err_len);
 /* true if value follows schema; false with the first difference and where (a JSON pointer such as /items/2/city) */

@@ -1,5 +1,6 @@
 #include "api.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -75,11 +76,31 @@ static bool parse_fields(const gl_json *o, bool chat, api_request *r, char *mess
         if (msgs->count > API_MAX_MESSAGES) FAIL("messages", "at most %d messages", API_MAX_MESSAGES);
         for (size_t i = 0; i < msgs->count; i++) {
             const gl_json *m = &msgs->items[i], *role = gl_json_get(m, "role"), *content = gl_json_get(m, "content");
-            if (m->type != GL_JSON_OBJECT || !role || !text(role) || !content || !text(content))
+            const gl_json *calls = gl_json_get(m, "tool_calls");
+            if (m->type != GL_JSON_OBJECT || !role || !text(role))
                 FAIL("messages", "messages[%zu] needs a string 'role' and a string 'content'", i);
-            if (strcmp(role->string, "system") && strcmp(role->string, "user") && strcmp(role->string, "assistant"))
-                FAIL("messages", "messages[%zu].role must be system, user or assistant, got '%.40s'", i, role->string);
-            r->roles[i] = role->string, r->contents[i] = content->string;
+            bool is_tool = !strcmp(role->string, "tool");
+            if (strcmp(role->string, "system") && strcmp(role->string, "user") && strcmp(role->string, "assistant") && !is_tool)
+                FAIL("messages", "messages[%zu].role must be system, user, assistant or tool, got '%.40s'", i, role->string);
+            bool has_calls = !strcmp(role->string, "assistant") && calls && calls->type == GL_JSON_ARRAY && calls->count;
+            if (!has_calls && (!content || !text(content)))
+                FAIL("messages", "messages[%zu] needs a string 'role' and a string 'content'", i);
+            r->roles[i] = role->string, r->contents[i] = content && text(content) ? content->string : "";
+            if (has_calls) { /* the call as the model wrote it: {"name": ..., "arguments": {...}} */
+                const gl_json *fn = calls->items[0].type == GL_JSON_OBJECT ? gl_json_get(&calls->items[0], "function") : NULL;
+                const gl_json *name = fn ? gl_json_get(fn, "name") : NULL, *args = fn ? gl_json_get(fn, "arguments") : NULL;
+                if (!name || !text(name) || !args || !text(args))
+                    FAIL("messages", "messages[%zu].tool_calls[0] needs function.name and function.arguments (a JSON string)", i);
+                gl_strbuf b = {0};
+                gl_sb_puts(&b, "{\"name\": ");
+                api_json_string(&b, name->string, name->string_len);
+                gl_sb_printf(&b, ", \"arguments\": %s}", args->string);
+                r->contents[i] = r->owned[i] = b.p;
+            } else if (is_tool) { /* a tool's result, as the agent of lab 10 shows it: the next user turn */
+                gl_strbuf b = {0};
+                gl_sb_printf(&b, "Observation: %s", content->string);
+                r->roles[i] = "user", r->contents[i] = r->owned[i] = b.p;
+            }
         }
         r->n_messages = (int)msgs->count;
     } else {
@@ -145,6 +166,56 @@ static bool parse_fields(const gl_json *o, bool chat, api_request *r, char *mess
             r->logprobs = true, r->top_logprobs = (int)v->number;
         }
     }
+    if ((v = gl_json_get(o, "response_format")) && v->type != GL_JSON_NULL) {
+        const gl_json *type = gl_json_get(v, "type");
+        if (v->type != GL_JSON_OBJECT || !type || !text(type))
+            FAIL("response_format", "'response_format' must be {\"type\": \"text\" | \"json_object\" | \"json_schema\", ...}");
+        if (!strcmp(type->string, "json_object")) r->format = API_FORMAT_JSON_OBJECT;
+        else if (!strcmp(type->string, "json_schema")) {
+            const gl_json *js = gl_json_get(v, "json_schema"), *schema = js ? gl_json_get(js, "schema") : NULL;
+            if (!schema || (schema->type != GL_JSON_OBJECT && schema->type != GL_JSON_BOOL))
+                FAIL("response_format", "'response_format' json_schema needs {\"json_schema\": {\"name\": ..., \"schema\": {...}}}");
+            r->format = API_FORMAT_JSON_SCHEMA, r->schema = schema;
+        } else if (strcmp(type->string, "text"))
+            FAIL("response_format", "response_format type must be text, json_object or json_schema, got '%.40s'", type->string);
+    }
+    if (chat && (v = gl_json_get(o, "tools")) && v->type != GL_JSON_NULL) {
+        if (v->type != GL_JSON_ARRAY || v->count > API_MAX_TOOLS)
+            FAIL("tools", "'tools' must be an array of at most %d {\"type\": \"function\", \"function\": {...}}", API_MAX_TOOLS);
+        for (size_t i = 0; i < v->count; i++) {
+            const gl_json *t = &v->items[i], *type = gl_json_get(t, "type"), *fn = gl_json_get(t, "function");
+            const gl_json *name = fn ? gl_json_get(fn, "name") : NULL, *desc = fn ? gl_json_get(fn, "description") : NULL;
+            const gl_json *params = fn ? gl_json_get(fn, "parameters") : NULL;
+            if (t->type != GL_JSON_OBJECT || !type || !text(type) || strcmp(type->string, "function") || !fn ||
+                fn->type != GL_JSON_OBJECT || !name || !text(name))
+                FAIL("tools", "tools[%zu] must be {\"type\": \"function\", \"function\": {\"name\": ..., \"parameters\": {...}}}", i);
+            bool ok_name = name->string_len > 0 && name->string_len <= 64;
+            for (size_t k = 0; k < name->string_len && ok_name; k++)
+                ok_name = isalnum((unsigned char)name->string[k]) || name->string[k] == '_' || name->string[k] == '-';
+            if (!ok_name) FAIL("tools", "tools[%zu].function.name must be 1 to 64 letters, digits, _ or -", i);
+            if (desc && !text(desc)) FAIL("tools", "tools[%zu].function.description must be a string", i);
+            if (params && params->type != GL_JSON_OBJECT) FAIL("tools", "tools[%zu].function.parameters must be a JSON Schema object", i);
+            r->tool_names[i] = name->string, r->tool_descriptions[i] = desc ? desc->string : "";
+            r->tool_parameters[i] = params;
+        }
+        r->n_tools = (int)v->count;
+    }
+    if (chat && (v = gl_json_get(o, "tool_choice")) && v->type != GL_JSON_NULL) {
+        const gl_json *fn = v->type == GL_JSON_OBJECT ? gl_json_get(v, "function") : NULL;
+        const gl_json *name = fn ? gl_json_get(fn, "name") : NULL;
+        if (text(v) && !strcmp(v->string, "auto")) r->tool_choice = API_TOOLS_AUTO;
+        else if (text(v) && !strcmp(v->string, "none")) r->tool_choice = API_TOOLS_NONE;
+        else if (text(v) && !strcmp(v->string, "required")) r->tool_choice = API_TOOLS_REQUIRED;
+        else if (name && text(name)) {
+            r->tool_choice = API_TOOLS_FUNCTION, r->tool_choice_name = name->string;
+            int k = 0;
+            while (k < r->n_tools && strcmp(r->tool_names[k], name->string)) k++;
+            if (k == r->n_tools) FAIL("tool_choice", "tool_choice names '%.64s', which is not in 'tools'", name->string);
+        } else FAIL("tool_choice", "'tool_choice' must be \"auto\", \"none\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+        if (r->tool_choice != API_TOOLS_NONE && !r->n_tools) FAIL("tool_choice", "'tool_choice' needs 'tools'");
+    }
+    if (r->n_tools && r->format != API_FORMAT_TEXT && r->tool_choice != API_TOOLS_NONE)
+        FAIL("response_format", "give 'response_format' or 'tools' (with tool_choice other than none), not both");
     if (chat && (v = gl_json_get(o, "top_logprobs")) && v->type != GL_JSON_NULL) {
         if (!whole_in(v, 0, API_MAX_TOP_LOGPROBS)) FAIL("top_logprobs", "'top_logprobs' must be an integer from 0 to 20");
         if (!r->logprobs) FAIL("top_logprobs", "'top_logprobs' needs 'logprobs': true");
@@ -166,6 +237,59 @@ bool api_parse(const char *body, size_t len, bool chat, api_request *r, char *me
 }
 
 void api_request_free(api_request *r) {
+    for (int i = 0; i < API_MAX_MESSAGES; i++) free(r->owned[i]), r->owned[i] = NULL;
     gl_json_free(r->doc);
     r->doc = NULL;
+}
+
+/* ---- tools ---- */
+
+void api_json_value(gl_strbuf *out, const gl_json *v) {
+    switch (v->type) {
+    case GL_JSON_NULL: gl_sb_puts(out, "null"); break;
+    case GL_JSON_BOOL: gl_sb_puts(out, v->boolean ? "true" : "false"); break;
+    case GL_JSON_NUMBER: gl_sb_printf(out, "%.17g", v->number); break;
+    case GL_JSON_STRING: api_json_string(out, v->string, v->string_len); break;
+    case GL_JSON_ARRAY:
+    case GL_JSON_OBJECT:
+        gl_sb_puts(out, v->type == GL_JSON_ARRAY ? "[" : "{");
+        for (size_t i = 0; i < v->count; i++) {
+            if (i) gl_sb_puts(out, ",");
+            if (v->type == GL_JSON_OBJECT) api_json_string(out, v->keys[i], strlen(v->keys[i])), gl_sb_puts(out, ":");
+            api_json_value(out, &v->items[i]);
+        }
+        gl_sb_puts(out, v->type == GL_JSON_ARRAY ? "]" : "}");
+        break;
+    }
+}
+
+char *api_tools_prompt(const api_request *r) {
+    gl_strbuf b = {0};
+    gl_sb_puts(&b, "You can call tools. To call one, reply with one JSON object only: {\"name\": TOOL, \"arguments\": {...}}.");
+    if (r->tool_choice == API_TOOLS_AUTO) gl_sb_puts(&b, " If no tool is needed, answer in plain text.");
+    gl_sb_puts(&b, " Tools:");
+    for (int k = 0; k < r->n_tools; k++) {
+        gl_sb_printf(&b, "\n- %s", r->tool_names[k]);
+        if (r->tool_parameters[k]) gl_sb_puts(&b, " "), api_json_value(&b, r->tool_parameters[k]);
+        if (r->tool_descriptions[k][0]) gl_sb_printf(&b, ": %s", r->tool_descriptions[k]);
+    }
+    return b.p;
+}
+
+char *api_call_schema(const api_request *r) {
+    gl_strbuf b = {0};
+    gl_sb_puts(&b, "{\"anyOf\": [");
+    int n = 0;
+    for (int k = 0; k < r->n_tools; k++) {
+        if (r->tool_choice == API_TOOLS_FUNCTION && strcmp(r->tool_names[k], r->tool_choice_name)) continue;
+        gl_sb_puts(&b, n++ ? ", " : "");
+        gl_sb_puts(&b, "{\"type\": \"object\", \"properties\": {\"name\": {\"const\": ");
+        api_json_string(&b, r->tool_names[k], strlen(r->tool_names[k]));
+        gl_sb_puts(&b, "}, \"arguments\": ");
+        if (r->tool_parameters[k]) api_json_value(&b, r->tool_parameters[k]);
+        else gl_sb_puts(&b, "{\"type\": \"object\"}");
+        gl_sb_puts(&b, "}, \"required\": [\"name\", \"arguments\"], \"additionalProperties\": false}");
+    }
+    gl_sb_puts(&b, "]}");
+    return b.p;
 }

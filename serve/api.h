@@ -10,7 +10,10 @@
 
 #include "strbuf.h"
 
-enum { API_MAX_STOPS = 4, API_MAX_MESSAGES = 256, API_MAX_TOP_LOGPROBS = 20 };
+enum { API_MAX_STOPS = 4, API_MAX_MESSAGES = 256, API_MAX_TOP_LOGPROBS = 20, API_MAX_TOOLS = 64 };
+
+typedef enum { API_FORMAT_TEXT, API_FORMAT_JSON_OBJECT, API_FORMAT_JSON_SCHEMA } api_format;
+typedef enum { API_TOOLS_AUTO, API_TOOLS_NONE, API_TOOLS_REQUIRED, API_TOOLS_FUNCTION } api_tool_choice;
 
 typedef struct {
     bool chat;                  /* /v1/chat/completions (messages) or /v1/completions (prompt) */
@@ -27,6 +30,15 @@ typedef struct {
     bool stream, include_usage;
     bool logprobs;              /* chat: logprobs true; completions: logprobs N */
     int top_logprobs;
+    /* constrained output (docs/grammar.md) */
+    api_format format;
+    const struct gl_json *schema; /* response_format json_schema's schema */
+    int n_tools;                  /* tools: [{"type": "function", "function": {name, description, parameters}}] */
+    const char *tool_names[API_MAX_TOOLS], *tool_descriptions[API_MAX_TOOLS];
+    const struct gl_json *tool_parameters[API_MAX_TOOLS]; /* NULL: any object */
+    api_tool_choice tool_choice;  /* default auto when there are tools */
+    const char *tool_choice_name; /* API_TOOLS_FUNCTION's */
+    char *owned[API_MAX_MESSAGES]; /* message texts rendered here (a tool call, an observation); freed with the request */
     struct gl_json *doc;        /* the parsed body; the strings above point into it */
 } api_request;
 
@@ -35,8 +47,16 @@ bool api_parse(const char *body, size_t len, bool chat, api_request *r, char *me
                const char **param);
 void api_request_free(api_request *r);
 
+/* With tools: the system text that lists them and the reply format (appended to the conversation's system message,
+ * or the first message), and the JSON Schema of one call the request allows: {"name": one of the tools (or the one
+ * tool_choice names), "arguments": its parameters}. malloc'd text. */
+char *api_tools_prompt(const api_request *r);
+char *api_call_schema(const api_request *r);
+
 /* ---- responses are built in a gl_strbuf (strbuf.h) ---- */
 void api_json_string(gl_strbuf *b, const char *s, size_t n); /* quoted and escaped; invalid UTF-8 becomes U+FFFD */
+struct gl_json;
+void api_json_value(gl_strbuf *b, const struct gl_json *v); /* a parsed value as compact JSON */
 
 /* OpenAI's error object: {"error": {"message", "type", "param", "code"}} */
 void api_error_json(gl_strbuf *b, const char *message, const char *type, const char *param, const char *code);

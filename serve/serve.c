@@ -22,9 +22,11 @@
 #include "cli.h"
 #include "codec.h"
 #include "gpt_io.h"
+#include "grammar.h"
 #include "json.h"
 #include "llama.h"
 #include "scheduler.h"
+#include "schema.h"
 
 typedef struct {
     const char *gguf, *checkpoint, *host, *api_key, *device, *model_name, *embed_model;
@@ -102,6 +104,8 @@ static gpt gpt_model;     /* with --checkpoint */
 static gl_codec gpt_codec;
 static bool is_gpt;
 static int vocab_size;
+static gl_vocab_trie *vocab_trie; /* the tokens' bytes, for constrained output */
+static int32_t stop_tokens[2];
 static pthread_mutex_t tok_lock = PTHREAD_MUTEX_INITIALIZER; /* the tokenizer's caches are not thread-safe */
 static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER;
@@ -170,6 +174,10 @@ typedef struct job {
     size_t out_at;
     int phase;           /* 0 nothing sent, 1 role sent, 2 final chunks queued */
     int logged;          /* tokens whose logprobs have been streamed */
+    /* constrained output: response_format or tools (the matcher runs on the engine thread) */
+    gl_grammar *grammar;
+    gl_grammar_matcher *matcher;
+    bool tools_active;
 } job;
 
 /* one token's bytes (the tokenizer is shared between threads: its caches are not thread-safe) */
@@ -216,6 +224,7 @@ static void job_release(job *j) {
     pthread_mutex_unlock(&j->mu);
     if (!last) return;
     api_request_free(&j->api);
+    gl_matcher_free(j->matcher), gl_grammar_free(j->grammar);
     free(j->prompt), free(j->tokens);
     gl_sb_free(&j->text), gl_sb_free(&j->out);
     pthread_mutex_destroy(&j->mu), pthread_cond_destroy(&j->cv);
@@ -308,7 +317,39 @@ static void on_done(sched_request *r) {
     job_release(j);
 }
 
+/* With tools, a reply that is one JSON object naming a tool is a call: its name and its arguments as compact JSON
+ * (malloc'd into *args). */
+static bool tool_call_of(const job *j, const char **name, char **args) {
+    if (!j->tools_active || !j->text.len || j->text.p[0] != '{') return false;
+    char err[64];
+    gl_json *doc = gl_json_parse(j->text.p, j->text.len, err, sizeof err);
+    const gl_json *n = doc ? gl_json_get(doc, "name") : NULL, *a = doc ? gl_json_get(doc, "arguments") : NULL;
+    bool ok = n && n->type == GL_JSON_STRING && a && a->type == GL_JSON_OBJECT;
+    *name = NULL;
+    for (int k = 0; ok && k < j->api.n_tools && !*name; k++)
+        if (!strcmp(j->api.tool_names[k], n->string)) *name = j->api.tool_names[k];
+    if (ok && *name) {
+        gl_strbuf b = {0};
+        api_json_value(&b, a);
+        *args = b.p;
+    }
+    gl_json_free(doc);
+    return ok && *name;
+}
+
+/* OpenAI's tool_calls array: [{"index", "id", "type": "function", "function": {"name", "arguments": "JSON text"}}] */
+static void tool_calls_json(const job *j, const char *name, const char *args, gl_strbuf *b) {
+    gl_sb_printf(b, "[{\"index\": 0, \"id\": \"call_%s\", \"type\": \"function\", \"function\": {\"name\": ", j->id);
+    api_json_string(b, name, strlen(name));
+    gl_sb_puts(b, ", \"arguments\": ");
+    api_json_string(b, args, strlen(args));
+    gl_sb_puts(b, "}}]");
+}
+
 static const char *finish_reason(const job *j) {
+    const char *name;
+    char *args = NULL;
+    if (j->done && tool_call_of(j, &name, &args)) return free(args), "tool_calls";
     if (j->stop_matched) return "stop";
     if (j->timed_out) return "length";
     return j->req.finish && !strcmp(j->req.finish, "stop") ? "stop" : "length";
@@ -450,6 +491,18 @@ static void stream_events(job *j) {
         j->phase = 1;
     }
     size_t end = ready_bytes(j);
+    /* with tools, a reply that opens with '{' is held back: if it ends as a call it goes out as tool_calls */
+    bool holding = j->tools_active && j->text.len && j->text.p[0] == '{' && j->sent == 0;
+    const char *call = NULL;
+    char *args = NULL;
+    if (holding && j->done && tool_call_of(j, &call, &args)) {
+        chunk_head(j, &j->out);
+        gl_sb_puts(&j->out, ", \"choices\": [{\"index\": 0, \"delta\": {\"tool_calls\": ");
+        tool_calls_json(j, call, args, &j->out);
+        gl_sb_puts(&j->out, "}, \"logprobs\": null, \"finish_reason\": null}]}\n\n");
+        free(args);
+        j->sent = j->text.len, j->logged = j->n_tokens;
+    } else if (holding && !j->done) end = j->sent;
     if (end > j->sent) {
         chunk_head(j, &j->out);
         gl_sb_puts(&j->out, j->api.chat ? ", \"choices\": [{\"index\": 0, \"delta\": {\"content\": "
@@ -520,7 +573,14 @@ static enum MHD_Result complete(struct MHD_Connection *c, int route, job *j) {
                j->api.chat ? "chat.completion" : "text_completion", j->created);
     api_json_string(&b, opt.model_name, strlen(opt.model_name));
     gl_sb_puts(&b, ", \"choices\": [{\"index\": 0, ");
-    if (j->api.chat) {
+    const char *call;
+    char *args = NULL;
+    if (j->api.chat && tool_call_of(j, &call, &args)) {
+        gl_sb_puts(&b, "\"message\": {\"role\": \"assistant\", \"content\": null, \"tool_calls\": ");
+        tool_calls_json(j, call, args, &b);
+        gl_sb_puts(&b, "}, ");
+        free(args);
+    } else if (j->api.chat) {
         gl_sb_puts(&b, "\"message\": {\"role\": \"assistant\", \"content\": ");
         api_json_string(&b, j->text.p ? j->text.p : "", j->text.len);
         gl_sb_puts(&b, "}, ");
@@ -550,6 +610,59 @@ static enum MHD_Result generate(struct MHD_Connection *c, int route, const char 
         free(j);
         return error(c, route, 400, message, "invalid_request_error", param, NULL);
     }
+    /* constrained output: the grammar of response_format, or of a tool call (docs/grammar.md) */
+    j->tools_active = j->api.n_tools && j->api.tool_choice != API_TOOLS_NONE;
+    char *tools_text = NULL;
+    if (j->api.format != API_FORMAT_TEXT || j->tools_active) {
+        char gerr[512] = "";
+        char *gtext = NULL;
+        const char *bad = j->tools_active ? "tools" : "response_format";
+        if (j->api.format == API_FORMAT_JSON_SCHEMA) gtext = gl_schema_to_grammar(j->api.schema, gerr, sizeof gerr);
+        else if (j->api.format == API_FORMAT_JSON_OBJECT) {
+            gl_json any_object = {.type = GL_JSON_OBJECT};
+            gl_json type = {.type = GL_JSON_STRING, .string = "object", .string_len = 6};
+            char *key = "type";
+            any_object.count = 1, any_object.keys = &key, any_object.items = &type;
+            gtext = gl_schema_to_grammar(&any_object, gerr, sizeof gerr);
+        } else {
+            char *schema_text = api_call_schema(&j->api);
+            gl_json *schema = gl_json_parse(schema_text, strlen(schema_text), gerr, sizeof gerr);
+            char *calls = schema ? gl_schema_to_grammar_rule(schema, "call", gerr, sizeof gerr) : NULL;
+            if (calls) { /* auto: a call, or text that does not open with '{' */
+                gl_strbuf g = {0};
+                gl_sb_puts(&g, j->api.tool_choice == API_TOOLS_AUTO ? "root ::= call | free\nfree ::= [^{] .*\n"
+                                                                    : "root ::= call\n");
+                gl_sb_puts(&g, calls);
+                gtext = g.p;
+            }
+            free(calls);
+            gl_json_free(schema);
+            free(schema_text);
+            tools_text = api_tools_prompt(&j->api);
+        }
+        if (gtext) j->grammar = gl_grammar_parse(gtext, gerr, sizeof gerr);
+        free(gtext);
+        if (!j->grammar) {
+            snprintf(message, sizeof message, "%s: %s", bad, gerr);
+            api_request_free(&j->api), free(tools_text), free(j);
+            return error(c, route, 400, message, "invalid_request_error", bad, NULL);
+        }
+    }
+    if (tools_text) { /* the tools join the system message, or become one */
+        if (j->api.n_messages && !strcmp(j->api.roles[0], "system")) {
+            gl_strbuf sys = {0};
+            gl_sb_printf(&sys, "%s\n\n%s", j->api.contents[0], tools_text);
+            free(j->api.owned[0]);
+            j->api.contents[0] = j->api.owned[0] = sys.p;
+            free(tools_text);
+        } else if (j->api.n_messages < API_MAX_MESSAGES) {
+            memmove(j->api.roles + 1, j->api.roles, (size_t)j->api.n_messages * sizeof *j->api.roles);
+            memmove(j->api.contents + 1, j->api.contents, (size_t)j->api.n_messages * sizeof *j->api.contents);
+            memmove(j->api.owned + 1, j->api.owned, (size_t)(API_MAX_MESSAGES - 1) * sizeof *j->api.owned);
+            j->api.roles[0] = "system", j->api.contents[0] = j->api.owned[0] = tools_text;
+            j->api.n_messages++;
+        } else free(tools_text);
+    }
     /* the prompt as token ids: the chat template, or the text with the model's BOS; a GPT has no template: a chat
      * is its messages' contents, each followed by a newline (docs/serving.md) */
     size_t cap = 0;
@@ -574,7 +687,7 @@ static enum MHD_Result generate(struct MHD_Connection *c, int route, const char 
     }
     pthread_mutex_unlock(&tok_lock);
     if (!encoded) {
-        api_request_free(&j->api), free(j->prompt), free(j);
+        api_request_free(&j->api), gl_grammar_free(j->grammar), free(j->prompt), free(j);
         return error(c, route, 400, "the prompt has characters outside this model's vocabulary (a character-level "
                      "checkpoint knows only the characters of its training text)", "invalid_request_error",
                      chat ? "messages" : "prompt", NULL);
@@ -584,7 +697,7 @@ static enum MHD_Result generate(struct MHD_Connection *c, int route, const char 
         snprintf(message, sizeof message,
                  "this model's context is %d tokens; the prompt has %d and max_tokens asks for %d more", opt.ctx,
                  j->n_prompt, j->api.max_tokens > 0 ? j->api.max_tokens : 1);
-        api_request_free(&j->api), free(j->prompt), free(j);
+        api_request_free(&j->api), gl_grammar_free(j->grammar), free(j->prompt), free(j);
         return error(c, route, 400, message, "invalid_request_error", "messages", "context_length_exceeded");
     }
     pthread_mutex_init(&j->mu, NULL);
@@ -596,9 +709,13 @@ static enum MHD_Result generate(struct MHD_Connection *c, int route, const char 
     pthread_mutex_unlock(&work_lock);
     j->req = (sched_request){.prompt = j->prompt, .n_prompt = j->n_prompt,
                              .max_tokens = j->api.max_tokens > 0 ? j->api.max_tokens : room,
-                             .sampling = {j->api.temperature, j->api.top_k, j->api.top_p},
+                             .sampling = {j->api.temperature, j->api.top_k, j->api.top_p, NULL},
                              .seed = j->api.has_seed ? j->api.seed : (uint64_t)time(NULL) ^ (uint64_t)next_id,
                              .on_token = on_token, .on_done = on_done, .user = j};
+    if (j->grammar) {
+        j->matcher = gl_matcher_new(j->grammar, vocab_trie, stop_tokens, 2, j->req.max_tokens);
+        j->req.sampling.grammar = j->matcher;
+    }
     pthread_mutex_lock(&work_lock);
     bool accepted = !stopping && sched_submit(engine, &j->req);
     if (accepted) in_flight++;
@@ -890,6 +1007,7 @@ int main(int argc, char **argv) {
             return fprintf(stderr, "serve: --device %s: %s\n", opt.device, err), 1;
         vocab_size = model.cfg.vocab_size, n_layer = model.cfg.n_layer, n_embd = model.cfg.n_embd;
         served = sched_llama(&model);
+        vocab_trie = gl_vocab_trie_from_bpe(model.tok);
     } else {
         gpt_run_state rs;
         is_gpt = true;
@@ -903,7 +1021,9 @@ int main(int argc, char **argv) {
             return fprintf(stderr, "serve: --device %s: %s\n", opt.device, err), 1;
         vocab_size = gpt_model.cfg.vocab_size, n_layer = gpt_model.cfg.n_layer, n_embd = gpt_model.cfg.n_embd;
         served = sched_gpt(&gpt_model);
+        vocab_trie = gl_vocab_trie_from_codec(&gpt_codec);
     }
+    stop_tokens[0] = served.stop[0], stop_tokens[1] = served.stop[1];
     if (opt.embed_model) {
         if (!bert_load(&embedder, opt.embed_model, err, sizeof err)) return fprintf(stderr, "serve: --embed-model: %s\n", err), 1;
         have_embedder = true;

@@ -112,6 +112,57 @@ check(status == 404 and json.loads(body)["error"]["code"] == "not_found", "an un
 status, _, body = raw("GET", "/health", auth=False)
 check(status == 200 and json.loads(body)["status"] == "ok", "/health needs no key")
 
+# ---- tools and response_format (constrained decoding, docs/grammar.md)
+weather_tool = {"type": "function", "function": {"name": "get_weather", "description": "the weather of a city",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 30}},
+                               "required": ["city"], "additionalProperties": False}}}
+calc_tool = {"type": "function", "function": {"name": "calculator", "parameters": {
+    "type": "object", "properties": {"expression": {"type": "string", "maxLength": 40}}, "required": ["expression"]}}}
+ask_weather = [{"role": "user", "content": "What is the weather in Paris?"}]
+for seed in range(6):  # sampled at temperature 1: the call must still parse and follow its tool's schema
+    r = client.chat.completions.create(model="m", messages=ask_weather, tools=[weather_tool, calc_tool],
+                                       tool_choice="required", max_tokens=60, temperature=1, seed=seed)
+    calls = r.choices[0].message.tool_calls
+    check(r.choices[0].finish_reason == "tool_calls" and calls and len(calls) == 1 and
+          calls[0].function.name in ("get_weather", "calculator") and
+          isinstance(json.loads(calls[0].function.arguments), dict), f"tool_choice required gives a tool call (seed {seed})")
+    a = json.loads(calls[0].function.arguments)
+    check(("city" in a and len(a["city"]) <= 30) if calls[0].function.name == "get_weather" else "expression" in a,
+          "the call's arguments follow its tool's schema")
+r = client.chat.completions.create(model="m", messages=ask_weather, tools=[weather_tool, calc_tool], max_tokens=40,
+                                   tool_choice={"type": "function", "function": {"name": "get_weather"}}, temperature=0)
+call = r.choices[0].message.tool_calls[0]
+check(call.function.name == "get_weather" and call.id and r.choices[0].message.content is None,
+      "tool_choice naming a function calls that function")
+history = ask_weather + [{"role": "assistant", "content": None, "tool_calls": [
+    {"id": call.id, "type": "function", "function": {"name": "get_weather", "arguments": call.function.arguments}}]},
+    {"role": "tool", "tool_call_id": call.id, "content": '{"temperature_c": 14, "condition": "cloudy"}'}]
+r = client.chat.completions.create(model="m", messages=history, tools=[weather_tool], tool_choice="none",
+                                   max_tokens=30, temperature=0)
+check(r.choices[0].message.content and not r.choices[0].message.tool_calls, "a tool result in the history; "
+      "tool_choice none answers in text")
+chunks = list(client.chat.completions.create(model="m", messages=ask_weather, tools=[weather_tool],
+                                             tool_choice="required", max_tokens=40, temperature=0, stream=True))
+streamed = [c.choices[0].delta.tool_calls for c in chunks if c.choices and c.choices[0].delta.tool_calls]
+check(len(streamed) == 1 and streamed[0][0].function.name == "get_weather" and
+      chunks[-1].choices[0].finish_reason == "tool_calls", "a streamed tool call comes as one tool_calls delta")
+person = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 20}, "age": {"type": "integer"},
+          "pets": {"type": "array", "items": {"enum": ["cat", "dog"]}, "maxItems": 3}}, "required": ["name", "age"]}
+for seed in range(4):
+    r = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "Describe a person as JSON."}],
+                                       response_format={"type": "json_schema", "json_schema": {"name": "p", "schema": person}},
+                                       max_tokens=60, temperature=1, seed=seed)
+    doc = json.loads(r.choices[0].message.content)
+    check(isinstance(doc["name"], str) and isinstance(doc["age"], int) and
+          all(p in ("cat", "dog") for p in doc.get("pets", [])), f"response_format json_schema is followed (seed {seed})")
+try:
+    client.chat.completions.create(model="m", messages=ask, response_format={"type": "json_schema", "json_schema": {
+        "name": "x", "schema": {"type": "string", "format": "email"}}})
+    check(False, "an unsupported schema keyword is refused")
+except openai.BadRequestError as e:
+    check(e.body["param"] == "response_format" and "format" in e.body["message"],
+          "an unsupported schema keyword gets 400 naming it")
+
 # ---- raw SSE bytes
 status, headers, body = raw("POST", "/v1/completions", {"prompt": "Hello", "max_tokens": 4, "temperature": 0,
                                                          "stream": True})
