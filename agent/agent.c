@@ -9,6 +9,7 @@
 
 #include "api.h"
 #include "io.h"
+#include "mock.h"
 #include "schema.h"
 
 static double now_s(void) {
@@ -36,10 +37,6 @@ const char *agent_system_prompt(void) { return SYSTEM; }
  * described one. They are the same for every task, so the KV cache keeps them from one task to the next. */
 #define OBS_TAIL "\nIf this answers the task, call final_answer with the answer."
 static const char *const EXAMPLES[][2] = {
-    {"user", "What is 23 times 19?"},
-    {"assistant", "{\"name\": \"calculator\", \"arguments\": {\"expression\": \"23*19\"}}"},
-    {"user", "Observation: {\"result\": 437}" OBS_TAIL},
-    {"assistant", "{\"name\": \"final_answer\", \"arguments\": {\"answer\": \"23 times 19 is 437.\"}}"},
     {"user", "What is the weather in Madrid?"},
     {"assistant", "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Madrid\"}}"},
     {"user", "Observation: {\"city\": \"Madrid\", \"temperature_c\": 17, \"condition\": \"sunny\", "
@@ -52,6 +49,10 @@ static const char *const EXAMPLES[][2] = {
                   "unavailable right now.\"}}"},
     {"user", "Hi there!"},
     {"assistant", "{\"name\": \"final_answer\", \"arguments\": {\"answer\": \"Hello! How can I help you?\"}}"},
+    {"user", "What is 23 times 19?"},
+    {"assistant", "{\"name\": \"calculator\", \"arguments\": {\"expression\": \"23*19\"}}"},
+    {"user", "Observation: {\"result\": 437}" OBS_TAIL},
+    {"assistant", "{\"name\": \"final_answer\", \"arguments\": {\"answer\": \"23 times 19 is 437.\"}}"},
 };
 enum { N_EXAMPLES = sizeof EXAMPLES / sizeof EXAMPLES[0] };
 
@@ -368,4 +369,37 @@ agent_score agent_grade(const agent_task *t, const agent_result *r) {
             s.success = t->answer->items[i].type == GL_JSON_STRING && text_has_nocase(r->answer, t->answer->items[i].string);
     }
     return s;
+}
+
+bool agent_task_faults(const agent_task *t, mock_services *m, int latency_ms, char *err, size_t err_len) {
+    mock_set_fault(m, "weather", MOCK_OK, latency_ms), mock_set_fault(m, "finance", MOCK_OK, latency_ms);
+    if (!t->fault) return true;
+    const gl_json *svc = gl_json_get(t->fault, "service"), *fm = gl_json_get(t->fault, "mode");
+    mock_fault f;
+    if (!svc || svc->type != GL_JSON_STRING || !fm || fm->type != GL_JSON_STRING || !mock_fault_parse(fm->string, &f) ||
+        !mock_set_fault(m, svc->string, f, latency_ms))
+        return snprintf(err, err_len, "task %s: 'fault' must be {\"service\": weather|finance, \"mode\": "
+                                      "500|timeout|garbage}", t->id), false;
+    return true;
+}
+
+void agent_result_json(gl_json_writer *w, const agent_task *t, const char *mode, const agent_score *s,
+                       const agent_result *r) {
+    gl_jw_object(w, NULL);
+    gl_jw_string(w, "id", t->id);
+    gl_jw_string(w, "kind", t->kind);
+    gl_jw_string(w, "mode", mode);
+    gl_jw_bool(w, "success", s->success);
+    gl_jw_bool(w, "tool_ok", s->tool_ok);
+    gl_jw_bool(w, "args_ok", s->args_ok);
+    gl_jw_string(w, "first_tool", r->first_tool);
+    gl_jw_string(w, "first_args", r->first_args);
+    gl_jw_string(w, "tools", r->tools_used);
+    gl_jw_string(w, "answer", r->answer);
+    gl_jw_string(w, "stopped", r->stopped);
+    gl_jw_int(w, "steps", r->steps);
+    gl_jw_int(w, "tokens", r->tokens);
+    gl_jw_int(w, "invalid_calls", r->invalid_calls);
+    gl_jw_number(w, "seconds", r->seconds);
+    gl_jw_end(w);
 }

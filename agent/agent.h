@@ -68,5 +68,12 @@ typedef struct {
     bool success, tool_ok, args_ok;
 } agent_score;
 agent_score agent_grade(const agent_task *t, const agent_result *r);
+/* Sets the mock services as task t asks: no fault, or its "fault"; false with a message if that is malformed. */
+struct mock_services;
+bool agent_task_faults(const agent_task *t, struct mock_services *m, int latency_ms, char *err, size_t err_len);
+/* One task's result as a JSON object in an array of w (mode: "constrained" or "free") */
+struct gl_json_writer;
+void agent_result_json(struct gl_json_writer *w, const agent_task *t, const char *mode, const agent_score *s,
+                       const agent_result *r);
 
 #endif

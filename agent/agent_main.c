@@ -168,17 +168,7 @@ int main(int argc, char **argv) {
             for (int i = 0; i < n_tasks; i++) {
                 const agent_task *t = &tasks[i];
                 if (strcmp(split, "all") && strcmp(t->split, split)) continue;
-                mock_set_fault(mock, "weather", MOCK_OK, latency_ms), mock_set_fault(mock, "finance", MOCK_OK, latency_ms);
-                if (t->fault) {
-                    const gl_json *svc = gl_json_get(t->fault, "service"), *fm = gl_json_get(t->fault, "mode");
-                    mock_fault mf;
-                    if (!svc || svc->type != GL_JSON_STRING || !fm || fm->type != GL_JSON_STRING ||
-                        !mock_fault_parse(fm->string, &mf) || !mock_set_fault(mock, svc->string, mf, latency_ms)) {
-                        fprintf(stderr, "agent: task %s: 'fault' must be {\"service\": weather|finance, \"mode\": "
-                                        "500|timeout|garbage}\n", t->id);
-                        return 1;
-                    }
-                }
+                if (!agent_task_faults(t, mock, latency_ms, err, sizeof err)) fail(err);
                 agent_result r;
                 agent_run(&a, t->id, t->task, &r);
                 agent_score s = agent_grade(t, &r);
@@ -190,22 +180,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "agent: %-11s %-8s %-10s %s %s %s  %-9s %d steps %5.1f s  %s\n", mname, t->id, t->kind,
                         s.success ? "ok  " : "FAIL", s.tool_ok ? "tool" : "----", s.args_ok ? "args" : "----",
                         r.stopped, r.steps, r.seconds, r.tools_used);
-                gl_jw_object(&w, NULL);
-                gl_jw_string(&w, "id", t->id);
-                gl_jw_string(&w, "kind", t->kind);
-                gl_jw_bool(&w, "success", s.success);
-                gl_jw_bool(&w, "tool_ok", s.tool_ok);
-                gl_jw_bool(&w, "args_ok", s.args_ok);
-                gl_jw_string(&w, "first_tool", r.first_tool);
-                gl_jw_string(&w, "first_args", r.first_args);
-                gl_jw_string(&w, "tools", r.tools_used);
-                gl_jw_string(&w, "answer", r.answer);
-                gl_jw_string(&w, "stopped", r.stopped);
-                gl_jw_int(&w, "steps", r.steps);
-                gl_jw_int(&w, "tokens", r.tokens);
-                gl_jw_int(&w, "invalid_calls", r.invalid_calls);
-                gl_jw_number(&w, "seconds", r.seconds);
-                gl_jw_end(&w);
+                agent_result_json(&w, t, mname, &s, &r);
             }
             gl_jw_end(&w);
             write_tally(&w, "summary", &all);

@@ -696,6 +696,7 @@ static int32_t intern_state(gl_grammar *g, const int32_t *v, int n) {
 static int32_t step(gl_grammar *g, int32_t s, unsigned char c) {
     if (s == 0) return 0;
     if (g->states[s].next && g->states[s].next[c] >= 0) return g->states[s].next[c];
+    /* BEGIN SOLUTION lab10: one byte's step of the parse: for every stack of state s (skip node 0, the empty stack) whose top byte set (g->sets[ARG(g->elems[g->npos[node]])]) holds c, its successors (successors(g, node), then the nsucc_off/nsucc_len list in g->pool) join the next set; sort and dedupe it (ivec_sort_unique), intern it (intern_state; 0 when empty) and remember it in g->states[s].next[c] (allocate the 256 entries, -1 each, on first use) */
     ivec v = {0};
     for (int k = 0; k < g->states[s].len; k++) {
         int32_t node = g->pool[g->states[s].off + k]; /* re-read: successors() may move the pool */
@@ -715,6 +716,7 @@ static int32_t step(gl_grammar *g, int32_t s, unsigned char c) {
     }
     st->next[c] = t;
     return t;
+    /* END SOLUTION */
 }
 
 /* ---------------------------------------------------------------- checks after parsing */

@@ -38,6 +38,11 @@ seed() { # TARGET: fills out/fuzz/TARGET with real files of its formats
         --steps 2 --eval-interval 100 --eval-batches 1 --final-eval-batches 0 --sample 0 --quiet --out "$seeds/a.lora" > /dev/null
       cp "$seeds/a.lora" "$dir/seed-qvo.lora" ;;
     gguf) cp tests/ref/llama_tiny.gguf "$dir/seed-tiny.gguf" ;;
+    grammar) # grammar text (mode byte 0) and JSON Schemas (mode byte 1): the agent's tool schema, docs/grammar.md's
+      { printf '\x00'; printf 'root ::= "[" (num (", " num)*)? "]"\nnum ::= "-"? [1-9] [0-9]{0,2} | "0"\n'; } > "$dir/seed-list"
+      { printf '\x00'; printf 'root ::= [^a-z]+ . ("x"|[éü]){2,3}\n'; } > "$dir/seed-classes"
+      { printf '\x01'; printf '{"type":"object","properties":{"city":{"type":"string","maxLength":40},"days":{"type":"integer"},'
+        printf '"unit":{"enum":["C","F"]},"tags":{"type":"array","items":{"type":["string","null"]},"maxItems":3}},"required":["city"]}'; } > "$dir/seed-schema" ;;
     markdown) cp tests/ref/fastapi_mini/tutorial/cors.md tests/ref/fastapi_mini/tutorial/handling-errors.md "$dir/" ;;
     request) # serve's request bodies
       printf '%s' '{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "temperature": 0.5, "stop": ["\n"], "stream": true, "stream_options": {"include_usage": true}, "logprobs": true, "top_logprobs": 2}' > "$dir/seed-chat"
