@@ -1199,6 +1199,12 @@ static const uint64_t *state_mask(gl_grammar_matcher *m, int *count) {
     int maxml = 0;
     *count = walk_trie(g, m->v, m->state, limit, m->allowed, &maxml);
     g->stats.masks_budgeted++;
+    s = &g->states[m->state]; /* the walk may have moved the states */
+    if (*count == 0) { /* the bound counts a byte a token; when no token fits it, tokens of several bytes may still
+                          finish in time: fall back to every valid token rather than stop with nothing */
+        *count = s->mask_count;
+        return s->mask;
+    }
     return m->allowed;
 }
 

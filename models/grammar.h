@@ -15,7 +15,8 @@
  *     state after each character is the same state, so most steps reuse a mask.
  *   - A token budget (the tokens left before max_tokens): when the budget binds, only tokens after which the
  *     grammar can still be completed in the tokens left are allowed (every byte is a token of a byte-level
- *     vocabulary), so a constrained output that ends at max_tokens is still complete.
+ *     vocabulary), so a constrained output that ends at max_tokens is still complete (when even the shortest
+ *     completion has more bytes than tokens are left, every valid token is allowed: a best effort). 
  * One matcher belongs to one thread; the grammar's caches are shared by its matchers and are not locked, so all
  * matchers of one grammar must run on one thread (the server's engine thread does). */
 #ifndef GRADLAB_GRAMMAR_H

@@ -282,6 +282,8 @@ static bool on_token(sched_request *r, int32_t tok, const float *logits) {
                 ti->top_token[at] = v;
             }
             for (int k = 0; k < ti->top_n; k++) ti->top_logprob[k] = logits[ti->top_token[k]] - lse;
+            /* a grammar's mask leaves -infinity on the tokens it refuses: they are not alternatives (nor JSON) */
+            while (ti->top_n > 0 && !isfinite(ti->top_logprob[ti->top_n - 1])) ti->top_n--;
         }
         unsigned char *bytes;
         size_t n;

@@ -155,6 +155,10 @@ for seed in range(4):
     doc = json.loads(r.choices[0].message.content)
     check(isinstance(doc["name"], str) and isinstance(doc["age"], int) and
           all(p in ("cat", "dog") for p in doc.get("pets", [])), f"response_format json_schema is followed (seed {seed})")
+r = client.chat.completions.create(model="m", messages=ask_weather, tools=[weather_tool], tool_choice="required",
+                                   max_tokens=40, temperature=0, logprobs=True, top_logprobs=5)
+check(r.choices[0].message.tool_calls and all(t.logprob > -1e30 and all(a.logprob > -1e30 for a in t.top_logprobs)
+      for t in r.choices[0].logprobs.content), "logprobs of a constrained reply: only allowed tokens, all finite")
 try:
     client.chat.completions.create(model="m", messages=ask, response_format={"type": "json_schema", "json_schema": {
         "name": "x", "schema": {"type": "string", "format": "email"}}})
