@@ -616,7 +616,7 @@ static enum MHD_Result generate(struct MHD_Connection *c, int route, const char 
     j->tools_active = j->api.n_tools && j->api.tool_choice != API_TOOLS_NONE;
     char *tools_text = NULL;
     if (j->api.format != API_FORMAT_TEXT || j->tools_active) {
-        char gerr[512] = "";
+        char gerr[400] = "";
         char *gtext = NULL;
         const char *bad = j->tools_active ? "tools" : "response_format";
         if (j->api.format == API_FORMAT_JSON_SCHEMA) gtext = gl_schema_to_grammar(j->api.schema, gerr, sizeof gerr);
