@@ -572,7 +572,7 @@ static int32_t pool_add(gl_grammar *g, const int32_t *v, int n) {
         while (g->pool_len + (size_t)n > g->pool_cap) g->pool_cap = g->pool_cap ? 2 * g->pool_cap : 1024;
         g->pool = realloc(g->pool, g->pool_cap * sizeof *g->pool);
     }
-    memcpy(g->pool + g->pool_len, v, (size_t)n * sizeof *v);
+    if (n) memcpy(g->pool + g->pool_len, v, (size_t)n * sizeof *v); /* v is NULL for the empty (dead) state */
     g->pool_len += (size_t)n;
     return (int32_t)(g->pool_len - (size_t)n);
 }
@@ -674,7 +674,7 @@ static int32_t intern_state(gl_grammar *g, const int32_t *v, int n) {
     uint32_t m = (uint32_t)(g->state_table_cap - 1), h = mix(list_hash(v, n)) & m;
     for (; g->state_table[h] >= 0; h = (h + 1) & m) {
         gstate *s = &g->states[g->state_table[h]];
-        if (s->len == n && !memcmp(g->pool + s->off, v, (size_t)n * sizeof *v)) return g->state_table[h];
+        if (s->len == n && (n == 0 || !memcmp(g->pool + s->off, v, (size_t)n * sizeof *v))) return g->state_table[h];
     }
     if (g->n_states == g->cap_states) {
         g->cap_states = g->cap_states ? 2 * g->cap_states : 256;
@@ -995,7 +995,7 @@ gl_vocab_trie *gl_vocab_trie_new(int n_tokens, const unsigned char *const *bytes
     trie_node(t); /* the root */
     size_t at = 0;
     for (int i = 0; i < n_tokens; i++) {
-        memcpy(t->bytes + at, bytes[i], lens[i]);
+        if (lens[i]) memcpy(t->bytes + at, bytes[i], lens[i]);
         t->tok_off[i] = at, t->tok_len[i] = lens[i];
         at += lens[i];
         t->next_token[i] = -1;
