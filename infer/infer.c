@@ -86,6 +86,7 @@ static void check_constraint(gl_grammar_matcher *m, int made, int max_new) {
     if (made >= max_new)
         fprintf(stderr, "infer: the output is incomplete: the grammar needs at least %d more bytes than "
                         "--max-new-tokens %d allowed\n", gl_matcher_min_remaining(m), max_new);
+    else if (gl_grammar_error(gl_matcher_grammar(m))) fprintf(stderr, "infer: %s\n", gl_grammar_error(gl_matcher_grammar(m)));
     else fprintf(stderr, "infer: no token of the vocabulary can continue the grammar here (it needs a byte no token "
                          "has); the output is incomplete\n");
     exit(1);

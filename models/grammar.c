@@ -14,6 +14,10 @@
 #include "io.h"
 
 enum { INF = INT_MAX / 4, MAX_REPEAT = 1000 };
+/* A grammar whose parse needs more stacks than this (nested repetitions of repetitions, such as ((x+)+)+, make the
+ * number of ways to be in the middle of them grow exponentially) stops instead of running on: every later step
+ * refuses, and gl_grammar_error says why. */
+enum { MAX_STACK_NODES = 1 << 20, MAX_STATE_STACKS = 1 << 15 };
 
 /* An element is coded in one int32: 0 ends an alternative, (k << 2) | 1 is byte set k, (r << 2) | 2 is rule r. */
 #define END 0
@@ -523,7 +527,7 @@ struct gl_grammar {
     byteset *sets;
     int n_sets;
     /* stack nodes: node 0 is the empty stack; node k = element at npos[k] on top of the stack ntail[k] */
-    int32_t *npos, *ntail, *nmin, *nsucc_off, *nsucc_len;
+    int32_t *npos, *ntail, *nmin, *nsucc_off, *nsucc_len, *nexp_off, *nexp_len;
     int n_nodes, cap_nodes;
     int32_t *node_table;
     int node_table_cap;
@@ -537,6 +541,7 @@ struct gl_grammar {
     int start;
     /* masks are for one vocabulary at a time */
     const gl_vocab_trie *mask_vocab;
+    bool overflow; /* past MAX_STACK_NODES or MAX_STATE_STACKS: every step refuses */
     int32_t *walk; /* the trie walk's stack: (trie node, state) pairs */
     size_t walk_cap;
     gl_grammar_stats stats;
@@ -603,6 +608,10 @@ static int32_t cons(gl_grammar *g, int32_t pos, int32_t tail) {
         int32_t k = g->node_table[h];
         if (g->npos[k] == pos && g->ntail[k] == tail) return k;
     }
+    if (g->n_nodes >= MAX_STACK_NODES) {
+        g->overflow = true;
+        return 0;
+    }
     if (g->n_nodes == g->cap_nodes) {
         g->cap_nodes *= 2;
         g->npos = realloc(g->npos, (size_t)g->cap_nodes * sizeof *g->npos);
@@ -610,18 +619,23 @@ static int32_t cons(gl_grammar *g, int32_t pos, int32_t tail) {
         g->nmin = realloc(g->nmin, (size_t)g->cap_nodes * sizeof *g->nmin);
         g->nsucc_off = realloc(g->nsucc_off, (size_t)g->cap_nodes * sizeof *g->nsucc_off);
         g->nsucc_len = realloc(g->nsucc_len, (size_t)g->cap_nodes * sizeof *g->nsucc_len);
+        g->nexp_off = realloc(g->nexp_off, (size_t)g->cap_nodes * sizeof *g->nexp_off);
+        g->nexp_len = realloc(g->nexp_len, (size_t)g->cap_nodes * sizeof *g->nexp_len);
     }
     int32_t k = g->n_nodes++;
     g->npos[k] = pos, g->ntail[k] = tail, g->nmin[k] = sat_add(g->seqmin[pos], g->nmin[tail]);
-    g->nsucc_off[k] = -1, g->nsucc_len[k] = 0;
+    g->nsucc_off[k] = -1, g->nsucc_len[k] = 0, g->nexp_off[k] = -1, g->nexp_len[k] = 0;
     g->node_table[h] = k;
     g->stats.stack_nodes++;
     return k;
 }
 
 /* The stacks a stack stands for once every rule on top is replaced by its alternatives: each result has a byte
- * set on top, or is empty (node 0). Ends because no rule is left-recursive (checked when parsing). */
+ * set on top, or is empty (node 0). Ends because no rule is left-recursive (checked when parsing). Remembered per
+ * node: alternatives that may be empty reach the same stacks by many paths, which without it would be walked again
+ * each time (exponentially often for nested optional repetitions). */
 static void expand(gl_grammar *g, int32_t node, ivec *out) {
+    if (g->overflow) return;
     if (node == 0) {
         ivec_push(out, 0);
         return;
@@ -631,14 +645,22 @@ static void expand(gl_grammar *g, int32_t node, ivec *out) {
         ivec_push(out, node);
         return;
     }
-    int32_t tail = g->ntail[node];
-    int32_t rest = g->elems[pos + 1] == END ? tail : cons(g, pos + 1, tail); /* a rule last in its alternative
-                                                                              leaves no return frame behind */
-    int r = ARG(e);
-    for (int a = 0; a < g->rule_n_alts[r]; a++) {
-        int32_t first = g->alt_start[g->rule_alts[r] + a];
-        expand(g, g->elems[first] == END ? rest : cons(g, first, rest), out);
+    if (g->nexp_off[node] < 0) {
+        ivec v = {0};
+        int32_t tail = g->ntail[node];
+        int32_t rest = g->elems[pos + 1] == END ? tail : cons(g, pos + 1, tail); /* a rule last in its alternative
+                                                                                  leaves no return frame behind */
+        int r = ARG(e);
+        for (int a = 0; a < g->rule_n_alts[r]; a++) {
+            int32_t first = g->alt_start[g->rule_alts[r] + a];
+            expand(g, g->elems[first] == END ? rest : cons(g, first, rest), &v);
+        }
+        ivec_sort_unique(&v);
+        int32_t off = pool_add(g, v.v, v.n);
+        g->nexp_off[node] = off, g->nexp_len[node] = v.n;
+        free(v.v);
     }
+    for (int j = 0; j < g->nexp_len[node]; j++) ivec_push(out, g->pool[g->nexp_off[node] + j]);
 }
 
 /* the stacks after the byte set on top of node has matched a byte (the same for every byte it matches) */
@@ -670,6 +692,10 @@ static void state_table_grow(gl_grammar *g) {
 
 /* the state of a sorted set of stacks, interned: equal sets are one state; the empty set is state 0 (dead) */
 static int32_t intern_state(gl_grammar *g, const int32_t *v, int n) {
+    if (n > MAX_STATE_STACKS) {
+        g->overflow = true;
+        return 0;
+    }
     if (2 * g->n_states >= g->state_table_cap) state_table_grow(g);
     uint32_t m = (uint32_t)(g->state_table_cap - 1), h = mix(list_hash(v, n)) & m;
     for (; g->state_table[h] >= 0; h = (h + 1) & m) {
@@ -694,7 +720,7 @@ static int32_t intern_state(gl_grammar *g, const int32_t *v, int n) {
 
 /* the state after byte c, or 0 if no stack of s can take it */
 static int32_t step(gl_grammar *g, int32_t s, unsigned char c) {
-    if (s == 0) return 0;
+    if (s == 0 || g->overflow) return 0;
     if (g->states[s].next && g->states[s].next[c] >= 0) return g->states[s].next[c];
     /* BEGIN SOLUTION lab10: one byte's step of the parse: for every stack of state s (skip node 0, the empty stack) whose top byte set (g->sets[ARG(g->elems[g->npos[node]])]) holds c, its successors (successors(g, node), then the nsucc_off/nsucc_len list in g->pool) join the next set; sort and dedupe it (ivec_sort_unique), intern it (intern_state; 0 when empty) and remember it in g->states[s].next[c] (allocate the 256 entries, -1 each, on first use) */
     ivec v = {0};
@@ -872,7 +898,10 @@ gl_grammar *gl_grammar_parse(const char *text, char *err, size_t err_len) {
     g->nmin = malloc((size_t)g->cap_nodes * sizeof *g->nmin);
     g->nsucc_off = malloc((size_t)g->cap_nodes * sizeof *g->nsucc_off);
     g->nsucc_len = malloc((size_t)g->cap_nodes * sizeof *g->nsucc_len);
+    g->nexp_off = malloc((size_t)g->cap_nodes * sizeof *g->nexp_off);
+    g->nexp_len = malloc((size_t)g->cap_nodes * sizeof *g->nexp_len);
     g->npos[0] = -1, g->ntail[0] = 0, g->nmin[0] = 0, g->nsucc_off[0] = -1, g->nsucc_len[0] = 0;
+    g->nexp_off[0] = -1, g->nexp_len[0] = 0;
     g->n_nodes = 1;
     intern_state(g, NULL, 0); /* state 0: dead */
     ivec v = {0};
@@ -906,6 +935,8 @@ void gl_grammar_free(gl_grammar *g) {
     free(g->nmin);
     free(g->nsucc_off);
     free(g->nsucc_len);
+    free(g->nexp_off);
+    free(g->nexp_len);
     free(g->node_table);
     free(g->pool);
     for (int s = 0; s < g->n_states; s++) free(g->states[s].next), free(g->states[s].mask);
@@ -916,6 +947,12 @@ void gl_grammar_free(gl_grammar *g) {
 }
 
 int gl_grammar_rule_count(const gl_grammar *g) { return g->n_rules; }
+
+const char *gl_grammar_error(const gl_grammar *g) {
+    return g->overflow ? "the grammar is too ambiguous to follow: its parse needs more than a million stacks, or a "
+                         "state more than 32,768 of them (nested repetitions such as ((x+)+)+ do that)"
+                       : NULL;
+}
 
 gl_grammar_stats gl_grammar_get_stats(const gl_grammar *g) { return g->stats; }
 
@@ -1158,6 +1195,8 @@ void gl_matcher_reset(gl_grammar_matcher *m, int budget) {
     m->state = m->g->start, m->budget = budget, m->stopped = false;
 }
 
+gl_grammar *gl_matcher_grammar(const gl_grammar_matcher *m) { return m->g; }
+
 static bool is_stop(const gl_grammar_matcher *m, int32_t tok) {
     for (int k = 0; k < m->n_stops; k++)
         if (m->stops[k] == tok) return true;
@@ -1216,6 +1255,11 @@ const uint64_t *gl_matcher_allowed(gl_grammar_matcher *m, int *n_allowed) {
         return m->allowed;
     }
     const uint64_t *mask = state_mask(m, &count);
+    if (m->g->overflow) { /* the walk stopped part way (too many stacks): nothing is allowed */
+        memset(m->allowed, 0, (size_t)m->words * sizeof *m->allowed);
+        *n_allowed = 0;
+        return m->allowed;
+    }
     if (mask != m->allowed) memcpy(m->allowed, mask, (size_t)m->words * sizeof *mask);
     if (m->g->states[m->state].accepting)
         for (int k = 0; k < m->n_stops; k++) {

@@ -36,6 +36,8 @@ void gl_grammar_free(gl_grammar *g);
 /* the rules as compiled (anonymous rules for groups and repetitions included), for the lab and for debugging */
 void gl_grammar_print(const gl_grammar *g, FILE *f);
 int gl_grammar_rule_count(const gl_grammar *g);
+/* why the grammar stopped accepting anything (too many parse stacks), or NULL */
+const char *gl_grammar_error(const gl_grammar *g);
 
 /* The tokens of a vocabulary as byte strings, in a trie. A token with no bytes (a control token such as
  * <|im_end|>: pass len 0) is never allowed by a grammar; stop tokens are handled by the matcher. */
@@ -57,6 +59,7 @@ gl_grammar_matcher *gl_matcher_new(gl_grammar *g, const gl_vocab_trie *v, const 
                                    int budget);
 void gl_matcher_free(gl_grammar_matcher *m);
 void gl_matcher_reset(gl_grammar_matcher *m, int budget);
+gl_grammar *gl_matcher_grammar(const gl_grammar_matcher *m);
 
 /* Applies the allowed set to logits[0..V): every other token's logit becomes -infinity (tokens at or past the
  * vocabulary's size are never allowed). Returns the number of tokens allowed; 0 means the generation must end:

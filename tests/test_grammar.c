@@ -250,6 +250,21 @@ Test(grammar, sampled_outputs_always_validate, .timeout = 300) { sample_many(TOO
  * samples run into the budget and must be steered to close in the tokens left */
 Test(grammar, budget_keeps_outputs_complete, .timeout = 300) { sample_many(TOOL_SCHEMA, 200 / SAMPLE_SHARE, 50, 11); }
 
+/* nested repetitions make the ways to be inside them grow exponentially: the matcher stops with a reason */
+Test(grammar, too_ambiguous_grammar_stops_with_a_reason, .timeout = 60) {
+    char err[256];
+    gl_grammar *g = gl_grammar_parse("root ::= .++++++++++++++++++++++++++\n", err, sizeof err);
+    cr_assert(g, "%s", err);
+    gl_vocab_trie *v = gl_vocab_trie_new(0, NULL, NULL);
+    gl_grammar_matcher *m = gl_matcher_new(g, v, NULL, 0, 0);
+    bool ok = true;
+    for (int i = 0; i < 64 && ok; i++) ok = gl_matcher_accept_bytes(m, (const unsigned char *)"a", 1);
+    cr_assert(!ok && gl_grammar_error(g) && strstr(gl_grammar_error(g), "too ambiguous"));
+    gl_matcher_free(m);
+    gl_vocab_trie_free(v);
+    gl_grammar_free(g);
+}
+
 Test(grammar, stuck_grammar_is_reported) {
     /* a vocabulary without the byte the grammar needs next: no token is allowed and the matcher is not done */
     const unsigned char *bytes[] = {(const unsigned char *)"a", (const unsigned char *)"b"};
