@@ -17,7 +17,7 @@ enum { INF = INT_MAX / 4, MAX_REPEAT = 1000 };
 /* A grammar whose parse needs more stacks than this (nested repetitions of repetitions, such as ((x+)+)+, make the
  * number of ways to be in the middle of them grow exponentially) stops instead of running on: every later step
  * refuses, and gl_grammar_error says why. */
-enum { MAX_STACK_NODES = 1 << 20, MAX_STATE_STACKS = 1 << 15 };
+enum { MAX_STACK_NODES = 1 << 19, MAX_STATE_STACKS = 1 << 13 };
 
 /* An element is coded in one int32: 0 ends an alternative, (k << 2) | 1 is byte set k, (r << 2) | 2 is rule r. */
 #define END 0
@@ -949,8 +949,8 @@ void gl_grammar_free(gl_grammar *g) {
 int gl_grammar_rule_count(const gl_grammar *g) { return g->n_rules; }
 
 const char *gl_grammar_error(const gl_grammar *g) {
-    return g->overflow ? "the grammar is too ambiguous to follow: its parse needs more than a million stacks, or a "
-                         "state more than 32,768 of them (nested repetitions such as ((x+)+)+ do that)"
+    return g->overflow ? "the grammar is too ambiguous to follow: its parse needs more than 524,288 stacks, or a "
+                         "state more than 8,192 of them (nested repetitions such as ((x+)+)+ do that)"
                        : NULL;
 }
 
