@@ -267,11 +267,6 @@ void agent_run(agent *a, const char *task_id, const char *task, agent_result *r)
 
 /* ---------------------------------------------------------------- the task set */
 
-static char *json_str_dup(const gl_json *o, const char *key) {
-    const gl_json *v = gl_json_get(o, key);
-    return v && v->type == GL_JSON_STRING ? v->string : NULL;
-}
-
 bool agent_tasks_load(const char *path, agent_task **tasks, int *n, char *err, size_t err_len) {
     unsigned char *data;
     size_t len;
@@ -293,8 +288,8 @@ bool agent_tasks_load(const char *path, agent_task **tasks, int *n, char *err, s
             break;
         }
         agent_task t = {.doc = doc};
-        t.id = json_str_dup(doc, "id"), t.split = json_str_dup(doc, "split"), t.kind = json_str_dup(doc, "kind");
-        t.task = json_str_dup(doc, "task"), t.tool = json_str_dup(doc, "tool");
+        t.id = agent_json_text(doc, "id"), t.split = agent_json_text(doc, "split"), t.kind = agent_json_text(doc, "kind");
+        t.task = agent_json_text(doc, "task"), t.tool = agent_json_text(doc, "tool");
         t.args = gl_json_get(doc, "args"), t.answer = gl_json_get(doc, "answer"), t.fault = gl_json_get(doc, "fault");
         const char *missing = !t.id ? "id" : !t.split ? "split" : !t.kind ? "kind" : !t.task ? "task" : !t.tool ? "tool"
                               : !t.args || t.args->type != GL_JSON_OBJECT ? "args (an object)"

@@ -55,7 +55,7 @@ const char *agent_system_prompt(void);
  *    "answer": a number (within 1%) or a list of strings (any of them, case-insensitive, in the answer),
  *    "fault": {"service": "weather"|"finance", "mode": "500"|"timeout"|"garbage"} (optional)} */
 typedef struct {
-    char *id, *split, *kind, *task, *tool;
+    const char *id, *split, *kind, *task, *tool;
     gl_json *doc; /* the line, parsed: args, answer and fault point into it */
     const gl_json *args, *answer, *fault;
 } agent_task;

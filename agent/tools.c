@@ -281,7 +281,7 @@ out:
 
 /* ---------------------------------------------------------------- the tools */
 
-static const char *arg_string(const gl_json *args, const char *key) {
+const char *agent_json_text(const gl_json *args, const char *key) {
     const gl_json *v = gl_json_get(args, key);
     return v && v->type == GL_JSON_STRING ? v->string : NULL;
 }
@@ -344,7 +344,7 @@ static bool service_call(agent_tools *t, int port, const char *what, const char 
         snprintf(msg, sizeof msg, "the %s service sent something that is not JSON (HTTP %d)", what, status);
         error_obs(out, "%s", msg);
     } else if (status != 200) {
-        const char *e = arg_string(doc, "error");
+        const char *e = agent_json_text(doc, "error");
         char msg[400];
         snprintf(msg, sizeof msg, "the %s service answered HTTP %d: %s", what, status, e ? e : "no reason given");
         error_obs(out, "%s", msg);
@@ -408,7 +408,7 @@ bool agent_tool_run(agent_tools *t, const char *name, const gl_json *args, gl_st
     char err[256], path[512], esc[256];
     if (!args || args->type != GL_JSON_OBJECT) return error_obs(out, "the arguments of %s must be an object", name);
     if (!strcmp(name, "calculator")) {
-        const char *e = arg_string(args, "expression");
+        const char *e = agent_json_text(args, "expression");
         if (!e) return error_obs(out, "%s", "calculator needs a string 'expression'");
         double v;
         if (!calc_eval(e, &v, err, sizeof err)) return error_obs(out, "%s", err);
@@ -417,7 +417,7 @@ bool agent_tool_run(agent_tools *t, const char *name, const gl_json *args, gl_st
     }
     if (!strcmp(name, "convert_units")) {
         const gl_json *v = gl_json_get(args, "value");
-        const char *from = arg_string(args, "from"), *to = arg_string(args, "to");
+        const char *from = agent_json_text(args, "from"), *to = agent_json_text(args, "to");
         if (!v || v->type != GL_JSON_NUMBER || !from || !to)
             return error_obs(out, "%s", "convert_units needs a number 'value' and strings 'from' and 'to'");
         double r;
@@ -428,24 +428,24 @@ bool agent_tool_run(agent_tools *t, const char *name, const gl_json *args, gl_st
         return true;
     }
     if (!strcmp(name, "search_docs")) {
-        const char *q = arg_string(args, "query");
+        const char *q = agent_json_text(args, "query");
         if (!q || !*q) return error_obs(out, "%s", "search_docs needs a non-empty 'query'");
         return run_search(t, q, out);
     }
     if (!strcmp(name, "read_section")) {
-        const char *page = arg_string(args, "page");
+        const char *page = agent_json_text(args, "page");
         if (!page || !*page) return error_obs(out, "%s", "read_section needs a 'page'");
-        return run_read(t, page, arg_string(args, "section"), out);
+        return run_read(t, page, agent_json_text(args, "section"), out);
     }
     if (!strcmp(name, "get_weather")) {
-        const char *city = arg_string(args, "city");
+        const char *city = agent_json_text(args, "city");
         if (!city || !*city) return error_obs(out, "%s", "get_weather needs a 'city'");
         url_escape(city, esc, sizeof esc);
         snprintf(path, sizeof path, "/weather?city=%s", esc);
         return service_call(t, t->weather_port, "weather", path, out);
     }
     if (!strcmp(name, "get_stock_price")) {
-        const char *sym = arg_string(args, "symbol");
+        const char *sym = agent_json_text(args, "symbol");
         if (!sym || !*sym) return error_obs(out, "%s", "get_stock_price needs a 'symbol'");
         url_escape(sym, esc, sizeof esc);
         snprintf(path, sizeof path, "/quote?symbol=%s", esc);

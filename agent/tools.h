@@ -44,6 +44,8 @@ bool calc_eval(const char *expr, double *value, char *err, size_t err_len);
 bool units_convert(double value, const char *from, const char *to, double *out, char *err, size_t err_len);
 bool units_same(const char *a, const char *b); /* two spellings of one unit ("km", "Kilometers") */
 bool text_has_nocase(const char *hay, const char *needle);
+/* obj[key] when it is a string, else NULL */
+const char *agent_json_text(const gl_json *obj, const char *key);
 /* GET http://127.0.0.1:port/path within timeout_ms; the status and the body (malloc'd); false on no answer in time */
 bool http_get(int port, const char *path, int timeout_ms, int *status, char **body, char *err, size_t err_len);
 
