@@ -259,6 +259,15 @@ bool answer_supported(const search_index *ix, const answer *src, const char *tex
         const char *e = s;
         while (*e && *e != '\n' && !((*e == '.' || *e == '!' || *e == '?') && (e[1] == ' ' || e[1] == '\n' || !e[1]))) e++;
         if (*e) e++;
+        /* "... sentence. [2]": a citation after the full stop belongs to the sentence before it */
+        for (const char *c = e;;) {
+            while (*c == ' ') c++;
+            if (c[0] != '[' || !isdigit((unsigned char)c[1])) break;
+            const char *q = c + 1;
+            while (isdigit((unsigned char)*q)) q++;
+            if (*q != ']') break;
+            e = c = q + 1;
+        }
         if (e == s) break;
         size_t sl = (size_t)(e - s);
         char *sent = malloc(sl + 1);

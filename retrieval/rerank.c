@@ -72,17 +72,11 @@ static double log_sum_exp2(double a, double b) {
     return m + log(exp(a - m) + exp(b - m));
 }
 
-double reranker_score(reranker *r, const char *question, const char *passage) {
+double reranker_yes_no(reranker *r, const char *system, const char *user) {
     llama *m = &r->model;
-    size_t cut, qlen;
-    prompt_lengths(r, question, passage, &qlen, &cut);
-    char *user = malloc(qlen + cut + 128);
-    snprintf(user, qlen + cut + 128, "Question: %.*s\n\nPassage: %.*s\n\nDoes the passage answer the question? Answer yes or no.",
-             (int)qlen, question, (int)cut, passage);
     const char *roles[2] = {"system", "user"};
-    const char *texts[2] = {"You judge whether a passage of documentation answers a question.", user};
+    const char *texts[2] = {system, user};
     int n = llama_chat_ids(m, roles, texts, 2, &r->ids, &r->cap);
-    free(user);
     if (n > r->cache.capacity) gl_fatal("rerank", "a prompt of %d tokens for a cache of %d", n, r->cache.capacity);
     /* keep the cached prefix this prompt shares with the last one */
     int keep = 0;
@@ -99,6 +93,17 @@ double reranker_score(reranker *r, const char *question, const char *passage) {
            no = log_sum_exp2(logits[r->no[0]] - lz, logits[r->no[1]] - lz);
     free(logits);
     return yes - no;
+}
+
+double reranker_score(reranker *r, const char *question, const char *passage) {
+    size_t cut, qlen;
+    prompt_lengths(r, question, passage, &qlen, &cut);
+    char *user = malloc(qlen + cut + 128);
+    snprintf(user, qlen + cut + 128, "Question: %.*s\n\nPassage: %.*s\n\nDoes the passage answer the question? Answer yes or no.",
+             (int)qlen, question, (int)cut, passage);
+    double s = reranker_yes_no(r, "You judge whether a passage of documentation answers a question.", user);
+    free(user);
+    return s;
 }
 
 double reranker_query_likelihood(reranker *r, const char *question, const char *passage) {

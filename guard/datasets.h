@@ -1,0 +1,61 @@
+/* The gold sets of lab 11 and `make eval`, read once here:
+ *   spam        the SpamAssassin TSV of the course's data folder (spam/spam.tsv: label, group, id, split, text with
+ *               \\ \t \n escapes; its SOURCE.md)
+ *   injection   bastioncorpus's injections.jsonl (make data DATA_SETS=bastion), plus the FastAPI docs' chunks with
+ *               and without a planted instruction (channel "document"), plus the 40 gold questions (channel
+ *               "question", benign, never trained on)
+ * and the injection classifier cross-validated over them. */
+#ifndef GRADLAB_GUARD_DATASETS_H
+#define GRADLAB_GUARD_DATASETS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "store.h"
+#include "textclf.h"
+
+typedef struct {
+    char **text;
+    size_t *len;
+    int *label; /* 1 = spam */
+    bool *test; /* the file's split */
+    int n;
+} spam_set;
+
+/* false with "FILE:LINE: what is wrong" */
+bool spam_load(const char *path, spam_set *s, char *err, size_t err_len);
+void spam_free(spam_set *s);
+
+typedef struct {
+    char *id, *text, *channel, *category, *lang;
+    char *group;     /* rows of one group share a fold: the same intent, template or page */
+    int malicious;
+    bool eval_only;  /* never trained on (the questions) */
+} inj_row;
+
+typedef struct {
+    inj_row *rows;
+    int n, cap;
+} inj_set;
+
+/* the canary that stands for the corpus's {canary} placeholder */
+#define INJ_CANARY "CANARY-5d41"
+
+bool inj_load_bastion(const char *path, inj_set *s, char *err, size_t err_len);
+/* n_docs chunks of the store (every k-th chunk of 200 to 1500 bytes outside release-notes.md): the even ones with
+ * planted instruction (i / 2) mod GUARD_N_PLANTS, the odd ones as they are. Returns how many were added. */
+int inj_add_documents(inj_set *s, const store *st, int n_docs);
+/* gold.jsonl's questions as benign, eval-only rows */
+bool inj_add_questions(inj_set *s, const char *gold_path, char *err, size_t err_len);
+void inj_free(inj_set *s);
+
+/* Each row's probability from a logistic regression on hashed n-grams that never saw it: rows are split into `folds`
+ * folds by their group; each fold is scored by a model trained on the others (and on the extra benign texts);
+ * eval-only rows by a model trained on every trainable row. prob has room for s->n. */
+void inj_cross_validate(const inj_set *s, const char *const *extra_benign, int n_extra, int folds, double *prob);
+/* the classifier trained on every trainable row and the extra benign texts, its threshold 0.5 */
+void inj_train_classifier(const inj_set *s, const char *const *extra_benign, int n_extra, tc_classifier *c);
+/* the extra benign texts: n chunks of the store not used by inj_add_documents (pointers into st) */
+int inj_benign_chunks(const store *st, int skip_docs, int n, const char **out);
+
+#endif
