@@ -23,13 +23,17 @@
 #include "codec.h"
 #include "gpt_io.h"
 #include "grammar.h"
+#include "guard.h"
+#include "textclf.h"
 #include "json.h"
 #include "llama.h"
 #include "scheduler.h"
 #include "schema.h"
 
 typedef struct {
-    const char *gguf, *checkpoint, *host, *api_key, *device, *model_name, *embed_model;
+    const char *gguf, *checkpoint, *host, *api_key, *device, *model_name, *embed_model, *guard_model, *log_path;
+    bool guard;
+    double cost_per_hour;
     int port, slots, ctx, threads, max_connections, prefill_chunk, queue;
     double timeout_s, idle_s, grace_s;
     size_t max_body;
@@ -44,6 +48,10 @@ static void usage(FILE *f) {
                "  --prefill-chunk 256 (prompt tokens per engine step)  --queue 64 (waiting requests; more get 429)\n"
                "  --max-connections 128  --max-body 1048576 (bytes)  --timeout 600 (seconds per request)\n"
                "  --idle-timeout 60 (seconds without traffic on a connection)  --grace 10 (seconds at shutdown)\n"
+               "  --guard (chat requests: the input injection rules, the output secrets check; docs/guardrails.md)\n"
+               "  --guard-model FILE (and a text classifier from lab 11, e.g. out/lab11/injection.clf; implies --guard)\n"
+               "  --log FILE (one JSON line per request: route, status, latency, time to first token, tokens, cost)\n"
+               "  --cost-per-hour 0.10 (USD per hour of the machine, for the log's cost estimate)\n"
                "routes: POST /v1/chat/completions, /v1/completions, /v1/embeddings, /tokenize, /detokenize;\n"
                "        GET /v1/models, /health,\n"
                "        /metrics. SIGTERM or SIGINT: stop accepting, finish or cancel what runs, exit 0.\n");
@@ -51,10 +59,15 @@ static void usage(FILE *f) {
 
 static options parse_options(int argc, char **argv) {
     options o = {.host = "127.0.0.1", .device = "cpu", .port = 8080, .slots = 4, .ctx = 2048, .max_connections = 128,
-                 .prefill_chunk = 256, .queue = 64, .timeout_s = 600, .idle_s = 60, .grace_s = 10, .max_body = 1 << 20};
+                 .prefill_chunk = 256, .queue = 64, .timeout_s = 600, .idle_s = 60, .grace_s = 10, .max_body = 1 << 20,
+                 .cost_per_hour = 0.10};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) usage(stdout), exit(0);
+        if (!strcmp(f, "--guard")) {
+            o.guard = true;
+            continue;
+        }
         if (i + 1 >= argc) fprintf(stderr, "serve: %s needs a value\n", f), exit(2);
         const char *v = argv[++i];
         if (!strcmp(f, "--gguf")) o.gguf = v;
@@ -62,6 +75,9 @@ static options parse_options(int argc, char **argv) {
         else if (!strcmp(f, "--embed-model")) o.embed_model = v;
         else if (!strcmp(f, "--host")) o.host = v;
         else if (!strcmp(f, "--api-key")) o.api_key = v;
+        else if (!strcmp(f, "--guard-model")) o.guard_model = v, o.guard = true;
+        else if (!strcmp(f, "--log")) o.log_path = v;
+        else if (!strcmp(f, "--cost-per-hour")) o.cost_per_hour = gl_flag_number("serve", f, v, 0, 1e6);
         else if (!strcmp(f, "--device")) o.device = v;
         else if (!strcmp(f, "--port")) o.port = gl_flag_int("serve", f, v, 1, 65535);
         else if (!strcmp(f, "--slots")) o.slots = gl_flag_int("serve", f, v, 1, 256);
@@ -114,6 +130,14 @@ static int in_flight; /* jobs the engine holds */
 static volatile sig_atomic_t got_signal;
 static long long next_id;
 
+/* ---- guardrails (--guard) and the request log (--log) ---- */
+static guard_rules *guard;
+static tc_classifier guard_clf;
+static bool have_guard_clf;
+static FILE *request_log;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+enum { GUARD_INPUT_BLOCK, GUARD_INPUT_PASS, GUARD_OUTPUT_BLOCK, GUARD_OUTPUT_PASS, N_GUARD };
+
 /* ---- metrics (Prometheus text at /metrics) ---- */
 static const double ttft_buckets[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 static const double itl_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1};
@@ -123,6 +147,7 @@ static struct {
     long long requests[9][7]; /* route x status */
     long long prompt_tokens, generated_tokens, ttft_count[N_TTFT + 1], itl_count[N_ITL + 1], ttft_n, itl_n;
     double ttft_sum, itl_sum;
+    long long guard[N_GUARD];
 } metrics = {.lock = PTHREAD_MUTEX_INITIALIZER};
 enum { ROUTE_EMBEDDINGS = 7, ROUTE_OTHER = 8, N_ROUTES = 9 };
 static const char *routes[N_ROUTES] = {"chat_completions", "completions", "models", "health", "metrics", "tokenize",
@@ -178,7 +203,59 @@ typedef struct job {
     gl_grammar *grammar;
     gl_grammar_matcher *matcher;
     bool tools_active;
+    bool output_blocked; /* --guard: the output check replaced the reply */
+    char guard_note[160];
 } job;
+
+/* One JSON line per finished request (--log): what `report` aggregates (docs/guardrails.md). The cost is the
+ * machine's price for the time the request held one of its slots: latency x cost_per_hour / 3600 / slots. */
+static void log_request(int route, int status, const job *j, bool stream, const char *guard_note) {
+    if (!request_log) return;
+    double t = now(), latency = j ? t - j->t_submit : 0, ttft = j && j->t_first > 0 ? j->t_first - j->t_submit : -1;
+    gl_strbuf b = {0};
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    gl_sb_printf(&b, "{\"time\": %.3f, \"route\": \"%s\", \"status\": %d, \"stream\": %s, \"latency_s\": %.4f, ",
+                 wall.tv_sec + wall.tv_nsec * 1e-9, routes[route], status, stream ? "true" : "false", latency);
+    if (ttft >= 0) gl_sb_printf(&b, "\"ttft_s\": %.4f, ", ttft);
+    else gl_sb_puts(&b, "\"ttft_s\": null, ");
+    gl_sb_printf(&b, "\"prompt_tokens\": %d, \"completion_tokens\": %d, \"cost_usd\": %.8f, \"guard\": ",
+                 j ? j->n_prompt : 0, j ? j->n_tokens : 0, latency * opt.cost_per_hour / 3600.0 / opt.slots);
+    api_json_string(&b, guard_note ? guard_note : "", guard_note ? strlen(guard_note) : 0);
+    gl_sb_puts(&b, "}\n");
+    pthread_mutex_lock(&log_lock);
+    fputs(b.p, request_log);
+    fflush(request_log);
+    pthread_mutex_unlock(&log_lock);
+    gl_sb_free(&b);
+}
+
+static void count_guard(int which) {
+    pthread_mutex_lock(&metrics.lock);
+    metrics.guard[which]++;
+    pthread_mutex_unlock(&metrics.lock);
+}
+
+/* --guard on a chat request's input: the user's and the tools' messages (where planted instructions arrive) through
+ * the injection rules, then the classifier when one is loaded; false with the verdict */
+static bool guard_input(const api_request *r, guard_verdict *v) {
+    for (int i = 0; i < r->n_messages; i++) {
+        if (strcmp(r->roles[i], "user") && strcmp(r->roles[i], "tool")) continue;
+        const char *t = r->contents[i] ? r->contents[i] : "";
+        if (!guard_rules_injection(guard, t, strlen(t), v)) return false;
+        if (have_guard_clf) {
+            double p = tc_classifier_prob(&guard_clf, t, strlen(t));
+            if (p >= guard_clf.threshold) {
+                v->pass = false, v->check = "classifier";
+                snprintf(v->reason, sizeof v->reason, "the injection classifier gives %.2f (threshold %.2f)", p,
+                         (double)guard_clf.threshold);
+                return false;
+            }
+        }
+    }
+    v->pass = true;
+    return true;
+}
 
 /* one token's bytes (the tokenizer is shared between threads: its caches are not thread-safe) */
 /* the bytes of n tokens (malloc'd); a GPT's tokenizer knows no special tokens */
@@ -559,6 +636,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void stream_done(void *cls) { /* the response is gone: finished, or the client went away */
     job *j = cls;
+    log_request(j->api.chat ? 0 : 1, 200, j, true, guard ? "input pass; output not checked (streamed)" : NULL);
     sched_cancel(engine, &j->req); /* a no-op for a finished request */
     pthread_mutex_lock(&work_lock);
     pthread_cond_broadcast(&work_cv);
@@ -570,6 +648,20 @@ static enum MHD_Result complete(struct MHD_Connection *c, int route, job *j) {
     pthread_mutex_lock(&j->mu);
     while (!j->done) pthread_cond_wait(&j->cv, &j->mu);
     pthread_mutex_unlock(&j->mu);
+    if (guard && j->api.chat && j->text.len) { /* --guard: nothing secret leaves */
+        guard_verdict v;
+        if (!guard_secrets(guard, j->text.p, j->text.len, &v)) {
+            j->output_blocked = true;
+            count_guard(GUARD_OUTPUT_BLOCK);
+            snprintf(j->guard_note, sizeof j->guard_note, "output block: %.140s", v.reason);
+            j->text.len = 0;
+            gl_sb_puts(&j->text, "I can't share that: the reply was withheld by the output guard (it contained a "
+                                 "secret or a card number).");
+        } else {
+            count_guard(GUARD_OUTPUT_PASS);
+            snprintf(j->guard_note, sizeof j->guard_note, "input pass; output pass");
+        }
+    }
     gl_strbuf b = {0};
     gl_sb_printf(&b, "{\"id\": \"%s\", \"object\": \"%s\", \"created\": %ld, \"model\": ", j->id,
                j->api.chat ? "chat.completion" : "text_completion", j->created);
@@ -577,7 +669,7 @@ static enum MHD_Result complete(struct MHD_Connection *c, int route, job *j) {
     gl_sb_puts(&b, ", \"choices\": [{\"index\": 0, ");
     const char *call;
     char *args = NULL;
-    if (j->api.chat && tool_call_of(j, &call, &args)) {
+    if (j->api.chat && !j->output_blocked && tool_call_of(j, &call, &args)) {
         gl_sb_puts(&b, "\"message\": {\"role\": \"assistant\", \"content\": null, \"tool_calls\": ");
         tool_calls_json(j, call, args, &b);
         gl_sb_puts(&b, "}, ");
@@ -593,9 +685,10 @@ static enum MHD_Result complete(struct MHD_Connection *c, int route, job *j) {
     }
     gl_sb_puts(&b, "\"logprobs\": ");
     logprobs_json(j, 0, j->n_tokens, &b);
-    gl_sb_printf(&b, ", \"finish_reason\": \"%s\"}], \"usage\": ", finish_reason(j));
+    gl_sb_printf(&b, ", \"finish_reason\": \"%s\"}], \"usage\": ", j->output_blocked ? "content_filter" : finish_reason(j));
     usage_json(j, &b);
     gl_sb_puts(&b, "}");
+    log_request(route, 200, j, false, j->guard_note[0] ? j->guard_note : NULL);
     job_release(j);
     return respond(c, route, 200, "application/json", &b);
 }
@@ -612,6 +705,19 @@ static enum MHD_Result generate(struct MHD_Connection *c, int route, const char 
         free(j);
         return error(c, route, 400, message, "invalid_request_error", param, NULL);
     }
+    guard_verdict gv;
+    if (guard && chat && !guard_input(&j->api, &gv)) {
+        /* refused as Azure OpenAI refuses a filtered prompt: a 400 whose code is content_filter */
+        count_guard(GUARD_INPUT_BLOCK);
+        snprintf(message, sizeof message, "the request was blocked by the input guard (%s): %s", gv.check, gv.reason);
+        char note[200];
+        snprintf(note, sizeof note, "input block: %s: %.150s", gv.check, gv.reason);
+        log_request(route, 400, NULL, j->api.stream, note);
+        api_request_free(&j->api);
+        free(j);
+        return error(c, route, 400, message, "invalid_request_error", "messages", "content_filter");
+    }
+    if (guard && chat) count_guard(GUARD_INPUT_PASS);
     /* constrained output: the grammar of response_format, or of a tool call (docs/grammar.md) */
     j->tools_active = j->api.n_tools && j->api.tool_choice != API_TOOLS_NONE;
     char *tools_text = NULL;
@@ -815,6 +921,14 @@ static enum MHD_Result metrics_route(struct MHD_Connection *c) {
                    "# HELP gradlab_prefix_tokens_reused_total Prompt tokens found in a slot's KV cache, not prefilled again.\n"
                    "# TYPE gradlab_prefix_tokens_reused_total counter\ngradlab_prefix_tokens_reused_total %lld\n",
                metrics.prompt_tokens, metrics.generated_tokens, st.prefix_tokens_reused);
+    if (guard) {
+        gl_sb_puts(&b, "# HELP gradlab_guard_verdicts_total Guardrail verdicts on chat requests (serve --guard).\n"
+                       "# TYPE gradlab_guard_verdicts_total counter\n");
+        const char *stage[N_GUARD] = {"input", "input", "output", "output"}, *verdict[N_GUARD] = {"block", "pass", "block", "pass"};
+        for (int k = 0; k < N_GUARD; k++)
+            gl_sb_printf(&b, "gradlab_guard_verdicts_total{stage=\"%s\",verdict=\"%s\"} %lld\n", stage[k], verdict[k],
+                         metrics.guard[k]);
+    }
     const struct {
         const char *name, *help;
         const double *bounds;
@@ -1026,6 +1140,15 @@ int main(int argc, char **argv) {
         vocab_trie = gl_vocab_trie_from_codec(&gpt_codec);
     }
     stop_tokens[0] = served.stop[0], stop_tokens[1] = served.stop[1];
+    if (opt.guard) {
+        char gerr[512];
+        if (!(guard = guard_rules_new(gerr, sizeof gerr))) fprintf(stderr, "serve: %s\n", gerr), exit(1);
+        if (opt.guard_model && !tc_classifier_load(&guard_clf, opt.guard_model, gerr, sizeof gerr))
+            fprintf(stderr, "serve: --guard-model: %s\n", gerr), exit(1);
+        have_guard_clf = opt.guard_model != NULL;
+    }
+    if (opt.log_path && !(request_log = fopen(opt.log_path, "a")))
+        fprintf(stderr, "serve: --log: cannot open '%s' to append: %s\n", opt.log_path, strerror(errno)), exit(1);
     if (opt.embed_model) {
         if (!bert_load(&embedder, opt.embed_model, err, sizeof err)) return fprintf(stderr, "serve: --embed-model: %s\n", err), 1;
         have_embedder = true;
