@@ -192,8 +192,7 @@ int inj_add_documents(inj_set *s, const store *st, int n_docs) {
     return k;
 }
 
-int inj_benign_chunks(const store *st, int skip_docs, int n, const char **out) {
-    (void)skip_docs; /* the documents come from even pages, these from odd ones */
+int inj_benign_chunks(const store *st, int n, const char **out) {
     int *ids = malloc((size_t)(n > 0 ? n : 1) * sizeof *ids), k = pick_chunks(st, 1, n, ids);
     for (int i = 0; i < k; i++) out[i] = st->chunks[ids[i]].text;
     free(ids);

@@ -55,7 +55,7 @@ void inj_free(inj_set *s);
 void inj_cross_validate(const inj_set *s, const char *const *extra_benign, int n_extra, int folds, double *prob);
 /* the classifier trained on every trainable row and the extra benign texts, its threshold 0.5 */
 void inj_train_classifier(const inj_set *s, const char *const *extra_benign, int n_extra, tc_classifier *c);
-/* the extra benign texts: n chunks of the store not used by inj_add_documents (pointers into st) */
-int inj_benign_chunks(const store *st, int skip_docs, int n, const char **out);
+/* the extra benign texts: n chunks from the pages inj_add_documents does not use (odd pages; pointers into st) */
+int inj_benign_chunks(const store *st, int n, const char **out);
 
 #endif

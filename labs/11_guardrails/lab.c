@@ -163,7 +163,7 @@ static int spam_section(const char *out, const char *peer_python, spam_result *r
     snprintf(path, sizeof path, "%s/spam_pr.png", out);
     gl_series series[2] = {{res[0].name, rec[0], prec[0], npts[0], false, NULL},
                            {res[1].name, rec[1], prec[1], npts[1], false, NULL}};
-    gl_chart chart = {"Spam filter: precision against recall on the 1,202 test mails", "recall", "precision", false,
+    gl_chart chart = {"Spam filter: precision vs recall (test mails)", "recall", "precision", false,
                       false, false, 0, 0};
     if (!gl_plot_lines(path, &chart, series, 2, err, sizeof err)) fprintf(stderr, "lab11: %s\n", err), status = 1;
     else printf("   PR curves: %s\n\n", path);
@@ -230,7 +230,7 @@ int main(int argc, char **argv) {
         st = ix.st;
         n_added_docs = inj_add_documents(&set, &st, n_docs);
         extra = malloc(N_EXTRA * sizeof *extra);
-        n_extra = inj_benign_chunks(&st, n_docs, N_EXTRA, extra);
+        n_extra = inj_benign_chunks(&st, N_EXTRA, extra);
     }
     int q0 = set.n;
     if (gold && !inj_add_questions(&set, gold, err, sizeof err)) die(err);
