@@ -514,7 +514,7 @@ data:
 # `make fuzz` runs every target for FUZZ_SECONDS each (seeded with real files, tests/fuzz/run.sh);
 # `make fuzz FUZZ_TARGETS=gguf FUZZ_SECONDS=3600` one target for an hour.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= checkpoint safetensors datafiles lora gguf tokenizer request markdown grammar
+FUZZ_TARGETS ?= checkpoint safetensors datafiles lora gguf tokenizer request markdown grammar guard
 # -Wno-pass-failed: at -O1 clang declines some `omp simd` loops (GPTQ's) and would call that an error
 FUZZ_CFLAGS  := -std=c11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined $(WARN) -Wno-pass-failed -fopenmp \
                 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -MMD -MP -Icore -Ikernels -Ikernels/cpu -Imodels -Iretrieval -Iguard -Itokenizer
@@ -531,7 +531,7 @@ $(FUZZ_LIB): $(LIB_OBJ:$(BUILD)/obj/%=build/fuzz/obj/%)
 	rm -f $@ && ar rcs $@ $^
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_LIB)
 	@echo "  LD  $@"
-	@clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $< -o $@ $(FUZZ_LIB) -fopenmp -lz -lm
+	@clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $< -o $@ $(FUZZ_LIB) -fopenmp -lsqlite3 -lutf8proc -lpcre2-8 -lz -lm
 build/fuzz/fuzz_request: tests/fuzz/fuzz_request.c serve/api.c serve/api.h $(FUZZ_LIB)
 	@echo "  LD  $@"
 	@clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iserve $< serve/api.c -o $@ $(FUZZ_LIB) -fopenmp -lz -lm

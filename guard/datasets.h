@@ -41,6 +41,7 @@ typedef struct {
 /* the canary that stands for the corpus's {canary} placeholder */
 #define INJ_CANARY "CANARY-5d41"
 
+/* appends to s (the rows read before an error stay in s: inj_free either way) */
 bool inj_load_bastion(const char *path, inj_set *s, char *err, size_t err_len);
 /* n_docs chunks of the store (every k-th chunk of 200 to 1500 bytes outside release-notes.md): the even ones with
  * planted instruction (i / 2) mod GUARD_N_PLANTS, the odd ones as they are. Returns how many were added. */
