@@ -42,7 +42,7 @@ LIB_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(KERN_SRC:%.c=$(BUILD)/obj/%.o) \
 LIB      := $(BUILD)/libgradlab.a
 
 PROGRAMS := $(BUILD)/autograd_demo $(BUILD)/train $(BUILD)/infer $(BUILD)/tokenize $(BUILD)/serve $(BUILD)/rag $(BUILD)/quantize \
-            $(BUILD)/agent
+            $(BUILD)/agent $(BUILD)/eval $(BUILD)/report
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) $(BUILD)/tests/test_cuda_emu
 
@@ -58,7 +58,7 @@ NVCC_OBJ := $(CUDA_SRC:kernels/cuda/%.cu=build/cuda/%.o)
 NVCCFLAGS := -std=c++20 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Ikernels -Ikernels/cuda
 
-.PHONY: bench-tools lab10 lab11 check-labs rag-eval bench-rag bench-hnsw bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 lab08 lab09 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: bench-tools eval lab10 lab11 check-labs rag-eval bench-rag bench-hnsw bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 lab08 lab09 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 # CUDA=1: the library, the kernels through nvcc, and build/cuda/train and build/cuda/infer with --device cuda
 ifeq ($(CUDA),1)
 all: $(LIB) build/cuda/train build/cuda/infer
@@ -95,8 +95,9 @@ PROGRAM_SRC_infer         := infer/infer.c
 PROGRAM_SRC_tokenize      := tokenizer/tokenize_main.c
 PROGRAM_SRC_rag           := rag/rag.c
 PROGRAM_SRC_quantize      := quantize/quantize.c
+PROGRAM_SRC_report        := serve/report.c
 .SECONDEXPANSION:
-$(filter-out $(BUILD)/serve $(BUILD)/agent,$(PROGRAMS)): $(BUILD)/%: $$(PROGRAM_SRC_$$*) $(LIB)
+$(filter-out $(BUILD)/serve $(BUILD)/agent $(BUILD)/eval,$(PROGRAMS)): $(BUILD)/%: $$(PROGRAM_SRC_$$*) $(LIB)
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) $< -o $@ $(LIB) $(LDLIBS)
 
@@ -106,6 +107,9 @@ AGENT_HDR := agent/agent.h agent/tools.h agent/mock.h serve/api.h
 $(BUILD)/agent: agent/agent_main.c $(AGENT_SRC) $(AGENT_HDR) $(LIB)
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) -Iagent -Iserve agent/agent_main.c $(AGENT_SRC) -o $@ $(LIB) $(LDLIBS) -lmicrohttpd -lpthread
+$(BUILD)/eval: eval/eval.c $(AGENT_SRC) $(AGENT_HDR) $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -Iagent -Iserve eval/eval.c $(AGENT_SRC) -o $@ $(LIB) $(LDLIBS) -lmicrohttpd -lpthread
 
 # serve: HTTP through libmicrohttpd (Debian libmicrohttpd-dev); docs/serving.md
 $(BUILD)/serve: serve/serve.c serve/api.c serve/api.h $(LIB)
@@ -194,11 +198,12 @@ $(SERVE_GPT): build/train
 	OMP_NUM_THREADS=2 ./build/train --data data/tinyshakespeare/input.txt --steps 150 --n-layer 2 --n-embd 64 \
 	  --n-head 4 --block-size 128 --eval-interval 150 --eval-batches 2 --final-eval-batches 2 --sample 0 --quiet \
 	  --out $@
-test-serve: build/serve build/serve_cuda_emu $(SERVE_GPT)
+test-serve: build/serve build/report build/serve_cuda_emu $(SERVE_GPT)
 	@test -x out/serve-venv/bin/python || { $(PYTHON) -m venv out/serve-venv && out/serve-venv/bin/pip install -q openai; } \
 	  || echo "test-serve: could not install the openai package (network?): the test will skip"
 	out/serve-venv/bin/python tests/serve_gpt_test.py build/serve $(SERVE_GPT) build/serve_cuda_emu
 	out/serve-venv/bin/python tests/serve_test.py build/serve $(SERVE_MODEL)
+	out/serve-venv/bin/python tests/serve_guard_test.py build/serve build/report $(SERVE_MODEL)
 	$(MAKE) SANITIZE=1 build/sanitize/serve
 	out/serve-venv/bin/python tests/serve_gpt_test.py build/sanitize/serve $(SERVE_GPT)
 	out/serve-venv/bin/python tests/serve_test.py build/sanitize/serve $(SERVE_MODEL) --hostile 2000
@@ -412,6 +417,22 @@ lab10: $(BUILD)/lab10 $(BUILD)/rag
 	  ./$(BUILD)/rag index --docs $(RAG_DOCS) --db $(LAB10_OUT)/docs.db --no-embed; } || \
 	  echo "lab10: no FastAPI docs at $(RAG_DOCS) (set RAG_DOCS=DIR): search_docs will say so"
 	./$(BUILD)/lab10 --out $(LAB10_OUT) --docs-db $(LAB10_OUT)/docs.db $(LAB10_ARGS)
+
+# ---- make eval: the AI unit tests (docs/evaluation.md): every gold set against eval/thresholds.json ----
+# Exits non-zero when a metric regresses beyond its tolerance. The FastAPI docs are indexed once into EVAL_OUT/docs.db
+# (docs-NAME.db, NAME the docs folder's; with embeddings when the MiniLM encoder is in data/minilm). CI: make eval RAG_DOCS=tests/ref/fastapi_mini
+# EVAL_THRESHOLDS=eval/thresholds-mini.json EVAL_ARGS="--tool-tasks 4".
+EVAL_OUT ?= out/eval
+EVAL_THRESHOLDS ?= eval/thresholds.json
+EVAL_ARGS ?=
+EVAL_DB = $(EVAL_OUT)/docs-$(notdir $(patsubst %/,%,$(RAG_DOCS))).db
+eval: $(BUILD)/eval $(BUILD)/rag
+	@test -f $(RAG_DOCS)/MANIFEST.tsv || { echo "eval: no FastAPI docs at $(RAG_DOCS) (set RAG_DOCS=DIR)"; exit 1; }
+	@mkdir -p $(EVAL_OUT)
+	@test -f $(EVAL_DB) || ./$(BUILD)/rag index --docs $(RAG_DOCS) --db $(EVAL_DB) \
+	  $(if $(wildcard data/minilm/model.safetensors),,--no-embed)
+	./$(BUILD)/eval --thresholds $(EVAL_THRESHOLDS) --docs-db $(EVAL_DB) --gold $(RAG_DOCS)/gold.jsonl \
+	  --out $(EVAL_OUT) $(EVAL_ARGS)
 
 # lab 11 (guardrails): the spam filter on the course's SpamAssassin mails against scikit-learn (installed into
 # out/sklearn-venv on first use; ours alone without it), the injection detectors on bastioncorpus (make data

@@ -130,11 +130,11 @@ static bool point_at(const gl_chart *ch, const gl_series *s, int i, double *x, d
     return true;
 }
 
-bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series, int n_series, char *err,
-                   int err_len) {
+/* draws a line chart into a fresh canvas (false: out of memory) */
+static bool render_lines(canvas *out, const gl_chart *ch, const gl_series *series, int n_series) {
     canvas c = {ch->width > 0 ? ch->width : 900, ch->height > 0 ? ch->height : 560, NULL};
     c.px = malloc((size_t)c.w * c.h * 3);
-    if (!c.px) return snprintf(err, (size_t)err_len, "out of memory"), false;
+    if (!c.px) return false;
     memset(c.px, 255, (size_t)c.w * c.h * 3);
     const uint8_t black[3] = {0, 0, 0}, grey[3] = {225, 225, 225}, dark[3] = {90, 90, 90};
     int left = 100, right = 30, top = 50, bottom = 60;
@@ -257,7 +257,41 @@ bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series
 #undef PY
 #undef PXD
 #undef PYD
+    *out = c;
+    return true;
+}
+
+bool gl_plot_lines(const char *path, const gl_chart *ch, const gl_series *series, int n_series, char *err,
+                   int err_len) {
+    canvas c;
+    if (!render_lines(&c, ch, series, n_series)) return snprintf(err, (size_t)err_len, "out of memory"), false;
     return write_png(path, &c, err, err_len);
+}
+
+bool gl_plot_panels(const char *path, const char *title, const gl_panel *panels, int n_panels, int grid_cols,
+                    char *err, int err_len) {
+    if (grid_cols < 1) grid_cols = 1;
+    int rows = (n_panels + grid_cols - 1) / grid_cols, cell_w = 0, cell_h = 0, head = title ? 50 : 0;
+    for (int p = 0; p < n_panels; p++) {
+        const gl_chart *ch = &panels[p].chart;
+        cell_w = fmax(cell_w, ch->width > 0 ? ch->width : 900), cell_h = fmax(cell_h, ch->height > 0 ? ch->height : 560);
+    }
+    canvas big = {cell_w * grid_cols, head + cell_h * rows, NULL};
+    big.px = malloc((size_t)big.w * big.h * 3);
+    if (!big.px) return snprintf(err, (size_t)err_len, "out of memory"), false;
+    memset(big.px, 255, (size_t)big.w * big.h * 3);
+    for (int p = 0; p < n_panels; p++) {
+        canvas c;
+        if (!render_lines(&c, &panels[p].chart, panels[p].series, panels[p].n_series)) {
+            free(big.px);
+            return snprintf(err, (size_t)err_len, "out of memory"), false;
+        }
+        int x0 = (p % grid_cols) * cell_w, y0 = head + (p / grid_cols) * cell_h;
+        for (int y = 0; y < c.h; y++) memcpy(big.px + ((size_t)(y0 + y) * big.w + x0) * 3, c.px + (size_t)y * c.w * 3, (size_t)c.w * 3);
+        free(c.px);
+    }
+    if (title) text(&big, big.w / 2 - stb_easy_font_width((char *)title) * 2, 10, title, 4, false, (const uint8_t[3]){0, 0, 0});
+    return write_png(path, &big, err, err_len);
 }
 
 /* a perceptual dark-blue -> green -> yellow ramp (after viridis), t in [0, 1] */

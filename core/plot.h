@@ -25,6 +25,16 @@ typedef struct {
 bool gl_plot_lines(const char *path, const gl_chart *chart, const gl_series *series, int n_series, char *err,
                    int err_len);
 
+/* ---- a dashboard: line charts side by side ----
+ * Panels in a grid of grid_cols columns (cells as large as the largest chart), under one title (may be NULL). */
+typedef struct {
+    gl_chart chart;
+    const gl_series *series;
+    int n_series;
+} gl_panel;
+bool gl_plot_panels(const char *path, const char *title, const gl_panel *panels, int n_panels, int grid_cols,
+                    char *err, int err_len);
+
 /* ---- grouped bars ---- */
 /* One group of bars per label (groups[g], under the x axis), one bar per series in each group, in the series'
  * palette colour: series[s].y[g] is the height (series[s].n must be n_groups; x and labels are not used). The y axis

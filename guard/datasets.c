@@ -1,12 +1,16 @@
 #include "datasets.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "gpt.h"
 #include "guard.h"
 #include "io.h"
 #include "json.h"
+#include "preference.h"
 
 /* ---- spam ---- */
 
@@ -74,6 +78,140 @@ void spam_free(spam_set *s) {
     for (int i = 0; i < s->n; i++) free(s->text[i]);
     free(s->text), free(s->len), free(s->label), free(s->test);
     memset(s, 0, sizeof *s);
+}
+
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double sigmoid(double z) { return 1.0 / (1.0 + exp(-z)); }
+
+void spam_experiment(const spam_set *s, bool with_mlp, spam_run runs[2], spam_split_info *info) {
+    int *train = malloc((size_t)s->n * sizeof(int)), *val = malloc((size_t)s->n * sizeof(int)),
+        *test = malloc((size_t)s->n * sizeof(int)), nt = 0, nv = 0, ns = 0, k = 0;
+    for (int i = 0; i < s->n; i++) {
+        if (s->test[i]) test[ns++] = i;
+        else if (k++ % 5 == 4) val[nv++] = i; /* every fifth training mail holds the threshold out */
+        else train[nt++] = i;
+    }
+    tc_features f = {TC_DEFAULT_BITS, NULL};
+    const char **texts = malloc((size_t)nt * sizeof *texts);
+    size_t *lens = malloc((size_t)nt * sizeof *lens);
+    for (int i = 0; i < nt; i++) texts[i] = s->text[train[i]], lens[i] = s->len[train[i]];
+    double t0 = seconds_now();
+    tc_fit_idf(&f, texts, lens, nt);
+    tc_vec *x = malloc((size_t)s->n * sizeof *x);
+    long nnz = 0;
+    for (int i = 0; i < s->n; i++) tc_featurize(&f, s->text[i], s->len[i], &x[i]), nnz += x[i].n;
+    *info = (spam_split_info){nt, nv, ns, f.bits, s->n ? (double)nnz / s->n : 0, seconds_now() - t0};
+    tc_vec *xt = malloc((size_t)nt * sizeof *xt);
+    int *yt = malloc((size_t)nt * sizeof *yt), *vy = malloc((size_t)nv * sizeof *vy), *ty = malloc((size_t)ns * sizeof *ty);
+    for (int i = 0; i < nt; i++) xt[i] = x[train[i]], yt[i] = s->label[train[i]];
+    for (int i = 0; i < nv; i++) vy[i] = s->label[val[i]];
+    for (int i = 0; i < ns; i++) ty[i] = s->label[test[i]];
+    double *vs = malloc((size_t)nv * sizeof *vs), *ts = malloc((size_t)ns * sizeof *ts);
+    for (int m = 0; m < (with_mlp ? 2 : 1); m++) {
+        spam_run *r = &runs[m];
+        memset(r, 0, sizeof *r);
+        tc_logreg lr = {0};
+        tc_mlp mlp = {0};
+        t0 = seconds_now();
+        if (m) tc_mlp_train(&mlp, 1 << f.bits, xt, yt, nt, TC_MLP_DEFAULTS);
+        else tc_logreg_train(&lr, 1 << f.bits, xt, yt, nt, TC_LOGREG_DEFAULTS);
+        r->train_s = seconds_now() - t0;
+        for (int i = 0; i < nv; i++) vs[i] = sigmoid(m ? tc_mlp_logit(&mlp, &x[val[i]]) : tc_logreg_logit(&lr, &x[val[i]]));
+        for (int i = 0; i < ns; i++) ts[i] = sigmoid(m ? tc_mlp_logit(&mlp, &x[test[i]]) : tc_logreg_logit(&lr, &x[test[i]]));
+        if (m) tc_mlp_free(&mlp);
+        else tc_logreg_free(&lr);
+        r->threshold = tc_best_f1_threshold(vs, vy, nv);
+        r->test = tc_evaluate(ts, ty, ns, r->threshold);
+        r->recall = malloc((size_t)(ns ? ns : 1) * sizeof(float)), r->precision = malloc((size_t)(ns ? ns : 1) * sizeof(float));
+        r->n_pr = tc_pr_curve(ts, ty, ns, r->recall, r->precision, &r->ap);
+    }
+    for (int i = 0; i < s->n; i++) tc_vec_free(&x[i]);
+    free(x), free(xt), free(yt), free(vy), free(ty), free(vs), free(ts), free(train), free(val), free(test);
+    free(texts), free(lens);
+    tc_features_free(&f);
+}
+
+/* a mail's first `block` bytes as token ids, padded with spaces in front so that its last byte is the last position */
+static void mail_bytes(const spam_set *s, int i, int block, int32_t *out) {
+    size_t n = s->len[i] < (size_t)block ? s->len[i] : (size_t)block, pad = (size_t)block - n;
+    for (size_t t = 0; t < pad; t++) out[t] = ' ';
+    for (size_t t = 0; t < n; t++) out[pad + t] = (unsigned char)s->text[i][t];
+}
+
+static void gpt_scores(pref_reward_model *rm, const spam_set *s, const int *rows, int n, int block, double *out) {
+    enum { EVAL_BATCH = 32 };
+    int32_t *idx = malloc((size_t)EVAL_BATCH * block * sizeof *idx);
+    gl_no_grad_begin();
+    for (int b = 0; b < n; b += EVAL_BATCH) {
+        int k = n - b < EVAL_BATCH ? n - b : EVAL_BATCH;
+        for (int i = 0; i < k; i++) mail_bytes(s, rows[b + i], block, idx + (size_t)i * block);
+        gl_step_reset();
+        gl_tensor *z = pref_reward(rm, idx, k, block);
+        for (int i = 0; i < k; i++) out[b + i] = sigmoid(z->data[i]);
+    }
+    gl_no_grad_end();
+    free(idx);
+}
+
+void spam_gpt_experiment(const spam_set *s, spam_gpt_config c, spam_run *r, float *loss_curve) {
+    memset(r, 0, sizeof *r);
+    int *train = malloc((size_t)s->n * sizeof(int)), *val = malloc((size_t)s->n * sizeof(int)),
+        *test = malloc((size_t)s->n * sizeof(int)), nt = 0, nv = 0, ns = 0, k = 0;
+    for (int i = 0; i < s->n; i++) { /* spam_experiment's split */
+        if (s->test[i]) test[ns++] = i;
+        else if (k++ % 5 == 4) val[nv++] = i;
+        else train[nt++] = i;
+    }
+    gpt_config cfg = {c.n_layer, c.n_head, c.n_embd, c.block, 256, 256, 0.0f, true, 1e-5f};
+    gpt body;
+    gpt_build(&body, cfg);
+    gpt_init(&body, c.seed);
+    pref_reward_model rm;
+    pref_reward_init(&rm, body);
+    gl_optim *opt = gl_adamw(rm.params, rm.n_params, c.lr, 0.9f, 0.99f, 1e-8f, 0.0f);
+    gl_rng rng;
+    gl_rng_seed(&rng, c.seed);
+    int32_t *idx = malloc((size_t)c.batch * c.block * sizeof *idx);
+    float *labels = malloc((size_t)c.batch * sizeof *labels);
+    double t0 = seconds_now();
+    for (int step = 0; step < c.steps; step++) {
+        for (int b = 0; b < c.batch; b++) {
+            int i = train[gl_rng_below(&rng, (uint64_t)nt)];
+            mail_bytes(s, i, c.block, idx + (size_t)b * c.block);
+            labels[b] = (float)s->label[i];
+        }
+        gl_step_reset();
+        gl_tensor *loss = pref_bce_loss(pref_reward(&rm, idx, c.batch, c.block), labels);
+        if (loss_curve) loss_curve[step] = loss->data[0];
+        gl_backward(loss);
+        gl_clip_grad_norm(rm.params, rm.n_params, 1.0f);
+        gl_optim_step(opt);
+        gl_optim_zero_grad(opt);
+    }
+    r->train_s = seconds_now() - t0;
+    gl_optim_free(opt);
+    double *vs = malloc((size_t)nv * sizeof *vs), *ts = malloc((size_t)ns * sizeof *ts);
+    int *vy = malloc((size_t)nv * sizeof *vy), *ty = malloc((size_t)ns * sizeof *ty);
+    for (int i = 0; i < nv; i++) vy[i] = s->label[val[i]];
+    for (int i = 0; i < ns; i++) ty[i] = s->label[test[i]];
+    gpt_scores(&rm, s, val, nv, c.block, vs);
+    gpt_scores(&rm, s, test, ns, c.block, ts);
+    r->threshold = tc_best_f1_threshold(vs, vy, nv);
+    r->test = tc_evaluate(ts, ty, ns, r->threshold);
+    r->recall = malloc((size_t)(ns ? ns : 1) * sizeof(float)), r->precision = malloc((size_t)(ns ? ns : 1) * sizeof(float));
+    r->n_pr = tc_pr_curve(ts, ty, ns, r->recall, r->precision, &r->ap);
+    pref_reward_free(&rm);
+    free(idx), free(labels), free(vs), free(ts), free(vy), free(ty), free(train), free(val), free(test);
+}
+
+void spam_run_free(spam_run *r) {
+    free(r->recall), free(r->precision);
+    memset(r, 0, sizeof *r);
 }
 
 /* ---- injection rows ---- */
@@ -190,6 +328,30 @@ int inj_add_documents(inj_set *s, const store *st, int n_docs) {
     }
     free(ids);
     return k;
+}
+
+const char *const INJ_CHANNELS[INJ_N_CHANNELS] = {"user_input", "tool_output", "memory", "document", "question"};
+
+static int channel_of(const char *c) {
+    for (int i = 0; i < INJ_N_CHANNELS; i++)
+        if (!strcmp(c, INJ_CHANNELS[i])) return i;
+    return 0;
+}
+
+void inj_tally_blocks(const inj_set *s, const bool *blocked, const bool *counted, inj_tally per[INJ_N_CHANNELS],
+                      inj_tally *all) {
+    memset(per, 0, INJ_N_CHANNELS * sizeof *per);
+    memset(all, 0, sizeof *all);
+    for (int i = 0; i < s->n; i++) {
+        if (counted && !counted[i]) continue;
+        const inj_row *r = &s->rows[i];
+        int c = channel_of(r->channel);
+        if (r->malicious) per[c].mal++, per[c].mal_blocked += blocked[i], all->mal++, all->mal_blocked += blocked[i];
+        else {
+            per[c].ben++, per[c].ben_blocked += blocked[i];
+            if (c != INJ_N_CHANNELS - 1) all->ben++, all->ben_blocked += blocked[i];
+        }
+    }
 }
 
 int inj_benign_chunks(const store *st, int n, const char **out) {

@@ -26,6 +26,37 @@ typedef struct {
 bool spam_load(const char *path, spam_set *s, char *err, size_t err_len);
 void spam_free(spam_set *s);
 
+/* One model of the spam experiment (lab 11, make eval): trained on the file's training mails but every fifth, its
+ * threshold the F1-best on that fifth, scored on the test mails. */
+typedef struct {
+    double threshold, ap, train_s;
+    tc_metrics test;
+    float *recall, *precision; /* the test mails' PR curve, n_pr points (malloc'd) */
+    int n_pr;
+} spam_run;
+
+typedef struct {
+    int n_train, n_val, n_test, bits;
+    double nonzero_per_mail, featurize_s;
+} spam_split_info;
+
+/* runs[0]: logistic regression; runs[1]: the MLP when with_mlp (38 s here, the regression 0.6 s). Features: TF-IDF
+ * on 2^TC_DEFAULT_BITS hashed n-grams, idf from the training mails. */
+void spam_experiment(const spam_set *s, bool with_mlp, spam_run runs[2], spam_split_info *info);
+void spam_run_free(spam_run *r);
+
+/* The third model: a GPT body (models/gpt.h, fresh weights, bytes as tokens) reading a mail's first `block` bytes
+ * (shorter mails padded with spaces in front), lab 07's reward head on the last position as the logit, trained
+ * with the binary cross-entropy (pref_bce_loss) by AdamW on random batches of the training mails; the same split
+ * and threshold choice as spam_experiment. loss_curve: `steps` floats (the batch losses), or NULL. */
+typedef struct {
+    int n_layer, n_head, n_embd, block, steps, batch;
+    float lr;
+    unsigned long long seed;
+} spam_gpt_config;
+#define SPAM_GPT_DEFAULTS ((spam_gpt_config){2, 4, 64, 256, 600, 16, 1e-3f, 1})
+void spam_gpt_experiment(const spam_set *s, spam_gpt_config c, spam_run *r, float *loss_curve);
+
 typedef struct {
     char *id, *text, *channel, *category, *lang;
     char *group;     /* rows of one group share a fold: the same intent, template or page */
@@ -56,6 +87,16 @@ void inj_free(inj_set *s);
 void inj_cross_validate(const inj_set *s, const char *const *extra_benign, int n_extra, int folds, double *prob);
 /* the classifier trained on every trainable row and the extra benign texts, its threshold 0.5 */
 void inj_train_classifier(const inj_set *s, const char *const *extra_benign, int n_extra, tc_classifier *c);
+/* Blocks counted per channel: the malicious rows blocked, and the benign rows blocked (false positives). `all` sums
+ * every channel but the questions, whose false positives are reported on their own. counted NULL: every row. */
+enum { INJ_N_CHANNELS = 5 };
+extern const char *const INJ_CHANNELS[INJ_N_CHANNELS]; /* user_input tool_output memory document question */
+typedef struct {
+    int mal, mal_blocked, ben, ben_blocked;
+} inj_tally;
+void inj_tally_blocks(const inj_set *s, const bool *blocked, const bool *counted, inj_tally per[INJ_N_CHANNELS],
+                      inj_tally *all);
+
 /* the extra benign texts: n chunks from the pages inj_add_documents does not use (odd pages; pointers into st) */
 int inj_benign_chunks(const store *st, int n, const char **out);
 

@@ -191,6 +191,7 @@ static void quote(char *out, size_t n, const char *text, size_t start, size_t en
     snprintf(out, n, "'%s%s'", q, len < end - start ? "..." : "");
 }
 
+/* what: the reason's start, a format with one %s for the rule's name */
 static bool first_rule(const compiled *c, int n, const char *check, const char *what, const char *text, size_t len,
                        guard_verdict *v) {
     v->pass = true, v->check = check, v->reason[0] = 0;
@@ -199,7 +200,9 @@ static bool first_rule(const compiled *c, int n, const char *check, const char *
         if (find(c[i].re, text, len, 0, &s, &e)) {
             char q[80];
             quote(q, sizeof q, text, s, e);
-            snprintf(v->reason, sizeof v->reason, "%s %s: %s", what, c[i].r->name, q);
+            char kind[96];
+            snprintf(kind, sizeof kind, what, c[i].r->name);
+            snprintf(v->reason, sizeof v->reason, "%s: %s", kind, q);
             v->pass = false;
             return false;
         }
@@ -254,7 +257,7 @@ static bool decode_digits(const char *s, size_t n, int base, char *out, size_t *
 }
 
 bool guard_rules_injection(const guard_rules *g, const char *text, size_t len, guard_verdict *v) {
-    if (!first_rule(g->injection, g->n_injection, "injection", "rule", text, len, v)) return false;
+    if (!first_rule(g->injection, g->n_injection, "injection", "rule %s", text, len, v)) return false;
     /* instructions hidden in an encoding: each run decoded, then the same rules */
     const pcre2_code *enc[3] = {g->base64, g->hex, g->binary};
     const char *names[3] = {"base64", "hex", "binary"};
@@ -266,7 +269,7 @@ bool guard_rules_injection(const guard_rules *g, const char *text, size_t len, g
             bool ok = e == 0 ? decode_base64(text + s, t - s, buf, &n) : decode_digits(text + s, t - s, e == 1 ? 16 : 2, buf, &n);
             if (ok) {
                 guard_verdict inner;
-                if (!first_rule(g->injection, g->n_injection, "injection", "rule", buf, n, &inner)) {
+                if (!first_rule(g->injection, g->n_injection, "injection", "rule %s", buf, n, &inner)) {
                     snprintf(v->reason, sizeof v->reason, "%s text decodes to an instruction: %.200s", names[e],
                              inner.reason);
                     v->pass = false;
@@ -294,7 +297,7 @@ bool guard_luhn(const char *digits, size_t len) {
 }
 
 bool guard_secrets(const guard_rules *g, const char *text, size_t len, guard_verdict *v) {
-    if (!first_rule(g->secrets, g->n_secrets, "secrets", "contains a", text, len, v)) return false;
+    if (!first_rule(g->secrets, g->n_secrets, "secrets", "contains a secret (%s)", text, len, v)) return false;
     size_t from = 0, s, e;
     while (from < len && find(g->card, text, len, from, &s, &e)) {
         if (guard_luhn(text + s, e - s)) {
@@ -310,11 +313,11 @@ bool guard_secrets(const guard_rules *g, const char *text, size_t len, guard_ver
 }
 
 bool guard_pii(const guard_rules *g, const char *text, size_t len, guard_verdict *v) {
-    return first_rule(g->pii, g->n_pii, "pii", "contains an", text, len, v);
+    return first_rule(g->pii, g->n_pii, "pii", "contains personal data (%s)", text, len, v);
 }
 
 bool guard_refusal(const guard_rules *g, const char *text, size_t len, guard_verdict *v) {
-    return first_rule(g->refusal, g->n_refusal, "refusal", "refuses:", text, len, v);
+    return first_rule(g->refusal, g->n_refusal, "refusal", "refuses (%s)", text, len, v);
 }
 
 bool guard_json_schema(const gl_json *schema, const char *text, size_t len, guard_verdict *v) {

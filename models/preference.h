@@ -40,6 +40,10 @@ void pref_reward_init(pref_reward_model *rm, gpt body);
 gl_tensor *pref_reward(pref_reward_model *rm, const int32_t *idx, int B, int T);
 void pref_reward_free(pref_reward_model *rm);
 
+/* the binary cross-entropy of logits z [n] against labels y (0 or 1): the mean of -log s((2y - 1) z), i.e.
+ * -log s(z) for a positive and -log s(-z) = -log(1 - s(z)) for a negative. The reward model with this loss is a
+ * text classifier (lab 11's spam filter on the GPT body). */
+gl_tensor *pref_bce_loss(gl_tensor *logits, const float *labels);
 /* mean -log s(chosen - rejected) over the pairs; both [n] */
 gl_tensor *pref_bradley_terry_loss(gl_tensor *chosen, gl_tensor *rejected);
 /* log-probabilities [B] of sequences under m: the sum over positions of log p(targets[b, t] | idx[b, .. t]),

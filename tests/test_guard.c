@@ -1,11 +1,12 @@
 /* Guardrails (guard/): the hashed n-gram features, the classifiers' gradients and determinism, the metrics against
- * hand-computed values, the classifier file, the rules, the validators and the data readers. */
+ * hand-computed values, the classifier file, the rules, the validators and the data readers; make eval's scorecard. */
 #include "testutil.h"
 
 #include <sys/stat.h>
 
 #include "datasets.h"
 #include "guard.h"
+#include "scorecard.h"
 #include "textclf.h"
 
 static tc_vec featurize(int bits, const char *text) {
@@ -301,4 +302,139 @@ Test(guard, data_readers_name_the_file_and_line) {
     cr_assert_eq(set.n, 1);
     cr_assert_str_eq(set.rows[0].text, "x " INJ_CANARY " y");
     inj_free(&set);
+}
+
+Test(guard, tally_counts_channels_and_keeps_questions_apart) {
+    inj_set set = {0};
+    const char *rows[][3] = {{"user_input", "1", "1"}, {"user_input", "1", "0"}, {"user_input", "0", "1"},
+                             {"tool_output", "1", "1"}, {"question", "0", "1"}, {"question", "0", "0"}};
+    bool blocked[6];
+    for (int i = 0; i < 6; i++) {
+        if (set.n == set.cap) set.cap = 8, set.rows = realloc(set.rows, 8 * sizeof *set.rows);
+        inj_row *r = &set.rows[set.n++];
+        memset(r, 0, sizeof *r);
+        r->channel = strdup(rows[i][0]);
+        r->malicious = rows[i][1][0] == '1';
+        blocked[i] = rows[i][2][0] == '1';
+    }
+    inj_tally per[INJ_N_CHANNELS], all;
+    inj_tally_blocks(&set, blocked, NULL, per, &all);
+    cr_assert(per[0].mal == 2 && per[0].mal_blocked == 1 && per[0].ben == 1 && per[0].ben_blocked == 1);
+    cr_assert(per[1].mal == 1 && per[1].mal_blocked == 1 && per[1].ben == 0);
+    cr_assert(per[4].ben == 2 && per[4].ben_blocked == 1 && per[4].mal == 0);
+    /* the questions' false positive is reported on its own, not in all */
+    cr_assert(all.mal == 3 && all.mal_blocked == 2 && all.ben == 1 && all.ben_blocked == 1);
+    bool counted[6] = {true, false, false, false, true, false};
+    inj_tally_blocks(&set, blocked, counted, per, &all);
+    cr_assert(all.mal == 1 && all.mal_blocked == 1 && all.ben == 0 && per[4].ben == 1);
+    inj_free(&set);
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(scorecard, regressions_beyond_the_tolerance_fail) {
+    mkdir("out", 0755), mkdir("out/test", 0755);
+    write_text("out/test/th.json", "{\"metrics\": {\"spam.logreg.f1\": {\"min\": 0.97, \"tolerance\": 0.005},\n"
+                                   " \"injection.rules.questions_fp_rate\": {\"max\": 0, \"why\": \"must be 0\"},\n"
+                                   " \"retrieval.bm25.recall_at_5\": {\"min\": 0.8},\n"
+                                   " \"tools.constrained.success_rate\": {\"min\": 0.2}}}");
+    scorecard s = {0};
+    sc_set(&s, "spam.logreg.f1", 0.9651); /* 0.97 - 0.005 = 0.965: inside */
+    sc_set(&s, "injection.rules.questions_fp_rate", 0.0);
+    sc_set(&s, "retrieval.bm25.recall_at_5", 0.79);
+    sc_set(&s, "retrieval.bm25.recall_at_5", 0.81); /* replaced, not added */
+    cr_assert_eq(s.n, 3);
+    sc_skip(&s, "tools", "no SmolLM2");
+    sc_check *c;
+    int n;
+    char err[256];
+    cr_assert(sc_check_file(&s, "out/test/th.json", &c, &n, err, sizeof err), "%s", err);
+    cr_assert_eq(n, 4);
+    cr_assert(c[0].status == SC_PASS && c[1].status == SC_PASS && c[2].status == SC_PASS);
+    cr_assert(c[3].status == SC_SKIPPED && isnan(c[3].value));
+    cr_assert_eq(sc_failures(c, n), 0);
+    sc_checks_free(c, n);
+    /* a point below the tolerance, one false positive, and a suite neither run nor skipped */
+    sc_set(&s, "spam.logreg.f1", 0.9649);
+    sc_set(&s, "injection.rules.questions_fp_rate", 0.025);
+    sc_free(&s);
+    sc_set(&s, "spam.logreg.f1", 0.9649);
+    sc_set(&s, "injection.rules.questions_fp_rate", 0.025);
+    cr_assert(sc_check_file(&s, "out/test/th.json", &c, &n, err, sizeof err), "%s", err);
+    cr_assert(c[0].status == SC_REGRESSED && c[1].status == SC_REGRESSED);
+    cr_assert(c[2].status == SC_NOT_MEASURED && c[3].status == SC_NOT_MEASURED);
+    cr_assert_eq(sc_failures(c, n), 4);
+    sc_checks_free(c, n);
+    /* malformed files are refused by name */
+    write_text("out/test/th.json", "{\"metrics\": {\"a.b.c\": {\"minimum\": 1}}}");
+    cr_assert(!sc_check_file(&s, "out/test/th.json", &c, &n, err, sizeof err));
+    cr_assert(strstr(err, "th.json: unknown key 'minimum'") && strstr(err, "a.b.c"), "%s", err);
+    write_text("out/test/th.json", "{\"metrics\": {\"a.b.c\": {\"tolerance\": 1}}}");
+    cr_assert(!sc_check_file(&s, "out/test/th.json", &c, &n, err, sizeof err));
+    cr_assert(strstr(err, "neither min nor max for a.b.c"), "%s", err);
+    write_text("out/test/th.json", "{\"metrics\": {\"a.b.c\": {\"min\": \"high\"}}}");
+    cr_assert(!sc_check_file(&s, "out/test/th.json", &c, &n, err, sizeof err));
+    cr_assert(strstr(err, "must be numbers"), "%s", err);
+    write_text("out/test/th.json", "[1, 2]");
+    cr_assert(!sc_check_file(&s, "out/test/th.json", &c, &n, err, sizeof err));
+    cr_assert(strstr(err, "member \"metrics\""), "%s", err);
+    sc_free(&s);
+}
+
+#include "monitor.h"
+
+Test(monitor, quantiles_match_numpy) {
+    double x[5] = {5, 1, 4, 2, 3};
+    /* numpy.quantile([1, 2, 3, 4, 5], [0.5, 0.95, 0.1]) = 3, 4.8, 1.4 */
+    cr_assert_float_eq(mon_quantile(x, 5, 0.5), 3.0, 1e-12);
+    cr_assert_float_eq(mon_quantile(x, 5, 0.95), 4.8, 1e-12);
+    cr_assert_float_eq(mon_quantile(x, 5, 0.1), 1.4, 1e-12);
+    cr_assert_float_eq(mon_quantile(x, 1, 0.95), 1.0, 1e-12);
+    cr_assert(isnan(mon_quantile(x, 0, 0.5)));
+}
+
+Test(monitor, the_request_log_is_summed_up_and_bad_lines_named) {
+    mkdir("out", 0755), mkdir("out/test", 0755);
+    write_text("out/test/requests.jsonl",
+               "{\"time\": 101.0, \"route\": \"chat_completions\", \"status\": 200, \"stream\": false, \"latency_s\": 1.0,"
+               " \"ttft_s\": 0.5, \"prompt_tokens\": 30, \"completion_tokens\": 10, \"cost_usd\": 0.001, \"guard\": \"input pass; output pass\"}\n"
+               "\n"
+               "{\"time\": 103.0, \"route\": \"completions\", \"status\": 200, \"stream\": true, \"latency_s\": 3.0,"
+               " \"ttft_s\": 1.5, \"prompt_tokens\": 5, \"completion_tokens\": 30, \"cost_usd\": 0.003, \"guard\": \"\"}\n"
+               "{\"time\": 104.0, \"route\": \"chat_completions\", \"status\": 400, \"stream\": false, \"latency_s\": 0,"
+               " \"ttft_s\": null, \"prompt_tokens\": 0, \"completion_tokens\": 0, \"cost_usd\": 0, \"guard\": \"input block: injection: rule override\"}\n"
+               "{\"time\": 110.0, \"route\": \"chat_completions\", \"status\": 200, \"stream\": false, \"latency_s\": 2.0,"
+               " \"ttft_s\": 1.0, \"prompt_tokens\": 20, \"completion_tokens\": 20, \"cost_usd\": 0.002, \"guard\": \"output block: secrets\"}\n"
+               "{\"time\": 111.0, \"route\": \"chat");
+    mon_log log;
+    char err[256];
+    cr_assert(mon_log_load("out/test/requests.jsonl", &log, err, sizeof err), "%s", err);
+    cr_assert(log.n == 4 && log.partial_last_line);
+    mon_summary s;
+    mon_summarize(&log, &s);
+    cr_assert(s.requests == 4 && s.ok == 3 && s.errors == 0 && s.blocked_input == 1 && s.blocked_output == 1);
+    cr_assert(s.streamed == 1 && s.prompt_tokens == 55 && s.completion_tokens == 60);
+    /* latencies 1, 2, 3: p50 2, p95 2.9; first token 0.5, 1, 1.5: p95 1.45; span 100 .. 110 */
+    cr_assert_float_eq(s.latency_p50, 2.0, 1e-12);
+    cr_assert_float_eq(s.latency_p95, 2.9, 1e-12);
+    cr_assert_float_eq(s.latency_max, 3.0, 1e-12);
+    cr_assert_float_eq(s.ttft_p95, 1.45, 1e-12);
+    cr_assert_float_eq(s.span_s, 10.0, 1e-12);
+    cr_assert_float_eq(s.tokens_per_s, 6.0, 1e-12);
+    cr_assert_float_eq(s.cost_per_100, 100 * 0.006 / 3, 1e-12);
+    float start[8], req[8], tps[8], p95[8];
+    int n = mon_timeline(&log, 5.0, 8, start, req, tps, p95);
+    cr_assert_eq(n, 3); /* [100, 105): 3 requests, [105, 110): none, [110, ...): 1 */
+    cr_assert(req[0] == 3 && req[1] == 0 && req[2] == 1);
+    cr_assert_float_eq(tps[0], 40 / 5.0, 1e-6);
+    cr_assert(isnan(p95[1]) && p95[2] == 2.0f);
+    mon_log_free(&log);
+    write_text("out/test/requests.jsonl", "{\"time\": 1, \"route\": \"completions\", \"status\": 200, \"latency_s\": 1,"
+               " \"prompt_tokens\": 1, \"completion_tokens\": 1, \"cost_usd\": 0}\n{\"time\": 2, \"status\": 200}\n");
+    cr_assert(!mon_log_load("out/test/requests.jsonl", &log, err, sizeof err));
+    cr_assert(strstr(err, "requests.jsonl:2: expected the numbers"), "%s", err);
 }

@@ -147,3 +147,24 @@ Test(plot, bars_are_as_tall_as_their_values) {
     cr_assert(strstr(err, "1 values for 2 groups"), "%s", err);
     remove(path);
 }
+
+Test(plot, panels_sit_in_their_grid_cells_under_the_title) {
+    char path[64], err[128];
+    snprintf(path, sizeof path, "/tmp/gradlab_panels_%d.png", (int)getpid());
+    float x[3] = {0, 1, 2}, y[3] = {0, 1, 2};
+    gl_series s[1] = {{"diagonal", x, y, 3, false, NULL}};
+    gl_panel p[3] = {{{.title = "a", .width = 400, .height = 300}, s, 1},
+                     {{.title = "b", .width = 400, .height = 300}, s, 1},
+                     {{.title = "c", .width = 400, .height = 300}, s, 1}};
+    cr_assert(gl_plot_panels(path, "dashboard", p, 3, 2, err, sizeof err), "%s", err);
+    int w, h;
+    unsigned char *px = load(path, &w, &h);
+    cr_assert(w == 800 && h == 50 + 600, "%d x %d", w, h);
+    /* each chart's y axis (x = 100 in its cell) is black; the empty fourth cell is white there */
+    cr_assert(near(px + ((50 + 150) * w + 100) * 3, 0, 0, 0));
+    cr_assert(near(px + ((50 + 150) * w + 400 + 100) * 3, 0, 0, 0));
+    cr_assert(near(px + ((50 + 300 + 150) * w + 100) * 3, 0, 0, 0));
+    cr_assert(near(px + ((50 + 300 + 150) * w + 400 + 100) * 3, 255, 255, 255));
+    stbi_image_free(px);
+    remove(path);
+}

@@ -46,31 +46,6 @@ typedef struct {
     tc_metrics test;
 } spam_result;
 
-static double sigmoid(double z) { return 1.0 / (1.0 + exp(-z)); }
-
-/* scores of the validation and test mails under one model: logreg (mlp false) or MLP */
-static void spam_model(bool mlp, const tc_vec *x, const int *y, const int *train, int n_train, const int *val,
-                       int n_val, const int *test, int n_test, int dim, double *val_scores, double *test_scores,
-                       double *train_s) {
-    tc_vec *xt = malloc((size_t)n_train * sizeof *xt);
-    int *yt = malloc((size_t)n_train * sizeof *yt);
-    for (int i = 0; i < n_train; i++) xt[i] = x[train[i]], yt[i] = y[train[i]];
-    double t0 = now();
-    tc_logreg lr = {0};
-    tc_mlp m = {0};
-    if (mlp) tc_mlp_train(&m, dim, xt, yt, n_train, TC_MLP_DEFAULTS);
-    else tc_logreg_train(&lr, dim, xt, yt, n_train, TC_LOGREG_DEFAULTS);
-    *train_s = now() - t0;
-    for (int i = 0; i < n_val; i++)
-        val_scores[i] = sigmoid(mlp ? tc_mlp_logit(&m, &x[val[i]]) : tc_logreg_logit(&lr, &x[val[i]]));
-    for (int i = 0; i < n_test; i++)
-        test_scores[i] = sigmoid(mlp ? tc_mlp_logit(&m, &x[test[i]]) : tc_logreg_logit(&lr, &x[test[i]]));
-    if (mlp) tc_mlp_free(&m);
-    else tc_logreg_free(&lr);
-    free(xt), free(yt);
-}
-
-/* the peer's figures from its JSON: f1, precision, recall, threshold, train_s; false if it could not run */
 static bool run_peer(const char *python, const char *tsv, const char *out, spam_result *r) {
     char cmd[16384], path[4096], err[256];
     snprintf(path, sizeof path, "%s/spam_sklearn.json", out);
@@ -101,7 +76,7 @@ static bool run_peer(const char *python, const char *tsv, const char *out, spam_
     return true;
 }
 
-static int spam_section(const char *out, const char *peer_python, spam_result *res) {
+static int spam_section(const char *out, const char *peer_python, int gpt_steps, spam_result *res) {
     char tsv[4096], err[512];
     if (!gl_find_data("spam/spam.tsv", tsv, sizeof tsv)) {
         printf("1. Spam: no spam/spam.tsv in the course's data folder (or GRADLAB_DATA): skipped\n\n");
@@ -109,44 +84,26 @@ static int spam_section(const char *out, const char *peer_python, spam_result *r
     }
     spam_set s;
     if (!spam_load(tsv, &s, err, sizeof err)) die(err);
-    int *train = malloc((size_t)s.n * sizeof(int)), *val = malloc((size_t)s.n * sizeof(int)),
-        *test = malloc((size_t)s.n * sizeof(int)), nt = 0, nv = 0, ns = 0, k = 0;
-    for (int i = 0; i < s.n; i++) {
-        if (s.test[i]) test[ns++] = i;
-        else if (k++ % 5 == 4) val[nv++] = i; /* every fifth training mail holds the threshold out */
-        else train[nt++] = i;
-    }
+    spam_run runs[3] = {0};
+    spam_split_info info;
+    spam_experiment(&s, true, runs, &info);
+    spam_gpt_config gc = SPAM_GPT_DEFAULTS;
+    gc.steps = gpt_steps;
+    float *gpt_loss = malloc((size_t)(gpt_steps ? gpt_steps : 1) * sizeof *gpt_loss);
+    if (gpt_steps) spam_gpt_experiment(&s, gc, &runs[2], gpt_loss);
     printf("1. Spam filter on %d SpamAssassin mails: %d to train, %d to choose the threshold, %d to test "
-           "(the file's split)\n", s.n, nt, nv, ns);
-    tc_features f = {TC_DEFAULT_BITS, NULL};
-    const char **texts = malloc((size_t)nt * sizeof *texts);
-    size_t *lens = malloc((size_t)nt * sizeof *lens);
-    for (int i = 0; i < nt; i++) texts[i] = s.text[train[i]], lens[i] = s.len[train[i]];
-    double t0 = now();
-    tc_fit_idf(&f, texts, lens, nt);
-    tc_vec *x = malloc((size_t)s.n * sizeof *x);
-    for (int i = 0; i < s.n; i++) tc_featurize(&f, s.text[i], s.len[i], &x[i]);
-    long nnz = 0;
-    for (int i = 0; i < s.n; i++) nnz += x[i].n;
+           "(the file's split)\n", s.n, info.n_train, info.n_val, info.n_test);
     printf("   features: words, word pairs and 3-5 character runs hashed into 2^%d buckets, TF-IDF, unit length;\n"
-           "   %.1f non-zero per mail on average (%.2f s for all mails)\n", f.bits, (double)nnz / s.n, now() - t0);
-    double *vs = malloc((size_t)nv * sizeof *vs), *ts = malloc((size_t)ns * sizeof *ts);
-    int *vy = malloc((size_t)nv * sizeof *vy), *ty = malloc((size_t)ns * sizeof *ty);
-    for (int i = 0; i < nv; i++) vy[i] = s.label[val[i]];
-    for (int i = 0; i < ns; i++) ty[i] = s.label[test[i]];
-    float *rec[3], *prec[3];
-    int npts[3] = {0};
-    for (int m = 0; m < 2; m++) {
-        spam_result *r = &res[m];
-        r->name = m ? "MLP (32 hidden, ReLU)" : "logistic regression";
-        spam_model(m == 1, x, s.label, train, nt, val, nv, test, ns, 1 << f.bits, vs, ts, &r->train_s);
-        r->threshold = tc_best_f1_threshold(vs, vy, nv);
-        r->test = tc_evaluate(ts, ty, ns, r->threshold);
-        rec[m] = malloc((size_t)ns * sizeof(float)), prec[m] = malloc((size_t)ns * sizeof(float));
-        npts[m] = tc_pr_curve(ts, ty, ns, rec[m], prec[m], &r->ap);
-    }
-    int n_models = 2;
-    if (peer_python && run_peer(peer_python, tsv, out, &res[2])) n_models = 3;
+           "   %.1f non-zero per mail on average (%.2f s for all mails)\n", info.bits, info.nonzero_per_mail,
+           info.featurize_s);
+    static char gpt_name[64];
+    snprintf(gpt_name, sizeof gpt_name, "GPT body (%dx%d, bytes, %d steps)", gc.n_layer, gc.n_embd,
+             gc.steps);
+    const char *names[3] = {"logistic regression", "MLP (32 hidden, ReLU)", gpt_name};
+    int n_models = gpt_steps ? 3 : 2, n_ours = n_models;
+    for (int m = 0; m < n_models; m++)
+        res[m] = (spam_result){names[m], runs[m].threshold, runs[m].ap, runs[m].train_s, runs[m].test};
+    if (peer_python && run_peer(peer_python, tsv, out, &res[n_models])) n_models++;
     else if (peer_python) printf("   (the scikit-learn peer did not run: see its message above)\n");
     printf("\n   %-42s %9s %6s %6s %6s %6s %5s %5s %7s\n", "model", "threshold", "prec", "recall", "F1", "AP", "FP",
            "FN", "train s");
@@ -154,53 +111,46 @@ static int spam_section(const char *out, const char *peer_python, spam_result *r
         printf("   %-42s %9.3f %6.4f %6.4f %6.4f %6.4f %5d %5d %7.2f\n", res[m].name, res[m].threshold,
                res[m].test.precision, res[m].test.recall, res[m].test.f1, res[m].ap, res[m].test.fp, res[m].test.fn,
                res[m].train_s);
-    if (n_models == 3) {
-        double best = fmax(res[0].test.f1, res[1].test.f1);
-        printf("   our best F1 %.4f against scikit-learn's %.4f: %s\n", best, res[2].test.f1,
-               best >= res[2].test.f1 ? "at least as good" : "below the peer");
+    if (n_models > n_ours) {
+        double best = 0;
+        for (int m = 0; m < n_ours; m++) best = fmax(best, res[m].test.f1);
+        printf("   our best F1 %.4f against scikit-learn's %.4f: %s\n", best, res[n_ours].test.f1,
+               best >= res[n_ours].test.f1 ? "at least as good" : "below the peer");
     }
+    if (gpt_steps)
+        printf("   the GPT body's training loss (binary cross-entropy): %.3f at the first step, %.3f at the last\n",
+               gpt_loss[0], gpt_loss[gpt_steps - 1]);
     char path[4096];
     snprintf(path, sizeof path, "%s/spam_pr.png", out);
-    gl_series series[2] = {{res[0].name, rec[0], prec[0], npts[0], false, NULL},
-                           {res[1].name, rec[1], prec[1], npts[1], false, NULL}};
+    gl_series series[3] = {{res[0].name, runs[0].recall, runs[0].precision, runs[0].n_pr, false, NULL},
+                           {res[1].name, runs[1].recall, runs[1].precision, runs[1].n_pr, false, NULL},
+                           {res[2].name, runs[2].recall, runs[2].precision, runs[2].n_pr, false, NULL}};
     gl_chart chart = {"Spam filter: precision vs recall (test mails)", "recall", "precision", false,
                       false, false, 0, 0};
-    if (!gl_plot_lines(path, &chart, series, 2, err, sizeof err)) fprintf(stderr, "lab11: %s\n", err), status = 1;
+    if (!gl_plot_lines(path, &chart, series, n_ours, err, sizeof err)) fprintf(stderr, "lab11: %s\n", err), status = 1;
     else printf("   PR curves: %s\n\n", path);
-    for (int m = 0; m < 2; m++) free(rec[m]), free(prec[m]);
-    for (int i = 0; i < s.n; i++) tc_vec_free(&x[i]);
-    free(x), free(vs), free(ts), free(vy), free(ty), free(train), free(val), free(test), free(texts), free(lens);
-    tc_features_free(&f);
+    for (int m = 0; m < 3; m++) spam_run_free(&runs[m]);
+    free(gpt_loss);
     spam_free(&s);
     return n_models;
 }
 
 /* ---- 2. injection ---- */
 
-static const char *CHANNELS[] = {"user_input", "tool_output", "memory", "document", "question"};
-enum { N_CHANNELS = 5, N_DETECTORS = 3, N_EXTRA = 200 };
+enum { N_CHANNELS = INJ_N_CHANNELS, N_DETECTORS = 3, N_EXTRA = 200 };
 static const char *DETECTORS[N_DETECTORS] = {"rules", "classifier", "judge"};
-
-typedef struct {
-    int mal, mal_blocked, ben, ben_blocked;
-} tally;
-
-static int channel_of(const char *c) {
-    for (int i = 0; i < N_CHANNELS; i++)
-        if (!strcmp(c, CHANNELS[i])) return i;
-    return 0;
-}
 
 int main(int argc, char **argv) {
     const char *out = "out/lab11", *docs_db = NULL, *gold = NULL, *peer = NULL;
-    int judge_limit = -1, n_docs = 96;
+    int judge_limit = -1, n_docs = 96, gpt_steps = SPAM_GPT_DEFAULTS.steps;
     for (int i = 1; i < argc; i++) {
-        if (i + 1 >= argc) die("every flag takes a value (--out, --docs-db, --gold, --judge-limit, --peer-python, --docs)");
+        if (i + 1 >= argc) die("every flag takes a value (--out, --docs-db, --gold, --judge-limit, --peer-python, --docs, --gpt-steps)");
         if (!strcmp(argv[i], "--out")) out = argv[++i];
         else if (!strcmp(argv[i], "--docs-db")) docs_db = argv[++i];
         else if (!strcmp(argv[i], "--gold")) gold = argv[++i];
         else if (!strcmp(argv[i], "--peer-python")) peer = argv[++i];
         else if (!strcmp(argv[i], "--judge-limit")) judge_limit = gl_flag_int("lab11", argv[i], argv[i + 1], -1, 1e6), i++;
+        else if (!strcmp(argv[i], "--gpt-steps")) gpt_steps = gl_flag_int("lab11", argv[i], argv[i + 1], 0, 1e6), i++;
         else if (!strcmp(argv[i], "--docs")) n_docs = gl_flag_int("lab11", argv[i], argv[i + 1], 0, 10000), i++;
         else {
             fprintf(stderr, "lab11: unknown flag %s\n", argv[i]);
@@ -210,8 +160,8 @@ int main(int argc, char **argv) {
     mkdir(out, 0755);
     printf("== Lab 11: guardrails (%d threads)\n\n", omp_get_max_threads());
     char err[512], path[4096];
-    spam_result spam[3] = {0};
-    int n_spam = spam_section(out, peer, spam);
+    spam_result spam[4] = {0};
+    int n_spam = spam_section(out, peer, gpt_steps, spam);
 
     /* the injection set */
     char bastion[4096];
@@ -281,20 +231,11 @@ int main(int argc, char **argv) {
         judge_s = now() - t0;
         reranker_free(&r);
     } else printf("   (the judge is skipped: %s)\n", judge_limit == 0 ? "--judge-limit 0" : "no SmolLM2 (make data DATA_SETS=smollm2)");
-    tally tl[N_DETECTORS][N_CHANNELS] = {{{0}}}, all[N_DETECTORS] = {{0}};
-    for (int d = 0; d < N_DETECTORS; d++)
-        for (int i = 0; i < set.n; i++) {
-            if (d == 2 && !was_judged[i]) continue;
-            tally *t = &tl[d][channel_of(set.rows[i].channel)];
-            for (tally *u = t; u; u = u == t ? &all[d] : NULL) {
-                if (set.rows[i].malicious) u->mal++, u->mal_blocked += blocked[d][i];
-                else if (set.rows[i].channel[0] != 'q') u->ben++, u->ben_blocked += blocked[d][i];
-            }
-            if (!set.rows[i].malicious && set.rows[i].channel[0] == 'q') t->ben++, t->ben_blocked += blocked[d][i];
-        }
+    inj_tally tl[N_DETECTORS][N_CHANNELS], all[N_DETECTORS];
+    for (int d = 0; d < N_DETECTORS; d++) inj_tally_blocks(&set, blocked[d], d == 2 ? was_judged : NULL, tl[d], &all[d]);
     printf("\n   block rate on the malicious rows / false positives on the benign ones, per channel\n");
     printf("   %-11s", "detector");
-    for (int c = 0; c < N_CHANNELS; c++) printf(" %16s", CHANNELS[c]);
+    for (int c = 0; c < N_CHANNELS; c++) printf(" %16s", INJ_CHANNELS[c]);
     printf(" %16s\n", "all but questions");
     for (int d = 0; d < N_DETECTORS; d++) {
         if (d == 2 && !judged) continue;
@@ -429,7 +370,7 @@ int main(int argc, char **argv) {
         if (d == 2 && !judged) continue;
         gl_jw_object(&w, DETECTORS[d]);
         for (int c = 0; c < N_CHANNELS; c++) {
-            gl_jw_object(&w, CHANNELS[c]);
+            gl_jw_object(&w, INJ_CHANNELS[c]);
             gl_jw_int(&w, "malicious", tl[d][c].mal);
             gl_jw_int(&w, "blocked", tl[d][c].mal_blocked);
             gl_jw_int(&w, "benign", tl[d][c].ben);
