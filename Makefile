@@ -492,7 +492,7 @@ lab08: $(BUILD)/lab08 $(BUILD)/quantize $(BUILD)/train $(BUILD)/serve
 # ---- exercise mode (docs/exercises.md): make lab01-exercise writes exercise/, a copy with lab 01's solutions taken
 # out; make check-lab01 (there, or here against the solutions) runs the checks of the code the learner writes
 # (each check: TEST_BINARY@criterion/filter) ----
-EXERCISE_LABS := 01 02 03 04 05 06 07 08 09 10
+EXERCISE_LABS := 01 02 03 04 05 06 07 08 09 10 11
 CHECKS_02 := test_lab02@lab02/mlp_by_hand_matches_autograd
 CHECKS_08 := test_quantize@gptq/codes_equal_the_numpy_reference_for_every_block_type \
              test_quantize@gptq/layer_output_error_is_below_round_to_nearest_on_correlated_inputs
@@ -512,6 +512,8 @@ CHECKS_07 := test_preference@preference/bradley_terry_loss_value_and_gradient \
 CHECKS_09 := test_rag@bm25/scores_equal_rank_bm25_on_the_fixture test_rag@eval/metrics_on_known_rankings
 CHECKS_10 := test_grammar@grammar/matches_the_language test_grammar@grammar/mask_equals_token_by_token_check \
              test_grammar@grammar/sampled_outputs_always_validate
+CHECKS_11 := test_guard@textclf/metrics_match_hand_computed_values test_guard@guard/secrets_pii_and_refusals \
+             test_preference@preference/bce_loss_value_and_gradient
 lab%-exercise:
 	@test -n "$(CHECKS_$*)" || { echo "lab $* has no exercises yet (they exist for labs $(EXERCISE_LABS))"; exit 1; }
 	$(PYTHON) tools/exercise.py write $* --dest exercise

@@ -285,6 +285,7 @@ bool guard_rules_injection(const guard_rules *g, const char *text, size_t len, g
 }
 
 bool guard_luhn(const char *digits, size_t len) {
+    /* BEGIN SOLUTION lab11: the Luhn check: from the rightmost digit (spaces and dashes skipped, anything else is not a card), double every second digit (minus 9 above 9), sum; a card has 13 to 19 digits and a sum divisible by 10 */
     int sum = 0, n = 0;
     for (size_t i = len; i-- > 0;) {
         if (digits[i] == ' ' || digits[i] == '-') continue;
@@ -294,6 +295,7 @@ bool guard_luhn(const char *digits, size_t len) {
         sum += d;
     }
     return n >= 13 && n <= 19 && sum % 10 == 0;
+    /* END SOLUTION */
 }
 
 bool guard_secrets(const guard_rules *g, const char *text, size_t len, guard_verdict *v) {

@@ -412,6 +412,7 @@ int tc_pr_curve(const double *scores, const int *labels, int n, float *recall, f
 }
 
 double tc_best_f1_threshold(const double *scores, const int *labels, int n) {
+    /* BEGIN SOLUTION lab11: the F1-best threshold: sort the scores high to low (order_by_score), and at each distinct score count the positives at or above it (tp); F1 = 2 tp / (all positives + rows at or above); return the score with the best F1 (the first on ties) */
     int *o = order_by_score(scores, n), pos = 0, tp = 0;
     for (int i = 0; i < n; i++) pos += labels[i] != 0;
     double best = -1, t = n ? scores[o[0]] : 0.5;
@@ -423,4 +424,5 @@ double tc_best_f1_threshold(const double *scores, const int *labels, int n) {
     }
     free(o);
     return t;
+    /* END SOLUTION */
 }

@@ -68,6 +68,28 @@ Test(preference, bradley_terry_loss_value_and_gradient) {
     gl_param_free(in[1]);
 }
 
+static gl_tensor *bce_loss(gl_tensor **in, void *ctx) { return pref_bce_loss(in[0], ctx); }
+
+Test(preference, bce_loss_value_and_gradient) {
+    float z[4] = {2.0f, -1.0f, 0.0f, 3.0f}, y[4] = {1, 0, 1, 0};
+    gl_step_reset();
+    gl_tensor *loss = pref_bce_loss(gl_from(GL_DIMS(4), z), y);
+    /* -[log s(2) + log(1 - s(-1)) + log s(0) + log(1 - s(3))] / 4 = (0.1269 + 0.3133 + 0.6931 + 3.0486) / 4 */
+    double want = -(log_sigmoid(2.0) + log_sigmoid(1.0) + log_sigmoid(0.0) + log_sigmoid(-3.0)) / 4;
+    cr_assert_float_eq(loss->data[0], want, 1e-6);
+    cr_assert_float_eq(want, 1.04549, 1e-4);
+    float labels[6] = {1, 0, 0, 1, 1, 0};
+    gl_tensor *in[1] = {rand_param(GL_DIMS(6), 3, -4, 4, 0)};
+    check_grads("bce", bce_loss, in, 1, labels);
+    /* d loss / d z_i = (s(z_i) - y_i) / n, by hand */
+    gl_step_reset();
+    gl_zero_grad(in, 1);
+    gl_backward(pref_bce_loss(in[0], labels));
+    for (int i = 0; i < 6; i++)
+        cr_assert_float_eq(in[0]->grad[i], (1 / (1 + exp(-in[0]->data[i])) - labels[i]) / 6, 1e-6);
+    gl_param_free(in[0]);
+}
+
 static gl_tensor *dpo_loss(gl_tensor **in, void *ctx) {
     gl_tensor **ref = ctx;
     return pref_dpo_loss(in[0], in[1], ref[0], ref[1], 0.5f);
