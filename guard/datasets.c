@@ -88,7 +88,36 @@ static double seconds_now(void) {
 
 static double sigmoid(double z) { return 1.0 / (1.0 + exp(-z)); }
 
-void spam_experiment(const spam_set *s, bool with_mlp, spam_run runs[2], spam_split_info *info) {
+/* idf from the training mails, then every mail's vector (x has room for s->n); the features' idf is malloc'd */
+static long featurize_mails(const spam_set *s, const int *train, int nt, int bits, tc_features *f, tc_vec *x) {
+    *f = (tc_features){bits, NULL};
+    const char **texts = malloc((size_t)(nt ? nt : 1) * sizeof *texts);
+    size_t *lens = malloc((size_t)(nt ? nt : 1) * sizeof *lens);
+    for (int i = 0; i < nt; i++) texts[i] = s->text[train[i]], lens[i] = s->len[train[i]];
+    tc_fit_idf(f, texts, lens, nt);
+    long nnz = 0;
+    for (int i = 0; i < s->n; i++) tc_featurize(f, s->text[i], s->len[i], &x[i]), nnz += x[i].n;
+    free(texts), free(lens);
+    return nnz;
+}
+
+/* F1 on the validation mails of a logistic regression trained on the training ones, at its F1-best threshold */
+static double validation_f1(const spam_set *s, const tc_vec *x, int dim, const int *train, int nt, const int *val,
+                            int nv) {
+    tc_vec *xt = malloc((size_t)nt * sizeof *xt);
+    int *yt = malloc((size_t)nt * sizeof *yt), *vy = malloc((size_t)nv * sizeof *vy);
+    double *vs = malloc((size_t)nv * sizeof *vs);
+    for (int i = 0; i < nt; i++) xt[i] = x[train[i]], yt[i] = s->label[train[i]];
+    tc_logreg lr = {0};
+    tc_logreg_train(&lr, dim, xt, yt, nt, TC_LOGREG_DEFAULTS);
+    for (int i = 0; i < nv; i++) vs[i] = tc_logreg_logit(&lr, &x[val[i]]), vy[i] = s->label[val[i]];
+    double f1 = tc_evaluate(vs, vy, nv, tc_best_f1_threshold(vs, vy, nv)).f1;
+    tc_logreg_free(&lr);
+    free(xt), free(yt), free(vy), free(vs);
+    return f1;
+}
+
+void spam_experiment(const spam_set *s, bool with_mlp, int bits, spam_run runs[2], spam_split_info *info) {
     int *train = malloc((size_t)s->n * sizeof(int)), *val = malloc((size_t)s->n * sizeof(int)),
         *test = malloc((size_t)s->n * sizeof(int)), nt = 0, nv = 0, ns = 0, k = 0;
     for (int i = 0; i < s->n; i++) {
@@ -96,16 +125,26 @@ void spam_experiment(const spam_set *s, bool with_mlp, spam_run runs[2], spam_sp
         else if (k++ % 5 == 4) val[nv++] = i; /* every fifth training mail holds the threshold out */
         else train[nt++] = i;
     }
-    tc_features f = {TC_DEFAULT_BITS, NULL};
-    const char **texts = malloc((size_t)nt * sizeof *texts);
-    size_t *lens = malloc((size_t)nt * sizeof *lens);
-    for (int i = 0; i < nt; i++) texts[i] = s->text[train[i]], lens[i] = s->len[train[i]];
-    double t0 = seconds_now();
-    tc_fit_idf(&f, texts, lens, nt);
+    memset(info, 0, sizeof *info);
     tc_vec *x = malloc((size_t)s->n * sizeof *x);
-    long nnz = 0;
-    for (int i = 0; i < s->n; i++) tc_featurize(&f, s->text[i], s->len[i], &x[i]), nnz += x[i].n;
-    *info = (spam_split_info){nt, nv, ns, f.bits, s->n ? (double)nnz / s->n : 0, seconds_now() - t0};
+    tc_features f;
+    double t0 = seconds_now();
+    if (bits == 0) { /* the table size is a choice made on the validation mails, never on the test ones */
+        double best = -1;
+        for (int c = 0; c < SPAM_N_BITS; c++) {
+            featurize_mails(s, train, nt, SPAM_BITS[c], &f, x);
+            info->val_f1[c] = validation_f1(s, x, 1 << SPAM_BITS[c], train, nt, val, nv);
+            if (info->val_f1[c] > best) best = info->val_f1[c], bits = SPAM_BITS[c];
+            for (int i = 0; i < s->n; i++) tc_vec_free(&x[i]);
+            tc_features_free(&f);
+        }
+        info->bits_chosen = true;
+    }
+    info->select_s = seconds_now() - t0;
+    t0 = seconds_now();
+    long nnz = featurize_mails(s, train, nt, bits, &f, x);
+    info->n_train = nt, info->n_val = nv, info->n_test = ns, info->bits = bits;
+    info->nonzero_per_mail = s->n ? (double)nnz / s->n : 0, info->featurize_s = seconds_now() - t0;
     tc_vec *xt = malloc((size_t)nt * sizeof *xt);
     int *yt = malloc((size_t)nt * sizeof *yt), *vy = malloc((size_t)nv * sizeof *vy), *ty = malloc((size_t)ns * sizeof *ty);
     for (int i = 0; i < nt; i++) xt[i] = x[train[i]], yt[i] = s->label[train[i]];
@@ -132,7 +171,6 @@ void spam_experiment(const spam_set *s, bool with_mlp, spam_run runs[2], spam_sp
     }
     for (int i = 0; i < s->n; i++) tc_vec_free(&x[i]);
     free(x), free(xt), free(yt), free(vy), free(ty), free(vs), free(ts), free(train), free(val), free(test);
-    free(texts), free(lens);
     tc_features_free(&f);
 }
 
@@ -329,6 +367,8 @@ int inj_add_documents(inj_set *s, const store *st, int n_docs) {
     free(ids);
     return k;
 }
+
+const int SPAM_BITS[SPAM_N_BITS] = {12, 14, 16, 18};
 
 const char *const INJ_CHANNELS[INJ_N_CHANNELS] = {"user_input", "tool_output", "memory", "document", "question"};
 

@@ -86,7 +86,7 @@ static int spam_section(const char *out, const char *peer_python, int gpt_steps,
     if (!spam_load(tsv, &s, err, sizeof err)) die(err);
     spam_run runs[3] = {0};
     spam_split_info info;
-    spam_experiment(&s, true, runs, &info);
+    spam_experiment(&s, true, 0, runs, &info);
     spam_gpt_config gc = SPAM_GPT_DEFAULTS;
     gc.steps = gpt_steps;
     float *gpt_loss = malloc((size_t)(gpt_steps ? gpt_steps : 1) * sizeof *gpt_loss);
@@ -96,6 +96,9 @@ static int spam_section(const char *out, const char *peer_python, int gpt_steps,
     printf("   features: words, word pairs and 3-5 character runs hashed into 2^%d buckets, TF-IDF, unit length;\n"
            "   %.1f non-zero per mail on average (%.2f s for all mails)\n", info.bits, info.nonzero_per_mail,
            info.featurize_s);
+    printf("   the table size, chosen on the threshold mails (logistic regression's F1 there):");
+    for (int c = 0; c < SPAM_N_BITS; c++) printf(" 2^%d %.4f", SPAM_BITS[c], info.val_f1[c]);
+    printf(" (%.1f s)\n", info.select_s);
     static char gpt_name[64];
     snprintf(gpt_name, sizeof gpt_name, "GPT body (%dx%d, bytes, %d steps)", gc.n_layer, gc.n_embd,
              gc.steps);
