@@ -58,7 +58,7 @@ NVCC_OBJ := $(CUDA_SRC:kernels/cuda/%.cu=build/cuda/%.o)
 NVCCFLAGS := -std=c++20 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Ikernels -Ikernels/cuda
 
-.PHONY: bench-tools eval lab10 lab11 check-labs rag-eval bench-rag bench-hnsw bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 lab08 lab09 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: assistant eval-assistant test-assistant bench-tools eval lab10 lab11 check-labs rag-eval bench-rag bench-hnsw bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 lab08 lab09 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 # CUDA=1: the library, the kernels through nvcc, and build/cuda/train and build/cuda/infer with --device cuda
 ifeq ($(CUDA),1)
 all: $(LIB) build/cuda/train build/cuda/infer
@@ -111,18 +111,27 @@ $(BUILD)/eval: eval/eval.c $(AGENT_SRC) $(AGENT_HDR) $(LIB)
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) -Iagent -Iserve eval/eval.c $(AGENT_SRC) -o $@ $(LIB) $(LDLIBS) -lmicrohttpd -lpthread
 
-# serve: HTTP through libmicrohttpd (Debian libmicrohttpd-dev); docs/serving.md
-$(BUILD)/serve: serve/serve.c serve/api.c serve/api.h $(LIB)
+# serve: HTTP through libmicrohttpd (Debian libmicrohttpd-dev); docs/serving.md. The assistant's web page
+# (serve/assistant.html) is compiled in as a C string (no build step for the page itself; awk writes the header).
+SERVE_SRC := serve/serve.c serve/api.c serve/assistant.c
+SERVE_DEP := $(SERVE_SRC) serve/api.h serve/assistant.h build/gen/assistant_page.h
+build/gen/assistant_page.h: serve/assistant.html
+	@mkdir -p $(dir $@)
+	@echo "  GEN $@"
+	@{ echo "/* generated from serve/assistant.html by the Makefile */"; echo "static const char ASSISTANT_PAGE[] ="; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; echo ";"; } > $@.tmp && mv $@.tmp $@
+$(BUILD)/serve: $(SERVE_DEP) $(LIB)
 	@echo "  LD  $@"
-	@$(CC) $(CFLAGS) -Iserve serve/serve.c serve/api.c -o $@ $(LIB) $(LDLIBS) -lmicrohttpd -lpthread
+	@$(CC) $(CFLAGS) -Iserve -Ibuild/gen $(SERVE_SRC) -o $@ $(LIB) $(LDLIBS) -lmicrohttpd -lpthread
 # serve with the emulated CUDA kernels (test-serve checks --device cuda against the CPU), and with the GPU's
-$(BUILD)/serve_cuda_emu: serve/serve.c serve/api.c serve/api.h $(EMU_OBJ) $(LIB)
+$(BUILD)/serve_cuda_emu: $(SERVE_DEP) $(EMU_OBJ) $(LIB)
 	@echo "  LD  $@"
-	@$(CC) $(CFLAGS) -Iserve -c serve/serve.c -o $@.o && $(CC) $(CFLAGS) -Iserve -c serve/api.c -o $@.api.o && \
-	  $(CXX) $(OPT) -pthread $@.o $@.api.o $(EMU_OBJ) $(LIB) $(LDLIBS) -lmicrohttpd -o $@
-build/cuda/serve: serve/serve.c serve/api.c serve/api.h $(NVCC_OBJ) $(LIB)
+	@$(CC) $(CFLAGS) -Iserve -Ibuild/gen -c serve/serve.c -o $@.o && $(CC) $(CFLAGS) -Iserve -c serve/api.c -o $@.api.o && \
+	  $(CC) $(CFLAGS) -Iserve -c serve/assistant.c -o $@.assistant.o && \
+	  $(CXX) $(OPT) -pthread $@.o $@.api.o $@.assistant.o $(EMU_OBJ) $(LIB) $(LDLIBS) -lmicrohttpd -o $@
+build/cuda/serve: $(SERVE_DEP) $(NVCC_OBJ) $(LIB)
 	@echo "  LD  $@"
-	@$(CC) $(CFLAGS) -Iserve serve/serve.c serve/api.c $(NVCC_OBJ) -o $@ $(LIB) $(LDLIBS) -lmicrohttpd -lpthread \
+	@$(CC) $(CFLAGS) -Iserve -Ibuild/gen $(SERVE_SRC) $(NVCC_OBJ) -o $@ $(LIB) $(LDLIBS) -lmicrohttpd -lpthread \
 	  -lstdc++ $(CUDA_LIBS)
 
 # MPI=1 (Open MPI, Debian libopenmpi-dev): build/mpi/train, the same train linked with the MPI engine of core/dist.h
@@ -220,6 +229,12 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) -Itests -DGL_BUILD_DIR='"$(BUILD)"' $< -o $@ $(LIB) -lcriterion $(LDLIBS)
+# the assistant's test links its sources (and serve's JSON writer)
+$(BUILD)/tests/test_assistant: tests/test_assistant.c tests/testutil.h serve/assistant.c serve/assistant.h serve/api.c $(LIB) | $(BUILD)/rag
+	@mkdir -p $(dir $@)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -Itests -Iserve -DGL_BUILD_DIR='"$(BUILD)"' $< serve/assistant.c serve/api.c -o $@ $(LIB) -lcriterion \
+	  $(LDLIBS) -lpthread
 # the agent's tests link its sources and the mock services' libmicrohttpd
 $(BUILD)/tests/test_agent: tests/test_agent.c tests/testutil.h $(AGENT_SRC) $(AGENT_HDR) $(LIB)
 	@mkdir -p $(dir $@)
@@ -433,6 +448,48 @@ eval: $(BUILD)/eval $(BUILD)/rag
 	  $(if $(wildcard data/minilm/model.safetensors),,--no-embed)
 	./$(BUILD)/eval --thresholds $(EVAL_THRESHOLDS) --docs-db $(EVAL_DB) --gold $(RAG_DOCS)/gold.jsonl \
 	  --out $(EVAL_OUT) $(EVAL_ARGS)
+
+# lab 12, the capstone (docs/assistant.md): the FastAPI-docs assistant on loopback, its web page at
+# http://127.0.0.1:$(ASSISTANT_PORT)/. The first run indexes the docs with MiniLM (about 15 minutes for the 138 pages
+# on 2 cores; RAG_DOCS=tests/ref/fastapi_mini for the nine committed pages in seconds).
+ASSISTANT_PORT ?= 8080
+ASSISTANT_ARGS ?=
+ASSISTANT_DB = out/assistant/docs-$(notdir $(patsubst %/,%,$(RAG_DOCS))).db
+$(ASSISTANT_DB): | $(BUILD)/rag
+	@test -f $(RAG_DOCS)/MANIFEST.tsv || { echo "assistant: no FastAPI docs at $(RAG_DOCS) (set RAG_DOCS=DIR)"; exit 1; }
+	@test -f data/minilm/model.safetensors || $(MAKE) data DATA_SETS=minilm
+	@mkdir -p $(dir $@)
+	./$(BUILD)/rag index --docs $(RAG_DOCS) --db $@
+assistant: $(BUILD)/serve $(ASSISTANT_DB)
+	@test -f $(SERVE_MODEL) || $(MAKE) data DATA_SETS=smollm2
+	./$(BUILD)/serve --gguf $(SERVE_MODEL) --assistant $(ASSISTANT_DB) --port $(ASSISTANT_PORT) \
+	  --log out/assistant/requests.log $(ASSISTANT_ARGS)
+
+# the assistant measured over HTTP (eval/eval_assistant.py: gold answers, scope, injections, load at concurrency
+# 1-8, cost), then checked against EVAL_ASSISTANT_THRESHOLDS by build/eval --measured. CI: the nine committed pages
+# with eval/thresholds-assistant-mini.json and concurrency 1,2.
+EVAL_ASSISTANT_THRESHOLDS ?= eval/thresholds-assistant.json
+EVAL_ASSISTANT_ARGS ?=
+eval-assistant: $(BUILD)/serve $(BUILD)/eval $(ASSISTANT_DB)
+	@test -f $(SERVE_MODEL) || $(MAKE) data DATA_SETS=smollm2
+	@test -f data/bastioncorpus/injections.jsonl || $(MAKE) data DATA_SETS=bastion || true
+	@mkdir -p $(EVAL_OUT)
+	$(PYTHON) eval/eval_assistant.py --serve $(BUILD)/serve --gguf $(SERVE_MODEL) --db $(ASSISTANT_DB) \
+	  --gold $(RAG_DOCS)/gold.jsonl --out $(EVAL_OUT) $(EVAL_ASSISTANT_ARGS)
+	./$(BUILD)/eval --thresholds $(EVAL_ASSISTANT_THRESHOLDS) --measured $(EVAL_OUT)/assistant.json \
+	  --out $(EVAL_OUT)/assistant
+
+# the web page in headless Chromium (Debian chromium + chromium-driver; selenium from PyPI into out/browser-venv):
+# a question answered with citation links that open the cited section, a refusal, a guardrail; screenshots in
+# out/test-assistant. On the nine committed pages.
+test-assistant: $(BUILD)/serve $(BUILD)/rag
+	@test -x out/browser-venv/bin/python || { $(PYTHON) -m venv out/browser-venv && out/browser-venv/bin/pip install -q \
+	  selenium; } || echo "test-assistant: could not install selenium (network?): the test will skip"
+	@mkdir -p out/test-assistant
+	@test -f out/test-assistant/mini.db || ./$(BUILD)/rag index --docs tests/ref/fastapi_mini --db out/test-assistant/mini.db \
+	  $(if $(wildcard data/minilm/model.safetensors),,--no-embed)
+	out/browser-venv/bin/python tests/assistant_browser_test.py $(BUILD)/serve $(SERVE_MODEL) out/test-assistant/mini.db \
+	  "How do I allow my frontend on another domain to call the API?" out/test-assistant
 
 # lab 11 (guardrails): the spam filter on the course's SpamAssassin mails against scikit-learn (installed into
 # out/sklearn-venv on first use; ours alone without it), the injection detectors on bastioncorpus (make data

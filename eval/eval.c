@@ -53,6 +53,8 @@ static void usage(FILE *f) {
                "  --gguf      SmolLM2 for the tool tasks (default: smollm2/SmolLM2-135M-Instruct.Q4_1.gguf in the data)\n"
                "  --tasks     the tool task set (default labs/10_tools/tasks.jsonl); --tool-tasks N: its first N test\n"
                "              tasks (default all 40)\n"
+               "  --measured FILE  check figures measured elsewhere ({\"metrics\": {name: number}}, e.g. make\n"
+               "              eval-assistant's out/eval/assistant.json) against the thresholds instead of running the suites\n"
                "A suite whose data is missing is skipped with the reason, and its thresholds are not checked.\n");
 }
 
@@ -380,9 +382,27 @@ static bool write_reports(const char *out, const char *thresholds, const char *i
     return ok;
 }
 
+/* figures measured by another harness: {"metrics": {name: number, ...}, ...} */
+static void load_measured(const char *path) {
+    size_t len;
+    unsigned char *text;
+    char err[512];
+    if (!gl_read_whole_file(path, &text, &len, err, sizeof err)) die(err);
+    gl_json *doc = gl_json_parse((const char *)text, len, err, sizeof err);
+    const gl_json *m = doc ? gl_json_get(doc, "metrics") : NULL;
+    if (!m || m->type != GL_JSON_OBJECT) {
+        fprintf(stderr, "eval: %s: %s\n", path, doc ? "no \"metrics\" object" : err);
+        exit(2);
+    }
+    for (size_t i = 0; i < m->count; i++)
+        if (m->items[i].type == GL_JSON_NUMBER) sc_set(&card, m->keys[i], m->items[i].number);
+    gl_json_free(doc);
+    free(text);
+}
+
 int main(int argc, char **argv) {
     const char *out = "out/eval", *db = NULL, *gold = NULL, *model_dir = NULL, *gguf = NULL,
-               *tasks = "labs/10_tools/tasks.jsonl", *thresholds = NULL, *skip = NULL;
+               *tasks = "labs/10_tools/tasks.jsonl", *thresholds = NULL, *skip = NULL, *measured = NULL;
     int tool_tasks = 0;
     setvbuf(stdout, NULL, _IOLBF, 0); /* each suite's line as it finishes, also through a pipe */
     for (int i = 1; i < argc; i++) {
@@ -402,6 +422,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(f, "--tasks")) tasks = v;
         else if (!strcmp(f, "--thresholds")) thresholds = v;
         else if (!strcmp(f, "--skip")) skip = v;
+        else if (!strcmp(f, "--measured")) measured = v;
         else if (!strcmp(f, "--tool-tasks")) tool_tasks = gl_flag_int("eval", f, v, 0, 100000);
         else {
             fprintf(stderr, "eval: unknown flag '%s'\n", f);
@@ -429,10 +450,11 @@ int main(int argc, char **argv) {
 
     bool want[5];
     for (int s = 0; s < 5; s++) {
-        want[s] = !skipped(skip, SUITES[s]);
-        if (!want[s]) sc_skip(&card, SUITES[s], "--skip");
+        want[s] = !skipped(skip, SUITES[s]) && !measured;
+        if (!want[s]) sc_skip(&card, SUITES[s], measured ? "--measured" : "--skip");
     }
     char inputs[8192] = "";
+    if (measured) load_measured(measured), snprintf(inputs, sizeof inputs, "measured %s", measured);
     const char *need_docs = !db ? "no --docs-db" : !gold ? "no --gold" : NULL;
     for (int s = 0; s < 2; s++)
         if (want[s] && need_docs) sc_skip(&card, SUITES[s], need_docs), want[s] = false;

@@ -56,9 +56,15 @@ void answer_extract(search_index *ix, const char *method, const char *question, 
         bert_embed(&ix->enc, question, q, &ix->query_truncated);
     }
     int n = search_rank_pages_with(ix, method, question, q, hits);
+    for (int i = 0; i < n && i < ANSWER_RANKED; i++) out->ranked[out->n_ranked++] = hits[i].page;
     int want = c.sources < ANSWER_MAX_SOURCES ? c.sources : ANSWER_MAX_SOURCES;
-    for (int i = 0; i < n && out->n_sources < want; i++)
+    for (int i = 0; i < n && out->n_sources < want; i++) {
+        if (c.admit && !c.admit(ix->st.chunks[hits[i].chunk].text, c.admit_ctx)) {
+            out->n_dropped++;
+            continue;
+        }
         out->sources[out->n_sources++] = (answer_source){hits[i].page, hits[i].chunk};
+    }
     /* how close the best chunk is: its cosine when there are embeddings, else whether any word matched */
     if (q) {
         double best = -1;

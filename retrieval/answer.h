@@ -9,7 +9,7 @@
 #include "llama.h"
 #include "search.h"
 
-enum { ANSWER_MAX_SOURCES = 8 };
+enum { ANSWER_MAX_SOURCES = 8, ANSWER_RANKED = 10 };
 
 typedef struct {
     int page, chunk;
@@ -19,6 +19,8 @@ typedef struct {
     char *text; /* the sentences, each with its citation, or "not found in the docs" */
     answer_source sources[ANSWER_MAX_SOURCES];
     int n_sources;
+    int n_dropped; /* ranked chunks that answer_config.admit refused */
+    int ranked[ANSWER_RANKED], n_ranked; /* the retrieval's first pages, best first (for Recall@k and MRR) */
     bool found;
     double best; /* the best chunk's score: cosine (dense, hybrid) or BM25 */
 } answer;
@@ -27,8 +29,12 @@ typedef struct {
     int sources;       /* pages to draw from (default 3) */
     int sentences;     /* sentences in the answer (default 3) */
     double min_cosine; /* below it: not found (default 0.35) */
+    /* NULL, or a check every chunk must pass to become a source (the assistant refuses chunks that carry planted
+     * instructions); a refused chunk's page is passed over */
+    bool (*admit)(const char *chunk_text, void *ctx);
+    void *admit_ctx;
 } answer_config;
-#define ANSWER_DEFAULTS ((answer_config){3, 3, 0.35})
+#define ANSWER_DEFAULTS ((answer_config){.sources = 3, .sentences = 3, .min_cosine = 0.35})
 
 void answer_extract(search_index *ix, const char *method, const char *question, answer_config c, answer *out);
 void answer_free(answer *a);

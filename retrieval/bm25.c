@@ -165,6 +165,11 @@ double bm25_idf(const bm25 *m, const char *term_text) {
     return id < 0 ? 0 : m->terms[id].idf;
 }
 
+int bm25_doc_freq(const bm25 *m, const char *term_text) {
+    int id = find(m, term_text, strlen(term_text));
+    return id < 0 ? 0 : m->terms[id].n_docs;
+}
+
 void bm25_free(bm25 *m) {
     if (!m) return;
     for (int i = 0; i < m->n_terms; i++) free(m->terms[i].text), free(m->terms[i].post);

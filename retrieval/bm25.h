@@ -28,7 +28,8 @@ bm25 *bm25_build(const char *const *docs, int n_docs, bm25_params p);
 void bm25_scores(const bm25 *m, const char *query, double *scores);
 int bm25_doc_count(const bm25 *m);
 int bm25_vocab_size(const bm25 *m);
-double bm25_idf(const bm25 *m, const char *term); /* 0 for a term no document has */
+double bm25_idf(const bm25 *m, const char *term); /* 0 for a term no document has (and for one in half of them) */
+int bm25_doc_freq(const bm25 *m, const char *term); /* documents holding the term */
 double bm25_avgdl(const bm25 *m);
 void bm25_free(bm25 *m);
 

@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "assistant.h"
+#include "assistant_page.h"
 #include "bert.h"
 #include "cli.h"
 #include "codec.h"
@@ -32,7 +34,8 @@
 
 typedef struct {
     const char *gguf, *checkpoint, *host, *api_key, *device, *model_name, *embed_model, *guard_model, *log_path;
-    bool guard;
+    const char *assistant_db, *assistant_method;
+    bool guard, assistant_generate;
     double cost_per_hour;
     int port, slots, ctx, threads, max_connections, prefill_chunk, queue;
     double timeout_s, idle_s, grace_s;
@@ -52,8 +55,11 @@ static void usage(FILE *f) {
                "  --guard-model FILE (and a text classifier from lab 11, e.g. out/lab11/injection.clf; implies --guard)\n"
                "  --log FILE (one JSON line per request: route, status, latency, time to first token, tokens, cost)\n"
                "  --cost-per-hour 0.10 (USD per hour of the machine, for the log's cost estimate)\n"
+               "  --assistant DB (lab 12: chat requests answered from a `rag index` of the FastAPI docs with citations;\n"
+               "                  the web page at /, the cited pages at /docs/PAGE; implies --guard; docs/assistant.md)\n"
+               "  --assistant-method hybrid|rerank  --assistant-generate (SmolLM2 writes; kept where its sources support it)\n"
                "routes: POST /v1/chat/completions, /v1/completions, /v1/embeddings, /tokenize, /detokenize;\n"
-               "        GET /v1/models, /health,\n"
+               "        GET /v1/models, /health, / and /docs/PAGE (--assistant),\n"
                "        /metrics. SIGTERM or SIGINT: stop accepting, finish or cancel what runs, exit 0.\n");
 }
 
@@ -64,8 +70,9 @@ static options parse_options(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) usage(stdout), exit(0);
-        if (!strcmp(f, "--guard")) {
-            o.guard = true;
+        if (!strcmp(f, "--guard") || !strcmp(f, "--assistant-generate")) {
+            if (!strcmp(f, "--guard")) o.guard = true;
+            else o.assistant_generate = true;
             continue;
         }
         if (i + 1 >= argc) fprintf(stderr, "serve: %s needs a value\n", f), exit(2);
@@ -77,6 +84,8 @@ static options parse_options(int argc, char **argv) {
         else if (!strcmp(f, "--api-key")) o.api_key = v;
         else if (!strcmp(f, "--guard-model")) o.guard_model = v, o.guard = true;
         else if (!strcmp(f, "--log")) o.log_path = v;
+        else if (!strcmp(f, "--assistant")) o.assistant_db = v, o.guard = true;
+        else if (!strcmp(f, "--assistant-method")) o.assistant_method = v;
         else if (!strcmp(f, "--cost-per-hour")) o.cost_per_hour = gl_flag_number("serve", f, v, 0, 1e6);
         else if (!strcmp(f, "--device")) o.device = v;
         else if (!strcmp(f, "--port")) o.port = gl_flag_int("serve", f, v, 1, 65535);
@@ -95,6 +104,10 @@ static options parse_options(int argc, char **argv) {
     if (!o.gguf == !o.checkpoint)
         fprintf(stderr, "serve: give --gguf FILE (make data DATA_SETS=smollm2 fetches SmolLM2) or --checkpoint CKPT "
                         "(a GPT from train), one of them\n"), exit(2);
+    if ((o.assistant_method || o.assistant_generate) && !o.assistant_db)
+        fprintf(stderr, "serve: --assistant-method and --assistant-generate need --assistant DB\n"), exit(2);
+    if (o.assistant_generate && !o.gguf)
+        fprintf(stderr, "serve: --assistant-generate needs --gguf (an instruction model with a ChatML template)\n"), exit(2);
     if (strcmp(o.device, "cpu") && strcmp(o.device, "cuda"))
         fprintf(stderr, "serve: --device must be cpu or cuda, got '%s'\n", o.device), exit(2);
     if (!strcmp(o.device, "cuda") && !gl_cuda_linked())
@@ -136,22 +149,26 @@ static tc_classifier guard_clf;
 static bool have_guard_clf;
 static FILE *request_log;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static assistant helper; /* --assistant */
+static bool have_assistant;
 enum { GUARD_INPUT_BLOCK, GUARD_INPUT_PASS, GUARD_OUTPUT_BLOCK, GUARD_OUTPUT_PASS, N_GUARD };
 
 /* ---- metrics (Prometheus text at /metrics) ---- */
+enum { ROUTE_EMBEDDINGS = 7, ROUTE_PAGE = 8, ROUTE_DOCS = 9, ROUTE_OTHER = 10, N_ROUTES = 11 };
+
 static const double ttft_buckets[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 static const double itl_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1};
 enum { N_TTFT = sizeof ttft_buckets / sizeof *ttft_buckets, N_ITL = sizeof itl_buckets / sizeof *itl_buckets };
 static struct {
     pthread_mutex_t lock;
-    long long requests[9][7]; /* route x status */
+    long long requests[N_ROUTES][7]; /* route x status */
     long long prompt_tokens, generated_tokens, ttft_count[N_TTFT + 1], itl_count[N_ITL + 1], ttft_n, itl_n;
     double ttft_sum, itl_sum;
     long long guard[N_GUARD];
+    long long assistant[5]; /* replies by assist_kind */
 } metrics = {.lock = PTHREAD_MUTEX_INITIALIZER};
-enum { ROUTE_EMBEDDINGS = 7, ROUTE_OTHER = 8, N_ROUTES = 9 };
 static const char *routes[N_ROUTES] = {"chat_completions", "completions", "models", "health", "metrics", "tokenize",
-                                       "detokenize", "embeddings", "other"};
+                                       "detokenize", "embeddings", "page", "docs", "other"};
 static const int status_codes[7] = {200, 400, 401, 404, 413, 429, 503};
 
 static void count_request(int route, int status) {
@@ -209,9 +226,9 @@ typedef struct job {
 
 /* One JSON line per finished request (--log): what `report` aggregates (docs/guardrails.md). The cost is the
  * machine's price for the time the request held one of its slots: latency x cost_per_hour / 3600 / slots. */
-static void log_request(int route, int status, const job *j, bool stream, const char *guard_note) {
+static void log_line(int route, int status, bool stream, double latency, double ttft, int prompt_tokens,
+                     int completion_tokens, const char *guard_note) {
     if (!request_log) return;
-    double t = now(), latency = j ? t - j->t_submit : 0, ttft = j && j->t_first > 0 ? j->t_first - j->t_submit : -1;
     gl_strbuf b = {0};
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
@@ -220,7 +237,7 @@ static void log_request(int route, int status, const job *j, bool stream, const 
     if (ttft >= 0) gl_sb_printf(&b, "\"ttft_s\": %.4f, ", ttft);
     else gl_sb_puts(&b, "\"ttft_s\": null, ");
     gl_sb_printf(&b, "\"prompt_tokens\": %d, \"completion_tokens\": %d, \"cost_usd\": %.8f, \"guard\": ",
-                 j ? j->n_prompt : 0, j ? j->n_tokens : 0, latency * opt.cost_per_hour / 3600.0 / opt.slots);
+                 prompt_tokens, completion_tokens, latency * opt.cost_per_hour / 3600.0 / opt.slots);
     api_json_string(&b, guard_note ? guard_note : "", guard_note ? strlen(guard_note) : 0);
     gl_sb_puts(&b, "}\n");
     pthread_mutex_lock(&log_lock);
@@ -228,6 +245,11 @@ static void log_request(int route, int status, const job *j, bool stream, const 
     fflush(request_log);
     pthread_mutex_unlock(&log_lock);
     gl_sb_free(&b);
+}
+
+static void log_request(int route, int status, const job *j, bool stream, const char *guard_note) {
+    double t = now(), latency = j ? t - j->t_submit : 0, ttft = j && j->t_first > 0 ? j->t_first - j->t_submit : -1;
+    log_line(route, status, stream, latency, ttft, j ? j->n_prompt : 0, j ? j->n_tokens : 0, guard_note);
 }
 
 static void count_guard(int which) {
@@ -459,6 +481,18 @@ static enum MHD_Result respond(struct MHD_Connection *c, int route, int status, 
     MHD_destroy_response(r);
     gl_sb_free(body);
     count_request(route, status);
+    return ret;
+}
+
+/* a server-sent events response whose bytes come from reader (on the connection's thread) until it ends */
+static enum MHD_Result queue_stream(struct MHD_Connection *c, int route, MHD_ContentReaderCallback reader, void *cls,
+                                    MHD_ContentReaderFreeCallback done) {
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, reader, cls, done);
+    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    count_request(route, 200);
     return ret;
 }
 
@@ -840,13 +874,7 @@ static enum MHD_Result generate(struct MHD_Connection *c, int route, const char 
     metrics.prompt_tokens += j->n_prompt;
     pthread_mutex_unlock(&metrics.lock);
     if (!j->api.stream) return complete(c, route, j);
-    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, j, stream_done);
-    MHD_add_response_header(r, "Content-Type", "text/event-stream");
-    MHD_add_response_header(r, "Cache-Control", "no-cache");
-    enum MHD_Result ret = MHD_queue_response(c, 200, r);
-    MHD_destroy_response(r);
-    count_request(route, 200);
-    return ret;
+    return queue_stream(c, route, stream_reader, j, stream_done);
 }
 
 static enum MHD_Result tokenize_route(struct MHD_Connection *c, int route, const char *body, size_t len) {
@@ -928,6 +956,12 @@ static enum MHD_Result metrics_route(struct MHD_Connection *c) {
         for (int k = 0; k < N_GUARD; k++)
             gl_sb_printf(&b, "gradlab_guard_verdicts_total{stage=\"%s\",verdict=\"%s\"} %lld\n", stage[k], verdict[k],
                          metrics.guard[k]);
+    }
+    if (have_assistant) {
+        gl_sb_puts(&b, "# HELP gradlab_assistant_replies_total The assistant's replies by kind (serve --assistant).\n"
+                       "# TYPE gradlab_assistant_replies_total counter\n");
+        for (int k = 0; k < 5; k++)
+            gl_sb_printf(&b, "gradlab_assistant_replies_total{kind=\"%s\"} %lld\n", ASSIST_KIND_NAMES[k], metrics.assistant[k]);
     }
     const struct {
         const char *name, *help;
@@ -1038,13 +1072,218 @@ static enum MHD_Result embeddings_route(struct MHD_Connection *c, int route, con
     return respond(c, route, 200, "application/json", &b);
 }
 
+/* ---- the assistant (--assistant DB; lab 12, docs/assistant.md): chat requests answered from the docs with
+ * citations (serve/assistant.h), the web page at / and the cited pages at /docs/PAGE ---- */
+static const char ASSISTANT_MODEL[] = "gradlab-assistant";
+
+static enum MHD_Result assistant_pages(struct MHD_Connection *c, int route, const char *url) {
+    if (!have_assistant)
+        return error(c, route, 404, "this server has no assistant (start it with --assistant DB)", "invalid_request_error",
+                     NULL, "not_found");
+    gl_strbuf b = {0};
+    if (route == ROUTE_PAGE) {
+        gl_sb_put(&b, ASSISTANT_PAGE, sizeof ASSISTANT_PAGE - 1);
+        return respond(c, route, 200, "text/html; charset=utf-8", &b);
+    }
+    if (!assistant_render_page(&helper, url + 6, &b)) {
+        gl_sb_free(&b);
+        return error(c, route, 404, "no such page in the docs index", "invalid_request_error", NULL, "not_found");
+    }
+    return respond(c, route, 200, "text/html; charset=utf-8", &b);
+}
+
+static int count_tokens(const char *text) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&tok_lock);
+    encode_text(text, strlen(text), &ids, &n);
+    pthread_mutex_unlock(&tok_lock);
+    free(ids);
+    return (int)n;
+}
+
+typedef struct {
+    api_request api;
+    const char *question;
+    assist_reply reply;
+    bool asked, stream;
+    int phase, prompt_tokens, completion_tokens;
+    double t_submit, t_first;
+    char id[48];
+    long created;
+    gl_strbuf out;
+    size_t out_at;
+} assistant_job;
+
+static void assistant_run(assistant_job *j) {
+    assistant_ask(&helper, j->question, &j->reply);
+    j->asked = true;
+    j->completion_tokens = count_tokens(j->reply.text);
+    pthread_mutex_lock(&metrics.lock);
+    metrics.assistant[j->reply.kind]++;
+    metrics.prompt_tokens += j->prompt_tokens, metrics.generated_tokens += j->reply.generated_tokens;
+    pthread_mutex_unlock(&metrics.lock);
+    count_guard(j->reply.kind == ASSIST_BLOCKED_OUTPUT ? GUARD_OUTPUT_BLOCK : GUARD_OUTPUT_PASS);
+}
+
+/* the reply's metadata, OpenAI's fields aside: {"kind", "citations", "tools", "note", "ranking", "best", "generated",
+ * "supported", "seconds"} */
+static void assistant_meta_json(const assistant_job *j, gl_strbuf *b) {
+    gl_sb_printf(b, "{\"kind\": \"%s\", \"citations\": ", ASSIST_KIND_NAMES[j->reply.kind]);
+    assistant_citations_json(&helper, &j->reply, b);
+    gl_sb_puts(b, ", \"tools\": ");
+    gl_sb_puts(b, j->reply.tools.p);
+    gl_sb_puts(b, ", \"note\": ");
+    api_json_string(b, j->reply.note, strlen(j->reply.note));
+    gl_sb_puts(b, ", \"ranking\": ");
+    assistant_ranking_json(&helper, &j->reply, b);
+    gl_sb_printf(b, ", \"best\": %.4f, \"generated\": %s, \"supported\": %s, \"seconds\": %.4f}", j->reply.best,
+                 j->reply.generated ? "true" : "false", j->reply.supported ? "true" : "false", j->reply.seconds);
+}
+
+static const char *assistant_finish(const assistant_job *j) {
+    return j->reply.kind == ASSIST_BLOCKED_OUTPUT ? "content_filter" : "stop";
+}
+
+static void assistant_usage_json(const assistant_job *j, gl_strbuf *b) {
+    gl_sb_printf(b, "{\"prompt_tokens\": %d, \"completion_tokens\": %d, \"total_tokens\": %d}", j->prompt_tokens,
+                 j->completion_tokens, j->prompt_tokens + j->completion_tokens);
+}
+
+static void assistant_chunk(assistant_job *j, const char *delta_json, const char *finish, bool meta) {
+    gl_sb_printf(&j->out, "data: {\"id\": \"%s\", \"object\": \"chat.completion.chunk\", \"created\": %ld, \"model\": "
+                          "\"%s\", \"choices\": [{\"index\": 0, \"delta\": %s, \"finish_reason\": ",
+                 j->id, j->created, ASSISTANT_MODEL, delta_json);
+    if (finish) gl_sb_printf(&j->out, "\"%s\"}]", finish);
+    else gl_sb_puts(&j->out, "null}]");
+    if (meta) {
+        gl_sb_puts(&j->out, ", \"assistant\": ");
+        assistant_meta_json(j, &j->out);
+        if (j->api.include_usage) gl_sb_puts(&j->out, ", \"usage\": "), assistant_usage_json(j, &j->out);
+    }
+    gl_sb_puts(&j->out, "}\n\n");
+}
+
+/* SSE: the role at once; the answer once the pipeline has it, a sentence (up to its citation) per event; then the
+ * final chunk with the citations and [DONE]. The callback runs on the connection's own thread, so the pipeline
+ * may block here. */
+static ssize_t assistant_stream(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    assistant_job *j = cls;
+    if (j->out_at == j->out.len) {
+        j->out.len = j->out_at = 0;
+        if (j->phase == 0) {
+            assistant_chunk(j, "{\"role\": \"assistant\", \"content\": \"\"}", NULL, false);
+            j->phase = 1;
+        } else if (j->phase == 1) {
+            assistant_run(j);
+            j->t_first = now();
+            const char *t = j->reply.text;
+            while (*t) {
+                const char *e = strstr(t, "] ");
+                size_t n = e ? (size_t)(e - t) + 2 : strlen(t);
+                gl_strbuf d = {0};
+                gl_sb_puts(&d, "{\"content\": ");
+                api_json_string(&d, t, n);
+                gl_sb_puts(&d, "}");
+                assistant_chunk(j, d.p, NULL, false);
+                gl_sb_free(&d);
+                t += n;
+            }
+            assistant_chunk(j, "{}", assistant_finish(j), true);
+            gl_sb_puts(&j->out, "data: [DONE]\n\n");
+            j->phase = 2;
+        } else return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    size_t n = j->out.len - j->out_at < max ? j->out.len - j->out_at : max;
+    memcpy(buf, j->out.p + j->out_at, n);
+    j->out_at += n;
+    return (ssize_t)n;
+}
+
+static void assistant_log(const assistant_job *j) {
+    char note[220];
+    if (j->asked && j->reply.kind == ASSIST_BLOCKED_OUTPUT) snprintf(note, sizeof note, "output block: %.150s", j->reply.note);
+    else snprintf(note, sizeof note, "input pass; output %s; assistant %s", j->asked ? "pass" : "not reached",
+                  j->asked ? ASSIST_KIND_NAMES[j->reply.kind] : "cancelled");
+    log_line(0, 200, j->stream, now() - j->t_submit, j->t_first > 0 ? j->t_first - j->t_submit : -1, j->prompt_tokens,
+             j->completion_tokens, note);
+}
+
+static void assistant_job_free(assistant_job *j) {
+    if (j->asked) assist_reply_free(&j->reply);
+    api_request_free(&j->api);
+    gl_sb_free(&j->out);
+    free(j);
+}
+
+static void assistant_stream_done(void *cls) {
+    assistant_job *j = cls;
+    assistant_log(j);
+    assistant_job_free(j);
+}
+
+static enum MHD_Result assistant_route(struct MHD_Connection *c, int route, const char *body, size_t len) {
+    char message[512];
+    const char *param;
+    assistant_job *j = calloc(1, sizeof *j);
+    j->t_submit = now(), j->created = (long)time(NULL);
+    if (!api_parse(body, len, true, &j->api, message, sizeof message, &param)) {
+        assistant_job_free(j);
+        return error(c, route, 400, message, "invalid_request_error", param, NULL);
+    }
+    for (int i = j->api.n_messages - 1; i >= 0 && !j->question; i--)
+        if (!strcmp(j->api.roles[i], "user") && j->api.contents[i]) j->question = j->api.contents[i];
+    if (!j->question || !*j->question) {
+        assistant_job_free(j);
+        return error(c, route, 400, "the assistant answers the last user message: the request has none (or it is empty)",
+                     "invalid_request_error", "messages", NULL);
+    }
+    guard_verdict gv;
+    if (!guard_input(&j->api, &gv)) {
+        count_guard(GUARD_INPUT_BLOCK);
+        pthread_mutex_lock(&metrics.lock);
+        metrics.assistant[ASSIST_BLOCKED_INPUT]++;
+        pthread_mutex_unlock(&metrics.lock);
+        snprintf(message, sizeof message, "the request was blocked by the input guard (%s): %s", gv.check, gv.reason);
+        char note[200];
+        snprintf(note, sizeof note, "input block: %s: %.150s", gv.check, gv.reason);
+        log_line(route, 400, j->api.stream, now() - j->t_submit, -1, 0, 0, note);
+        assistant_job_free(j);
+        return error(c, route, 400, message, "invalid_request_error", "messages", "content_filter");
+    }
+    count_guard(GUARD_INPUT_PASS);
+    j->prompt_tokens = count_tokens(j->question);
+    j->stream = j->api.stream;
+    pthread_mutex_lock(&work_lock);
+    snprintf(j->id, sizeof j->id, "chatcmpl-%lld", ++next_id);
+    pthread_mutex_unlock(&work_lock);
+    if (j->stream) return queue_stream(c, route, assistant_stream, j, assistant_stream_done);
+    assistant_run(j);
+    j->t_first = now();
+    gl_strbuf b = {0};
+    gl_sb_printf(&b, "{\"id\": \"%s\", \"object\": \"chat.completion\", \"created\": %ld, \"model\": \"%s\", "
+                     "\"choices\": [{\"index\": 0, \"message\": {\"role\": \"assistant\", \"content\": ",
+                 j->id, j->created, ASSISTANT_MODEL);
+    api_json_string(&b, j->reply.text, strlen(j->reply.text));
+    gl_sb_printf(&b, "}, \"logprobs\": null, \"finish_reason\": \"%s\"}], \"usage\": ", assistant_finish(j));
+    assistant_usage_json(j, &b);
+    gl_sb_puts(&b, ", \"assistant\": ");
+    assistant_meta_json(j, &b);
+    gl_sb_puts(&b, "}");
+    assistant_log(j);
+    assistant_job_free(j);
+    return respond(c, route, 200, "application/json", &b);
+}
+
 static int route_of(const char *method, const char *url, bool *method_ok) {
     static const struct {
         const char *url, *method;
-    } table[ROUTE_OTHER] = {{"/v1/chat/completions", "POST"}, {"/v1/completions", "POST"}, {"/v1/models", "GET"},
-                            {"/health", "GET"},             {"/metrics", "GET"},         {"/tokenize", "POST"},
-                            {"/detokenize", "POST"},        {"/v1/embeddings", "POST"}};
-    for (int i = 0; i < ROUTE_OTHER; i++)
+    } table[ROUTE_DOCS] = {{"/v1/chat/completions", "POST"}, {"/v1/completions", "POST"}, {"/v1/models", "GET"},
+                           {"/health", "GET"},             {"/metrics", "GET"},         {"/tokenize", "POST"},
+                           {"/detokenize", "POST"},        {"/v1/embeddings", "POST"},  {"/", "GET"}};
+    if (!strncmp(url, "/docs/", 6)) return *method_ok = !strcmp(method, "GET"), ROUTE_DOCS;
+    for (int i = 0; i < ROUTE_DOCS; i++)
         if (!strcmp(url, table[i].url)) return *method_ok = !strcmp(method, table[i].method), i;
     *method_ok = false;
     return ROUTE_OTHER;
@@ -1068,7 +1307,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     int route = route_of(method, url, &method_ok);
     if (route == ROUTE_OTHER) return error(c, route, 404, "no such route", "invalid_request_error", NULL, "not_found");
     if (!method_ok) return error(c, route, 404, "this route does not take that method", "invalid_request_error", NULL, "not_found");
-    if (opt.api_key && route != 3) {
+    if (opt.api_key && route != 3 && route != ROUTE_PAGE && route != ROUTE_DOCS) { /* the page and the docs are public */
         const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
         char want[600];
         snprintf(want, sizeof want, "Bearer %s", opt.api_key);
@@ -1097,6 +1336,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (route == 4) return metrics_route(c);
     if (route == 5 || route == 6) return tokenize_route(c, route, body, cs->body.len);
     if (route == ROUTE_EMBEDDINGS) return embeddings_route(c, route, body, cs->body.len);
+    if (route == ROUTE_PAGE || route == ROUTE_DOCS) return assistant_pages(c, route, url);
+    if (route == 0 && have_assistant) return assistant_route(c, route, body, cs->body.len);
     return generate(c, route, body, cs->body.len);
 }
 
@@ -1154,6 +1395,14 @@ int main(int argc, char **argv) {
         have_embedder = true;
         embed_ctx = gl_context_new();
     }
+    if (opt.assistant_db) {
+        if (!assistant_open(&helper, opt.assistant_db, opt.assistant_method, opt.embed_model,
+                            opt.assistant_generate ? opt.gguf : NULL, guard, err, sizeof err))
+            return fprintf(stderr, "serve: --assistant: %s\n", err), 1;
+        have_assistant = true;
+        printf("serve: assistant over %s (%d pages, %d chunks), %s retrieval%s\n", opt.assistant_db, helper.ix.st.n_pages,
+               helper.ix.st.n_chunks, helper.method, helper.have_generator ? ", generated answers where supported" : "");
+    }
     const char *path = opt.gguf ? opt.gguf : opt.checkpoint, *base = strrchr(path, '/');
     opt.model_name = base ? base + 1 : path;
     if (opt.ctx > served.ctx_len) opt.ctx = served.ctx_len;
@@ -1204,6 +1453,7 @@ int main(int argc, char **argv) {
     if (is_gpt) gpt_free(&gpt_model), gl_codec_free(&gpt_codec);
     else llama_free(&model);
     if (have_embedder) bert_free(&embedder), gl_context_free(embed_ctx);
+    if (have_assistant) assistant_close(&helper);
     printf("serve: stopped\n");
     return 0;
 }
