@@ -58,7 +58,7 @@ NVCC_OBJ := $(CUDA_SRC:kernels/cuda/%.cu=build/cuda/%.o)
 NVCCFLAGS := -std=c++20 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Ikernels -Ikernels/cuda
 
-.PHONY: assistant eval-assistant test-assistant bench-tools eval lab10 lab11 check-labs rag-eval bench-rag bench-hnsw bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 lab08 lab09 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
+.PHONY: assistant eval-assistant test-assistant lab12 bench-tools eval lab10 lab11 check-labs rag-eval bench-rag bench-hnsw bench-serve serve test-serve test-dist bench-dist fuzz bench-llm cuda-kernels test-cuda bench-train-cuda data bench-word2vec bench-mnist all test run run-demo lab01 lab02 lab03 lab04 lab05 lab06 lab07 lab08 lab09 bench-attention bench bench-gemm bench-train bench-tokenizer clean check-cuda
 # CUDA=1: the library, the kernels through nvcc, and build/cuda/train and build/cuda/infer with --device cuda
 ifeq ($(CUDA),1)
 all: $(LIB) build/cuda/train build/cuda/infer
@@ -479,6 +479,10 @@ eval-assistant: $(BUILD)/serve $(BUILD)/eval $(ASSISTANT_DB)
 	./$(BUILD)/eval --thresholds $(EVAL_ASSISTANT_THRESHOLDS) --measured $(EVAL_OUT)/assistant.json \
 	  --out $(EVAL_OUT)/assistant
 
+# lab 12 is the assistant measured: make eval-assistant into out/lab12 (labs/12_capstone/README.md)
+lab12:
+	$(MAKE) --no-print-directory eval-assistant EVAL_OUT=out/lab12
+
 # the web page in headless Chromium (Debian chromium + chromium-driver; selenium from PyPI into out/browser-venv):
 # a question answered with citation links that open the cited section, a refusal, a guardrail; screenshots in
 # out/test-assistant. On the nine committed pages.
@@ -549,7 +553,7 @@ lab08: $(BUILD)/lab08 $(BUILD)/quantize $(BUILD)/train $(BUILD)/serve
 # ---- exercise mode (docs/exercises.md): make lab01-exercise writes exercise/, a copy with lab 01's solutions taken
 # out; make check-lab01 (there, or here against the solutions) runs the checks of the code the learner writes
 # (each check: TEST_BINARY@criterion/filter) ----
-EXERCISE_LABS := 01 02 03 04 05 06 07 08 09 10 11
+EXERCISE_LABS := 01 02 03 04 05 06 07 08 09 10 11 12
 CHECKS_02 := test_lab02@lab02/mlp_by_hand_matches_autograd
 CHECKS_08 := test_quantize@gptq/codes_equal_the_numpy_reference_for_every_block_type \
              test_quantize@gptq/layer_output_error_is_below_round_to_nearest_on_correlated_inputs
@@ -571,6 +575,8 @@ CHECKS_10 := test_grammar@grammar/matches_the_language test_grammar@grammar/mask
              test_grammar@grammar/sampled_outputs_always_validate
 CHECKS_11 := test_guard@textclf/metrics_match_hand_computed_values test_guard@guard/secrets_pii_and_refusals \
              test_preference@preference/bce_loss_value_and_gradient
+CHECKS_12 := test_assistant@assistant/domain_words_are_whole_words \
+             test_assistant@assistant/a_term_the_docs_never_mention_is_not_found
 lab%-exercise:
 	@test -n "$(CHECKS_$*)" || { echo "lab $* has no exercises yet (they exist for labs $(EXERCISE_LABS))"; exit 1; }
 	$(PYTHON) tools/exercise.py write $* --dest exercise

@@ -15,10 +15,11 @@ Writes OUT/assistant.json ({"metrics": {...}, "details": {...}}) and OUT/assista
 
 Usage: python3 eval/eval_assistant.py --serve build/serve --gguf M.gguf --db DOCS.db --gold gold.jsonl
        [--questions eval/assistant_questions.jsonl] [--injections data/bastioncorpus/injections.jsonl]
-       [--levels 1,2,4,8] [--requests-per-client 2] [--limit N] [--out out/eval]"""
+       [--levels 1,2,4,8] [--requests-per-client 2] [--limit N] [--generate] [--serve-args "..."] [--out out/eval]"""
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -44,6 +45,8 @@ ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--cost-per-hour", type=float, default=0.10)
 ap.add_argument("--generate", action="store_true", help="serve --assistant-generate: SmolLM2 writes the answers, "
                 "kept where the validator finds them supported")
+ap.add_argument("--serve-args", default="", help="more flags for serve, e.g. \"--assistant-method rerank\" or "
+                "\"--guard-model out/lab11/injection.clf\"")
 ap.add_argument("--out", default="out/eval")
 args = ap.parse_args()
 os.makedirs(args.out, exist_ok=True)
@@ -73,6 +76,7 @@ cmd = [args.serve, "--gguf", args.gguf, "--assistant", args.db, "--port", str(po
        "--log", log_path, "--cost-per-hour", str(args.cost_per_hour), "--max-connections", "64"]
 if args.generate:
     cmd.append("--assistant-generate")
+cmd += shlex.split(args.serve_args)
 server = start_server(cmd, port)
 if server.poll() is not None:
     sys.exit("eval-assistant: serve exited: " + server.stdout.read())

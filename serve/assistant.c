@@ -40,6 +40,7 @@ static const char *const DOMAIN_WORDS[] = {
     "uv", "virtualenv", "venv", "environment", "settings", "env"};
 
 bool assistant_in_domain(const char *question) {
+    /* BEGIN SOLUTION lab12: whole words only: split the question at every byte that is not a letter or digit, lowercase each word (up to 31 bytes), and return true as soon as one is in DOMAIN_WORDS ("apiary" is not "api") */
     char word[32];
     for (const char *p = question; *p;) {
         while (*p && !isalnum((unsigned char)*p)) p++;
@@ -54,6 +55,7 @@ bool assistant_in_domain(const char *question) {
             if (!strcmp(word, DOMAIN_WORDS[k])) return true;
     }
     return false;
+    /* END SOLUTION */
 }
 
 static int by_string(const void *x, const void *y) { return strcmp(*(char *const *)x, *(char *const *)y); }
@@ -92,11 +94,13 @@ static void check_term(const char *tok, size_t n, void *ctx) {
         w[i] = tok[i];
     }
     w[n] = 0;
+    /* BEGIN SOLUTION lab12: the unknown-term test for the word w: return if any chunk holds it (bm25_doc_freq of u->a->ix.bm) or the sorted dictionary u->a->words lists it (bsearch with by_string); otherwise copy it into u->term (u->len bytes) and set u->found */
     const char *key = w;
     if (bm25_doc_freq(u->a->ix.bm, w) > 0 || bsearch(&key, u->a->words, (size_t)u->a->n_words, sizeof *u->a->words, by_string))
         return;
     snprintf(u->term, u->len, "%s", w);
     u->found = true;
+    /* END SOLUTION */
 }
 
 bool assistant_unknown_term(const assistant *a, const char *question, char *term, size_t len) {
