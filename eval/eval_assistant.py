@@ -2,7 +2,7 @@
 
 Starts build/serve in assistant mode on a free loopback port (its request log beside the report), then:
   answers    the gold questions: retrieval Recall@5 and MRR@10 (the ranking the assistant retrieved), the share of
-             answers whose citations include a relevant page, the share whose cited chunks support them
+             answers whose citations include a relevant page, the share of the answers' [n] marks naming one, the share whose cited chunks support them
              (guard_citations, the guardrails' validator), and the gold questions it failed to answer
   scope      eval/assistant_questions.jsonl's test half: out-of-scope questions refused, questions the docs do not
              answer called "not found" (the dev half chose the scope threshold: docs/assistant.md)
@@ -19,6 +19,7 @@ Usage: python3 eval/eval_assistant.py --serve build/serve --gguf M.gguf --db DOC
 import argparse
 import json
 import os
+import re
 import shlex
 import statistics
 import subprocess
@@ -120,6 +121,7 @@ try:
         gold = gold[:args.limit]
     t_answers = time.time()
     recall5, rr, cites, supported, answered, generated, rows = [], [], 0, 0, 0, 0, []
+    cited_relevant, cited_all = 0, 0  # the answers' [n] marks, and those naming a relevant page
     for g in gold:
         status, body, secs, _ = chat(g["question"])
         meta = body.get("assistant", {}) if status == 200 else {}
@@ -134,6 +136,11 @@ try:
         cites += c
         supported += bool(is_answer and meta.get("supported"))
         generated += bool(is_answer and meta.get("generated"))
+        if is_answer:
+            by_n = {c["n"]: c["page"] for c in meta.get("citations", [])}
+            marks = [int(x) for x in re.findall(r"\[(\d+)\]", body["choices"][0]["message"]["content"])]
+            cited_all += len(marks)
+            cited_relevant += sum(by_n.get(m) in rel for m in marks)
         rows.append({"id": g.get("id"), "kind": meta.get("kind", f"http {status}"), "cites_relevant": c,
                      "supported": meta.get("supported"), "seconds": round(secs, 3),
                      "answer": body["choices"][0]["message"]["content"] if status == 200 else body})
@@ -144,10 +151,12 @@ try:
     metrics["assistant.answers.cites_relevant_rate"] = cites / n
     metrics["assistant.answers.supported_rate"] = supported / n
     metrics["assistant.answers.generated_rate"] = generated / n
+    metrics["assistant.answers.citation_precision"] = cited_relevant / max(1, cited_all)
     details["answers"] = rows
     print(f"answers: {n} gold questions: Recall@5 {metrics['assistant.retrieval.recall_at_5']:.3f}, MRR@10 "
           f"{metrics['assistant.retrieval.mrr_at_10']:.3f}; answered {answered}, a relevant page cited {cites}, "
-          f"supported by the cited chunks {supported}" + (f"; the model's own text kept in {generated}" if args.generate
+          f"supported by the cited chunks {supported}; {cited_relevant} of the answers' {cited_all} citations name a "
+          f"relevant page" + (f"; the model's own text kept in {generated}" if args.generate
                                                            else ""), flush=True)
 
     # ---- scope: out of scope refused, not in the docs called so (the test half)

@@ -111,6 +111,12 @@ void answer_extract(search_index *ix, const char *method, const char *question, 
     qsort(ss, (size_t)ns, sizeof *ss, by_score_desc);
     size_t len = 1;
     int take = ns < c.sentences ? ns : c.sentences;
+    if (c.sentence_margin > 0)
+        for (int i = 1; i < take; i++)
+            if (ss[i].score < ss[0].score - c.sentence_margin) {
+                take = i;
+                break;
+            }
     for (int i = 0; i < take; i++) len += strlen(ss[i].text) + 8;
     out->text = malloc(len);
     out->text[0] = 0;

@@ -29,6 +29,7 @@ typedef struct {
     int sources;       /* pages to draw from (default 3) */
     int sentences;     /* sentences in the answer (default 3) */
     double min_cosine; /* below it: not found (default 0.35) */
+    double sentence_margin; /* > 0: only sentences within this much of the best sentence's score (0: the first ones) */
     /* NULL, or a check every chunk must pass to become a source (the assistant refuses chunks that carry planted
      * instructions); a refused chunk's page is passed over */
     bool (*admit)(const char *chunk_text, void *ctx);

@@ -190,6 +190,7 @@ void assistant_ask(assistant *a, const char *question, assist_reply *r) {
     gl_context *previous = gl_context_use(a->ctx);
     answer_config c = ANSWER_DEFAULTS;
     c.min_cosine = ASSISTANT_MIN_COSINE;
+    c.sentence_margin = ASSISTANT_SENTENCE_MARGIN;
     c.admit = admit_chunk, c.admit_ctx = (void *)a->guard;
     answer_extract(&a->ix, a->method, question, c, &r->sources);
     r->best = r->sources.best;
@@ -238,7 +239,9 @@ void assistant_ask(assistant *a, const char *question, assist_reply *r) {
             gl_sb_free(&args), gl_sb_free(&res);
         }
         r->text = strdup(r->sources.text);
-        snprintf(r->note, sizeof r->note, "extractive: %d sentence(s) of the docs", c.sentences);
+        int sentences = 0;
+        for (const char *t = r->text; (t = strchr(t, '[')) != NULL; t++) sentences += isdigit((unsigned char)t[1]) != 0;
+        snprintf(r->note, sizeof r->note, "extractive: %d sentence(s) of the docs", sentences);
         if (a->have_generator) {
             answer_generated g;
             answer_generate(&a->ix, &a->gen, &a->gen_cache, question, &r->sources, 160, &g);

@@ -5,7 +5,8 @@
  *            --search_docs: hybrid retrieval (BM25 + MiniLM, reciprocal rank fusion; rerank on request)
  *            --each ranked chunk through the injection rules: a chunk carrying planted instructions is passed over
  *            --read_section: the best chunk of each of the first 3 pages is read as a numbered source
- *            --extractive answer: the sources' sentences closest to the question, each cited [n]
+ *            --extractive answer: the sources' sentences closest to the question (up to 3, within
+ *              ASSISTANT_SENTENCE_MARGIN of the best), each cited [n]
  *            --optional: SmolLM2 writes the answer from the sources; kept only if answer_supported passes
  *            --output guard (secrets) --> the reply, its sources, and the tool steps taken
  *
@@ -32,6 +33,9 @@
 /* chosen on the dev half of eval/assistant_questions.jsonl (docs/assistant.md) */
 #define ASSISTANT_MIN_COSINE 0.35
 #define ASSISTANT_SCOPE_COSINE 0.30
+/* an answer's sentences are those within this cosine of its best one (up to 3): chosen on the even-numbered gold
+ * questions, where it raised the share of citations to a relevant page from 0.42 to 0.51 and dropped none of them */
+#define ASSISTANT_SENTENCE_MARGIN 0.15
 
 typedef enum { ASSIST_ANSWER, ASSIST_NOT_FOUND, ASSIST_OUT_OF_SCOPE, ASSIST_BLOCKED_INPUT, ASSIST_BLOCKED_OUTPUT } assist_kind;
 extern const char *const ASSIST_KIND_NAMES[5]; /* "answer", "not_found", "out_of_scope", "blocked_input", ... */
