@@ -24,13 +24,12 @@ import shlex
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from serve_util import free_port, start_server  # noqa: E402
+from serve_util import concurrently, free_port, start_server  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--serve", default="build/serve")
@@ -85,10 +84,10 @@ if server.poll() is not None:
 
 def chat(question, stream=False, timeout=300):
     """(status, body or error JSON, seconds, seconds to the first content byte)"""
-    body = json.dumps({"model": "assistant", "stream": stream, "messages": [{"role": "user", "content": question}],
-                       "stream_options": {"include_usage": True} if stream else None}).encode()
-    if not stream:
-        body = json.dumps({"model": "assistant", "messages": [{"role": "user", "content": question}]}).encode()
+    request = {"model": "assistant", "messages": [{"role": "user", "content": question}]}
+    if stream:
+        request.update(stream=True, stream_options={"include_usage": True})
+    body = json.dumps(request).encode()
     req = urllib.request.Request(base + "/v1/chat/completions", body, {"Content-Type": "application/json"})
     t0 = time.perf_counter()
     try:
@@ -203,33 +202,19 @@ try:
     # ---- load: streamed gold questions at each concurrency
     load = []
     for level in [int(x) for x in args.levels.split(",")]:
-        lat, ttft, tokens, errors = [], [], 0, 0
-        lock = threading.Lock()
-
         def client(k):
-            nonlocal_tokens = 0
-            for r in range(args.requests_per_client):
-                q = gold[(k * args.requests_per_client + r) % len(gold)]["question"]
-                status, body, secs, first = chat(q, stream=True)
-                with lock:
-                    if status != 200 or not body.get("assistant"):
-                        global_errors.append(status)
-                        continue
-                    lat.append(secs)
-                    ttft.append(first if first is not None else secs)
-                    nonlocal_tokens += (body.get("usage") or {}).get("completion_tokens", 0)
-            with lock:
-                token_counts.append(nonlocal_tokens)
+            """one client's requests, back to back: (status, body, seconds, seconds to the first content)"""
+            return [chat(gold[(k * args.requests_per_client + r) % len(gold)]["question"], stream=True)
+                    for r in range(args.requests_per_client)]
 
-        global_errors, token_counts = [], []
         t0 = time.perf_counter()
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(level)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results = [res for per_client in concurrently(client, list(range(level))) for res in per_client]
         wall = time.perf_counter() - t0
-        tokens, errors = sum(token_counts), len(global_errors)
+        ok = [(secs, first, body) for status, body, secs, first in results if status == 200 and body.get("assistant")]
+        lat = [secs for secs, _, _ in ok]
+        ttft = [first if first is not None else secs for secs, first, _ in ok]
+        tokens = sum((body.get("usage") or {}).get("completion_tokens", 0) for _, _, body in ok)
+        errors = len(results) - len(ok)
         row = {"concurrency": level, "requests": len(lat), "errors": errors, "p50_s": quantile(lat, .5),
                "p95_s": quantile(lat, .95), "ttft_p50_s": quantile(ttft, .5), "ttft_p95_s": quantile(ttft, .95),
                "tokens_per_s": tokens / wall, "requests_per_s": len(lat) / wall}
