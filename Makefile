@@ -253,6 +253,11 @@ $(BUILD)/tests/test_lab02: tests/test_lab02.c labs/02_mlp_mnist/by_hand.c labs/0
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) -Itests -Ilabs/02_mlp_mnist $< labs/02_mlp_mnist/by_hand.c -o $@ $(LIB) -lcriterion $(LDLIBS)
 
+$(BUILD)/tests/test_lab04: tests/test_lab04.c labs/04_transformer/by_hand.c labs/04_transformer/by_hand.h tests/testutil.h $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -Itests -Ilabs/04_transformer $< labs/04_transformer/by_hand.c -o $@ $(LIB) -lcriterion $(LDLIBS)
+
 $(BUILD)/cuda_emu/%.o: kernels/cuda/%.cu $(CUDA_HDR)
 	@mkdir -p $(dir $@)
 	@echo "  CXX $< (emulated)"
@@ -371,6 +376,14 @@ lab03: $(BUILD)/lab03
 
 lab05: $(BUILD)/lab05
 	./$(BUILD)/lab05
+
+$(BUILD)/lab02: labs/02_mlp_mnist/lab.c labs/02_mlp_mnist/by_hand.c labs/02_mlp_mnist/by_hand.h $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -Ilabs/02_mlp_mnist labs/02_mlp_mnist/lab.c labs/02_mlp_mnist/by_hand.c -o $@ $(LIB) $(LDLIBS)
+
+$(BUILD)/lab04: labs/04_transformer/lab.c labs/04_transformer/by_hand.c labs/04_transformer/by_hand.h $(LIB)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -Ilabs/04_transformer labs/04_transformer/lab.c labs/04_transformer/by_hand.c -o $@ $(LIB) $(LDLIBS)
 
 $(BUILD)/lab01: labs/01_regression/lab.c labs/01_regression/regression.c labs/01_regression/regression.h $(LIB)
 	@echo "  LD  $@"
@@ -559,7 +572,7 @@ CHECKS_08 := test_quantize@gptq/codes_equal_the_numpy_reference_for_every_block_
              test_quantize@gptq/layer_output_error_is_below_round_to_nearest_on_correlated_inputs
 CHECKS_03 := test_word2vec@word2vec/sgns_step_is_a_gradient_step_on_the_pair_loss \
              test_word2vec@word2vec/sgns_step_simd_builds_match_the_scalar_reference
-CHECKS_04 := test_grad@grad/softmax_and_log_softmax
+CHECKS_04 := test_lab04@lab04/attention_by_hand_matches_the_fused_ops test_grad@grad/softmax_and_log_softmax
 CHECKS_05 := test_tokenizer@tokenizer/training_follows_the_textbook_example \
              test_tokenizer@tokenizer/training_a_real_vocabulary_round_trips_and_is_deterministic
 CHECKS_06 := test_lora@nf4/quantisation_error_stays_within_its_bound_on_gaussian_weights \

@@ -9,8 +9,8 @@ make --no-print-directory check-labs
 echo "== a learner's copy without the solutions"
 python3 tools/exercise.py write $labs --dest exercise
 cd exercise
-make --no-print-directory -j2 build/tests/test_lab01 build/tests/test_lab02 build/tests/test_preference build/tests/test_rag build/tests/test_tokenizer \
-  build/tests/test_lora build/tests/test_word2vec build/tests/test_grad build/tests/test_grammar build/tests/test_guard build/tests/test_assistant build/lab03 build/lab04 build/lab01 build/lab05 \
+make --no-print-directory -j2 build/tests/test_lab01 build/tests/test_lab02 build/tests/test_lab04 build/tests/test_preference build/tests/test_rag build/tests/test_tokenizer \
+  build/tests/test_lora build/tests/test_word2vec build/tests/test_grad build/tests/test_grammar build/tests/test_guard build/tests/test_assistant build/lab02 build/lab03 build/lab04 build/lab01 build/lab05 \
   build/lab06 build/lab07 build/lab09 build/lab10 build/lab11 > build.log 2>&1 || {
   echo "FAIL: the learner's copy does not compile:"; tail -20 build.log; exit 1; }
 failures=0

@@ -12,12 +12,11 @@ float mlp_hand_loss_and_grads(const mlp_hand *m, const float *x, const int32_t *
     double loss = 0;
     /* BEGIN SOLUTION lab02: the forward pass: a = x W1 + b1, h = relu(a), z = h W2 + b2, the mean cross-entropy */
     for (int r = 0; r < B; r++) {
-        for (int j = 0; j < H; j++) {
-            float s = m->b1[j];
-            for (int i = 0; i < I; i++) s += x[(size_t)r * I + i] * m->w1[(size_t)i * H + j];
-            a[(size_t)r * H + j] = s;
-            h[(size_t)r * H + j] = s > 0 ? s : 0;
-        }
+        float *ar = a + (size_t)r * H; /* row r of x W1, one input at a time: W1 is read row by row */
+        for (int j = 0; j < H; j++) ar[j] = m->b1[j];
+        for (int i = 0; i < I; i++)
+            for (int j = 0; j < H; j++) ar[j] += x[(size_t)r * I + i] * m->w1[(size_t)i * H + j];
+        for (int j = 0; j < H; j++) h[(size_t)r * H + j] = ar[j] > 0 ? ar[j] : 0;
         for (int k = 0; k < O; k++) {
             float s = m->b2[k];
             for (int j = 0; j < H; j++) s += h[(size_t)r * H + j] * m->w2[(size_t)j * O + k];
@@ -48,11 +47,9 @@ float mlp_hand_loss_and_grads(const mlp_hand *m, const float *x, const int32_t *
             for (int k = 0; k < O; k++) s += dzr[k] * m->w2[(size_t)j * O + k];
             dh[(size_t)r * H + j] = a[(size_t)r * H + j] > 0 ? s : 0; /* through the relu */
         }
-        for (int j = 0; j < H; j++) {
-            float d = dh[(size_t)r * H + j];
-            g->b1[j] += d;
-            for (int i = 0; i < I; i++) g->w1[(size_t)i * H + j] += x[(size_t)r * I + i] * d;
-        }
+        for (int j = 0; j < H; j++) g->b1[j] += dh[(size_t)r * H + j];
+        for (int i = 0; i < I; i++)
+            for (int j = 0; j < H; j++) g->w1[(size_t)i * H + j] += x[(size_t)r * I + i] * dh[(size_t)r * H + j];
     }
     /* END SOLUTION */
     free(a), free(h), free(z), free(dz), free(dh);

@@ -1,4 +1,5 @@
 /* Lab 02 - a multilayer perceptron on MNIST with the autograd core.
+ *   0. before autograd: one hidden layer written by hand (by_hand.c), trained with plain SGD for a few epochs
  *   1. 784-256-128-10 ReLU MLP trained with SGD, SGD + momentum and Adam (same data, same steps), with random
  *      shifts of a pixel or two as data augmentation; test accuracy per epoch for each
  *   2. the confusion matrix and the misclassified digits of the best model
@@ -14,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "by_hand.h"
 #include "cli.h"
 #include "gradlab.h"
 #include "idx.h"
@@ -151,6 +153,68 @@ static double evaluate(mlp *m, const split *s, int *pred) {
     return (double)ok / s->images.count;
 }
 
+/* 0. the 784-64-10 MLP of by_hand.c trained by plain SGD on the hand-written gradients; its test accuracy comes
+ * from autograd's forward pass on the same weights, so a wrong hand-written forward shows up as a gap between
+ * the two losses */
+static void train_by_hand(const split *tr, const split *te) {
+    enum { IN = 784, HID = 64, OUT = 10, B = 64, EPOCHS = 3 };
+    const float lr = 0.1f;
+    mlp_hand m = {IN, HID, OUT, malloc(IN * HID * sizeof(float)), malloc(HID * sizeof(float)),
+                  malloc(HID * OUT * sizeof(float)), malloc(OUT * sizeof(float))};
+    mlp_hand g = {IN, HID, OUT, malloc(IN * HID * sizeof(float)), malloc(HID * sizeof(float)),
+                  malloc(HID * OUT * sizeof(float)), malloc(OUT * sizeof(float))};
+    float *params[4] = {m.w1, m.b1, m.w2, m.b2}, *grads[4] = {g.w1, g.b1, g.w2, g.b2};
+    const int sizes[4] = {IN * HID, HID, HID * OUT, OUT}, fan_in[4] = {IN, IN, HID, HID};
+    gl_rng r;
+    gl_rng_seed(&r, 5);
+    for (int p = 0; p < 4; p++) { /* nn.Linear's default, as mlp_init */
+        float bound = 1.0f / sqrtf((float)fan_in[p]);
+        for (int i = 0; i < sizes[p]; i++) params[p][i] = (gl_rng_uniform(&r) * 2 - 1) * bound;
+    }
+    printf("0. Before autograd: a 784-%d-10 MLP whose forward and backward are written by hand (by_hand.c),\n"
+           "   plain SGD (lr %.1f, batch %d, no augmentation); test accuracy and loss from autograd's forward on the same weights\n",
+           HID, lr, B);
+    int n = tr->images.count;
+    float *x = malloc((size_t)(n > te->images.count ? n : te->images.count) * IN * sizeof *x);
+    int32_t y[B];
+    for (int e = 0; e < EPOCHS; e++) {
+        double loss_sum = 0;
+        int batches = 0;
+        for (int i0 = 0; i0 + B <= n; i0 += B, batches++) {
+            for (int i = 0; i < B; i++) {
+                int k = (int)gl_rng_below(&r, (uint64_t)n);
+                pixels(&tr->images, k, 0, 0, x + (size_t)i * IN);
+                y[i] = tr->labels.data[k];
+            }
+            loss_sum += mlp_hand_loss_and_grads(&m, x, y, B, &g);
+            for (int p = 0; p < 4; p++)
+                for (int i = 0; i < sizes[p]; i++) params[p][i] -= lr * grads[p][i];
+        }
+        /* the whole test split through autograd's ops with the hand-trained weights */
+        int nt = te->images.count, right = 0;
+        int32_t *labels = malloc((size_t)nt * sizeof *labels);
+        for (int i = 0; i < nt; i++) pixels(&te->images, i, 0, 0, x + (size_t)i * IN), labels[i] = te->labels.data[i];
+        gl_step_reset();
+        gl_no_grad_begin();
+        gl_tensor *logits = gl_linear(gl_relu(gl_linear(gl_from(GL_DIMS(nt, IN), x), gl_from(GL_DIMS(IN, HID), m.w1),
+                                                        gl_from(GL_DIMS(HID), m.b1))),
+                                      gl_from(GL_DIMS(HID, OUT), m.w2), gl_from(GL_DIMS(OUT), m.b2));
+        float test_loss = gl_cross_entropy(logits, labels, -1)->data[0];
+        gl_no_grad_end();
+        for (int i = 0; i < nt; i++) {
+            int best = 0;
+            for (int c = 1; c < OUT; c++) best = logits->data[i * OUT + c] > logits->data[i * OUT + best] ? c : best;
+            right += best == labels[i];
+        }
+        printf("  by hand   epoch %2d: train loss %.4f (by hand), test loss %.4f and accuracy %.2f%% (autograd)\n", e + 1,
+               loss_sum / batches, test_loss, 100.0 * right / nt);
+        free(labels);
+    }
+    printf("  (make check-lab02 compares each hand-written gradient with autograd's)\n\n");
+    for (int p = 0; p < 4; p++) free(params[p]), free(grads[p]);
+    free(x);
+}
+
 /* trains m for `epochs` epochs; acc[e] = test accuracy after epoch e. Stops early once the test accuracy
  * reaches target (> 0); returns the epochs run. */
 static int train(mlp *m, gl_optim *opt, const split *tr, const split *te, int epochs, bool augment, uint64_t seed,
@@ -277,6 +341,7 @@ int main(int argc, char **argv) {
     printf("Lab 02: an MLP (784-256-128-10, ReLU) on MNIST: %d training and %d test images from %s\n", tr.images.count,
            te.images.count, mnist_dir);
     printf("batch 64, %d epochs, cosine learning-rate decay, random shifts of up to 2 pixels as augmentation\n\n", epochs);
+    train_by_hand(&tr, &te);
 
     /* 1. three optimizers */
     const char *names[3] = {"SGD", "momentum", "Adam"};

@@ -1,5 +1,6 @@
 /* Lab 04 - attention and the transformer.
- *   1. attention from scratch on a 4-token example, step by step, checked against the fused op
+ *   1. attention from scratch on a 4-token example, step by step with ops and as plain loops (by_hand.c), checked
+ *      against the fused op
  *   2. one transformer block: its parameters and what it does to a batch
  *   2b. where a token is: sinusoidal position encodings against the trained GPT's learned ones; encoder vs decoder
  *   3. heatmaps of the attention of a GPT trained on tiny shakespeare, per layer and head
@@ -14,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "by_hand.h"
 #include "cli.h"
 #include "bpe.h"
 #include "charvocab.h"
@@ -49,7 +51,7 @@ static void print_matrix(const char *name, const gl_tensor *t) {
 }
 
 /* ---- 1 ---- */
-static double attention_by_hand(void) {
+static double attention_from_scratch(void) {
     printf("1. Attention from scratch: 4 tokens, one head of dimension 4\n");
     gl_rng r;
     gl_rng_seed(&r, 4);
@@ -75,8 +77,16 @@ static double attention_by_hand(void) {
     double diff = 0;
     for (int i = 0; i < 16; i++)
         diff = fmax(diff, fmax(fabs(fused->data[i] - out->data[i]), fabs(flash->data[i] - out->data[i])));
-    printf("  the fused naive op and the flash op give the same out: max difference %.2g\n\n", diff);
-    return diff;
+    printf("  the fused naive op and the flash op give the same out: max difference %.2g\n", diff);
+    /* the same four lines as one loop nest (by_hand.c, the exercise of this lab) */
+    float weights[16], out_by_hand[16];
+    attention_by_hand(q->data, k->data, v->data, 4, 4, true, weights, out_by_hand);
+    double diff_by_hand = 0;
+    for (int i = 0; i < 16; i++)
+        diff_by_hand = fmax(diff_by_hand, fmax(fabs(weights[i] - p->data[i]), fabs(out_by_hand[i] - out->data[i])));
+    printf("  attention_by_hand (plain loops, by_hand.c) gives the same weights and out: max difference %.2g\n\n",
+           diff_by_hand);
+    return fmax(diff, diff_by_hand);
 }
 
 /* ---- 2 ---- */
@@ -348,7 +358,7 @@ int main(int argc, char **argv) {
     mkdir("out", 0755);
     mkdir(out, 0755);
     printf("Lab 04: attention and the transformer\n\n");
-    double diff = attention_by_hand();
+    double diff = attention_from_scratch();
     one_block();
     double pos_fall = positions(ckpt);
     int maps = heatmaps(ckpt, out, "ROMEO:\nBut soft, what light through yonder window breaks?");
