@@ -160,6 +160,7 @@ static double positions(const char *ckpt) {
         printf("\n    Both make near positions alike and far ones different; the learned table got there from random\n"
                "    numbers, by training alone (block size %d: it has no vector for position %d and cannot go past it).\n", T, T);
         gpt_free(&m);
+        free(rs.symbols), free(rs.bpe);
     }
     printf("    Encoder vs decoder: this GPT is a decoder: its causal mask (part 1) lets a token see only the past, so\n"
            "    it can be trained to predict the next token at every position at once. An encoder (BERT, the MiniLM of\n"
