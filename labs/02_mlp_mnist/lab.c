@@ -78,6 +78,10 @@ static void mlp_init(mlp *m, uint64_t seed) {
     }
 }
 
+static void mlp_free(mlp *m) {
+    for (int i = 0; i < 6; i++) gl_param_free(m->p[i]);
+}
+
 static gl_tensor *mlp_forward(mlp *m, gl_tensor *x) {
     x = gl_relu(gl_linear(x, m->w1, m->b1));
     x = gl_relu(gl_linear(x, m->w2, m->b2));
@@ -418,7 +422,7 @@ int main(int argc, char **argv) {
            te.images.count, nw, path);
 
     /* 3. Fashion-MNIST */
-    split ftr, fte;
+    split ftr = {0}, fte = {0};
     double facc[200] = {0};
     bool have_fashion = load_split(fashion_dir, "train", &ftr, err, sizeof err) &&
                         load_split(fashion_dir, "t10k", &fte, err, sizeof err);
@@ -431,6 +435,7 @@ int main(int argc, char **argv) {
         train(&fm, opt, &ftr, &fte, fashion_epochs, false, 9, facc, "Fashion", 0);
         printf("  Fashion-MNIST test accuracy %.2f%%\n\n", 100 * facc[fashion_epochs - 1]);
         gl_optim_free(opt);
+        mlp_free(&fm);
     } else {
         printf("3. Fashion-MNIST skipped: %s\n\n", err);
     }
@@ -454,6 +459,10 @@ int main(int argc, char **argv) {
     }
     if (!gl_jw_close(&js)) fprintf(stderr, "lab02: could not write %s\n", path), status = 1;
     printf("wrote %s/optimizers.png, confusion.png, misclassified.png, results.json\n", out);
+    for (int k = 0; k < 3; k++) mlp_free(&models[k]);
+    split *splits[4] = {&tr, &te, &ftr, &fte};
+    for (int i = 0; i < 4; i++) gl_idx_free(&splits[i]->images), gl_idx_free(&splits[i]->labels);
+    free(pred), free(wrong);
     gl_stdout_check("lab02");
     return status;
 }
