@@ -135,6 +135,13 @@ static void pixels(const gl_idx *im, int i, int dx, int dy, float *out) {
 }
 
 /* accuracy on a split; fills predictions if pred != NULL */
+/* the index of the largest of n values (the first on ties): a row of logits to its predicted class */
+static int argmax(const float *v, int n) {
+    int best = 0;
+    for (int c = 1; c < n; c++) best = v[c] > v[best] ? c : best;
+    return best;
+}
+
 static double evaluate(mlp *m, const split *s, int *pred) {
     enum { B = 500 };
     float *x = malloc((size_t)B * 784 * sizeof *x);
@@ -147,8 +154,7 @@ static double evaluate(mlp *m, const split *s, int *pred) {
         gl_tensor *logits = mlp_forward(m, gl_from(GL_DIMS(n, 784), x));
         gl_no_grad_end();
         for (int i = 0; i < n; i++) {
-            int best = 0;
-            for (int c = 1; c < 10; c++) best = logits->data[i * 10 + c] > logits->data[i * 10 + best] ? c : best;
+            int best = argmax(logits->data + i * 10, 10);
             ok += best == s->labels.data[i0 + i];
             if (pred) pred[i0 + i] = best;
         }
@@ -178,9 +184,10 @@ static void train_by_hand(const split *tr, const split *te) {
     printf("0. Before autograd: a 784-%d-10 MLP whose forward and backward are written by hand (by_hand.c),\n"
            "   plain SGD (lr %.1f, batch %d, no augmentation); test accuracy and loss from autograd's forward on the same weights\n",
            HID, lr, B);
-    int n = tr->images.count;
-    float *x = malloc((size_t)(n > te->images.count ? n : te->images.count) * IN * sizeof *x);
-    int32_t y[B];
+    int n = tr->images.count, nt = te->images.count;
+    float *x = malloc((size_t)B * IN * sizeof *x), *x_test = malloc((size_t)nt * IN * sizeof *x_test);
+    int32_t y[B], *labels = malloc((size_t)nt * sizeof *labels);
+    for (int i = 0; i < nt; i++) pixels(&te->images, i, 0, 0, x_test + (size_t)i * IN), labels[i] = te->labels.data[i];
     for (int e = 0; e < EPOCHS; e++) {
         double loss_sum = 0;
         int batches = 0;
@@ -195,28 +202,21 @@ static void train_by_hand(const split *tr, const split *te) {
                 for (int i = 0; i < sizes[p]; i++) params[p][i] -= lr * grads[p][i];
         }
         /* the whole test split through autograd's ops with the hand-trained weights */
-        int nt = te->images.count, right = 0;
-        int32_t *labels = malloc((size_t)nt * sizeof *labels);
-        for (int i = 0; i < nt; i++) pixels(&te->images, i, 0, 0, x + (size_t)i * IN), labels[i] = te->labels.data[i];
+        int right = 0;
         gl_step_reset();
         gl_no_grad_begin();
-        gl_tensor *logits = gl_linear(gl_relu(gl_linear(gl_from(GL_DIMS(nt, IN), x), gl_from(GL_DIMS(IN, HID), m.w1),
+        gl_tensor *logits = gl_linear(gl_relu(gl_linear(gl_from(GL_DIMS(nt, IN), x_test), gl_from(GL_DIMS(IN, HID), m.w1),
                                                         gl_from(GL_DIMS(HID), m.b1))),
                                       gl_from(GL_DIMS(HID, OUT), m.w2), gl_from(GL_DIMS(OUT), m.b2));
         float test_loss = gl_cross_entropy(logits, labels, -1)->data[0];
         gl_no_grad_end();
-        for (int i = 0; i < nt; i++) {
-            int best = 0;
-            for (int c = 1; c < OUT; c++) best = logits->data[i * OUT + c] > logits->data[i * OUT + best] ? c : best;
-            right += best == labels[i];
-        }
+        for (int i = 0; i < nt; i++) right += argmax(logits->data + i * OUT, OUT) == labels[i];
         printf("  by hand   epoch %2d: train loss %.4f (by hand), test loss %.4f and accuracy %.2f%% (autograd)\n", e + 1,
                loss_sum / batches, test_loss, 100.0 * right / nt);
-        free(labels);
     }
     printf("  (make check-lab02 compares each hand-written gradient with autograd's)\n\n");
     for (int p = 0; p < 4; p++) free(params[p]), free(grads[p]);
-    free(x);
+    free(x), free(x_test), free(labels);
 }
 
 /* trains m for `epochs` epochs; acc[e] = test accuracy after epoch e. Stops early once the test accuracy
