@@ -90,6 +90,7 @@ int main(int argc, char **argv) {
                 if (bwd && k < 0) mem[0] = mib;
                 double b = ours(qkv, GL_ATTN_FLASH, bwd, &mib);
                 if (bwd && k < 0) mem[1] = mib;
+                if (!have_peer) mib = NAN; /* no peer: no figure, not the last one measured */
                 double c = have_peer ? peer_run(&p, "explicit", T, bwd, bwd && k < 0, &mib) : NAN;
                 if (bwd && k < 0) mem[2] = mib;
                 double d = have_peer ? peer_run(&p, "sdpa", T, bwd, false, &mib) : NAN;

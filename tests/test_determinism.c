@@ -60,3 +60,32 @@ Test(determinism, same_seed_same_threads_is_bitwise_identical) {
     cr_assert(memcmp(l_a, l_d, sizeof l_a) == 0 && memcmp(w_a, w_d, n * 4) == 0,
               "1 thread and 2 threads should agree bit for bit");
 }
+
+/* attention's forward and backward, naive and flash (flash spreads heads over threads and sums each head's tiles
+ * in a fixed order): 1 and 2 threads agree bit for bit, across tile edges (T = 300) and an odd head dim (48) */
+static void attention_run(gl_attn_impl impl, int threads, gl_tensor *qkv, float *out, float *grad) {
+    omp_set_num_threads(threads);
+    gl_step_reset();
+    gl_zero_grad(&qkv, 1);
+    gl_tensor *o = gl_attention_ex(qkv, 3, true, impl);
+    gl_backward(gl_sum_all(gl_mul(o, o)));
+    memcpy(out, o->data, (size_t)o->numel * sizeof(float));
+    memcpy(grad, qkv->grad, (size_t)qkv->numel * sizeof(float));
+}
+
+Test(determinism, attention_is_bitwise_identical_for_1_and_2_threads) {
+    enum { B = 2, T = 300, C = 3 * 48 };
+    gl_tensor *qkv = gl_param(GL_DIMS(B, T, 3 * C), "qkv");
+    gl_rng r;
+    gl_rng_seed(&r, 3);
+    gl_init_normal(qkv, &r, 1.0f);
+    static float out[2][B * T * C], grad[2][B * T * 3 * C];
+    for (int impl = 0; impl < 2; impl++) {
+        for (int k = 0; k < 2; k++) attention_run((gl_attn_impl)impl, k + 1, qkv, out[k], grad[k]);
+        cr_assert(memcmp(out[0], out[1], sizeof out[0]) == 0, "%s attention's output differs between 1 and 2 threads",
+                  impl ? "flash" : "naive");
+        cr_assert(memcmp(grad[0], grad[1], sizeof grad[0]) == 0, "%s attention's gradient differs between 1 and 2 threads",
+                  impl ? "flash" : "naive");
+    }
+    gl_param_free(qkv);
+}

@@ -400,13 +400,14 @@ Test(grad, flash_attention_finite_differences) {
         }
 }
 
-/* flash against naive: outputs and all gradients, for odd T across tile edges and head dims 32, 64, 128.
+/* flash against naive: outputs and all gradients, for odd T across tile edges (query tiles of 112 rows, key tiles
+ * of 256 at AVX-512's micro-tile; T = 300 crosses both) and head dims 32, 48 (not a multiple of any NR), 64, 128.
  * Both compute in float32 with different summation orders (and flash's rescaling), so agreement is checked to
  * 2e-5 of the largest magnitude; a wrong mask or a missed rescale is off by 1e-2 or more. */
 Test(grad, flash_matches_naive_for_odd_lengths_and_head_dims) {
-    const int Ts[] = {1, 5, 63, 129}, hss[] = {32, 64, 128};
-    for (int ti = 0; ti < 4; ti++)
-        for (int hi = 0; hi < 3; hi++)
+    const int Ts[] = {1, 5, 63, 129, 300}, hss[] = {32, 48, 64, 128};
+    for (int ti = 0; ti < 5; ti++)
+        for (int hi = 0; hi < 4; hi++)
             for (int causal = 0; causal < 2; causal++) {
                 int T = Ts[ti], hs = hss[hi], H = 2, C = H * hs;
                 gl_tensor *qkv = rand_param(GL_DIMS(1, T, 3 * C), 200 + ti * 7 + hi, -1, 1, 0);

@@ -212,6 +212,31 @@ Test(kernels, gemm_reads_b_in_place_for_few_rows_with_the_packed_paths_bits) {
     free(A), free(B), free(Bt), free(C1), free(C2);
 }
 
+/* The micro-kernel with A read in place (flash attention's P v and dS k) is the packed one's body with other
+ * strides: the same products in the same order, so the same bits, on every level; and the reference's values. */
+Test(kernels, gemm_micro_rows_matches_the_packed_micro_kernel) {
+    enum { KC = 77, LDA = 90 };
+    for (int isa = 0; isa < GL_ISA_COUNT; isa++) {
+        const gl_kernels *k = level(isa);
+        if (!k) continue;
+        int mr = k->gemm_mr, nr = k->gemm_nr;
+        float *A = malloc((size_t)mr * LDA * 4), *panel = malloc((size_t)mr * KC * 4), *B = malloc((size_t)KC * nr * 4);
+        float *C1 = malloc((size_t)mr * nr * 4), *C2 = malloc((size_t)mr * nr * 4), *ref = malloc((size_t)mr * nr * 4);
+        fill(A, (size_t)mr * LDA, 41, -1, 1);
+        fill(B, (size_t)KC * nr, 42, -1, 1);
+        fill(C1, (size_t)mr * nr, 43, -1, 1);
+        memcpy(C2, C1, (size_t)mr * nr * 4);
+        memcpy(ref, C1, (size_t)mr * nr * 4);
+        gl_gemm_pack_a(mr, 0, A, LDA, 0, mr, 0, KC, panel);
+        k->gemm_micro(KC, panel, B, (size_t)nr, C1, (size_t)nr, 0.5f, 1.0f);
+        k->gemm_micro_rows(KC, A, LDA, B, (size_t)nr, C2, (size_t)nr, 0.5f, 1.0f);
+        cr_assert(memcmp(C1, C2, (size_t)mr * nr * 4) == 0, "%s: gemm_micro_rows differs from gemm_micro", k->name);
+        gl_gemm_ref(0, 0, mr, nr, KC, 0.5f, A, LDA, B, nr, 1.0f, ref, nr);
+        assert_close("gemm_micro_rows", k->name, (size_t)mr * nr, C2, ref, 1e-5f, 1e-5f);
+        free(A), free(panel), free(B), free(C1), free(C2), free(ref);
+    }
+}
+
 Test(kernels, gemm_is_bitwise_identical_across_thread_counts) {
     int M = 250, N = 333, K = 700;
     float *A = malloc((size_t)M * K * 4), *B = malloc((size_t)K * N * 4), *C1 = malloc((size_t)M * N * 4),

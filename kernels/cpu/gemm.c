@@ -74,8 +74,12 @@ static void pack_a(int mr, int trans, const float *A, int lda, int i0, int mc, i
                     for (int p = pb; p < pe; p++) dst[(size_t)p * mr + i] = src[p];
                 }
             }
-        else /* A is stored K x M: column p of the panel is contiguous */
-            for (int p = 0; p < kc; p++) memcpy(dst + (size_t)p * mr, A + (size_t)(p0 + p) * lda + i0 + ir, (size_t)rows * 4);
+        else /* A is stored K x M: column p of the panel is contiguous (a few floats: a loop, not a memcpy call) */
+            for (int p = 0; p < kc; p++) {
+                const float *src = A + (size_t)(p0 + p) * lda + i0 + ir;
+                float *d = dst + (size_t)p * mr;
+                for (int i = 0; i < rows; i++) d[i] = src[i];
+            }
     }
 }
 
@@ -92,6 +96,14 @@ static void pack_b_panel(int nr, int trans, const float *B, int ldb, int p0, int
                 for (int p = pb; p < pe; p++) dst[(size_t)p * nr + j] = src[p];
             }
         }
+}
+
+void gl_gemm_pack_a(int mr, int trans, const float *A, int lda, int i0, int mc, int p0, int kc, float *dst) {
+    pack_a(mr, trans, A, lda, i0, mc, p0, kc, dst);
+}
+
+void gl_gemm_pack_b(int nr, int trans, const float *B, int ldb, int p0, int kc, int j0, int cols, float *dst) {
+    pack_b_panel(nr, trans, B, ldb, p0, kc, j0, cols, dst);
 }
 
 /* Where B comes from: a dense matrix, or NF4 codes dequantised while packing. */

@@ -71,6 +71,9 @@ typedef struct gl_kernels {
      * not read C */
     void (*gemm_micro)(int kc, const float *a_panel, const float *b_panel, size_t ldb, float *c, size_t ldc,
                        float alpha, float beta);
+    /* the same product with A read in place: row i of the MR x kc block at a + i * lda (all MR rows readable) */
+    void (*gemm_micro_rows)(int kc, const float *a, size_t lda, const float *b_panel, size_t ldb, float *c,
+                            size_t ldc, float alpha, float beta);
     int gemm_mr, gemm_nr;
 } gl_kernels;
 
@@ -126,6 +129,13 @@ void gl_nf4_free(gl_nf4 *q);
  * path too, not its streaming one). */
 void gl_gemm_nf4(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const gl_nf4 *W,
                  float beta, float *C, int ldc);
+
+/* The GEMM's packed operands, for kernels that drive gemm_micro themselves (flash attention): op(A)[i0 : i0+mc,
+ * p0 : p0+kc] as panels of mr rows (mr * kc floats each, column p as mr consecutive floats, rows past mc zero);
+ * op(B)[p0 : p0+kc, j0 : j0+cols] as one panel of nr columns (row p as nr consecutive floats, columns past cols
+ * zero). trans as in gl_gemm: the operand is stored transposed. */
+void gl_gemm_pack_a(int mr, int trans, const float *A, int lda, int i0, int mc, int p0, int kc, float *dst);
+void gl_gemm_pack_b(int nr, int trans, const float *B, int ldb, int p0, int kc, int j0, int cols, float *dst);
 
 /* gl_gemm with an explicit kernel set (for tests that compare levels). */
 void gl_gemm_with(const gl_kernels *k, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,

@@ -536,51 +536,90 @@ static void cpu_attention_naive_bwd(int B, int T, int C, int H, bool causal, con
  * the per-row log-sum-exp L = m + log(l); the backward recomputes P = exp(S - L) tile by tile (FlashAttention-2):
  *   D = rowsum(dout * out);  dv += P^T dout;  dP = dout v^T;  dS = P * (dP - D);
  *   dq += dS k * scale;  dk += dS^T q * scale
- * The forward runs OpenMP over (batch, head, query tile); the backward over (batch, head), because dk and dv
- * gather contributions from every query tile of their head. */
-enum { BR = 112, BC = 256 };
+ * The tiles' products call the GEMM micro-kernel directly: each head's q, k, v (and dout) are packed once into the
+ * GEMM's panel layouts (gl_gemm_pack_a/b), not once per tile pair, and the causal mask is applied at the grain of
+ * one micro-tile: a group of MR query rows only meets the keys it can see, rounded up to NR. OpenMP runs over
+ * (batch, head) pairs; each head's sums run in a fixed order, so results do not depend on the thread count. */
+enum { FLASH_BR = 112, FLASH_BC = 256 }; /* rounded down to whole micro-tiles; 56-224 x 128-512 ran alike */
+
+static int round_up_to(int x, int m) { return (x + m - 1) / m * m; }
+
+/* op(B) (K x N) as consecutive panels of nr columns: the panel of columns j0.. starts at dst + j0 * K */
+static void pack_b_all(int nr, int trans, const float *B, int ldb, int K, int N, float *dst) {
+    for (int j0 = 0; j0 < N; j0 += nr) gl_gemm_pack_b(nr, trans, B, ldb, 0, K, j0, N - j0 < nr ? N - j0 : nr, dst + (size_t)j0 * K);
+}
+
+/* scratch carving: consecutive buffers, each rounded to 16 floats so that all start on a cache line */
+static float *carve(float **at, size_t floats) {
+    float *p = *at;
+    *at += (floats + 15) / 16 * 16;
+    return p;
+}
+
+/* the keys [j0, j0 + seen) of a key tile of nc that the query rows [first, last] can see */
+static int keys_seen(bool causal, int j0, int nc, int last) {
+    int seen = causal ? last - j0 + 1 : nc;
+    return seen < 0 ? 0 : seen > nc ? nc : seen;
+}
 
 static void cpu_attention_flash_fwd(int B, int T, int C, int H, bool causal, const float *qkv, float *out, float *lse) {
-    int hs = C / H, C3 = 3 * C, tiles = (T + BR - 1) / BR;
-    float scale = 1.0f / sqrtf((float)hs);
     const gl_kernels *kern = gl_kern();
+    int hs = C / H, C3 = 3 * C, mr = kern->gemm_mr, nr = kern->gemm_nr;
+    int br = FLASH_BR / mr * mr, bc = FLASH_BC / nr * nr, hsp = round_up_to(hs, nr), tp = round_up_to(T, nr);
+    float scale = 1.0f / sqrtf((float)hs);
+    size_t floats = (size_t)tp * hs + (size_t)hsp * T + (size_t)br * hs + (size_t)br * bc + (size_t)br * hsp +
+                    2 * (size_t)br + 6 * 16;
 #pragma omp parallel
     {
-        float *S = gl_kernel_scratch(SCRATCH_TILE, (size_t)BR * BC + (size_t)BR * hs + 3 * BR);
-        float *O = S + BR * BC, *m = O + BR * hs, *l = m + BR, *alpha = l + BR;
+        float *at = gl_kernel_scratch(SCRATCH_TILE, floats);
+        float *KT = carve(&at, (size_t)tp * hs), *VB = carve(&at, (size_t)hsp * T), *QA = carve(&at, (size_t)br * hs);
+        float *S = carve(&at, (size_t)br * bc), *O = carve(&at, (size_t)br * hsp);
+        float *m = carve(&at, (size_t)br), *l = carve(&at, (size_t)br);
 #pragma omp for schedule(dynamic, 1)
-        for (int item = 0; item < B * H * tiles; item++) {
-            int bh = item / tiles, i0 = item % tiles * BR, b = bh / H, h = bh % H;
-            int i1 = i0 + BR < T ? i0 + BR : T, nr = i1 - i0;
+        for (int bh = 0; bh < B * H; bh++) {
+            int b = bh / H, h = bh % H;
             const float *base = qkv + (size_t)b * T * C3;
             const float *q = base + h * hs, *k = base + C + h * hs, *v = base + 2 * C + h * hs;
-            for (int r = 0; r < nr; r++) m[r] = -INFINITY, l[r] = 0.0f;
-            memset(O, 0, (size_t)nr * hs * sizeof(float));
-            int kend = causal ? i1 : T;
-            for (int j0 = 0; j0 < kend; j0 += BC) {
-                int j1 = j0 + BC < kend ? j0 + BC : kend, nc = j1 - j0;
-                gl_gemm(0, 1, nr, nc, hs, scale, q + (size_t)i0 * C3, C3, k + (size_t)j0 * C3, C3, 0.0f, S, BC);
-                for (int r = 0; r < nr; r++) {
-                    float *srow = S + (size_t)r * BC;
-                    int lim = causal ? i0 + r - j0 + 1 : nc; /* keys j0 .. i0 + r only */
-                    if (lim > nc) lim = nc;
-                    if (lim < 0) lim = 0;
-                    float mx = lim > 0 ? kern->row_max((size_t)lim, srow) : -INFINITY;
-                    mx = mx > m[r] ? mx : m[r];
-                    float sum = lim > 0 ? kern->exp_shift((size_t)lim, srow, mx) : 0.0f;
-                    if (lim < nc) memset(srow + lim, 0, (size_t)(nc - lim) * sizeof(float));
-                    alpha[r] = m[r] == -INFINITY ? 0.0f : expf(m[r] - mx); /* rescale what came before */
-                    l[r] = l[r] * alpha[r] + sum;
-                    m[r] = mx;
-                    if (alpha[r] != 1.0f) kern->scale((size_t)hs, alpha[r], O + (size_t)r * hs);
-                }
-                gl_gemm(0, 0, nr, hs, nc, 1.0f, S, BC, v + (size_t)j0 * C3, C3, 1.0f, O, hs); /* O += P v */
-            }
             float *o = out + (size_t)b * T * C + h * hs;
-            for (int r = 0; r < nr; r++) {
-                float inv = 1.0f / l[r];
-                for (int c = 0; c < hs; c++) o[(size_t)(i0 + r) * C + c] = O[(size_t)r * hs + c] * inv;
-                lse[(size_t)bh * T + i0 + r] = m[r] + logf(l[r]);
+            pack_b_all(nr, 1, k, C3, hs, T, KT); /* k^T: panels of nr keys */
+            pack_b_all(nr, 0, v, C3, T, hs, VB); /* v: panels of nr dimensions, T rows each */
+            for (int i0 = 0; i0 < T; i0 += br) {
+                int rows = T - i0 < br ? T - i0 : br, kend = causal ? i0 + rows : T;
+                gl_gemm_pack_a(mr, 0, q, C3, i0, rows, 0, hs, QA);
+                for (int r = 0; r < rows; r++) m[r] = -INFINITY, l[r] = 0.0f;
+                memset(O, 0, (size_t)br * hsp * sizeof(float));
+                for (int j0 = 0; j0 < kend; j0 += bc) {
+                    int nc = kend - j0 < bc ? kend - j0 : bc;
+                    for (int ir = 0; ir < rows; ir += mr) { /* S = q k^T * scale, the tiles the group can see */
+                        int seen = keys_seen(causal, j0, nc, i0 + (ir + mr < rows ? ir + mr : rows) - 1);
+                        for (int jp = 0; jp < seen; jp += nr)
+                            kern->gemm_micro(hs, QA + (size_t)ir * hs, KT + (size_t)(j0 + jp) * hs, (size_t)nr,
+                                             S + (size_t)ir * bc + jp, (size_t)bc, scale, 0.0f);
+                    }
+                    for (int r = 0; r < rows; r++) {
+                        float *srow = S + (size_t)r * bc;
+                        int lim = keys_seen(causal, j0, nc, i0 + r); /* keys j0 .. i0 + r only */
+                        float mx = lim > 0 ? kern->row_max((size_t)lim, srow) : -INFINITY;
+                        mx = mx > m[r] ? mx : m[r];
+                        float sum = lim > 0 ? kern->exp_shift((size_t)lim, srow, mx) : 0.0f;
+                        if (lim < nc) memset(srow + lim, 0, (size_t)(nc - lim) * sizeof(float));
+                        float alpha = m[r] == -INFINITY ? 0.0f : expf(m[r] - mx); /* rescale what came before */
+                        l[r] = l[r] * alpha + sum;
+                        m[r] = mx;
+                        if (alpha != 1.0f) kern->scale((size_t)hs, alpha, O + (size_t)r * hsp);
+                    }
+                    for (int ir = 0; ir < rows; ir += mr) { /* O += P v over the keys the group sees */
+                        int seen = keys_seen(causal, j0, nc, i0 + (ir + mr < rows ? ir + mr : rows) - 1);
+                        for (int dp = 0; dp < hs && seen > 0; dp += nr)
+                            kern->gemm_micro_rows(seen, S + (size_t)ir * bc, (size_t)bc, VB + (size_t)dp * T + (size_t)j0 * nr,
+                                                  (size_t)nr, O + (size_t)ir * hsp + dp, (size_t)hsp, 1.0f, 1.0f);
+                    }
+                }
+                for (int r = 0; r < rows; r++) {
+                    float inv = 1.0f / l[r];
+                    for (int c = 0; c < hs; c++) o[(size_t)(i0 + r) * C + c] = O[(size_t)r * hsp + c] * inv;
+                    lse[(size_t)bh * T + i0 + r] = m[r] + logf(l[r]);
+                }
             }
         }
     }
@@ -588,13 +627,23 @@ static void cpu_attention_flash_fwd(int B, int T, int C, int H, bool causal, con
 
 static void cpu_attention_flash_bwd(int B, int T, int C, int H, bool causal, const float *qkv, const float *out,
                                     const float *lse, const float *dout_all, float *dqkv) {
-    int hs = C / H, C3 = 3 * C;
-    float scale = 1.0f / sqrtf((float)hs);
     const gl_kernels *kern = gl_kern();
+    int hs = C / H, C3 = 3 * C, mr = kern->gemm_mr, nr = kern->gemm_nr;
+    int br = FLASH_BR / mr * mr, bc = FLASH_BC / nr * nr, hsp = round_up_to(hs, nr), hsm = round_up_to(hs, mr);
+    int tp = round_up_to(T, nr), tm = round_up_to(T, mr);
+    float scale = 1.0f / sqrtf((float)hs);
+    size_t floats = 2 * (size_t)tm * hs + 2 * (size_t)tp * hs + 2 * (size_t)hsm * T + (size_t)hsp * T +
+                    (size_t)tm * hsp + (size_t)T + 2 * (size_t)br * bc + 2 * (size_t)hsm * bc + 12 * 16;
 #pragma omp parallel
     {
-        float *P = gl_kernel_scratch(SCRATCH_TILE, (size_t)2 * BR * BC + (size_t)T);
-        float *dP = P + BR * BC, *D = dP + BR * BC;
+        float *at = gl_kernel_scratch(SCRATCH_TILE, floats);
+        float *QA = carve(&at, (size_t)tm * hs), *DA = carve(&at, (size_t)tm * hs);     /* A panels: q, dout */
+        float *QAT = carve(&at, (size_t)hsm * T), *DAT = carve(&at, (size_t)hsm * T);   /* A panels: q^T, dout^T */
+        float *KT = carve(&at, (size_t)tp * hs), *VT = carve(&at, (size_t)tp * hs);     /* B panels: k^T, v^T */
+        float *KB = carve(&at, (size_t)hsp * T);                                         /* B panels: k */
+        float *dQ = carve(&at, (size_t)tm * hsp), *D = carve(&at, (size_t)T);
+        float *P = carve(&at, (size_t)br * bc), *dP = carve(&at, (size_t)br * bc);
+        float *dKT = carve(&at, (size_t)hsm * bc), *dVT = carve(&at, (size_t)hsm * bc); /* dk^T, dv^T of a key tile */
 #pragma omp for schedule(dynamic, 1)
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, h = bh % H;
@@ -604,28 +653,67 @@ static void cpu_attention_flash_bwd(int B, int T, int C, int H, bool causal, con
             float *dq = gbase + h * hs, *dk = gbase + C + h * hs, *dv = gbase + 2 * C + h * hs;
             const float *o = out + (size_t)b * T * C + h * hs, *dout = dout_all + (size_t)b * T * C + h * hs;
             const float *L = lse + (size_t)bh * T;
+            gl_gemm_pack_a(mr, 0, q, C3, 0, T, 0, hs, QA);
+            gl_gemm_pack_a(mr, 0, dout, C, 0, T, 0, hs, DA);
+            gl_gemm_pack_a(mr, 1, q, C3, 0, hs, 0, T, QAT);
+            gl_gemm_pack_a(mr, 1, dout, C, 0, hs, 0, T, DAT);
+            pack_b_all(nr, 1, k, C3, hs, T, KT);
+            pack_b_all(nr, 1, v, C3, hs, T, VT);
+            pack_b_all(nr, 0, k, C3, T, hs, KB);
             for (int i = 0; i < T; i++) D[i] = kern->dot((size_t)hs, dout + (size_t)i * C, o + (size_t)i * C);
-            for (int j0 = 0; j0 < T; j0 += BC) {
-                int j1 = j0 + BC < T ? j0 + BC : T, nc = j1 - j0;
-                for (int i0 = causal ? j0 / BR * BR : 0; i0 < T; i0 += BR) {
-                    int i1 = i0 + BR < T ? i0 + BR : T, nr = i1 - i0;
-                    gl_gemm(0, 1, nr, nc, hs, scale, q + (size_t)i0 * C3, C3, k + (size_t)j0 * C3, C3, 0.0f, P, BC);
-                    for (int r = 0; r < nr; r++) { /* P = exp(S - L), masked entries 0 */
-                        float *p = P + (size_t)r * BC;
-                        int lim = causal ? i0 + r - j0 + 1 : nc;
-                        if (lim > nc) lim = nc;
-                        if (lim < 0) lim = 0;
-                        kern->exp_shift((size_t)lim, p, L[i0 + r]);
-                        if (lim < nc) memset(p + lim, 0, (size_t)(nc - lim) * sizeof(float));
+            memset(dQ, 0, (size_t)tm * hsp * sizeof(float));
+            for (int j0 = 0; j0 < T; j0 += bc) {
+                int nc = T - j0 < bc ? T - j0 : bc;
+                memset(dKT, 0, (size_t)hsm * bc * sizeof(float));
+                memset(dVT, 0, (size_t)hsm * bc * sizeof(float));
+                for (int i0 = causal ? j0 / br * br : 0; i0 < T; i0 += br) {
+                    int rows = T - i0 < br ? T - i0 : br;
+                    for (int ir = 0; ir < rows; ir += mr) { /* S = q k^T * scale and dP = dout v^T, seen tiles */
+                        int seen = keys_seen(causal, j0, nc, i0 + (ir + mr < rows ? ir + mr : rows) - 1);
+                        for (int jp = 0; jp < seen; jp += nr) {
+                            kern->gemm_micro(hs, QA + (size_t)(i0 + ir) * hs, KT + (size_t)(j0 + jp) * hs, (size_t)nr,
+                                             P + (size_t)ir * bc + jp, (size_t)bc, scale, 0.0f);
+                            kern->gemm_micro(hs, DA + (size_t)(i0 + ir) * hs, VT + (size_t)(j0 + jp) * hs, (size_t)nr,
+                                             dP + (size_t)ir * bc + jp, (size_t)bc, 1.0f, 0.0f);
+                        }
                     }
-                    gl_gemm(1, 0, nc, hs, nr, 1.0f, P, BC, dout + (size_t)i0 * C, C, 1.0f, dv + (size_t)j0 * C3, C3);
-                    gl_gemm(0, 1, nr, nc, hs, 1.0f, dout + (size_t)i0 * C, C, v + (size_t)j0 * C3, C3, 0.0f, dP, BC);
-                    for (int r = 0; r < nr; r++) /* dS = P * (dP - D), in place of dP */
-                        kern->dsoftmax((size_t)nc, P + (size_t)r * BC, D[i0 + r], dP + (size_t)r * BC);
-                    gl_gemm(0, 0, nr, hs, nc, scale, dP, BC, k + (size_t)j0 * C3, C3, 1.0f, dq + (size_t)i0 * C3, C3);
-                    gl_gemm(1, 0, nc, hs, nr, scale, dP, BC, q + (size_t)i0 * C3, C3, 1.0f, dk + (size_t)j0 * C3, C3);
+                    for (int r = 0; r < rows; r++) { /* P = exp(S - L), dS = P * (dP - D) in place of dP; masked 0 */
+                        float *p = P + (size_t)r * bc, *g = dP + (size_t)r * bc;
+                        int lim = keys_seen(causal, j0, nc, i0 + r);
+                        kern->exp_shift((size_t)lim, p, L[i0 + r]);
+                        kern->dsoftmax((size_t)lim, p, D[i0 + r], g);
+                        if (lim < nc) {
+                            memset(p + lim, 0, (size_t)(nc - lim) * sizeof(float));
+                            memset(g + lim, 0, (size_t)(nc - lim) * sizeof(float));
+                        }
+                    }
+                    /* dv^T += dout^T P and dk^T += q^T dS * scale: P and dS are read in place as the B operand
+                     * (rows of nr keys), from the first query of the tile that sees the panel's keys */
+                    for (int jp = 0; jp < nc; jp += nr) {
+                        int q0 = causal ? j0 + jp - i0 : 0;
+                        if (q0 < 0) q0 = 0;
+                        if (q0 >= rows) continue;
+                        for (int dg = 0; dg < hs; dg += mr) {
+                            kern->gemm_micro(rows - q0, DAT + (size_t)dg * T + (size_t)(i0 + q0) * mr, P + (size_t)q0 * bc + jp,
+                                             (size_t)bc, dVT + (size_t)dg * bc + jp, (size_t)bc, 1.0f, 1.0f);
+                            kern->gemm_micro(rows - q0, QAT + (size_t)dg * T + (size_t)(i0 + q0) * mr, dP + (size_t)q0 * bc + jp,
+                                             (size_t)bc, dKT + (size_t)dg * bc + jp, (size_t)bc, scale, 1.0f);
+                        }
+                    }
+                    for (int ir = 0; ir < rows; ir += mr) { /* dq += dS k * scale over the keys the group sees */
+                        int seen = keys_seen(causal, j0, nc, i0 + (ir + mr < rows ? ir + mr : rows) - 1);
+                        for (int dp = 0; dp < hs && seen > 0; dp += nr)
+                            kern->gemm_micro_rows(seen, dP + (size_t)ir * bc, (size_t)bc, KB + (size_t)dp * T + (size_t)j0 * nr,
+                                                  (size_t)nr, dQ + (size_t)(i0 + ir) * hsp + dp, (size_t)hsp, scale, 1.0f);
+                    }
                 }
+                for (int j = 0; j < nc; j++)
+                    for (int d = 0; d < hs; d++) {
+                        dk[(size_t)(j0 + j) * C3 + d] += dKT[(size_t)d * bc + j];
+                        dv[(size_t)(j0 + j) * C3 + d] += dVT[(size_t)d * bc + j];
+                    }
             }
+            for (int i = 0; i < T; i++) kern->axpy((size_t)hs, 1.0f, dQ + (size_t)i * hsp, dq + (size_t)i * C3);
         }
     }
 }

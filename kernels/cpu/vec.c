@@ -334,14 +334,17 @@ static void k_layernorm_rows(size_t rows, size_t cols, const float *x, const flo
 /* ---- GEMM micro-kernel: an MR x NR tile of C from kc steps of packed panels ----
  * a_panel holds, for each k, MR consecutive values of a column of A; b_panel, NR values of a row of B.
  * Accumulators stay in registers (MR x NR/GL_VL vectors); each step is one row of B times MR broadcasts.
- * The tile is then written as C = alpha * AB + beta * C (beta == 0: C is not read). */
-static void k_gemm_micro(int kc, const float *a, const float *b, size_t ldb, float *c, size_t ldc, float alpha,
-                         float beta) {
+ * The tile is then written as C = alpha * AB + beta * C (beta == 0: C is not read). One body serves both entry
+ * points: element (i, p) of A is a[i * a_row + p * a_step], (1, MR) for a packed panel, (lda, 1) for A read in
+ * place; with the packed constants inlined the packed kernel compiles as if written alone. */
+static inline __attribute__((always_inline)) void gemm_micro_body(int kc, const float *a, size_t a_row, size_t a_step,
+                                                                  const float *b, size_t ldb, float *c, size_t ldc,
+                                                                  float alpha, float beta) {
 #if GL_VL == 1
     float acc[GEMM_MR][GEMM_NR] = {{0}};
-    for (int p = 0; p < kc; p++, a += GEMM_MR, b += ldb)
+    for (int p = 0; p < kc; p++, a += a_step, b += ldb)
         for (int i = 0; i < GEMM_MR; i++)
-            for (int j = 0; j < GEMM_NR; j++) acc[i][j] += a[i] * b[j];
+            for (int j = 0; j < GEMM_NR; j++) acc[i][j] += a[i * a_row] * b[j];
     for (int i = 0; i < GEMM_MR; i++)
         for (int j = 0; j < GEMM_NR; j++)
             c[i * ldc + j] = beta == 0.0f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * c[i * ldc + j];
@@ -352,13 +355,13 @@ static void k_gemm_micro(int kc, const float *a, const float *b, size_t ldb, flo
     for (int i = 0; i < GEMM_MR; i++)
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) acc[i][v] = v_set(0.0f);
-    for (int p = 0; p < kc; p++, a += GEMM_MR, b += ldb) {
+    for (int p = 0; p < kc; p++, a += a_step, b += ldb) {
         vf bv[NV];
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) bv[v] = v_load(b + v * GL_VL);
 #pragma GCC unroll 16
         for (int i = 0; i < GEMM_MR; i++) {
-            vf ai = v_set(a[i]);
+            vf ai = v_set(a[i * a_row]);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++) acc[i][v] += ai * bv[v];
         }
@@ -371,6 +374,16 @@ static void k_gemm_micro(int kc, const float *a, const float *b, size_t ldb, flo
             v_store(cv, beta == 0.0f ? alpha * acc[i][v] : alpha * acc[i][v] + beta * v_load(cv));
         }
 #endif
+}
+
+static void k_gemm_micro(int kc, const float *a, const float *b, size_t ldb, float *c, size_t ldc, float alpha,
+                         float beta) {
+    gemm_micro_body(kc, a, 1, GEMM_MR, b, ldb, c, ldc, alpha, beta);
+}
+
+static void k_gemm_micro_rows(int kc, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc,
+                              float alpha, float beta) {
+    gemm_micro_body(kc, a, lda, 1, b, ldb, c, ldc, alpha, beta);
 }
 
 /* ---- fp16 dot products in llama.cpp's order ----
@@ -468,6 +481,7 @@ const gl_kernels GL_KERNELS_NAME = {
     .swiglu_ggml = k_swiglu_ggml,
     .exp_shift_ggml = k_exp_shift_ggml,
     .gemm_micro = k_gemm_micro,
+    .gemm_micro_rows = k_gemm_micro_rows,
     .gemm_mr = GEMM_MR,
     .gemm_nr = GEMM_NR,
 };
