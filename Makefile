@@ -680,7 +680,7 @@ $(BUILD)/bench_attention: bench/bench_attention.c $(LIB)
 
 bench-attention: $(BUILD)/bench_attention
 	@mkdir -p out/bench
-	env OMP_NUM_THREADS=2 LD_LIBRARY_PATH=$(TORCH_BLAS):$$LD_LIBRARY_PATH ./$(BUILD)/bench_attention \
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=2 LD_LIBRARY_PATH=$(TORCH_BLAS):$$LD_LIBRARY_PATH ./$(BUILD)/bench_attention \
 	  --python $(TORCH_PYTHON) --json out/bench/attention.json $(BENCH_ARGS)
 
 bench-mnist: $(BUILD)/lab02

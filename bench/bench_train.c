@@ -89,6 +89,7 @@ int main(int argc, char **argv) {
     int pairs = 5, gen_tokens = 48;
     const char *json_path = NULL, *python = "python3", *only = NULL;
     bool gen_only = false, cuda = false;
+    gl_attn_impl attention = GL_ATTN_NAIVE; /* train's choice at these block sizes (--attention auto) */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--pairs") && i + 1 < argc) pairs = gl_flag_int("bench_train", "--pairs", argv[++i], 1, 1e6);
         else if (!strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
@@ -96,11 +97,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--config") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--gen-tokens") && i + 1 < argc) gen_tokens = gl_flag_int("bench_train", "--gen-tokens", argv[++i], 1, 1e6);
         else if (!strcmp(argv[i], "--gen-only")) gen_only = true, only = "G";
+        else if (!strcmp(argv[i], "--attention") && i + 1 < argc && (!strcmp(argv[i + 1], "naive") || !strcmp(argv[i + 1], "flash")))
+            attention = !strcmp(argv[++i], "flash") ? GL_ATTN_FLASH : GL_ATTN_NAIVE;
         else if (!strcmp(argv[i], "--device") && i + 1 < argc && !strcmp(argv[i + 1], "cuda")) cuda = true, i++;
         else if (!strcmp(argv[i], "--device") && i + 1 < argc && !strcmp(argv[i + 1], "cpu")) i++;
         else {
             fprintf(stderr, "usage: bench_train [--pairs 5] [--config S|G] [--gen-tokens 48] [--gen-only] [--python python3] "
-                            "[--device cpu|cuda] [--json PATH]\n");
+                            "[--device cpu|cuda] [--attention naive|flash] [--json PATH]\n");
             return 2;
         }
     }
@@ -114,8 +117,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    printf("gradlab training benchmark on %s: %d threads, kernels %s; peer: PyTorch (bench/torch_gpt.py via %s)\n",
-           cuda ? "the CUDA device" : "the CPU", omp_get_max_threads(), gl_kernels_in_use(), python);
+    printf("gradlab training benchmark on %s: %d threads, kernels %s, %s attention; peer: PyTorch (bench/torch_gpt.py via %s)\n",
+           cuda ? "the CUDA device" : "the CPU", omp_get_max_threads(), gl_kernels_in_use(),
+           attention == GL_ATTN_FLASH ? "flash" : "naive", python);
     printf("each figure: median of %d alternating pairs after warm-up; ratio = median of pairwise ours/peer speed\n\n",
            pairs);
     double bw = copy_bandwidth();
@@ -128,6 +132,7 @@ int main(int argc, char **argv) {
         gl_jw_int(js, "threads", omp_get_max_threads());
         gl_jw_string(js, "kernels", gl_kernels_in_use());
         gl_jw_int(js, "pairs", pairs);
+        gl_jw_string(js, "attention", attention == GL_ATTN_FLASH ? "flash" : "naive");
         gl_jw_number(js, "copy_bandwidth_gbs", bw / 1e9);
         gl_jw_array(js, "results");
     }
@@ -141,6 +146,7 @@ int main(int argc, char **argv) {
                                    .block_size = c->block, .vocab_size = c->vocab,
                                    .padded_vocab_size = gpt_padded_vocab(c->vocab), .bias = true, .ln_eps = 1e-5f});
         gpt_init(&m, 0);
+        m.attention = attention;
         char err[256];
         if (cuda && !gpt_to(&m, GL_CUDA, err, sizeof err)) {
             fprintf(stderr, "bench_train: %s\n", err);
