@@ -42,7 +42,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: train --data FILE [flags]          (or --resume CKPT to continue a run)\n"
             "model:    --n-layer 4  --n-head 4  --n-embd 128  --block-size 64  --dropout 0  --bias 0|1 (0)\n"
-            "          --attention auto|naive|flash (auto: flash from block size 4096, where it is faster here)\n"
+            "          --attention auto|naive|flash (auto: flash from block size 4096, where its memory matters)\n"
             "data:     --data FILE (UTF-8 text, or a token file from `tokenize train --tokens`)  --val-fraction 0.1\n"
             "          --tokenizer char (default: one token per character) | gpt2 | FILE.bpe (from `tokenize train`)\n"
             "training: --batch 12  --steps 2000  --lr 1e-3  --min-lr 1e-4  --warmup 100  --decay-steps STEPS\n"
