@@ -556,10 +556,15 @@ static float *carve(float **at, size_t floats) {
     return p;
 }
 
-/* the keys [j0, j0 + seen) of a key tile of nc that the query rows [first, last] can see */
+/* the keys [j0, j0 + seen) of a key tile of nc that query rows up to `last` can see */
 static int keys_seen(bool causal, int j0, int nc, int last) {
     int seen = causal ? last - j0 + 1 : nc;
     return seen < 0 ? 0 : seen > nc ? nc : seen;
+}
+
+/* the same for the micro-tile group of query rows [i0 + ir, i0 + ir + mr) of a tile of `rows` rows */
+static int group_keys_seen(bool causal, int j0, int nc, int i0, int ir, int mr, int rows) {
+    return keys_seen(causal, j0, nc, i0 + (ir + mr < rows ? ir + mr : rows) - 1);
 }
 
 static void cpu_attention_flash_fwd(int B, int T, int C, int H, bool causal, const float *qkv, float *out, float *lse) {
@@ -591,7 +596,7 @@ static void cpu_attention_flash_fwd(int B, int T, int C, int H, bool causal, con
                 for (int j0 = 0; j0 < kend; j0 += bc) {
                     int nc = kend - j0 < bc ? kend - j0 : bc;
                     for (int ir = 0; ir < rows; ir += mr) { /* S = q k^T * scale, the tiles the group can see */
-                        int seen = keys_seen(causal, j0, nc, i0 + (ir + mr < rows ? ir + mr : rows) - 1);
+                        int seen = group_keys_seen(causal, j0, nc, i0, ir, mr, rows);
                         for (int jp = 0; jp < seen; jp += nr)
                             kern->gemm_micro(hs, QA + (size_t)ir * hs, KT + (size_t)(j0 + jp) * hs, (size_t)nr,
                                              S + (size_t)ir * bc + jp, (size_t)bc, scale, 0.0f);
@@ -609,7 +614,7 @@ static void cpu_attention_flash_fwd(int B, int T, int C, int H, bool causal, con
                         if (alpha != 1.0f) kern->scale((size_t)hs, alpha, O + (size_t)r * hsp);
                     }
                     for (int ir = 0; ir < rows; ir += mr) { /* O += P v over the keys the group sees */
-                        int seen = keys_seen(causal, j0, nc, i0 + (ir + mr < rows ? ir + mr : rows) - 1);
+                        int seen = group_keys_seen(causal, j0, nc, i0, ir, mr, rows);
                         for (int dp = 0; dp < hs && seen > 0; dp += nr)
                             kern->gemm_micro_rows(seen, S + (size_t)ir * bc, (size_t)bc, VB + (size_t)dp * T + (size_t)j0 * nr,
                                                   (size_t)nr, O + (size_t)ir * hsp + dp, (size_t)hsp, 1.0f, 1.0f);
@@ -669,7 +674,7 @@ static void cpu_attention_flash_bwd(int B, int T, int C, int H, bool causal, con
                 for (int i0 = causal ? j0 / br * br : 0; i0 < T; i0 += br) {
                     int rows = T - i0 < br ? T - i0 : br;
                     for (int ir = 0; ir < rows; ir += mr) { /* S = q k^T * scale and dP = dout v^T, seen tiles */
-                        int seen = keys_seen(causal, j0, nc, i0 + (ir + mr < rows ? ir + mr : rows) - 1);
+                        int seen = group_keys_seen(causal, j0, nc, i0, ir, mr, rows);
                         for (int jp = 0; jp < seen; jp += nr) {
                             kern->gemm_micro(hs, QA + (size_t)(i0 + ir) * hs, KT + (size_t)(j0 + jp) * hs, (size_t)nr,
                                              P + (size_t)ir * bc + jp, (size_t)bc, scale, 0.0f);
@@ -701,7 +706,7 @@ static void cpu_attention_flash_bwd(int B, int T, int C, int H, bool causal, con
                         }
                     }
                     for (int ir = 0; ir < rows; ir += mr) { /* dq += dS k * scale over the keys the group sees */
-                        int seen = keys_seen(causal, j0, nc, i0 + (ir + mr < rows ? ir + mr : rows) - 1);
+                        int seen = group_keys_seen(causal, j0, nc, i0, ir, mr, rows);
                         for (int dp = 0; dp < hs && seen > 0; dp += nr)
                             kern->gemm_micro_rows(seen, dP + (size_t)ir * bc, (size_t)bc, KB + (size_t)dp * T + (size_t)j0 * nr,
                                                   (size_t)nr, dQ + (size_t)(i0 + ir) * hsp + dp, (size_t)hsp, scale, 1.0f);
